@@ -1,0 +1,216 @@
+"""Command line: ``python -m ssd_core unlearn|train|list ...``.
+
+Bad arguments exit with status 2 and one sentence on stderr (no traceback); a progress bar goes
+to stderr; results go to stdout (JSON) and, with ``--json FILE``, to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from typing import Any, Sequence
+
+from .errors import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (silent when stderr is not a terminal and quiet is set)."""
+
+    def __init__(self, enabled: bool = True, width: int = 30) -> None:
+        self.enabled = enabled
+        self.width = width
+        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if fraction < 1.0 and now - self.last < 0.1:
+            return
+        self.last = now
+        filled = int(round(fraction * self.width))
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction * 100:5.1f}% {message}"
+        if self.tty:
+            sys.stderr.write("\r" + line[:120].ljust(120))
+            if fraction >= 1.0:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one sentence, exit 2, no usage dump
+        raise InputError(message[0].upper() + message[1:] + ("" if message.endswith(".") else "."))
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from exc
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m ssd_core", description="Machine unlearning for image classifiers.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    unlearn = sub.add_parser("unlearn", help="unlearn a forget request and report before/after metrics")
+    unlearn.add_argument("--dataset", default="digits")
+    unlearn.add_argument("--model", default="smallcnn")
+    what = unlearn.add_mutually_exclusive_group()
+    what.add_argument("--forget-class", help="class index or name")
+    what.add_argument("--forget-subclass", help="fine class inside a superclass (e.g. cifar20: rocket)")
+    what.add_argument("--forget-random", type=int, metavar="K", help="K random training samples")
+    what.add_argument("--forget-indices", help="training indices, e.g. 1,5,9 or 10-20")
+    unlearn.add_argument("--method", default="ssd")
+    unlearn.add_argument("--alpha", type=_finite_float, help="selection threshold (SSD/LFSSD)")
+    unlearn.add_argument("--lam", type=_finite_float, help="dampening constant lambda (SSD/LFSSD)")
+    unlearn.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="any method option, repeatable"
+    )
+    unlearn.add_argument("--seed", type=int, default=0)
+    unlearn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    unlearn.add_argument("--data-dir", help="folder with the dataset files (file-based datasets)")
+    unlearn.add_argument("--download", action="store_true", help="download the dataset if missing")
+    unlearn.add_argument("--checkpoint", help="your own weights (.safetensors, or a .pt/.pth state dict)")
+    unlearn.add_argument("--checkpoint-config", help="JSON config saved with an exported model")
+    unlearn.add_argument("--json", dest="json_path", help="also write the result to this file")
+    unlearn.add_argument("--save-model", help="write the unlearned model to PATH.safetensors + PATH.json")
+    unlearn.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    train = sub.add_parser("train", help="train (or load) the original model and print its test accuracy")
+    train.add_argument("--dataset", default="digits")
+    train.add_argument("--model", default="smallcnn")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto")
+    train.add_argument("--data-dir")
+    train.add_argument("--download", action="store_true")
+    train.add_argument("--out", help="also save the weights to OUT.safetensors + OUT.json")
+    train.add_argument("--quiet", action="store_true")
+
+    sub.add_parser("list", help="list datasets, models and methods")
+    return parser
+
+
+def _request(args: argparse.Namespace, seed: int):
+    from .data import ForgetRequest, parse_indices
+
+    if args.forget_subclass is not None:
+        return ForgetRequest("subclass", target=args.forget_subclass)
+    if args.forget_random is not None:
+        return ForgetRequest("random", k=args.forget_random, seed=seed)
+    if args.forget_indices is not None:
+        return ForgetRequest("indices", indices=parse_indices(args.forget_indices))
+    target: int | str = args.forget_class if args.forget_class is not None else 0
+    if isinstance(target, str) and target.lstrip("-").isdigit():
+        target = int(target)
+    return ForgetRequest("class", target=target)
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in args.param:
+        if "=" not in item:
+            raise InputError(f"--param expects NAME=VALUE; got '{item}'.")
+        name, value = item.split("=", 1)
+        params[name.strip().replace("-", "_")] = value.strip()
+    if args.alpha is not None:
+        params["alpha"] = args.alpha
+    if args.lam is not None:
+        params["lam"] = args.lam
+    if "alpha" in params and float(params["alpha"]) <= 0:
+        raise InputError(f"alpha must be a positive number; got {params['alpha']}.")
+    if "lam" in params and float(params["lam"]) < 0:
+        raise InputError(f"lambda must be zero or positive; got {params['lam']}.")
+    return params
+
+
+def _cmd_unlearn(args: argparse.Namespace) -> int:
+    from .experiment import ExperimentConfig, json_ready, run_experiment
+
+    config = ExperimentConfig(
+        dataset=args.dataset,
+        model=args.model,
+        request=_request(args, args.seed),
+        method=args.method,
+        params=_params(args),
+        seed=args.seed,
+        device=args.device,
+        data_dir=args.data_dir,
+        download=args.download,
+        checkpoint=args.checkpoint,
+        checkpoint_config=args.checkpoint_config,
+    )
+    result = run_experiment(config, progress=ProgressBar(enabled=not args.quiet))
+    if args.save_model:
+        from .checkpoints import config_for_dataset, save_model
+        from .data import load_dataset
+
+        dataset = load_dataset(args.dataset, args.data_dir)
+        save_model(result["_model"], config_for_dataset(args.model, dataset), args.save_model, {"method": args.method})
+    payload = json.dumps(json_ready(result), indent=2)
+    if args.json_path:
+        with open(args.json_path, "w") as fh:
+            fh.write(payload)
+    print(payload)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoints import config_for_dataset, save_model
+    from .data import load_dataset
+    from .train import load_or_train
+
+    dataset = load_dataset(args.dataset, args.data_dir, args.download)
+    trained = load_or_train(dataset, args.model, seed=args.seed, device=args.device, progress=ProgressBar(not args.quiet))
+    if args.out:
+        save_model(trained.model, config_for_dataset(args.model, dataset), args.out, {"test_acc": trained.test_acc})
+    print(json.dumps({"dataset": dataset.name, "model": args.model, "seed": args.seed, "test_acc": trained.test_acc, "source": trained.source, "train_seconds": trained.seconds}))
+    return 0
+
+
+def _cmd_list(_: argparse.Namespace) -> int:
+    from .data import DATASETS
+    from .methods import available_methods
+    from .models import available_models
+
+    print(
+        json.dumps(
+            {
+                "datasets": list(DATASETS),
+                "models": {name: spec.description for name, spec in available_models().items()},
+                "methods": {name: spec.description for name, spec in available_methods().items()},
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        handler = {"unlearn": _cmd_unlearn, "train": _cmd_train, "list": _cmd_list}[args.command]
+        return handler(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

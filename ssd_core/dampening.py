@@ -1,0 +1,159 @@
+"""SSD selection and dampening, with a per-layer report.
+
+Selection: parameter i is selected where I_f,i > alpha * I_D,i.
+Dampening: beta_i = min(lambda * I_D,i / I_f,i, 1) and theta_i <- beta_i * theta_i for selected i.
+A selected parameter with I_D = 0 becomes 0; NaN importances never select; buffers are untouched;
+the model passed in is never modified (a copy is dampened and returned).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .errors import InputError
+from .importance import ImportanceDict, trainable_parameters
+
+
+@dataclass
+class LayerReport:
+    """What dampening did to one parameter tensor."""
+
+    name: str
+    shape: list[int]
+    size: int
+    selected: int
+    fraction_selected: float
+    mean_factor: float  # mean beta over the selected entries (1.0 when none)
+    min_factor: float
+    log10_ratio_mean: float  # statistics of log10(I_f / I_D) over entries where both are > 0
+    log10_ratio_median: float
+    log10_ratio_p95: float
+    log10_ratio_max: float
+
+
+@dataclass
+class DampeningReport:
+    alpha: float
+    lam: float
+    layers: list[LayerReport]
+
+    @property
+    def total_params(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+    @property
+    def total_selected(self) -> int:
+        return sum(layer.selected for layer in self.layers)
+
+    @property
+    def fraction_selected(self) -> float:
+        return self.total_selected / max(1, self.total_params)
+
+    def to_dict(self) -> dict:
+        return {
+            "alpha": self.alpha,
+            "lam": self.lam,
+            "total_params": self.total_params,
+            "total_selected": self.total_selected,
+            "fraction_selected": self.fraction_selected,
+            "layers": [asdict(layer) for layer in self.layers],
+        }
+
+
+def check_hyperparameters(alpha: float, lam: float) -> None:
+    """alpha must be > 0 and lambda >= 0, both finite."""
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+        raise InputError(f"alpha must be a positive number; got {alpha}.")
+    if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
+        raise InputError(f"lambda must be zero or positive; got {lam}.")
+
+
+def dampening_factors(
+    full_importance: torch.Tensor, forget_importance: torch.Tensor, alpha: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(selected mask, beta) for one tensor; beta is 1 wherever nothing is selected."""
+    selected = forget_importance > alpha * full_importance  # False wherever a NaN is involved
+    ratio = (lam * full_importance) / forget_importance  # only read where selected (I_f > 0 there)
+    beta = torch.where(selected, ratio.clamp(max=1.0), torch.ones_like(ratio))
+    beta = torch.nan_to_num(beta, nan=1.0, posinf=1.0, neginf=0.0)
+    return selected, beta
+
+
+def _log_ratio_stats(full: torch.Tensor, forget: torch.Tensor, max_samples: int = 200_000) -> tuple[float, ...]:
+    valid = (full > 0) & (forget > 0) & torch.isfinite(full) & torch.isfinite(forget)
+    if not bool(valid.any()):
+        return (math.nan,) * 4
+    ratio = torch.log10(forget[valid].double()) - torch.log10(full[valid].double())
+    sample = ratio
+    if ratio.numel() > max_samples:  # quantiles on a fixed-stride sample of huge layers
+        sample = ratio[:: ratio.numel() // max_samples + 1]
+    return (
+        float(ratio.mean()),
+        float(sample.median()),
+        float(torch.quantile(sample, 0.95)),
+        float(ratio.max()),
+    )
+
+
+def dampen(
+    model: nn.Module,
+    full_importance: ImportanceDict,
+    forget_importance: ImportanceDict,
+    alpha: float,
+    lam: float,
+    *,
+    with_statistics: bool = True,
+    into: nn.Module | None = None,
+) -> tuple[nn.Module, DampeningReport]:
+    """Return a dampened copy of ``model`` and a per-layer report.
+
+    ``into`` may be a same-architecture scratch model to overwrite instead of deep-copying (what
+    the dashboard does on every slider move); ``model`` itself is never modified.
+    ``with_statistics=False`` skips the log-ratio statistics (they do not depend on alpha/lambda).
+    """
+    check_hyperparameters(alpha, lam)
+    if into is None:
+        new_model = copy.deepcopy(model)
+    else:
+        new_model = into
+        new_model.load_state_dict(model.state_dict())
+    layers: list[LayerReport] = []
+    with torch.no_grad():
+        for name, param in trainable_parameters(new_model):
+            if name not in full_importance or name not in forget_importance:
+                raise InputError(f"The importances do not match this model (no entry for '{name}').")
+            full = full_importance[name].to(param.device)
+            forget = forget_importance[name].to(param.device)
+            if full.shape != param.shape or forget.shape != param.shape:
+                raise InputError(f"The importances do not match this model (shape of '{name}').")
+            selected, beta = dampening_factors(full, forget, alpha, lam)
+            n_selected = int(selected.sum())
+            if n_selected:
+                param.mul_(beta)
+                chosen = beta[selected]
+                mean_factor, min_factor = float(chosen.mean()), float(chosen.min())
+            else:
+                mean_factor = min_factor = 1.0
+            stats = _log_ratio_stats(full, forget) if with_statistics else (math.nan,) * 4
+            layers.append(
+                LayerReport(
+                    name=name,
+                    shape=list(param.shape),
+                    size=param.numel(),
+                    selected=n_selected,
+                    fraction_selected=n_selected / max(1, param.numel()),
+                    mean_factor=mean_factor,
+                    min_factor=min_factor,
+                    log10_ratio_mean=stats[0],
+                    log10_ratio_median=stats[1],
+                    log10_ratio_p95=stats[2],
+                    log10_ratio_max=stats[3],
+                )
+            )
+    new_model.eval()
+    return new_model, DampeningReport(alpha=float(alpha), lam=float(lam), layers=layers)

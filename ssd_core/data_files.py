@@ -1,0 +1,666 @@
+"""File-based datasets: MNIST, Fashion-MNIST, CIFAR-10, CIFAR-100/20 and image folders.
+
+Everything is read straight from the official file formats (IDX, CIFAR binary records) with
+``numpy`` and stays uint8 from disk to tensor, so even CIFAR costs only its raw size in memory.
+Missing files are downloaded from the official addresses only when asked to (``download=True``);
+every problem a user can fix (missing, corrupt or mixed-up files, no network) is an
+:class:`~ssd_core.errors.InputError` with one sentence saying what to do.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+
+from .data import ImageDataset
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+DOWNLOAD_TIMEOUT_S = 20.0
+
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
+
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+MNIST_CLASSES = [str(d) for d in range(10)]
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+CIFAR10_CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+]  # fmt: skip
+CIFAR100_FINE_CLASSES = [
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
+    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
+    "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
+    "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox",
+    "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
+    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom",
+    "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
+    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road",
+    "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake",
+    "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
+    "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+]  # fmt: skip
+CIFAR100_COARSE_CLASSES = [
+    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
+    "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
+    "large_man-made_outdoor_things", "large_natural_outdoor_scenes",
+    "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates", "people",
+    "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2",
+]  # fmt: skip
+
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".ppm",
+    ".pgm",
+)
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+_CIFAR_PIXELS = 3 * 32 * 32
+_DOWNLOAD_HINT = "or pass download=True (--download in the CLI)"
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def default_data_dir() -> Path:
+    """Where datasets live when no directory is given: $UNLEARNING_LAB_DATA or ~/.cache/..."""
+    env = os.environ.get("UNLEARNING_LAB_DATA")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "unlearning-lab" / "data"
+
+
+def load_file_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None,
+    download: bool = False,
+    *,
+    url_base: str | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> ImageDataset:
+    """Load one of the file-based datasets by name from ``data_dir`` (downloading if asked)."""
+    if name == "imagefolder":
+        if data_dir is None:
+            raise InputError(
+                "The imagefolder dataset needs a data directory with one sub-folder per class "
+                "(or train/ and test/ folders that each hold one sub-folder per class)."
+            )
+        return load_image_folder(data_dir, test_fraction=test_fraction, seed=seed)
+    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    if name in ("mnist", "fashion_mnist"):
+        return load_mnist(
+            root, fashion=name == "fashion_mnist", download=download, url_base=url_base
+        )
+    if name == "cifar10":
+        return load_cifar10(root, download=download, url_base=url_base)
+    if name in ("cifar100", "cifar20"):
+        return load_cifar100(root, coarse=name == "cifar20", download=download, url_base=url_base)
+    raise InputError(
+        f"Unknown file dataset '{name}'; choose one of: mnist, fashion_mnist, cifar10, "
+        "cifar100, cifar20, imagefolder."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _read_file(path: Path) -> np.ndarray:
+    """The bytes of a plain or gzip file as a writable uint8 array."""
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                return np.frombuffer(bytearray(handle.read()), dtype=np.uint8)
+        return np.fromfile(path, dtype=np.uint8)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"Could not read {path}: {exc}.") from exc
+
+
+def _mean_std(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1] of uint8 images (N, C, H, W), in chunks."""
+    channels = x.shape[1]
+    total = np.zeros(channels, dtype=np.float64)
+    total_sq = np.zeros(channels, dtype=np.float64)
+    for start in range(0, len(x), 4096):
+        chunk = x[start : start + 4096].astype(np.float64)
+        total += chunk.sum(axis=(0, 2, 3))
+        total_sq += np.square(chunk).sum(axis=(0, 2, 3))
+    count = max(x.shape[0] * x.shape[2] * x.shape[3], 1)
+    mean = total / count
+    var = np.maximum(total_sq / count - mean**2, 0.0) * (count / max(count - 1, 1))
+    std = np.sqrt(var)
+    std = np.where(std > 0, std, 255.0)  # constant images: avoid dividing by zero later
+    return tuple(float(v) / 255 for v in mean), tuple(float(v) / 255 for v in std)
+
+
+def _make_dataset(
+    name: str,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    classes: list[str],
+    **subclass: object,
+) -> ImageDataset:
+    mean, std = _mean_std(train_x)
+    return ImageDataset(
+        name=name,
+        train_x=torch.from_numpy(train_x),
+        train_y=torch.from_numpy(train_y.astype(np.int64)),
+        test_x=torch.from_numpy(test_x),
+        test_y=torch.from_numpy(test_y.astype(np.int64)),
+        classes=classes,
+        mean=mean,
+        std=std,
+        **subclass,  # type: ignore[arg-type]
+    )
+
+
+def _read_names(path: Path, expected: int, fallback: list[str]) -> list[str]:
+    """Class names, one a line, from a text file; the standard list if it is absent or odd."""
+    try:
+        lines = [
+            line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+        ]
+    except OSError:
+        return list(fallback)
+    names = [line for line in lines if line]
+    if len(names) != expected or len(set(names)) != expected:
+        logger.warning(
+            "Ignoring %s: expected %d class names, found %d.", path, expected, len(names)
+        )
+        return list(fallback)
+    return names
+
+
+def _download(url: str, dest: Path, label: str, hint_dir: Path) -> None:
+    """Fetch ``url`` into ``dest`` (atomically), or raise an InputError saying what to do."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"Could not create the data directory {dest.parent}: {exc}.") from exc
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with (
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
+            open(tmp, "wb") as out,
+        ):
+            shutil.copyfileobj(response, out, length=1 << 20)
+        os.replace(tmp, dest)
+    except urllib.error.HTTPError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(
+            f"Could not download {label} from {url} (HTTP {exc.code}); put the files in {hint_dir} instead."
+        ) from exc
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(
+            f"Could not download {label} from {url} (no network?); put the files in {hint_dir} instead."
+        ) from exc
+
+
+def _safe_extract(archive: Path, dest: Path) -> None:
+    """Extract a .tar.gz into ``dest``, refusing absolute paths, '..', links and devices."""
+    dest_resolved = dest.resolve()
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                parts = PurePosixPath(member.name).parts
+                if member.name.startswith(("/", "\\")) or ".." in parts:
+                    raise InputError(
+                        f"Refusing to extract {archive.name}: it contains the unsafe path '{member.name}'."
+                    )
+                target = dest.joinpath(*parts) if parts else dest
+                if not target.resolve().is_relative_to(dest_resolved):
+                    raise InputError(
+                        f"Refusing to extract {archive.name}: it contains the unsafe path '{member.name}'."
+                    )
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                elif member.isfile():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    source = tar.extractfile(member)
+                    if source is None:
+                        continue
+                    with source, open(target, "wb") as out:
+                        shutil.copyfileobj(source, out, length=1 << 20)
+                # links, devices and fifos are skipped on purpose
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise InputError(f"Could not extract {archive}: {exc}.") from exc
+
+
+def _download_archive(url: str, root: Path, label: str, hint_dir: Path) -> None:
+    """Download a .tar.gz into ``root``, extract it there and delete the archive."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"Could not create the data directory {root}: {exc}.") from exc
+    handle, name = tempfile.mkstemp(suffix=".tar.gz", dir=root)
+    os.close(handle)
+    archive = Path(name)
+    try:
+        _download(url, archive, label, hint_dir)
+        _safe_extract(archive, root)
+    finally:
+        archive.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# MNIST / Fashion-MNIST (IDX files)
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """An IDX file (plain or .gz) of unsigned bytes as a uint8 array shaped by its header."""
+    path = Path(path)
+    data = _read_file(path)
+    if data.size < 4 or data[0] != 0 or data[1] != 0:
+        raise InputError(f"{path} is not an IDX file (bad magic number); it may be corrupt.")
+    if data[2] != 0x08:
+        raise InputError(
+            f"{path} holds IDX type 0x{int(data[2]):02x}, but only unsigned bytes (0x08) are supported."
+        )
+    ndim = int(data[3])
+    header = 4 + 4 * ndim
+    if ndim == 0 or data.size < header:
+        raise InputError(f"{path} has a truncated IDX header; it may be corrupt.")
+    dims = tuple(int(d) for d in data[4:header].view(">u4"))
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if data.size != expected:
+        raise InputError(
+            f"{path} is {data.size} bytes but its header promises {expected}; the file is truncated or corrupt."
+        )
+    return data[header:].reshape(dims)
+
+
+def _find_file(dirs: list[Path], filename: str) -> Path | None:
+    for directory in dirs:
+        for candidate in (directory / filename, directory / f"{filename}.gz"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load_mnist(
+    data_dir: str | os.PathLike[str],
+    *,
+    fashion: bool = False,
+    download: bool = False,
+    url_base: str | None = None,
+) -> ImageDataset:
+    """MNIST or Fashion-MNIST from the four IDX files in data_dir, data_dir/<name> or .../raw."""
+    name = "fashion_mnist" if fashion else "mnist"
+    label = "Fashion-MNIST" if fashion else "MNIST"
+    root = Path(data_dir).expanduser()
+    aliases = ["fashion_mnist", "fashion-mnist", "FashionMNIST"] if fashion else ["mnist", "MNIST"]
+    dirs = [root] + [d for alias in aliases for d in (root / alias, root / alias / "raw")]
+    found = {f: _find_file(dirs, f) for f in IDX_FILES}
+    missing = [f for f, p in found.items() if p is None]
+    home = root / name
+    if missing and download:
+        base = url_base if url_base is not None else (FASHION_MNIST_URL if fashion else MNIST_URL)
+        for filename in missing:
+            dest = home / f"{filename}.gz"
+            _download(base.rstrip("/") + f"/{filename}.gz", dest, label, home)
+            found[filename] = dest
+        missing = []
+    if missing:
+        raise InputError(
+            f"{label} files not found: put {', '.join(IDX_FILES[:3])} and {IDX_FILES[3]} "
+            f"(or their .gz versions) in {home}, {_DOWNLOAD_HINT}."
+        )
+    arrays = {f: read_idx(p) for f, p in found.items() if p is not None}
+    splits = []
+    for split in ("train", "t10k"):
+        images_file, labels_file = f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte"
+        images, labels = arrays[images_file], arrays[labels_file]
+        if images.ndim != 3:
+            raise InputError(
+                f"{found[images_file]} should hold images (3 dimensions) but has {images.ndim}."
+            )
+        if labels.ndim != 1:
+            raise InputError(
+                f"{found[labels_file]} should hold labels (1 dimension) but has {labels.ndim}."
+            )
+        if len(images) != len(labels):
+            raise InputError(
+                f"{found[images_file]} has {len(images)} images but {found[labels_file]} has {len(labels)} labels."
+            )
+        if labels.size and int(labels.max()) >= 10:
+            raise InputError(
+                f"{found[labels_file]} has label {int(labels.max())}; {label} labels are 0 to 9."
+            )
+        splits.append((images[:, None], labels))
+    (train_x, train_y), (test_x, test_y) = splits
+    classes = FASHION_MNIST_CLASSES if fashion else MNIST_CLASSES
+    return _make_dataset(name, train_x, train_y, test_x, test_y, list(classes))
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR-10 / CIFAR-100 (binary versions)
+
+
+def _read_records(paths: list[Path], record: int) -> np.ndarray:
+    """Concatenate fixed-size records from several files into one (N, record) uint8 array."""
+    sizes = []
+    for path in paths:
+        size = path.stat().st_size
+        if size == 0 or size % record:
+            raise InputError(
+                f"{path} is {size} bytes, not a whole number of {record}-byte records; it is truncated or corrupt."
+            )
+        sizes.append(size // record)
+    out = np.empty((sum(sizes), record), dtype=np.uint8)
+    start = 0
+    for path, n in zip(paths, sizes, strict=True):
+        data = _read_file(path)
+        if data.size != n * record:
+            raise InputError(f"{path} changed while it was being read.")
+        out[start : start + n] = data.reshape(n, record)
+        start += n
+    return out
+
+
+def _first_dir(candidates: list[Path], required: list[str]) -> Path | None:
+    for directory in candidates:
+        if all((directory / f).is_file() for f in required):
+            return directory
+    return None
+
+
+def _find_cifar10(root: Path) -> Path | None:
+    candidates = [
+        root / "cifar-10-batches-bin",
+        root,
+        root / "cifar10" / "cifar-10-batches-bin",
+        root / "cifar10",
+    ]
+    for directory in candidates:
+        if (directory / "test_batch.bin").is_file() and any(
+            (directory / f"data_batch_{i}.bin").is_file() for i in range(1, 6)
+        ):
+            return directory
+    return None
+
+
+def load_cifar10(
+    data_dir: str | os.PathLike[str], *, download: bool = False, url_base: str | None = None
+) -> ImageDataset:
+    """CIFAR-10 (binary version): any of data_batch_1..5.bin plus test_batch.bin."""
+    root = Path(data_dir).expanduser()
+    directory = _find_cifar10(root)
+    home = root / "cifar-10-batches-bin"
+    if directory is None and download:
+        url = CIFAR10_URL if url_base is None else url_base.rstrip("/") + "/cifar-10-binary.tar.gz"
+        _download_archive(url, root, "CIFAR-10", home)
+        directory = _find_cifar10(root)
+    if directory is None:
+        raise InputError(
+            f"CIFAR-10 files not found: put data_batch_1.bin to data_batch_5.bin and test_batch.bin "
+            f"(from cifar-10-binary.tar.gz) in {home}, {_DOWNLOAD_HINT}."
+        )
+    record = 1 + _CIFAR_PIXELS
+    batches = [directory / f"data_batch_{i}.bin" for i in range(1, 6)]
+    train = _read_records([p for p in batches if p.is_file()], record)
+    test = _read_records([directory / "test_batch.bin"], record)
+    for path, rows in (
+        (directory / "data_batch_*.bin", train),
+        (directory / "test_batch.bin", test),
+    ):
+        if rows.size and int(rows[:, 0].max()) >= 10:
+            raise InputError(
+                f"{path} has label {int(rows[:, 0].max())}; CIFAR-10 labels are 0 to 9."
+            )
+    classes = _read_names(directory / "batches.meta.txt", 10, CIFAR10_CLASSES)
+    return _make_dataset(
+        "cifar10",
+        np.ascontiguousarray(train[:, 1:]).reshape(-1, 3, 32, 32),
+        train[:, 0].copy(),
+        np.ascontiguousarray(test[:, 1:]).reshape(-1, 3, 32, 32),
+        test[:, 0].copy(),
+        classes,
+    )
+
+
+def load_cifar100(
+    data_dir: str | os.PathLike[str],
+    *,
+    coarse: bool = False,
+    download: bool = False,
+    url_base: str | None = None,
+) -> ImageDataset:
+    """CIFAR-100 (binary version); ``coarse`` gives cifar20: 20 superclasses, fine sub-classes."""
+    root = Path(data_dir).expanduser()
+    required = ["train.bin", "test.bin"]
+    candidates = [
+        root / "cifar-100-binary",
+        root,
+        root / "cifar100" / "cifar-100-binary",
+        root / "cifar100",
+        root / "cifar20" / "cifar-100-binary",
+    ]
+    directory = _first_dir(candidates, required)
+    home = root / "cifar-100-binary"
+    if directory is None and download:
+        url = (
+            CIFAR100_URL if url_base is None else url_base.rstrip("/") + "/cifar-100-binary.tar.gz"
+        )
+        _download_archive(url, root, "CIFAR-100", home)
+        directory = _first_dir(candidates, required)
+    if directory is None:
+        raise InputError(
+            f"CIFAR-100 files not found: put train.bin and test.bin (from cifar-100-binary.tar.gz) "
+            f"in {home}, {_DOWNLOAD_HINT}."
+        )
+    record = 2 + _CIFAR_PIXELS
+    train = _read_records([directory / "train.bin"], record)
+    test = _read_records([directory / "test.bin"], record)
+    for path, rows in ((directory / "train.bin", train), (directory / "test.bin", test)):
+        if int(rows[:, 0].max()) >= 20 or int(rows[:, 1].max()) >= 100:
+            raise InputError(
+                f"{path} has a label out of range (coarse 0 to 19, fine 0 to 99); the file may be corrupt."
+            )
+    fine_names = _read_names(directory / "fine_label_names.txt", 100, CIFAR100_FINE_CLASSES)
+    train_x = np.ascontiguousarray(train[:, 2:]).reshape(-1, 3, 32, 32)
+    test_x = np.ascontiguousarray(test[:, 2:]).reshape(-1, 3, 32, 32)
+    if not coarse:
+        return _make_dataset(
+            "cifar100", train_x, train[:, 1].copy(), test_x, test[:, 1].copy(), fine_names
+        )
+    coarse_names = _read_names(directory / "coarse_label_names.txt", 20, CIFAR100_COARSE_CLASSES)
+    return _make_dataset(
+        "cifar20",
+        train_x,
+        train[:, 0].copy(),
+        test_x,
+        test[:, 0].copy(),
+        coarse_names,
+        subclass_train_y=torch.from_numpy(train[:, 1].astype(np.int64)),
+        subclass_test_y=torch.from_numpy(test[:, 1].astype(np.int64)),
+        subclass_names=fine_names,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Image folders
+
+
+def _class_dirs(root: Path) -> dict[str, list[Path]]:
+    """Sub-folders of ``root`` that hold image files, mapped to their sorted image paths."""
+    out: dict[str, list[Path]] = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(
+            p
+            for p in sub.rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+        )
+        if files:
+            out[sub.name] = files
+    return out
+
+
+def _stratified_split(
+    labels: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded per-class split; every class with two or more images gets at least one of each."""
+    rng = np.random.default_rng(seed)
+    train_idx: list[np.ndarray] = []
+    test_idx: list[np.ndarray] = []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        rng.shuffle(idx)
+        n_test = int(round(len(idx) * test_fraction))
+        n_test = min(max(n_test, 1), len(idx) - 1) if len(idx) >= 2 else 0
+        test_idx.append(idx[:n_test])
+        train_idx.append(idx[n_test:])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
+
+
+def read_image_folder(
+    data_dir: str | os.PathLike[str], *, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[ImageDataset, list[str]]:
+    """An image-folder dataset plus the (relative) names of the unreadable files it skipped.
+
+    ``data_dir`` holds ``train/<class>/`` and ``test/<class>/``, or just one sub-folder per class,
+    which is then split into train/test (seeded, stratified, ``test_fraction`` for testing).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not 0.0 < test_fraction < 1.0:
+        raise InputError(f"The test fraction must be between 0 and 1, not {test_fraction}.")
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise InputError(
+            f"Image folder {root} not found: make a folder with one sub-folder of images per class "
+            "(or train/ and test/ folders that each hold one sub-folder per class)."
+        )
+    presplit = (root / "train").is_dir() and (root / "test").is_dir()
+    if presplit:
+        train_dirs, test_dirs = _class_dirs(root / "train"), _class_dirs(root / "test")
+        unknown = sorted(set(test_dirs) - set(train_dirs))
+        if unknown:
+            raise InputError(
+                f"Test class folder '{unknown[0]}' in {root / 'test'} has no matching training folder."
+            )
+        classes = sorted(train_dirs)
+        files = [(p, classes.index(c), True) for c in classes for p in train_dirs[c]]
+        files += [(p, classes.index(c), False) for c in sorted(test_dirs) for p in test_dirs[c]]
+    else:
+        class_dirs = _class_dirs(root)
+        classes = sorted(class_dirs)
+        files = [(p, i, True) for i, c in enumerate(classes) for p in class_dirs[c]]
+    if len(classes) < 2:
+        raise InputError(
+            f"Image folder {root} needs at least two class sub-folders with images, found {len(classes)}."
+        )
+
+    def rel(path: Path) -> str:
+        return path.relative_to(root).as_posix()
+
+    # Pass 1: headers only (size and mode), to check sizes and size the array.
+    skipped: list[str] = []
+    headers: list[tuple[Path, int, bool]] = []
+    size: tuple[int, int] | None = None
+    first: Path | None = None
+    grey = True
+    for path, label, is_train in files:
+        try:
+            with Image.open(path) as img:
+                img_size, mode = img.size, img.mode
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            skipped.append(rel(path))
+            continue
+        if size is None:
+            size, first = img_size, path
+        elif img_size != size:
+            assert first is not None
+            raise InputError(
+                f"All images must have the same size, but {rel(path)} is {img_size[0]}x{img_size[1]} "
+                f"and {rel(first)} is {size[0]}x{size[1]}."
+            )
+        grey = grey and mode in _GREY_MODES
+        headers.append((path, label, is_train))
+    if size is None:
+        shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        raise InputError(
+            f"No readable images in {root}; could not read: {shown or 'nothing found'}."
+        )
+
+    # Pass 2: decode into one preallocated uint8 array.
+    channels, mode = (1, "L") if grey else (3, "RGB")
+    width, height = size
+    x = np.empty((len(headers), channels, height, width), dtype=np.uint8)
+    y = np.empty(len(headers), dtype=np.int64)
+    is_train_arr = np.empty(len(headers), dtype=bool)
+    ok = np.zeros(len(headers), dtype=bool)
+    for i, (path, label, is_train) in enumerate(headers):
+        try:
+            with Image.open(path) as img:
+                pixels = np.asarray(img.convert(mode), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            skipped.append(rel(path))
+            continue
+        x[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+        y[i], is_train_arr[i], ok[i] = label, is_train, True
+    if skipped:
+        logger.warning(
+            "Skipped %d unreadable image(s) in %s: %s", len(skipped), root, ", ".join(skipped)
+        )
+    if not ok.all():
+        x, y, is_train_arr = x[ok], y[ok], is_train_arr[ok]
+    if not ok.any():
+        raise InputError(f"No readable images in {root}; could not read: {', '.join(skipped[:5])}.")
+
+    if presplit:
+        train_idx, test_idx = np.flatnonzero(is_train_arr), np.flatnonzero(~is_train_arr)
+    else:
+        train_idx, test_idx = _stratified_split(y, test_fraction, seed)
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        raise InputError(
+            f"Image folder {root} needs readable images for both training and testing; add more images per class."
+        )
+    dataset = _make_dataset(
+        "imagefolder", x[train_idx], y[train_idx], x[test_idx], y[test_idx], classes
+    )
+    return dataset, skipped
+
+
+def load_image_folder(
+    data_dir: str | os.PathLike[str], *, test_fraction: float = 0.2, seed: int = 0
+) -> ImageDataset:
+    """An image-folder dataset; skipped unreadable files are logged and kept in ``.skipped_files``."""
+    dataset, skipped = read_image_folder(data_dir, test_fraction=test_fraction, seed=seed)
+    dataset.skipped_files = skipped  # type: ignore[attr-defined]
+    return dataset

@@ -1,0 +1,148 @@
+"""One unlearning run end to end (data -> model -> method -> metrics), as the CLI reports it.
+
+:func:`run_experiment` is what ``python -m ssd_core unlearn`` calls; its result serialises to
+the documented JSON schema (``dataset``, ``model``, ``method``, ``params``, ``forget``,
+``seconds``, ``before``, ``after``, ...). The dashboard uses the same building blocks through
+``ui/`` so the numbers agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .checkpoints import ModelConfig, config_for_dataset, load_model
+from .data import ForgetRequest, load_dataset, make_split
+from .errors import InputError
+from .methods import get_method, run_method
+from .metrics import evaluate, random_reference_logits
+from .models import get_spec, resolve_device
+from .progress import OptionalProgress, report, scaled
+from .train import load_or_train
+
+
+@dataclass
+class ExperimentConfig:
+    dataset: str
+    model: str
+    request: ForgetRequest
+    method: str = "ssd"
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+    data_dir: str | None = None
+    download: bool = False
+    checkpoint: str | None = None
+    checkpoint_config: str | None = None  # JSON written by our export, or None to infer
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def environment() -> dict[str, str]:
+    return {
+        "ssd_core": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cuda": torch.version.cuda or "none",
+    }
+
+
+def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) -> dict[str, Any]:
+    """Run one unlearning request and return the JSON-ready result (see module docstring)."""
+    total_start = time.perf_counter()
+    device = resolve_device(config.device)
+    spec = get_method(config.method)
+    method_config = spec.default_config(**config.params)  # validates before any heavy work
+    seconds: dict[str, float] = {}
+
+    start = time.perf_counter()
+    report(progress, 0.0, f"loading {config.dataset}")
+    dataset = load_dataset(config.dataset, config.data_dir, config.download)
+    split = make_split(dataset, config.request)
+    if config.request.kind not in spec.supports:
+        raise InputError(f"Method '{config.method}' does not support {config.request.kind} forget requests.")
+    seconds["data"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    if config.checkpoint:
+        model_config = config_for_dataset(config.model, dataset)
+        if config.checkpoint_config:
+            import json
+
+            try:
+                model_config = ModelConfig.from_dict(json.loads(Path(config.checkpoint_config).read_text()))
+            except (OSError, ValueError) as exc:
+                raise InputError(f"Cannot read the model config '{config.checkpoint_config}'.") from exc
+            if model_config.num_classes != dataset.num_classes:
+                raise InputError(
+                    f"The checkpoint has {model_config.num_classes} classes but {dataset.name} has {dataset.num_classes}."
+                )
+        original = load_model(config.checkpoint, model_config)
+        model_source = "checkpoint"
+    else:
+        get_spec(config.model)
+        trained = load_or_train(dataset, config.model, seed=config.seed, device=device, progress=scaled(progress, 0.0, 0.4))
+        original, model_source = trained.model, trained.source
+    original = original.to(device).eval()
+    seconds["original_model"] = time.perf_counter() - start
+
+    report(progress, 0.4, "evaluating the original model")
+    random_logits = random_reference_logits(config.model, split, device, seed=config.seed)
+    before = evaluate(original, split, device, random_forget_logits=random_logits)
+
+    seed_everything(config.seed)
+    result = run_method(config.method, original, split, method_config, device=device, progress=scaled(progress, 0.45, 0.9))
+    for key, value in result.seconds.items():
+        seconds[f"method_{key}" if key == "total" else key] = value
+
+    report(progress, 0.9, "evaluating the unlearned model")
+    after = evaluate(result.model, split, device, random_forget_logits=random_logits)
+    seconds["evaluation"] = before.seconds + after.seconds
+    seconds["total"] = time.perf_counter() - total_start
+    report(progress, 1.0, "done")
+
+    diagnostics = {}
+    for key, value in result.diagnostics.items():
+        diagnostics[key] = value.to_dict() if hasattr(value, "to_dict") else value
+    return {
+        "dataset": dataset.name,
+        "model": config.model,
+        "model_source": model_source,
+        "method": config.method,
+        "params": dataclasses.asdict(method_config),
+        "forget": {
+            **config.request.to_dict(),
+            "description": config.request.describe(),
+            "forget_classes": list(split.forget_classes),
+            "n_forget_train": len(split.forget_train),
+            "n_retain_train": len(split.retain_train),
+            "n_forget_test": len(split.forget_test),
+            "n_retain_test": len(split.retain_test),
+        },
+        "seed": config.seed,
+        "device": str(device),
+        "data_touched": result.data_touched,
+        "seconds": seconds,
+        "before": before.to_dict(),
+        "after": after.to_dict(),
+        "diagnostics": diagnostics,
+        "environment": environment(),
+        "_model": result.model,  # removed by the CLI before writing JSON; handy for the library
+    }
+
+
+def json_ready(result: dict[str, Any]) -> dict[str, Any]:
+    """The result without live objects (what the CLI writes)."""
+    return {k: v for k, v in result.items() if not k.startswith("_")}

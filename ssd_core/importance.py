@@ -1,0 +1,233 @@
+"""Parameter-importance estimators and the cache of full-data importances.
+
+Estimators (all return ``{parameter name: tensor shaped like it}``, model in eval mode, data
+unshuffled, no augmentation):
+
+- ``fisher`` (default, as in the SSD authors' experiments): for each mini-batch the gradient of
+  the batch-mean cross-entropy, squared elementwise, summed over batches, divided by the number
+  of batches. Depends on the batch size.
+- ``fisher_exact``: the per-sample empirical Fisher, mean over samples of squared per-sample
+  gradients (torch.func). Independent of batch size and order.
+- ``lossfree`` (LFSSD): no labels; objective = batch mean of the squared L2 norm of the logits;
+  accumulates |gradient| per batch, divided by the number of batches.
+- ``mas``: Memory Aware Synapses (used by instance-wise unlearning): |gradient| of the batch mean
+  of the (unsquared) L2 norm of the logits, averaged over batches.
+
+The full-data importance I_D depends only on (model weights, data, estimator, batch size), so
+:class:`ImportanceCache` keeps it in memory and on disk; a new forget request then costs one pass
+over the forget set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .data import Subset, batches
+from .errors import InputError
+from .progress import OptionalProgress, report
+
+log = logging.getLogger(__name__)
+
+Estimator = Literal["fisher", "fisher_exact", "lossfree", "mas"]
+ESTIMATORS: tuple[str, ...] = ("fisher", "fisher_exact", "lossfree", "mas")
+ImportanceDict = dict[str, torch.Tensor]
+
+
+def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The parameters importance and dampening act on (buffers are never included)."""
+    return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+
+
+def _objective(estimator: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if estimator == "fisher":
+        return F.cross_entropy(logits, labels)
+    if estimator == "lossfree":
+        return logits.pow(2).sum(dim=1).mean()
+    if estimator == "mas":
+        return logits.norm(dim=1).mean()
+    raise InputError(f"Unknown importance estimator '{estimator}'; choose one of {', '.join(ESTIMATORS)}.")
+
+
+def compute_importance(
+    model: nn.Module,
+    data: Subset,
+    estimator: str = "fisher",
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+    progress: OptionalProgress = None,
+) -> ImportanceDict:
+    """Importance of every trainable parameter of ``model`` on ``data`` (see module docstring).
+
+    The model is not modified (gradients are taken with ``torch.autograd.grad``, so ``.grad``
+    stays untouched); its train/eval mode is restored afterwards.
+    """
+    if estimator not in ESTIMATORS:
+        raise InputError(f"Unknown importance estimator '{estimator}'; choose one of {', '.join(ESTIMATORS)}.")
+    if len(data) == 0:
+        raise InputError("Cannot compute importance on an empty set of samples.")
+    if batch_size < 1:
+        raise InputError("The batch size must be at least 1.")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if estimator == "fisher_exact":
+        return _per_sample_fisher(model, data, batch_size, device, progress)
+
+    named = trainable_parameters(model)
+    params = [p for _, p in named]
+    totals = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+    was_training = model.training
+    model.eval()
+    n_batches = (len(data) + batch_size - 1) // batch_size
+    square = estimator == "fisher"
+    try:
+        for i, (x, y) in enumerate(batches(data, batch_size, device)):
+            loss = _objective(estimator, model(x), y)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]
+            if square:
+                torch._foreach_addcmul_(totals, grads, grads)
+            else:
+                torch._foreach_add_(totals, torch._foreach_abs(grads))
+            if progress is not None and (i % 8 == 0 or i == n_batches - 1):
+                report(progress, (i + 1) / n_batches, f"importance: batch {i + 1}/{n_batches}")
+    finally:
+        model.train(was_training)
+    torch._foreach_div_(totals, float(n_batches))
+    return {name: t for (name, _), t in zip(named, totals)}
+
+
+def _per_sample_fisher(
+    model: nn.Module, data: Subset, batch_size: int, device: torch.device, progress: OptionalProgress
+) -> ImportanceDict:
+    """Mean over samples of squared per-sample cross-entropy gradients (vmap over the batch)."""
+    from torch.func import functional_call, grad, vmap
+
+    was_training = model.training
+    model.eval()
+    params = {name: p.detach() for name, p in trainable_parameters(model)}
+    buffers = {name: b.detach() for name, b in model.named_buffers()}
+
+    def sample_loss(p: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = functional_call(model, (p, buffers), (x.unsqueeze(0),))
+        return F.cross_entropy(logits, y.unsqueeze(0))
+
+    per_sample_grads = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+    totals = {name: torch.zeros_like(p) for name, p in params.items()}
+    n_batches = (len(data) + batch_size - 1) // batch_size
+    try:
+        for i, (x, y) in enumerate(batches(data, batch_size, device)):
+            grads = per_sample_grads(params, x, y)
+            for name, g in grads.items():
+                totals[name].add_(g.pow(2).sum(0))
+            report(progress, (i + 1) / n_batches, f"importance: batch {i + 1}/{n_batches}")
+    finally:
+        model.train(was_training)
+    return {name: t / len(data) for name, t in totals.items()}
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A hash of the model's parameters and buffers (what a trained model *is*)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class ImportanceCache:
+    """Full-data importances kept in memory (a few, most recent) and on disk (safetensors).
+
+    Cached tensors are shared: never modify what :meth:`full_importance` returns.
+    """
+
+    def __init__(self, directory: Path | None = None, max_in_memory: int = 8) -> None:
+        self.directory = directory
+        self.max_in_memory = max_in_memory
+        self._memory: OrderedDict[str, ImportanceDict] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def _disk_path(self, key: str) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / f"{key}.safetensors"
+
+    def full_importance(
+        self,
+        model: nn.Module,
+        data: Subset,
+        data_key: str,
+        estimator: str = "fisher",
+        batch_size: int = 64,
+        device: torch.device | str | None = None,
+        progress: OptionalProgress = None,
+        model_key: str | None = None,
+    ) -> ImportanceDict:
+        """I_D for ``model`` on ``data``; ``data_key`` must identify ``data`` (e.g. a dataset fingerprint)."""
+        model_key = model_key or model_fingerprint(model)
+        key = f"{model_key}-{data_key}-{estimator}-b{batch_size}"
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            self.hits += 1
+            return self._on(self._memory[key], device)
+        path = self._disk_path(key)
+        if path is not None and path.exists():
+            try:
+                from safetensors.torch import load_file
+
+                loaded = load_file(str(path))
+                self._remember(key, loaded)
+                self.hits += 1
+                report(progress, 1.0, "importance loaded from cache")
+                return self._on(loaded, device)
+            except Exception as exc:  # damaged cache file: recompute
+                log.warning("ignoring unreadable importance cache %s: %s", path, exc)
+        self.misses += 1
+        start = time.perf_counter()
+        computed = compute_importance(model, data, estimator, batch_size, device, progress)
+        log.info("computed I_D (%s) in %.2fs", estimator, time.perf_counter() - start)
+        self._remember(key, computed)
+        if path is not None:
+            try:
+                from safetensors.torch import save_file
+
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_file({k: v.detach().cpu().contiguous() for k, v in computed.items()}, str(path))
+            except OSError as exc:
+                log.warning("could not write importance cache %s: %s", path, exc)
+        return computed
+
+    @staticmethod
+    def _on(importance: ImportanceDict, device: torch.device) -> ImportanceDict:
+        return {k: v if v.device == device else v.to(device) for k, v in importance.items()}
+
+    def _remember(self, key: str, value: ImportanceDict) -> None:
+        self._memory[key] = value
+        self._memory.move_to_end(key)
+        while len(self._memory) > self.max_in_memory:
+            self._memory.popitem(last=False)
+
+    def clear(self) -> None:
+        self._memory.clear()
+
+
+_default_cache: ImportanceCache | None = None
+
+
+def default_cache() -> ImportanceCache:
+    """The process-wide cache (memory + ``<cache dir>/importance`` on disk)."""
+    global _default_cache
+    if _default_cache is None:
+        from .train import cache_dir
+
+        _default_cache = ImportanceCache(cache_dir() / "importance")
+    return _default_cache

@@ -1,0 +1,338 @@
+"""Model zoo and registry.
+
+Every model is a :class:`Classifier`: a :class:`Normalize` layer (dataset mean/std as buffers, so
+they travel with a checkpoint and SSD never dampens them) followed by the network. Models take
+float images in [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std with per-channel buffers."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class Classifier(nn.Module):
+    """Normalisation + network; ``net`` is what gets unlearned."""
+
+    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Small CNN
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks and a two-layer head; fits 8x8 and 32x32 inputs."""
+
+    def __init__(self, in_channels: int, num_classes: int, image_size: int, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        pool_after_first = image_size >= 16
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, w, 3, padding=1, bias=False),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2) if pool_after_first else nn.Identity(),
+            nn.Conv2d(w, 2 * w, 3, padding=1, bias=False),
+            nn.BatchNorm2d(2 * w),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1, bias=False),
+            nn.BatchNorm2d(4 * w),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(4 * w * 4, 128),
+            nn.ReLU(inplace=True),
+            nn.Linear(128, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# ResNet-18, CIFAR variant
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """CIFAR ResNet-18: 3x3 stride-1 stem, no max-pool, four stages of two basic blocks."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int = 64) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        stages = []
+        in_planes = width
+        for i, stride in enumerate((1, 2, 2, 2)):
+            planes = width * 2**i
+            stages.append(nn.Sequential(BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1)))
+            in_planes = planes
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.fc = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.fc(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiny ViT
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class ViTTiny(nn.Module):
+    """Patch embedding, CLS token, learned positions, a few pre-norm transformer blocks."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+        dim: int = 64,
+        depth: int = 4,
+        heads: int = 4,
+        mlp_dim: int = 128,
+    ) -> None:
+        super().__init__()
+        patch = 2 if image_size <= 16 else 4
+        if image_size % patch:
+            raise InputError(f"vit_tiny needs an image size divisible by {patch}; got {image_size}.")
+        n_patches = (image_size // patch) ** 2
+        self.patch_embed = nn.Conv2d(in_channels, dim, patch, patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, n_patches + 1, dim) * 0.02)
+        self.blocks = nn.Sequential(*[TransformerBlock(dim, heads, mlp_dim) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+        tokens = torch.cat([cls, tokens], dim=1) + self.pos_embed
+        tokens = self.norm(self.blocks(tokens))
+        return self.head(tokens[:, 0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build a model and train it by default."""
+
+    name: str
+    description: str
+    build: Callable[[int, int, int], nn.Module]  # (in_channels, num_classes, image_size)
+    epochs: int
+    lr: float
+    batch_size: int
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    default_alpha: float = 10.0  # the paper's default selection threshold for this family
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> None:
+    """Add a model to the registry (your own models too: see the README)."""
+    _REGISTRY[spec.name] = spec
+
+
+register(ModelSpec("smallcnn", "Small 3-layer CNN (fast on CPU)", lambda c, k, s: SmallCNN(c, k, s), 15, 1e-3, 64))
+register(ModelSpec("resnet18", "ResNet-18, CIFAR variant, width 64", lambda c, k, s: ResNet18(c, k, 64), 30, 1e-3, 128))
+register(
+    ModelSpec(
+        "resnet18_narrow",
+        "ResNet-18, CIFAR variant, width 16 (for CPUs)",
+        lambda c, k, s: ResNet18(c, k, 16),
+        12,
+        2e-3,
+        64,
+    )
+)
+register(
+    ModelSpec(
+        "vit_tiny",
+        "Tiny vision transformer (4 blocks, dim 64)",
+        lambda c, k, s: ViTTiny(c, k, s),
+        40,
+        1e-3,
+        64,
+        optimizer="adamw",
+        weight_decay=0.05,
+        default_alpha=5.0,
+    )
+)
+
+
+def _torchvision_specs() -> list[ModelSpec]:
+    """torchvision's ImageNet-style models, only where torchvision imports next to this torch."""
+    try:
+        import torchvision  # noqa: F401  (optional: often mismatched with CPU torch builds)
+        from torchvision import models as tv_models
+    except Exception:  # ImportError, or RuntimeError from a torch/torchvision mismatch
+        return []
+
+    def tv(builder_name: str) -> Callable[[int, int, int], nn.Module]:
+        def build(c: int, k: int, s: int) -> nn.Module:
+            net = getattr(tv_models, builder_name)(weights=None, num_classes=k)
+            if c != 3:
+                raise InputError(f"tv_{builder_name} needs 3-channel images.")
+            return net
+
+        return build
+
+    return [
+        ModelSpec("tv_resnet18", "torchvision ResNet-18 (ImageNet layout)", tv("resnet18"), 30, 1e-3, 128),
+        ModelSpec("tv_mobilenet_v3_small", "torchvision MobileNetV3-small", tv("mobilenet_v3_small"), 30, 1e-3, 128),
+    ]
+
+
+def available_models() -> dict[str, ModelSpec]:
+    """All models usable here (torchvision ones are checked lazily, at call time)."""
+    models = dict(_REGISTRY)
+    for spec in _torchvision_specs():
+        models.setdefault(spec.name, spec)
+    return models
+
+
+def get_spec(name: str) -> ModelSpec:
+    models = _REGISTRY if name in _REGISTRY else available_models()
+    if name not in models:
+        raise InputError(f"Unknown model '{name}'; choose one of: {', '.join(available_models())}.")
+    return models[name]
+
+
+def build_model(
+    name: str,
+    num_classes: int,
+    input_shape: tuple[int, int, int],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    seed: int | None = None,
+) -> Classifier:
+    """A freshly initialised model (seeded when ``seed`` is given)."""
+    spec = get_spec(name)
+    if num_classes < 2:
+        raise InputError("A classifier needs at least two classes.")
+    c, h, w = input_shape
+    if h != w:
+        raise InputError(f"Models here expect square images; got {h}x{w}.")
+    if len(mean) != c:
+        mean, std = (tuple(mean) * c)[:c], (tuple(std) * c)[:c]
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return Classifier(spec.build(c, num_classes, h), mean, std)
+    return Classifier(spec.build(c, num_classes, h), mean, std)
+
+
+def build_for_dataset(name: str, dataset, seed: int | None = None) -> Classifier:
+    """A fresh model shaped for ``dataset`` (an ``ImageDataset``)."""
+    return build_model(name, dataset.num_classes, dataset.input_shape, dataset.mean, dataset.std, seed)
+
+
+def has_conv_layers(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def last_conv_layer(model: nn.Module) -> nn.Conv2d | None:
+    """The last Conv2d (what Grad-CAM looks at), or None for models without one."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1] if convs else None
+
+
+def resolve_device(requested: str | None = "auto") -> torch.device:
+    """'auto' -> CUDA, else MPS, else CPU; an explicit device must exist here."""
+    requested = (requested or "auto").lower()
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "gpu":
+        requested = "cuda"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError("CUDA was requested but there is no CUDA GPU on this machine; use --device cpu or auto.")
+        try:
+            device = torch.device(requested)
+        except RuntimeError as exc:
+            raise InputError(f"'{requested}' is not a valid device name.") from exc
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"GPU {device.index} does not exist; this machine has {torch.cuda.device_count()}.")
+        return device
+    if requested == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InputError("MPS was requested but is not available on this machine; use cpu or auto.")
+        return torch.device("mps")
+    if requested == "cpu":
+        return torch.device("cpu")
+    raise InputError(f"Unknown device '{requested}'; use auto, cpu, cuda or mps.")

@@ -1,0 +1,26 @@
+"""The progress-callback convention shared by every long loop."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+# progress(fraction in [0, 1], message)
+Progress = Callable[[float, str], None]
+OptionalProgress = Optional[Progress]
+
+
+def report(progress: OptionalProgress, fraction: float, message: str) -> None:
+    """Call ``progress`` if there is one, clamping the fraction to [0, 1]."""
+    if progress is not None:
+        progress(min(max(float(fraction), 0.0), 1.0), message)
+
+
+def scaled(progress: OptionalProgress, start: float, stop: float) -> OptionalProgress:
+    """A callback that maps [0, 1] onto [start, stop] of ``progress`` (for sub-steps)."""
+    if progress is None:
+        return None
+
+    def inner(fraction: float, message: str) -> None:
+        report(progress, start + (stop - start) * fraction, message)
+
+    return inner

@@ -1,0 +1,233 @@
+"""Training original models and retrain baselines, with an on-disk checkpoint cache.
+
+A checkpoint is two files side by side: ``<key>.safetensors`` (the weights) and ``<key>.json``
+(the training config, the dataset fingerprint and the test accuracy). The key is derived from the
+config, so the same config finds the same file. Shipped checkpoints in ``assets/checkpoints`` are
+looked up first, then the user cache (``~/.cache/unlearning-lab`` or ``$UNLEARNING_LAB_CACHE``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .data import ImageDataset, Subset, to_float
+from .models import Classifier, build_for_dataset, get_spec, resolve_device
+from .progress import OptionalProgress, report
+
+log = logging.getLogger(__name__)
+
+ASSETS_DIR = Path(os.environ.get("UNLEARNING_LAB_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
+SHIPPED_CHECKPOINTS = ASSETS_DIR / "checkpoints"
+
+
+def cache_dir() -> Path:
+    """Where trained models and importances are cached on disk."""
+    root = Path(os.environ.get("UNLEARNING_LAB_CACHE", Path.home() / ".cache" / "unlearning-lab"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model (and so its cache key)."""
+
+    dataset: str
+    model: str
+    epochs: int
+    lr: float
+    batch_size: int
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    @classmethod
+    def default(cls, dataset: str, model: str, seed: int = 0) -> "TrainConfig":
+        spec = get_spec(model)
+        return cls(dataset, model, spec.epochs, spec.lr, spec.batch_size, spec.optimizer, spec.weight_decay, seed)
+
+    def key(self, dataset_fingerprint: str) -> str:
+        payload = json.dumps({**asdict(self), "data": dataset_fingerprint}, sort_keys=True)
+        return f"{self.dataset}-{self.model}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+@dataclass
+class TrainedModel:
+    model: Classifier
+    config: TrainConfig
+    test_acc: float
+    seconds: float
+    source: str  # "trained", "shipped" or "cache"
+
+
+def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def fit(
+    model: nn.Module,
+    data: Subset,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    optimizer: str = "adam",
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: OptionalProgress = None,
+    cosine: bool = True,
+) -> nn.Module:
+    """Plain supervised training in place (shuffled with ``seed``, cosine learning rate)."""
+    device = torch.device(device)
+    model.to(device).train()
+    opt = make_optimizer(model.parameters(), optimizer, lr, weight_decay)
+    n = len(data)
+    steps_per_epoch = max(1, (n + batch_size - 1) // batch_size)
+    total = max(1, epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total) if cosine else None
+    generator = torch.Generator().manual_seed(seed)
+    step = 0
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            if len(idx) < 2 and n > 1:
+                continue  # BatchNorm cannot train on a single sample
+            x = to_float(data.x[idx], device)
+            y = data.y[idx].to(device)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            step += 1
+        report(progress, step / total, f"epoch {epoch + 1}/{epochs}, loss {loss.item():.3f}")
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, data: Subset, device: torch.device | str = "cpu", batch_size: int = 512) -> float:
+    """Top-1 accuracy as a fraction (NaN for an empty subset)."""
+    if len(data) == 0:
+        return float("nan")
+    model.eval()
+    correct = 0
+    for start in range(0, len(data), batch_size):
+        x = to_float(data.x[start : start + batch_size], device)
+        correct += int((model(x).argmax(1).cpu() == data.y[start : start + batch_size]).sum())
+    return correct / len(data)
+
+
+def train_model(
+    dataset: ImageDataset,
+    config: TrainConfig,
+    *,
+    data: Subset | None = None,
+    device: str | torch.device = "auto",
+    progress: OptionalProgress = None,
+) -> TrainedModel:
+    """Train a fresh, seeded model on ``data`` (default: the whole training split)."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    start = time.perf_counter()
+    model = build_for_dataset(config.model, dataset, seed=config.seed)
+    fit(
+        model,
+        data if data is not None else dataset.train(),
+        epochs=config.epochs,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        optimizer=config.optimizer,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        device=device,
+        progress=progress,
+    )
+    seconds = time.perf_counter() - start
+    test_acc = accuracy(model, dataset.test(), device)
+    return TrainedModel(model.cpu().eval(), config, test_acc, seconds, "trained")
+
+
+def save_checkpoint(trained: TrainedModel, path_stem: Path, dataset_fingerprint: str) -> None:
+    """Write ``<stem>.safetensors`` and ``<stem>.json``."""
+    from safetensors.torch import save_file
+
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in trained.model.state_dict().items()}
+    save_file(state, str(path_stem.with_suffix(".safetensors")))
+    meta = {
+        "config": asdict(trained.config),
+        "dataset_fingerprint": dataset_fingerprint,
+        "test_acc": trained.test_acc,
+        "train_seconds": trained.seconds,
+        "torch": torch.__version__,
+    }
+    path_stem.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+
+
+def _load_cached(stem: Path, dataset: ImageDataset, config: TrainConfig, source: str) -> TrainedModel | None:
+    weights, meta_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    if not (weights.exists() and meta_path.exists()):
+        return None
+    try:
+        from safetensors.torch import load_file
+
+        meta = json.loads(meta_path.read_text())
+        model = build_for_dataset(config.model, dataset)
+        model.load_state_dict(load_file(str(weights)), strict=True)
+    except Exception as exc:  # a stale or damaged cache entry is retrained, not fatal
+        log.warning("ignoring unreadable checkpoint %s: %s", weights, exc)
+        return None
+    return TrainedModel(model.eval(), config, float(meta["test_acc"]), float(meta.get("train_seconds", 0.0)), source)
+
+
+def load_or_train(
+    dataset: ImageDataset,
+    model_name: str,
+    *,
+    seed: int = 0,
+    config: TrainConfig | None = None,
+    device: str | torch.device = "auto",
+    progress: OptionalProgress = None,
+) -> TrainedModel:
+    """The original model for (dataset, model, seed): shipped, cached, or trained now and cached."""
+    config = config or TrainConfig.default(dataset.name, model_name, seed)
+    key = config.key(dataset.fingerprint())
+    for folder, source in ((SHIPPED_CHECKPOINTS, "shipped"), (cache_dir() / "models", "cache")):
+        found = _load_cached(folder / key, dataset, config, source)
+        if found is not None:
+            report(progress, 1.0, f"loaded {source} checkpoint")
+            return found
+    trained = train_model(dataset, config, device=device, progress=progress)
+    save_checkpoint(trained, cache_dir() / "models" / key, dataset.fingerprint())
+    return trained
+
+
+def retrain_from_scratch(
+    dataset: ImageDataset,
+    retain: Subset,
+    model_name: str,
+    *,
+    seed: int = 0,
+    config: TrainConfig | None = None,
+    device: str | torch.device = "auto",
+    progress: OptionalProgress = None,
+) -> TrainedModel:
+    """The gold standard: a freshly initialised model trained on the retain set only."""
+    config = config or TrainConfig.default(dataset.name, model_name, seed)
+    return train_model(dataset, replace(config, seed=seed), data=retain, device=device, progress=progress)
