@@ -81,7 +81,7 @@ def split_outputs(model: nn.Module, split: ForgetSplit, device: torch.device | s
 def _acc(logits: torch.Tensor, labels: torch.Tensor) -> float | None:
     if len(labels) == 0:
         return None
-    return float((logits.argmax(1) == labels).float().mean())
+    return int((logits.argmax(1) == labels).sum()) / len(labels)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:

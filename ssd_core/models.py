@@ -49,7 +49,16 @@ class Classifier(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """Three conv blocks and a two-layer head; fits 8x8 and 32x32 inputs."""
+    """Three conv blocks and a two-layer head; fits 8x8 and 32x32 inputs.
+
+    The conv blocks use GroupNorm without affine parameters (8 groups) instead of BatchNorm, so the
+    early layers have no per-channel scale that SSD could dampen. SSD dampens what the forget set's
+    Fisher ranks above alpha times the full data's. With BatchNorm, a single-class forget set at
+    alpha=10 damped the shared early layers (first conv and BN weights) and retain accuracy
+    collapsed for digits 3, 5, 8 and 9. On digits with this model, 7 of the 10 classes meet the
+    targets (2 of 10 with BatchNorm). Digits 3, 8 and 9 still fail: there SSD also selects about
+    half of the conv weights.
+    """
 
     def __init__(self, in_channels: int, num_classes: int, image_size: int, width: int = 32) -> None:
         super().__init__()
@@ -57,15 +66,15 @@ class SmallCNN(nn.Module):
         pool_after_first = image_size >= 16
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, w, 3, padding=1, bias=False),
-            nn.BatchNorm2d(w),
+            nn.GroupNorm(min(8, w), w, affine=False),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2) if pool_after_first else nn.Identity(),
             nn.Conv2d(w, 2 * w, 3, padding=1, bias=False),
-            nn.BatchNorm2d(2 * w),
+            nn.GroupNorm(min(8, 2 * w), 2 * w, affine=False),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
             nn.Conv2d(2 * w, 4 * w, 3, padding=1, bias=False),
-            nn.BatchNorm2d(4 * w),
+            nn.GroupNorm(min(8, 4 * w), 4 * w, affine=False),
             nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(2),
         )

@@ -55,8 +55,9 @@ class TrainConfig:
         spec = get_spec(model)
         return cls(dataset, model, spec.epochs, spec.lr, spec.batch_size, spec.optimizer, spec.weight_decay, seed)
 
-    def key(self, dataset_fingerprint: str) -> str:
-        payload = json.dumps({**asdict(self), "data": dataset_fingerprint}, sort_keys=True)
+    def key(self, dataset_fingerprint: str, architecture: str = "") -> str:
+        """Cache key: config + data + architecture signature (parameter names and shapes)."""
+        payload = json.dumps({**asdict(self), "data": dataset_fingerprint, "arch": architecture}, sort_keys=True)
         return f"{self.dataset}-{self.model}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 
@@ -67,6 +68,13 @@ class TrainedModel:
     test_acc: float
     seconds: float
     source: str  # "trained", "shipped" or "cache"
+
+
+def architecture_signature(model: nn.Module) -> str:
+    """A short hash of the parameter/buffer names and shapes, so a changed architecture misses the cache."""
+    layout = ";".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
+    layout += ";" + ";".join(type(m).__name__ for m in model.modules())
+    return hashlib.sha256(layout.encode()).hexdigest()[:8]
 
 
 def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -207,7 +215,7 @@ def load_or_train(
 ) -> TrainedModel:
     """The original model for (dataset, model, seed): shipped, cached, or trained now and cached."""
     config = config or TrainConfig.default(dataset.name, model_name, seed)
-    key = config.key(dataset.fingerprint())
+    key = config.key(dataset.fingerprint(), architecture_signature(build_for_dataset(config.model, dataset)))
     for folder, source in ((SHIPPED_CHECKPOINTS, "shipped"), (cache_dir() / "models", "cache")):
         found = _load_cached(folder / key, dataset, config, source)
         if found is not None:

@@ -1,0 +1,181 @@
+"""Benchmarks of the engine; prints (and with --json writes) one JSON object.
+
+    python bench/run.py --json bench/results.json            # CPU figures
+    python bench/run.py --device cuda --json bench/gpu.json  # GPU figures + full-width ResNet-18
+    python bench/run.py --with methods,browser               # also the method and browser benches
+
+Figures (targets from the issues):
+- importance_over_epoch: seconds for I_D + I_f with ssd_core over seconds for one plain
+  forward+backward pass over the same samples, same batch size, no optimizer (target <= 1.15).
+- second_request_speedup: first forget request (I_D computed) over a second one for another
+  class (I_D cached) (target >= 5 on digits).
+- dampen_eval_ms: median ms to dampen with new alpha/lambda and evaluate retain/forget test
+  accuracy on digits/smallcnn, i.e. what a slider move costs (target <= 30 ms).
+- mia_ms, evaluate_ms, train_seconds for the embedded defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ssd_core.dampening import dampen  # noqa: E402
+from ssd_core.data import ForgetRequest, Subset, batches, load_dataset, load_shapes, make_split  # noqa: E402
+from ssd_core.importance import ImportanceCache, compute_importance  # noqa: E402
+from ssd_core.methods.ssd import ssd_importances  # noqa: E402
+from ssd_core.metrics import entropy, evaluate, logits_of, mia_from_entropies, test_accuracies  # noqa: E402
+from ssd_core.models import build_for_dataset, resolve_device  # noqa: E402
+from ssd_core.train import TrainConfig, load_or_train, train_model  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def plain_pass_seconds(model, subset: Subset, batch_size: int, device: torch.device) -> float:
+    """One forward+backward over ``subset`` (eval mode, batch-mean CE, no optimizer)."""
+    model.eval()
+    _sync(device)
+    start = time.perf_counter()
+    for x, y in batches(subset, batch_size, device):
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+    _sync(device)
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def importance_seconds(model, subset: Subset, batch_size: int, device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    compute_importance(model, subset, "fisher", batch_size, device)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def importance_over_epoch(model, split, device: torch.device, batch_size: int = 64, repeats: int = 3) -> dict:
+    """Ratio of I_D + I_f time to a plain pass over D + Df (best of ``repeats`` for each, interleaved)."""
+    model = model.to(device)
+    plain_pass_seconds(model, split.forget_train, batch_size, device)  # warm-up
+    importance_seconds(model, split.forget_train, batch_size, device)
+    ours, plain = [], []
+    for _ in range(repeats):
+        plain.append(plain_pass_seconds(model, split.train, batch_size, device) + plain_pass_seconds(model, split.forget_train, batch_size, device))
+        ours.append(importance_seconds(model, split.train, batch_size, device) + importance_seconds(model, split.forget_train, batch_size, device))
+    return {"ratio": min(ours) / min(plain), "importance_seconds": min(ours), "plain_pass_seconds": min(plain), "samples": len(split.train) + len(split.forget_train)}
+
+
+def second_request_speedup(model, dataset, device: torch.device) -> dict:
+    cache = ImportanceCache(directory=None)
+    times = []
+    for cls in (3, 5):
+        split = make_split(dataset, ForgetRequest("class", cls))
+        start = time.perf_counter()
+        imp = ssd_importances(model, split, device=device, cache=cache)
+        dampen(model, imp.full, imp.forget, 10.0, 1.0, with_statistics=False)
+        times.append(time.perf_counter() - start)
+    return {"speedup": times[0] / times[1], "first_seconds": times[0], "second_seconds": times[1]}
+
+
+def dampen_eval_ms(model, split, device: torch.device, moves: int = 30) -> dict:
+    imp = ssd_importances(model, split, device=device, cache=ImportanceCache(directory=None))
+    scratch = build_for_dataset("smallcnn", split.dataset).to(device)
+    alphas = [10 ** (0.5 + 1.5 * i / moves) for i in range(moves)]
+    samples = []
+    for alpha in alphas:
+        start = time.perf_counter()
+        damped, _ = dampen(model, imp.full, imp.forget, alpha, 1.0, into=scratch, with_statistics=False)
+        test_accuracies(damped, split, device)
+        _sync(device)
+        samples.append((time.perf_counter() - start) * 1000)
+    return {"median_ms": statistics.median(samples), "p95_ms": sorted(samples)[int(0.95 * len(samples)) - 1]}
+
+
+def mia_and_evaluate_ms(model, split, device: torch.device, repeats: int = 5) -> dict:
+    train_entropy = entropy(logits_of(model, split.train, device))
+    test_entropy = entropy(logits_of(model, split.test, device))
+    mia, full = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        mia_from_entropies(train_entropy[split.retain_train.indices], test_entropy, train_entropy[split.forget_train.indices])
+        mia.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        evaluate(model, split, device)
+        full.append((time.perf_counter() - start) * 1000)
+    return {"mia_ms": statistics.median(mia), "evaluate_ms": statistics.median(full)}
+
+
+def cpu_figures(device: torch.device) -> dict:
+    digits = load_dataset("digits")
+    shapes = load_dataset("shapes")
+    digits_model = load_or_train(digits, "smallcnn", device=device).model.to(device)
+    shapes_model = load_or_train(shapes, "resnet18_narrow", device=device).model.to(device)
+    digits_split = make_split(digits, ForgetRequest("class", 3))
+    shapes_split = make_split(shapes, ForgetRequest("class", 2))
+    start = time.perf_counter()
+    train_model(digits, TrainConfig.default("digits", "smallcnn"), device=device)
+    digits_train = time.perf_counter() - start
+    return {
+        "importance_over_epoch": {
+            "digits/smallcnn": importance_over_epoch(digits_model, digits_split, device),
+            "shapes/resnet18_narrow": importance_over_epoch(shapes_model, shapes_split, device, repeats=2),
+        },
+        "second_request_speedup": {"digits/smallcnn": second_request_speedup(digits_model, digits, device)},
+        "dampen_eval_ms": {"digits/smallcnn": dampen_eval_ms(digits_model, digits_split, device)},
+        **{k: {"digits/smallcnn": v} for k, v in mia_and_evaluate_ms(digits_model, digits_split, device).items()},
+        "train_seconds": {"digits/smallcnn": digits_train},
+    }
+
+
+def gpu_full_width(device: torch.device, n_images: int = 50_000) -> dict:
+    """ResNet-18 at full width on 50,000 generated 32x32 images (importance vs a plain pass)."""
+    data = load_shapes(n_train=n_images, n_test=1000, seed=1)
+    model = build_for_dataset("resnet18", data, seed=0).to(device)
+    split = make_split(data, ForgetRequest("class", 0))
+    return importance_over_epoch(model, split, device, batch_size=64, repeats=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", dest="json_path")
+    parser.add_argument("--with", dest="extra", default="", help="comma list: methods, browser")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    results: dict = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        results["gpu"] = torch.cuda.get_device_name(device)
+    results.update(cpu_figures(device))
+    if device.type == "cuda":
+        results["importance_over_epoch"]["generated50k/resnet18"] = gpu_full_width(device)
+    extra = {e.strip() for e in args.extra.split(",") if e.strip()}
+    if "methods" in extra:
+        import bench_methods  # type: ignore[import-not-found]
+
+        results["methods"] = bench_methods.run()
+    if "browser" in extra:
+        import bench_browser  # type: ignore[import-not-found]
+
+        results["browser"] = bench_browser.run()
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json_path:
+        Path(args.json_path).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Embedded datasets and forget requests."""
+
+import numpy as np
+import pytest
+import torch
+
+from ssd_core.data import ForgetRequest, load_dataset, load_shapes, make_split, parse_indices
+from ssd_core.errors import InputError
+
+
+def test_digits_fixed_stratified_split():
+    ds = load_dataset("digits")
+    assert ds.input_shape == (1, 8, 8) and ds.num_classes == 10
+    assert len(ds.train_y) + len(ds.test_y) == 1797
+    assert ds.train_x.dtype == torch.uint8 and int(ds.train_x.max()) == 255
+    train_share = torch.bincount(ds.train_y) / len(ds.train_y)
+    test_share = torch.bincount(ds.test_y) / len(ds.test_y)
+    assert torch.allclose(train_share, test_share, atol=0.01)  # stratified
+    again = load_dataset("digits")
+    assert again.fingerprint() == ds.fingerprint()
+
+
+def test_shapes_deterministic_varied_and_not_linearly_trivial():
+    a, b = load_shapes(n_train=600, n_test=200, seed=3), load_shapes(n_train=600, n_test=200, seed=3)
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+    c = load_shapes(n_train=600, n_test=200, seed=4)
+    assert not torch.equal(a.train_x, c.train_x)
+    assert a.input_shape == (3, 32, 32) and a.num_classes >= 6
+    assert set(a.train_y.tolist()) == set(range(a.num_classes))
+    from sklearn.linear_model import LogisticRegression
+
+    full = load_dataset("shapes")
+    assert len(full.train_y) + len(full.test_y) >= 3000
+    x_train = full.train_x.reshape(len(full.train_x), -1).numpy() / 255.0
+    x_test = full.test_x.reshape(len(full.test_x), -1).numpy() / 255.0
+    clf = LogisticRegression(max_iter=200).fit(x_train[:2000], full.train_y[:2000].numpy())
+    linear_acc = clf.score(x_test, full.test_y.numpy())
+    assert linear_acc < 0.9, linear_acc
+
+
+def test_class_request_split():
+    ds = load_dataset("digits")
+    split = make_split(ds, ForgetRequest("class", 3))
+    assert bool((split.forget_train.y == 3).all()) and bool((split.retain_train.y != 3).all())
+    assert bool((split.forget_test.y == 3).all()) and bool((split.retain_test.y != 3).all())
+    assert len(split.forget_train) + len(split.retain_train) == len(ds.train_y)
+    assert len(split.forget_test) + len(split.retain_test) == len(ds.test_y)
+    assert split.forget_classes == (3,)
+    by_name = make_split(ds, ForgetRequest("class", "3"))
+    assert torch.equal(by_name.forget_train.indices, split.forget_train.indices)
+
+
+def test_random_and_indices_requests():
+    ds = load_dataset("digits")
+    a = make_split(ds, ForgetRequest("random", k=16, seed=1))
+    b = make_split(ds, ForgetRequest("random", k=16, seed=1))
+    c = make_split(ds, ForgetRequest("random", k=16, seed=2))
+    assert len(a.forget_train) == 16 and torch.equal(a.forget_train.indices, b.forget_train.indices)
+    assert not torch.equal(a.forget_train.indices, c.forget_train.indices)
+    assert len(a.forget_test) == 0 and len(a.retain_test) == len(ds.test_y)
+    picked = make_split(ds, ForgetRequest("indices", indices=(5, 1, 9)))
+    assert picked.forget_train.indices.tolist() == [1, 5, 9]
+    assert torch.equal(picked.forget_train.x[0], ds.train_x[1])
+
+
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        (ForgetRequest("class", 12), "out of range"),
+        (ForgetRequest("class", "seven"), "not a class"),
+        (ForgetRequest("random", k=0), "at least 1"),
+        (ForgetRequest("random", k=10**6), "Cannot forget"),
+        (ForgetRequest("indices", indices=()), "empty"),
+        (ForgetRequest("indices", indices=(10**6,)), "out of range"),
+        (ForgetRequest("subclass", "rocket"), "no sub-classes"),
+    ],
+)
+def test_bad_requests_are_clear(request_, message):
+    with pytest.raises(InputError, match=message):
+        make_split(load_dataset("digits"), request_)
+
+
+def test_forget_everything_is_refused():
+    ds = load_dataset("digits")
+    with pytest.raises(InputError, match="every"):
+        make_split(ds, ForgetRequest("indices", indices=tuple(range(len(ds.train_y)))))
+
+
+def test_parse_indices():
+    assert parse_indices("3, 1,5-7") == (1, 3, 5, 6, 7)
+    with pytest.raises(InputError):
+        parse_indices("1,x")
+
+
+def test_unknown_dataset():
+    with pytest.raises(InputError, match="Unknown dataset"):
+        load_dataset("imagenet")

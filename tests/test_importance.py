@@ -1,0 +1,139 @@
+"""Importance and dampening against straightforward reference computations written here."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ssd_core.dampening import dampen
+from ssd_core.data import ForgetRequest, load_dataset, make_split
+from ssd_core.errors import InputError
+from ssd_core.importance import ImportanceCache, compute_importance
+from ssd_core.models import build_for_dataset
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    ds = load_dataset("digits")
+    model = build_for_dataset("smallcnn", ds, seed=0)
+    # A few training steps so BatchNorm running stats and weights are not at init.
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.train()
+    for i in range(0, 640, 64):
+        x = ds.train_x[i : i + 64].float() / 255
+        loss = F.cross_entropy(model(x), ds.train_y[i : i + 64])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    split = make_split(ds, ForgetRequest("class", 3))
+    return ds, model, split
+
+
+def reference_importance(model, subset, batch_size, kind):
+    """Loop over batches, take .grad after backward, square (or abs), sum, divide by #batches."""
+    model = copy.deepcopy(model).eval()
+    totals = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    n_batches = 0
+    for start in range(0, len(subset), batch_size):
+        x = subset.x[start : start + batch_size].float() / 255
+        y = subset.y[start : start + batch_size]
+        model.zero_grad()
+        out = model(x)
+        loss = F.cross_entropy(out, y) if kind == "fisher" else (out**2).sum(1).mean()
+        loss.backward()
+        for n, p in model.named_parameters():
+            totals[n] += p.grad**2 if kind == "fisher" else p.grad.abs()
+        n_batches += 1
+    return {n: t / n_batches for n, t in totals.items()}
+
+
+def assert_close(a, b, rtol=1e-6):
+    for name in b:
+        scale = b[name].abs().max().clamp_min(1e-30)
+        assert (a[name] - b[name]).abs().max() / scale <= rtol, name
+
+
+@pytest.mark.parametrize("kind", ["fisher", "lossfree"])
+def test_importance_matches_reference(setup, kind):
+    _, model, split = setup
+    for subset in (split.train, split.forget_train):
+        ours = compute_importance(model, subset, kind, batch_size=64)
+        assert_close(ours, reference_importance(model, subset, 64, kind))
+
+
+def test_exact_fisher_matches_per_sample_loop(setup):
+    _, model, split = setup
+    subset = split.forget_train.select(torch.arange(20))
+    ours = compute_importance(model, subset, "fisher_exact", batch_size=7)
+    reference = reference_importance(model, subset, 1, "fisher")  # batch 1 = per-sample, mean over samples
+    assert_close(ours, reference, rtol=1e-5)
+    # independent of batch size
+    assert_close(compute_importance(model, subset, "fisher_exact", batch_size=20), ours, rtol=1e-5)
+
+
+def test_dampening_matches_reference_and_leaves_input_alone(setup):
+    _, model, split = setup
+    full = compute_importance(model, split.train, "fisher")
+    forget = compute_importance(model, split.forget_train, "fisher")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    alpha, lam = 10.0, 1.0
+    new, report = dampen(model, full, forget, alpha, lam)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    expected_selected = 0
+    for name, param in model.named_parameters():
+        theta = param.detach().clone()
+        for i in range(theta.numel()):  # the plain elementwise rule
+            d, f = full[name].view(-1)[i].item(), forget[name].view(-1)[i].item()
+            if f > alpha * d:
+                expected_selected += 1
+                theta.view(-1)[i] *= min(lam * d / f, 1.0)
+        got = dict(new.named_parameters())[name].detach()
+        assert torch.allclose(got, theta, rtol=1e-6, atol=0), name
+    assert report.total_selected == expected_selected > 0
+    for key, buffer in new.named_buffers():
+        assert torch.equal(buffer, before[key]), key  # buffers (BatchNorm stats, normalisation) untouched
+
+
+def test_zero_and_nonfinite_importance_give_no_nan(setup):
+    _, model, _ = setup
+    names = [n for n, _ in model.named_parameters()]
+    full = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    forget = {n: torch.ones_like(p) for n, p in model.named_parameters()}
+    full[names[0]].view(-1)[0] = float("nan")
+    forget[names[1]].view(-1)[0] = float("inf")
+    forget[names[2]].view(-1)[:] = 0.0  # 0 > alpha * 0 is False: nothing selected here
+    new, report = dampen(model, full, forget, 10, 1)
+    for n, p in new.named_parameters():
+        assert torch.isfinite(p).all(), n
+    # I_D = 0 and selected -> the parameter becomes 0
+    assert float(dict(new.named_parameters())[names[3]].abs().max()) == 0.0
+    assert torch.equal(dict(new.named_parameters())[names[2]], dict(model.named_parameters())[names[2]])
+
+
+def test_bad_hyperparameters(setup):
+    _, model, split = setup
+    imp = {n: torch.ones_like(p) for n, p in model.named_parameters()}
+    with pytest.raises(InputError, match="alpha"):
+        dampen(model, imp, imp, 0.0, 1.0)
+    with pytest.raises(InputError, match="lambda"):
+        dampen(model, imp, imp, 10.0, -1.0)
+    with pytest.raises(InputError, match="empty"):
+        compute_importance(model, split.forget_train.select(torch.zeros(0, dtype=torch.long)))
+
+
+def test_full_importance_cache_memory_and_disk(setup, tmp_path):
+    ds, model, split = setup
+    cache = ImportanceCache(tmp_path)
+    first = cache.full_importance(model, split.train, ds.fingerprint())
+    assert cache.misses == 1 and len(list(tmp_path.glob("*.safetensors"))) == 1
+    second = cache.full_importance(model, split.train, ds.fingerprint())
+    assert cache.hits == 1 and all(first[k] is second[k] for k in first)
+    fresh = ImportanceCache(tmp_path)  # a new process: served from disk, same numbers
+    third = fresh.full_importance(model, split.train, ds.fingerprint())
+    assert fresh.misses == 0 and all(torch.equal(first[k], third[k]) for k in first)
+    other = cache.full_importance(model, split.train, ds.fingerprint(), batch_size=32)
+    assert cache.misses == 2 and not torch.equal(other[next(iter(other))], first[next(iter(first))])
