@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     results.update(cpu_figures(device))
     if device.type == "cuda":
         results["importance_over_epoch"]["generated50k/resnet18"] = gpu_full_width(device)
+    import bench_sweep  # noqa: E402  (bench/ is on sys.path when run as a script)
+
+    results["sweep_10x10"] = bench_sweep.run(str(device))
     extra = {e.strip() for e in args.extra.split(",") if e.strip()}
     if "methods" in extra:
         import bench_methods  # type: ignore[import-not-found]
