@@ -17,7 +17,8 @@ from ssd_core.data import load_dataset  # noqa: E402
 from ssd_core.models import build_for_dataset  # noqa: E402
 from ssd_core.train import SHIPPED_CHECKPOINTS, TrainConfig, architecture_signature, save_checkpoint, train_model  # noqa: E402
 
-SHIPPED = [("digits", "smallcnn"), ("digits", "vit_tiny"), ("shapes", "smallcnn"), ("shapes", "resnet18_narrow")]
+# smallcnn is the digits default; on shapes it underfits (36% test), so shapes ships resnet18_narrow (98%).
+SHIPPED = [("digits", "smallcnn"), ("digits", "vit_tiny"), ("shapes", "resnet18_narrow")]
 
 
 def main() -> None:
