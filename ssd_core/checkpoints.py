@@ -1,28 +1,104 @@
 """Safe loading and saving of user checkpoints.
 
-Files from users are untrusted: only safetensors, or a plain state dict through
-``torch.load(weights_only=True)`` (which refuses to run pickled code). Names, shapes and dtypes
-are checked against the chosen architecture, non-finite values are refused, and the size is
-capped. Every failure is an :class:`InputError` with one clear sentence.
+Files from users are untrusted. Only two formats are accepted:
+
+- **safetensors** (preferred): the JSON header is parsed and checked here (size, dtypes, shapes,
+  offsets) before the ``safetensors`` library reads any tensor;
+- a plain **state dict saved with torch.save** (the zip format of PyTorch >= 1.6). Before
+  ``torch.load(weights_only=True)`` sees the file, the archive is checked entry by entry (only
+  what torch.save writes for tensors; no TorchScript code, no duplicate or extra entries, the same
+  view of the archive as torch's own reader), and the pickle inside is scanned opcode by opcode:
+  it may only name the few globals a state dict needs (tensor rebuild functions, storage types,
+  OrderedDict). So a pickled module, a ``__reduce__`` payload or anything else that could run code
+  is refused *before* anything is unpickled; ``weights_only=True`` is a second, independent wall.
+
+Everything else (raw pickles, the legacy non-zip torch.save format, TorchScript, text, empty or
+truncated files) is refused. Names, shapes and dtypes are checked against the chosen architecture,
+non-finite values are refused, the model is loaded with ``strict=True``, and sizes are capped
+(``UNLEARNING_LAB_MAX_CHECKPOINT_MB``, default 200). Every failure is an :class:`InputError`
+with one clear sentence.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
+import math
 import os
+import pickletools
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
 
 from .errors import InputError
 
-DEFAULT_MAX_BYTES = int(os.environ.get("UNLEARNING_LAB_MAX_CHECKPOINT_MB", "200")) * 1024 * 1024
-SAFETENSORS_MAGIC_MAX_HEADER = 100 * 1024 * 1024
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+DEFAULT_MAX_MB = 200
+MAX_CONFIG_BYTES = 1 * MB  # a model config JSON is a few hundred bytes
+MAX_CLASSES = 10_000  # a config asking for more would only be a way to allocate a huge head
+MAX_IMAGE_SIDE = 1024
+MAX_CHANNELS = 16
+SAFETENSORS_MAX_HEADER = 16 * MB  # ~100 bytes per tensor: room for >100k tensors
+SAFETENSORS_MAGIC_MAX_HEADER = SAFETENSORS_MAX_HEADER  # old name
+MAX_TENSORS = 100_000
+
+_STATE_DICT_HINT = "save model.state_dict() with torch.save, or as safetensors"
+
+
+def max_checkpoint_bytes() -> int:
+    """The size cap for checkpoints: ``$UNLEARNING_LAB_MAX_CHECKPOINT_MB`` (default 200 MB)."""
+    raw = os.environ.get("UNLEARNING_LAB_MAX_CHECKPOINT_MB")
+    if raw:
+        try:
+            value = float(raw)
+            if value > 0 and math.isfinite(value):
+                return int(value * MB)
+        except ValueError:
+            pass
+        log.warning("Ignoring UNLEARNING_LAB_MAX_CHECKPOINT_MB=%r (not a positive number).", raw)
+    return DEFAULT_MAX_MB * MB
+
+
+DEFAULT_MAX_BYTES = max_checkpoint_bytes()  # at import time; the functions read the env at call time
+
+
+def _size_text(n: int) -> str:
+    if n >= MB:
+        return f"{n / MB:.4g} MB"
+    if n >= 1024:
+        return f"{n / 1024:.4g} KB"
+    return f"{n} bytes"
+
+
+# ---------------------------------------------------------------------------------------------
+# Model config
+
+
+def _as_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"The model config's {what} must be a whole number, not {value!r:.40}.")
+    if isinstance(value, float) and not value.is_integer():
+        raise InputError(f"The model config's {what} must be a whole number, not {value!r}.")
+    return int(value)
+
+
+def _as_floats(value: Any, what: str) -> tuple[float, ...]:
+    if not isinstance(value, (list, tuple)) or not value or len(value) > MAX_CHANNELS:
+        raise InputError(f"The model config's {what} must be a list of 1 to {MAX_CHANNELS} numbers.")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise InputError(f"The model config's {what} must hold finite numbers, not {v!r:.40}.")
+        out.append(float(v))
+    return tuple(out)
 
 
 @dataclass
@@ -48,112 +124,514 @@ class ModelConfig:
             "classes": self.classes,
         }
 
+    def validate(self) -> "ModelConfig":
+        """Check the values (a config may come from an uploaded JSON); returns self."""
+        from .models import get_spec
+
+        if not isinstance(self.model, str) or not self.model:
+            raise InputError("The model config's 'model' must be an architecture name.")
+        get_spec(self.model)  # InputError naming the known models
+        if not 2 <= self.num_classes <= MAX_CLASSES:
+            raise InputError(f"The model config's num_classes must be between 2 and {MAX_CLASSES}, not {self.num_classes}.")
+        if len(self.input_shape) != 3:
+            raise InputError("The model config's input_shape must be [channels, height, width].")
+        c, h, w = self.input_shape
+        if not 1 <= c <= MAX_CHANNELS or not 1 <= h <= MAX_IMAGE_SIDE or not 1 <= w <= MAX_IMAGE_SIDE:
+            raise InputError(
+                f"The model config's input_shape {list(self.input_shape)} is out of range "
+                f"(1 to {MAX_CHANNELS} channels, sides of 1 to {MAX_IMAGE_SIDE} pixels)."
+            )
+        if len(self.mean) not in (1, c) or len(self.std) != len(self.mean):
+            raise InputError(f"The model config's mean and std must each have 1 or {c} values (one per channel).")
+        if any(s <= 0 for s in self.std):
+            raise InputError("The model config's std values must be positive.")
+        if self.classes is not None and len(self.classes) != self.num_classes:
+            raise InputError(
+                f"The model config lists {len(self.classes)} class names but num_classes is {self.num_classes}."
+            )
+        return self
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "ModelConfig":
-        try:
-            return cls(
-                model=str(raw["model"]),
-                num_classes=int(raw["num_classes"]),
-                input_shape=tuple(int(v) for v in raw["input_shape"]),  # type: ignore[arg-type]
-                mean=tuple(float(v) for v in raw.get("mean", (0.0,))),
-                std=tuple(float(v) for v in raw.get("std", (1.0,))),
-                dataset=raw.get("dataset"),
-                classes=raw.get("classes"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError("The model config JSON is missing 'model', 'num_classes' or 'input_shape'.") from exc
+        """A checked config from a dict (e.g. the JSON written by :func:`save_model`; extra keys are ignored)."""
+        if not isinstance(raw, dict):
+            raise InputError("The model config must be a JSON object with 'model', 'num_classes' and 'input_shape'.")
+        if any(key not in raw for key in ("model", "num_classes", "input_shape")):
+            raise InputError("The model config JSON is missing 'model', 'num_classes' or 'input_shape'.")
+        shape = raw["input_shape"]
+        if not isinstance(shape, (list, tuple)) or len(shape) != 3:
+            raise InputError("The model config's input_shape must be [channels, height, width].")
+        classes = raw.get("classes")
+        if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+            raise InputError("The model config's classes must be a list of names.")
+        dataset = raw.get("dataset")
+        if dataset is not None and not isinstance(dataset, str):
+            raise InputError("The model config's dataset must be a name.")
+        config = cls(
+            model=raw["model"] if isinstance(raw["model"], str) else "",
+            num_classes=_as_int(raw["num_classes"], "num_classes"),
+            input_shape=tuple(_as_int(v, "input_shape") for v in shape),  # type: ignore[arg-type]
+            mean=_as_floats(raw.get("mean", [0.0]), "mean"),
+            std=_as_floats(raw.get("std", [1.0]), "std"),
+            dataset=dataset,
+            classes=list(classes) if classes is not None else None,
+        )
+        return config.validate()
 
 
-def _read_bytes(source: str | Path | bytes, max_bytes: int) -> tuple[bytes, str]:
-    if isinstance(source, (bytes, bytearray)):
+def read_model_config(source: str | Path | bytes | BinaryIO) -> ModelConfig:
+    """A checked :class:`ModelConfig` from a JSON file, its bytes or an open file (at most 1 MB)."""
+    data, _ = _read_bytes(source, MAX_CONFIG_BYTES, what="model config")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InputError("The model config is not valid JSON; use the .json file saved next to the weights.") from exc
+    return ModelConfig.from_dict(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading bytes
+
+
+def _read_bytes(source: str | Path | bytes | BinaryIO, max_bytes: int, what: str = "checkpoint") -> tuple[bytes, str]:
+    """The bytes of a path, a bytes object or an open binary file; never more than ``max_bytes``."""
+    limit = f"The {what} is larger than the {_size_text(max_bytes)} limit."
+    if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "upload"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise InputError(f"Checkpoint file '{path}' does not exist.")
+    elif hasattr(source, "read"):
+        data = source.read(max_bytes + 1)  # type: ignore[union-attr]
+        name = str(getattr(source, "name", "upload"))
+        if not isinstance(data, (bytes, bytearray)):
+            raise InputError(f"The {what} must be opened in binary mode.")
+        data = bytes(data)
+    elif isinstance(source, (str, Path)):
+        path = Path(source).expanduser()
+        if not path.is_file():  # also refuses directories, devices and fifos (/dev/zero)
+            raise InputError(f"The {what} file '{path}' does not exist.")
         if path.stat().st_size > max_bytes:
-            raise InputError(f"The checkpoint is larger than the {max_bytes // (1024 * 1024)} MB limit.")
-        data, name = path.read_bytes(), path.name
+            raise InputError(limit)
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)  # the file may have grown since stat()
+        name = path.name
+    else:
+        raise InputError(f"The {what} must be a file path or its bytes.")
     if len(data) == 0:
-        raise InputError("The checkpoint file is empty.")
+        raise InputError(f"The {what} file is empty.")
     if len(data) > max_bytes:
-        raise InputError(f"The checkpoint is larger than the {max_bytes // (1024 * 1024)} MB limit.")
+        raise InputError(limit)
     return data, name
 
 
-def _looks_like_safetensors(data: bytes) -> bool:
-    if len(data) < 10:
-        return False
+# ---------------------------------------------------------------------------------------------
+# safetensors
+
+_SAFETENSORS_ITEMSIZE = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+    "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
+    "U32": 4, "I32": 4, "F32": 4,
+    "U64": 8, "I64": 8, "F64": 8,
+}  # fmt: skip
+
+
+def _safetensors_error(detail: str) -> InputError:
+    return InputError(f"The safetensors file is corrupt ({detail}) and cannot be read.")
+
+
+def _check_safetensors_header(data: bytes) -> None:
+    """Validate the header of a safetensors file before the library touches the tensors."""
     header_len = int.from_bytes(data[:8], "little")
-    return 2 <= header_len <= min(SAFETENSORS_MAGIC_MAX_HEADER, len(data) - 8) and data[8:9] == b"{"
-
-
-def read_state_dict(source: str | Path | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, torch.Tensor]:
-    """A flat {name: tensor} from a safetensors file or a weights-only torch file, nothing else."""
-    data, name = _read_bytes(source, max_bytes)
-    if _looks_like_safetensors(data):
-        from safetensors.torch import load as load_safetensors
-
-        try:
-            return load_safetensors(data)
-        except Exception as exc:
-            raise InputError("The safetensors file is corrupt and cannot be read.") from exc
-    if not zipfile.is_zipfile(io.BytesIO(data)):
+    if header_len > SAFETENSORS_MAX_HEADER:
         raise InputError(
-            "The file is neither safetensors nor a PyTorch state dict; save one with save_file or torch.save(model.state_dict())."
+            f"The safetensors header is {_size_text(header_len)}, more than the {_size_text(SAFETENSORS_MAX_HEADER)} allowed."
         )
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        names = archive.namelist()
-    if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
-        raise InputError("TorchScript files are not accepted; save the model's state_dict instead.")
+    if 8 + header_len > len(data):
+        raise InputError("The safetensors file is truncated: it ends inside its header.")
     try:
-        loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:
+        header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _safetensors_error("its header is not valid JSON") from exc
+    if not isinstance(header, dict):
+        raise _safetensors_error("its header is not a JSON object")
+    metadata = header.pop("__metadata__", None)
+    if metadata is not None and not (
+        isinstance(metadata, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+    ):
+        raise _safetensors_error("bad __metadata__")
+    if len(header) > MAX_TENSORS:
+        raise InputError(f"The checkpoint has {len(header)} tensors, more than the {MAX_TENSORS} allowed.")
+    spans = []
+    for name, info in header.items():
+        if not isinstance(info, dict):
+            raise _safetensors_error(f"bad entry for '{name:.80}'")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if dtype not in _SAFETENSORS_ITEMSIZE:
+            raise InputError(f"The safetensors tensor '{name:.80}' has unsupported dtype {str(dtype):.20}.")
+        if (
+            not isinstance(shape, list)
+            or len(shape) > 8
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+            or not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
+            raise _safetensors_error(f"bad shape or offsets for '{name:.80}'")
+        if math.prod(shape) * _SAFETENSORS_ITEMSIZE[dtype] != offsets[1] - offsets[0]:
+            raise _safetensors_error(f"the size of '{name:.80}' does not match its shape")
+        spans.append((offsets[0], offsets[1]))
+    spans.sort()
+    position = 0
+    for begin, end in spans:
+        if begin != position:
+            raise _safetensors_error("its tensors overlap or leave gaps")
+        position = end
+    available = len(data) - 8 - header_len
+    if position > available:
         raise InputError(
-            "The file is not a plain state dict (it may be a pickled model or contain code); save model.state_dict() instead."
-        ) from exc
-    if isinstance(loaded, dict) and "state_dict" in loaded and isinstance(loaded["state_dict"], dict):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()):
-        raise InputError("The file does not hold a state dict of named tensors; save model.state_dict() instead.")
+            f"The safetensors file is truncated: its header promises {_size_text(position)} of tensor data but only {_size_text(available)} follow."
+        )
+    if position < available:
+        raise _safetensors_error("it has trailing bytes after the tensors")
+
+
+def _read_safetensors(data: bytes) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load as load_safetensors
+
+    _check_safetensors_header(data)
+    try:
+        return load_safetensors(data)
+    except Exception as exc:  # the library's own checks (a second wall)
+        raise InputError("The safetensors file is corrupt and cannot be read.") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.save zip archives
+
+# What torch.save writes for a state dict, relative to the archive's one top-level folder.
+_TORCH_ENTRY = re.compile(r"(data\.pkl|byteorder|version|\.format_version|\.storage_alignment|data/\d+|\.data/[A-Za-z0-9_.]+)")
+_STORAGE_TYPES = frozenset(
+    f"{kind}Storage"
+    for kind in (
+        "Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool",
+        "UInt16", "UInt32", "UInt64", "ComplexFloat", "ComplexDouble",
+        "Float8_e4m3fn", "Float8_e5m2", "Float8_e4m3fnuz", "Float8_e5m2fnuz",
+    )
+)  # fmt: skip
+_DTYPE_NAMES = frozenset(name for name, value in vars(torch).items() if isinstance(value, torch.dtype))
+_ALLOWED_GLOBALS = frozenset(
+    {
+        ("collections", "OrderedDict"),
+        ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch._utils", "_rebuild_parameter"),
+        ("torch._utils", "_rebuild_parameter_with_state"),
+        ("torch", "Size"),
+        ("torch", "device"),
+    }
+    | {("torch", name) for name in _STORAGE_TYPES | _DTYPE_NAMES}
+)
+_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"})
+_GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def _not_plain_state_dict(what: str) -> InputError:
+    return InputError(
+        f"The file contains {what}, not just tensors, and is refused because unpickling objects can run code; {_STATE_DICT_HINT}."
+    )
+
+
+def _refuse_global(module: str, attr: str) -> InputError:
+    module = {"__builtin__": "builtins", "copy_reg": "copyreg"}.get(module, module)  # protocol-2 spellings
+    return _not_plain_state_dict(f"a pickled Python object ('{module:.60}.{attr:.60}')")
+
+
+def _scan_pickle(payload: bytes) -> None:
+    """Refuse a pickle that names any global outside a state dict's needs, without unpickling it.
+
+    ``pickletools.genops`` only parses opcodes. Names pushed for STACK_GLOBAL are followed through
+    the memo; a name that cannot be resolved statically is refused too.
+    """
+    memo: dict[Any, Any] = {}
+    recent: list[Any] = []  # values pushed by the latest opcodes (None: not a known string)
+    try:
+        for opcode, arg, _ in pickletools.genops(payload):
+            name = opcode.name
+            if name in ("GLOBAL", "INST"):
+                module, _, attr = str(arg).partition(" ")
+                if (module, attr) not in _ALLOWED_GLOBALS:
+                    raise _refuse_global(module, attr)
+                recent.append(None)
+            elif name == "STACK_GLOBAL":
+                if len(recent) < 2 or not isinstance(recent[-2], str) or not isinstance(recent[-1], str):
+                    raise _not_plain_state_dict("a pickled Python object")
+                module, attr = recent[-2], recent[-1]
+                if (module, attr) not in _ALLOWED_GLOBALS:
+                    raise _refuse_global(module, attr)
+                recent[-2:] = [None]
+            elif name in ("EXT1", "EXT2", "EXT4"):
+                raise _not_plain_state_dict("a pickled Python object (copyreg extension)")
+            elif name in _STRING_OPS:
+                recent.append(arg if isinstance(arg, str) else arg.decode("latin-1") if isinstance(arg, bytes) else None)
+            elif name in _GET_OPS:
+                recent.append(memo.get(arg))
+            elif name in _PUT_OPS:
+                memo[arg] = recent[-1] if recent else None
+            elif name == "MEMOIZE":
+                memo[len(memo)] = recent[-1] if recent else None
+            elif name not in ("FRAME", "PROTO"):  # framing opcodes do not touch the stack
+                recent.append(None)
+            if len(recent) > 64:
+                del recent[:-8]
+    except InputError:
+        raise
+    except Exception as exc:  # ValueError from genops on a broken stream, etc.
+        raise InputError("The PyTorch file is corrupt: its pickle data cannot be parsed.") from exc
+
+
+def _check_torch_zip(data: bytes, max_bytes: int) -> None:
+    """Refuse anything in a zip archive that is not exactly what torch.save writes for tensors."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            names = [info.filename for info in infos]
+            if len(names) > MAX_TENSORS + 16:
+                raise InputError(f"The PyTorch file has {len(names)} entries, more than the {MAX_TENSORS} allowed.")
+            if sum(info.file_size for info in infos) > max_bytes:
+                raise InputError(f"The PyTorch file unpacks to more than the {_size_text(max_bytes)} limit.")
+            if len(set(names)) != len(names):
+                raise InputError("The PyTorch file is malformed: it has duplicate entries.")
+            prefixes = {name.split("/", 1)[0] for name in names}
+            relative = [name.split("/", 1)[1] if "/" in name else "" for name in names]
+            if any(r == "constants.pkl" or r.startswith(("code/", "extra/")) or r.endswith(".debug_pkl") for r in relative):
+                raise InputError("TorchScript files are not accepted (they contain code); save the model's state_dict() instead.")
+            if len(prefixes) != 1 or "data.pkl" not in relative:
+                raise InputError(f"The zip archive is not a torch.save file; {_STATE_DICT_HINT}.")
+            odd = [name for name, r in zip(names, relative) if not _TORCH_ENTRY.fullmatch(r)]
+            if odd:
+                raise InputError(f"The PyTorch file has an unexpected entry '{odd[0]:.80}'; {_STATE_DICT_HINT}.")
+            pickle_bytes = archive.read(f"{prefixes.pop()}/data.pkl")
+    except InputError:
+        raise
+    except Exception as exc:  # BadZipFile, CRC errors, truncated data, unsupported compression
+        raise InputError("The PyTorch file is truncated or corrupt (not a readable zip archive).") from exc
+
+    # torch reads the archive with its own (C++) zip reader: make sure it sees the same entries
+    # and the same pickle, so nothing can hide from the checks above.
+    reader_cls = getattr(torch._C, "PyTorchFileReader", None)
+    if reader_cls is not None:
+        try:
+            reader = reader_cls(io.BytesIO(data))
+            torch_names = sorted(reader.get_all_records())
+            torch_pickle = reader.get_record("data.pkl")
+        except Exception as exc:
+            raise InputError("The PyTorch file is truncated or corrupt (PyTorch cannot read it).") from exc
+        if torch_names != sorted(relative) or bytes(torch_pickle) != pickle_bytes:
+            raise InputError("The PyTorch file is malformed: its zip directory is inconsistent.")
+    _scan_pickle(pickle_bytes)
+
+
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "model_state", "net", "weights")
+
+
+def _read_torch_zip(data: bytes, max_bytes: int) -> dict[str, torch.Tensor]:
+    _check_torch_zip(data, max_bytes)
+    try:
+        loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True, mmap=False)
+    except Exception as exc:
+        raise InputError(f"The file is not a plain state dict and cannot be loaded safely; {_STATE_DICT_HINT}.") from exc
+    if not isinstance(loaded, dict):
+        raise InputError(f"The file holds a {type(loaded).__name__}, not a state dict of named tensors; {_STATE_DICT_HINT}.")
+    if loaded and not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        # A training checkpoint: {"state_dict": {...}, "epoch": 3, ...}. Look one level down only.
+        for key in _WRAPPER_KEYS:
+            inner = loaded.get(key)
+            if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                return inner
+        keys = ", ".join(repr(k)[:40] for k in list(loaded)[:5])
+        raise InputError(f"The file holds a dict without a state dict of tensors (keys: {keys}); {_STATE_DICT_HINT}.")
     return loaded
 
 
-def load_model(
-    source: str | Path | bytes,
-    config: ModelConfig,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-) -> nn.Module:
-    """Build ``config``'s architecture and load the checkpoint into it, strictly and safely."""
-    from .models import build_model
+# ---------------------------------------------------------------------------------------------
+# Public: read a state dict
 
-    state = read_state_dict(source, max_bytes)
-    model = build_model(config.model, config.num_classes, config.input_shape, config.mean, config.std)
-    expected = model.state_dict()
-    # Accept checkpoints of the bare network (without our Normalize wrapper) as well.
+_PICKLE_PROTOCOL_2_PLUS = b"\x80"
+
+
+def read_state_dict(
+    source: str | Path | bytes | BinaryIO, max_bytes: int | None = None
+) -> dict[str, torch.Tensor]:
+    """A flat {name: tensor} from a safetensors file or a weights-only torch.save file, nothing else.
+
+    ``max_bytes`` defaults to :func:`max_checkpoint_bytes`. Raises :class:`InputError` (one
+    sentence) for anything else, before any of its content is unpickled.
+    """
+    max_bytes = max_checkpoint_bytes() if max_bytes is None else int(max_bytes)
+    data, _ = _read_bytes(source, max_bytes)
+    if data[:4] == b"PK\x03\x04":
+        state = _read_torch_zip(data, max_bytes)
+    elif len(data) >= 9 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") < 2**40:
+        # Checked before the pickle sniff: a header length of 128 + 256k starts with 0x80 too.
+        # Nothing here is ever unpickled, whatever the bytes are.
+        state = _read_safetensors(data)
+    elif data[:1] == _PICKLE_PROTOCOL_2_PLUS:
+        raise InputError(
+            "The file is a raw pickle (or the legacy pre-1.6 torch.save format), which can run code when loaded; "
+            f"{_STATE_DICT_HINT} using a recent PyTorch."
+        )
+    elif data.lstrip()[:1] == b"{":
+        raise InputError("This is a JSON file, not model weights; upload the .safetensors (or .pt) file and give the JSON as the config.")
+    elif data[:4] == b"PK\x05\x06" or zipfile.is_zipfile(io.BytesIO(data)):
+        raise InputError("The PyTorch file is truncated or corrupt (not a readable zip archive).")
+    else:
+        raise InputError(
+            f"The file is neither safetensors nor a PyTorch state dict (or it is truncated); {_STATE_DICT_HINT}."
+        )
+    if not state:
+        raise InputError("The checkpoint holds no tensors.")
+    if len(state) > MAX_TENSORS:
+        raise InputError(f"The checkpoint has {len(state)} tensors, more than the {MAX_TENSORS} allowed.")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise InputError(f"The file does not hold a state dict of named tensors; {_STATE_DICT_HINT}.")
+        if value.layout != torch.strided or value.is_quantized or value.is_nested or value.device.type != "cpu":
+            raise InputError(f"The checkpoint's '{key:.80}' is not a plain dense tensor; {_STATE_DICT_HINT}.")
+        out[key] = value.detach()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Public: load a model
+
+_INT_DTYPES = frozenset({torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
+
+
+def _strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def _align_keys(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Accept DataParallel/compiled prefixes and checkpoints of the bare network (no Normalize)."""
+    for prefix in ("module.", "_orig_mod."):
+        state = _strip_prefix(state, prefix)
     if not any(k.startswith("net.") for k in state) and any(k.startswith("net.") for k in expected):
         state = {f"net.{k}": v for k, v in state.items()}
         for key in ("normalize.mean", "normalize.std"):
-            state[key] = expected[key]
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+            state.setdefault(key, expected[key])
+    return state
+
+
+def _describe(config: ModelConfig) -> str:
+    c, h, w = config.input_shape
+    return f"{config.model} ({config.num_classes} classes, {c}x{h}x{w} images)"
+
+
+def _guess_architecture(state: dict[str, torch.Tensor], config: ModelConfig) -> str | None:
+    """The registered architecture whose names and shapes (head aside) match the checkpoint; built on 'meta', so free."""
+    from .models import available_models, build_model
+
+    for name in available_models():
+        if name == config.model:
+            continue
+        try:
+            with torch.device("meta"):
+                model = build_model(name, config.num_classes, config.input_shape, config.mean, config.std)
+            expected = model.state_dict()
+            aligned = _align_keys(dict(state), expected)
+            heads = _head_keys(expected, config.num_classes)
+            if set(aligned) == set(expected) and all(
+                aligned[k].shape == v.shape for k, v in expected.items() if k not in heads
+            ):
+                return name
+        except Exception:  # an architecture that cannot take this input shape
+            continue
+    return None
+
+
+def _head_keys(expected: dict[str, torch.Tensor], num_classes: int) -> set[str]:
+    """The final layer's weight and bias (the last 2-D weight with num_classes rows)."""
+    heads = [k for k, v in expected.items() if k.endswith("weight") and v.dim() == 2 and v.shape[0] == num_classes]
+    if not heads:
+        return set()
+    weight = heads[-1]
+    return {weight, weight[: -len("weight")] + "bias"}
+
+
+def _check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], config: ModelConfig) -> None:
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        which = f"missing '{missing[0]}'" if missing else f"unexpected '{unexpected[0]}'"
-        raise InputError(
-            f"The checkpoint does not match {config.model} with {config.num_classes} classes ({which}); pick the architecture it was trained with."
-        )
-    for key, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[key].shape):
+        guess = _guess_architecture(state, config)
+        if guess is not None:
             raise InputError(
-                f"The checkpoint does not match {config.model} with {config.num_classes} classes: "
-                f"'{key}' has shape {list(tensor.shape)}, expected {list(expected[key].shape)}."
+                f"The checkpoint does not match {config.model}: it looks like a {guess} checkpoint; pick the architecture it was trained with."
             )
-        if tensor.is_floating_point() != expected[key].is_floating_point():
-            raise InputError(f"'{key}' has dtype {tensor.dtype}, expected {expected[key].dtype}.")
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise InputError(f"The checkpoint has non-finite values (NaN or inf) in '{key}'.")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+        parts = []
+        if missing:
+            parts.append(f"it lacks '{missing[0]}'" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+        if unexpected:
+            parts.append(
+                f"it has unexpected '{unexpected[0]:.80}'" + (f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else "")
+            )
+        raise InputError(
+            f"The checkpoint does not match {_describe(config)}: {', and '.join(parts)}; pick the architecture it was trained with."
+        )
+    heads = _head_keys(expected, config.num_classes)
+    for key, want in expected.items():
+        tensor = state[key]
+        if tuple(tensor.shape) != tuple(want.shape):
+            if key in heads and tensor.dim() == want.dim() and tensor.dim() >= 1 and tensor.shape[1:] == want.shape[1:]:
+                raise InputError(
+                    f"The checkpoint was trained for {tensor.shape[0]} classes but {config.num_classes} were chosen "
+                    f"('{key}' has shape {list(tensor.shape)}, expected {list(want.shape)}); pick the matching dataset or number of classes."
+                )
+            raise InputError(
+                f"The checkpoint does not match {_describe(config)}: '{key}' has shape {list(tensor.shape)}, "
+                f"expected {list(want.shape)}."
+            )
+        ok_dtype = tensor.is_floating_point() if want.is_floating_point() else tensor.dtype in _INT_DTYPES
+        if not ok_dtype:
+            raise InputError(f"The checkpoint's '{key}' has dtype {tensor.dtype}, but {config.model} expects {want.dtype}.")
+        if tensor.is_floating_point():
+            if not bool(torch.isfinite(tensor).all()):
+                raise InputError(f"The checkpoint has non-finite values (NaN or inf) in '{key}'.")
+            if key.endswith("running_var") and bool((tensor < 0).any()):
+                raise InputError(f"The checkpoint has negative variances in '{key}'; the file is corrupt.")
+            if key == "normalize.std" and bool((tensor <= 0).any()):
+                raise InputError("The checkpoint's normalisation std ('normalize.std') must be positive.")
+
+
+def load_model(
+    source: str | Path | bytes | BinaryIO,
+    config: ModelConfig,
+    max_bytes: int | None = None,
+) -> nn.Module:
+    """Build ``config``'s architecture and load the checkpoint into it, strictly and safely.
+
+    ``max_bytes`` defaults to :func:`max_checkpoint_bytes`. The model comes back in eval mode.
+    """
+    from .models import build_model
+
+    if not isinstance(config, ModelConfig):
+        raise InputError("load_model needs a ModelConfig (see ModelConfig.from_dict / read_model_config).")
+    config.validate()
+    state = read_state_dict(source, max_bytes)
+    model = build_model(config.model, config.num_classes, config.input_shape, config.mean, config.std)
+    expected = model.state_dict()
+    state = _align_keys(state, expected)
+    _check_state(state, expected, config)
+    try:
+        model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    except RuntimeError as exc:  # should not happen after the checks above
+        raise InputError(f"The checkpoint does not fit {_describe(config)}; pick the architecture it was trained with.") from exc
     return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving
 
 
 def save_model(model: nn.Module, config: ModelConfig, path_stem: str | Path, extra: dict | None = None) -> tuple[Path, Path]:

@@ -12,13 +12,12 @@ import dataclasses
 import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from . import __version__
-from .checkpoints import ModelConfig, config_for_dataset, load_model
+from .checkpoints import config_for_dataset, load_model, read_model_config
 from .data import ForgetRequest, load_dataset, make_split
 from .errors import InputError
 from .methods import get_method, run_method
@@ -79,12 +78,7 @@ def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) 
     if config.checkpoint:
         model_config = config_for_dataset(config.model, dataset)
         if config.checkpoint_config:
-            import json
-
-            try:
-                model_config = ModelConfig.from_dict(json.loads(Path(config.checkpoint_config).read_text()))
-            except (OSError, ValueError) as exc:
-                raise InputError(f"Cannot read the model config '{config.checkpoint_config}'.") from exc
+            model_config = read_model_config(config.checkpoint_config)
             if model_config.num_classes != dataset.num_classes:
                 raise InputError(
                     f"The checkpoint has {model_config.num_classes} classes but {dataset.name} has {dataset.num_classes}."

@@ -1,0 +1,257 @@
+"""Many users at once: a queue for heavy jobs and single-flight sharing of identical requests.
+
+Streamlit runs every browser session in its own thread of one process, so these helpers are
+thread-based and process-wide:
+
+- :class:`HeavyJobGate` lets at most ``max_concurrent`` heavy jobs (training, importance, method
+  runs) run at once; the others wait in a first-come, first-served line and are told their place
+  through ``on_wait`` (so the UI can show "queued, 2 ahead"). :func:`default_gate` is the shared
+  one (``UNLEARNING_LAB_MAX_HEAVY_JOBS``, default 2).
+- :class:`SharedResults` / :func:`single_flight`: when several sessions ask for the same thing
+  (same key) at the same time, it is computed once and everyone gets the result. It does not
+  cache finished results (the caches in ``train``/``importance`` and the UI do that).
+
+Typical use::
+
+    def compute():
+        with default_gate().slot(on_wait=lambda n: status.update(label=f"Queued: {n - 1} ahead")):
+            return heavy_work()
+
+    result = single_flight(("importance", model_key, data_key), compute)
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Hashable, Iterator, TypeVar
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_MAX_HEAVY_JOBS = 2
+
+
+class QueueTimeout(InputError):
+    """A job waited longer than its timeout for a slot (the server is busy)."""
+
+
+def _env_max_jobs() -> int:
+    raw = os.environ.get("UNLEARNING_LAB_MAX_HEAVY_JOBS")
+    if raw:
+        try:
+            value = int(raw)
+            if value >= 1:
+                return value
+        except ValueError:
+            pass
+        log.warning("Ignoring UNLEARNING_LAB_MAX_HEAVY_JOBS=%r (not a whole number >= 1).", raw)
+    return DEFAULT_MAX_HEAVY_JOBS
+
+
+class HeavyJobGate:
+    """At most ``max_concurrent`` heavy jobs at once; the rest wait in a FIFO line.
+
+    Slots are re-entrant per thread: a job that already holds a slot (a method run that computes
+    importances) does not queue again, so nesting never deadlocks.
+    """
+
+    def __init__(self, max_concurrent: int | None = None) -> None:
+        if max_concurrent is None:
+            max_concurrent = _env_max_jobs()
+        if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be a whole number >= 1, not {max_concurrent!r}.")
+        self.max_concurrent = max_concurrent
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._line: list[int] = []  # tickets of waiting jobs, first in line first
+        self._tickets = itertools.count()
+        self._held = threading.local()
+
+    @property
+    def active(self) -> int:
+        """How many jobs hold a slot now."""
+        with self._cond:
+            return self._active
+
+    @property
+    def waiting(self) -> int:
+        """How many jobs wait in line now."""
+        with self._cond:
+            return len(self._line)
+
+    @contextmanager
+    def slot(
+        self,
+        on_wait: Callable[[int], None] | None = None,
+        *,
+        timeout: float | None = None,
+        poll_seconds: float = 0.5,
+    ) -> Iterator[None]:
+        """Hold one slot for the ``with`` block, waiting in line first if all are taken.
+
+        While waiting, ``on_wait(position)`` is called from this thread each time the place in line
+        changes (1 = next to start; ``position - 1`` jobs are ahead). It is called outside the
+        gate's lock, and if it raises (e.g. the user left the page) the job leaves the line.
+        With ``timeout`` seconds and no slot yet, :class:`QueueTimeout` is raised.
+        """
+        depth = getattr(self._held, "depth", 0)
+        if depth:  # already inside a slot on this thread
+            self._held.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._held.depth -= 1
+            return
+
+        self._acquire(on_wait, timeout, poll_seconds)
+        self._held.depth = 1
+        try:
+            yield
+        finally:
+            self._held.depth = 0
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def _acquire(self, on_wait: Callable[[int], None] | None, timeout: float | None, poll_seconds: float) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            if not self._line and self._active < self.max_concurrent:
+                self._active += 1
+                return
+            ticket = next(self._tickets)
+            self._line.append(ticket)
+        reported = None
+        try:
+            while True:
+                with self._cond:
+                    if self._line[0] == ticket and self._active < self.max_concurrent:
+                        self._line.pop(0)
+                        self._active += 1
+                        self._cond.notify_all()  # the next in line moves up
+                        return
+                    position = self._line.index(ticket) + 1
+                    if position == reported or on_wait is None:
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            raise QueueTimeout(
+                                "The server is busy with other users' jobs; please try again in a minute."
+                            )
+                        wait = poll_seconds if remaining is None else max(0.0, min(poll_seconds, remaining))
+                        self._cond.wait(wait)
+                        continue
+                reported = position
+                on_wait(position)  # outside the lock: it may update a UI, or raise
+        except BaseException:
+            with self._cond:
+                if ticket in self._line:
+                    self._line.remove(ticket)
+                    self._cond.notify_all()
+            raise
+
+
+_default_gate: HeavyJobGate | None = None
+_default_lock = threading.Lock()
+
+
+def default_gate() -> HeavyJobGate:
+    """The process-wide gate (``UNLEARNING_LAB_MAX_HEAVY_JOBS``, default 2), created on first use."""
+    global _default_gate
+    with _default_lock:
+        if _default_gate is None:
+            _default_gate = HeavyJobGate()
+        return _default_gate
+
+
+# ---------------------------------------------------------------------------------------------
+# Single flight
+
+
+class _Call:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.followers = 0
+
+
+class SharedResults:
+    """Computes each key once among concurrent callers and hands everyone the same result.
+
+    Only calls that overlap in time are shared; a call after the computation finished computes
+    again. If the computation raises an ``Exception``, every caller waiting on it gets that
+    exception. If it is interrupted by a ``BaseException`` that is not an ``Exception`` (a
+    session being stopped, e.g. Streamlit's StopException), the waiters do not inherit it: one of
+    them computes instead.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[Hashable, _Call] = {}
+
+    def in_flight(self) -> int:
+        """How many keys are being computed now."""
+        with self._lock:
+            return len(self._calls)
+
+    def followers(self, key: Hashable) -> int:
+        """How many callers are waiting for the computation of ``key`` (besides the one computing)."""
+        with self._lock:
+            call = self._calls.get(key)
+            return call.followers if call is not None else 0
+
+    def single_flight(self, key: Hashable, fn: Callable[[], T], on_shared: Callable[[], None] | None = None) -> T:
+        """``fn()``, unless the same ``key`` is being computed now: then wait for that result.
+
+        ``on_shared()`` is called (once, from this thread) when this caller joins a computation
+        already running for someone else, so a UI can say so.
+        """
+        told = False
+        while True:
+            with self._lock:
+                call = self._calls.get(key)
+                leader = call is None
+                if leader:
+                    call = _Call()
+                    self._calls[key] = call
+                else:
+                    call.followers += 1
+            if leader:
+                return self._lead(key, call, fn)
+            if on_shared is not None and not told:
+                told = True
+                on_shared()
+            call.done.wait()
+            if call.error is None:
+                return call.result
+            if isinstance(call.error, Exception):
+                raise call.error
+            # The leader was stopped (not failed): try again, possibly as the new leader.
+
+    def _lead(self, key: Hashable, call: _Call, fn: Callable[[], T]) -> T:
+        try:
+            call.result = fn()
+            return call.result
+        except BaseException as exc:
+            call.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._calls[key]
+            call.done.set()
+
+
+_default_results = SharedResults()
+
+
+def single_flight(key: Hashable, fn: Callable[[], T], on_shared: Callable[[], None] | None = None) -> T:
+    """:meth:`SharedResults.single_flight` on the process-wide instance."""
+    return _default_results.single_flight(key, fn, on_shared)
