@@ -23,7 +23,7 @@ install-test: $(VENV)/.installed-test
 
 run: install
 	$(VENV)/bin/streamlit run app.py --server.headless true --server.fileWatcherType none \
-		--server.port $(PORT) --browser.gatherUsageStats false
+		--server.port $(PORT) --browser.gatherUsageStats false --client.toolbarMode minimal
 
 test: install-test
 	$(PY) -m pytest -q

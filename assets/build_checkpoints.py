@@ -14,8 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ssd_core.data import load_dataset  # noqa: E402
-from ssd_core.models import build_for_dataset  # noqa: E402
-from ssd_core.train import SHIPPED_CHECKPOINTS, TrainConfig, architecture_signature, save_checkpoint, train_model  # noqa: E402
+from ssd_core.train import SHIPPED_CHECKPOINTS, TrainConfig, checkpoint_key, save_checkpoint, train_model  # noqa: E402
 
 # smallcnn is the digits default; on shapes it underfits (36% test), so shapes ships resnet18_narrow (98%).
 SHIPPED = [("digits", "smallcnn"), ("digits", "vit_tiny"), ("shapes", "resnet18_narrow")]
@@ -26,7 +25,7 @@ def main() -> None:
     for dataset_name, model_name in SHIPPED:
         dataset = load_dataset(dataset_name)
         config = TrainConfig.default(dataset_name, model_name, seed=0)
-        key = config.key(dataset.fingerprint(), architecture_signature(build_for_dataset(model_name, dataset)))
+        key = checkpoint_key(dataset, config)
         if (SHIPPED_CHECKPOINTS / f"{key}.safetensors").exists():
             print(f"{key}: already shipped")
             continue

@@ -184,7 +184,8 @@ class ImportanceCache:
             try:
                 from safetensors.torch import load_file
 
-                loaded = load_file(str(path))
+                stored = load_file(str(path))  # safetensors returns names sorted; keep the model's order
+                loaded = {name: stored[name] for name, _ in trainable_parameters(model) if name in stored}
                 self._remember(key, loaded)
                 self.hits += 1
                 report(progress, 1.0, "importance loaded from cache")
@@ -231,3 +232,70 @@ def default_cache() -> ImportanceCache:
 
         _default_cache = ImportanceCache(cache_dir() / "importance")
     return _default_cache
+
+
+def hessian_diagonal(
+    model: nn.Module,
+    data: Subset,
+    n_probes: int = 8,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+    progress: OptionalProgress = None,
+    seed: int = 0,
+) -> ImportanceDict:
+    """Hutchinson estimate of the diagonal of the Hessian of the cross-entropy training loss.
+
+    diag(H) = E_v[v * (H v)] for Rademacher vectors v (entries +-1 with equal probability). For
+    every mini-batch of ``data`` (unshuffled, model in eval mode) the gradient of the batch-mean
+    cross-entropy is taken with ``create_graph=True``; each of ``n_probes`` probes v then costs
+    one Hessian-vector product, ``torch.autograd.grad(grad, params, grad_outputs=v)`` (double
+    backward). The estimate is the mean of v * Hv over probes and batches, so it is the diagonal
+    of the mean per-batch Hessian. Entries can be negative (the loss is not convex); sharpness
+    rankings usually use the value itself. Probes are drawn from a ``torch.Generator`` seeded with
+    ``seed`` (on the CPU, then moved), so the same seed gives the same estimate on any device.
+
+    Like :func:`compute_importance`, ``.grad`` is left untouched and the train/eval mode restored.
+    """
+    if len(data) == 0:
+        raise InputError("Cannot estimate the Hessian on an empty set of samples.")
+    if n_probes < 1:
+        raise InputError("The Hutchinson estimate needs at least one probe vector.")
+    if batch_size < 1:
+        raise InputError("The batch size must be at least 1.")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    named = trainable_parameters(model)
+    params = [p for _, p in named]
+    totals = [torch.zeros_like(p) for p in params]
+    generator = torch.Generator().manual_seed(seed)
+    n_batches = (len(data) + batch_size - 1) // batch_size
+    total_products = n_batches * n_probes
+    done = 0
+    was_training = model.training
+    model.eval()
+    try:
+        for x, y in batches(data, batch_size, device):
+            loss = F.cross_entropy(model(x), y)
+            grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+            used = [(i, g) for i, g in enumerate(grads) if g is not None and g.requires_grad]
+            for probe in range(n_probes):
+                vectors = [
+                    (torch.randint(0, 2, params[i].shape, generator=generator, dtype=torch.int8).to(device).float() * 2 - 1).to(params[i].dtype)
+                    for i, _ in used
+                ]
+                products = torch.autograd.grad(
+                    [g for _, g in used],
+                    [params[i] for i, _ in used],
+                    grad_outputs=vectors,
+                    retain_graph=probe < n_probes - 1,
+                    allow_unused=True,
+                )
+                for (i, _), v, hv in zip(used, vectors, products):
+                    if hv is not None:
+                        totals[i].add_(v * hv)
+                done += 1
+                if progress is not None and (done % 8 == 0 or done == total_products):
+                    report(progress, done / total_products, f"Hessian diagonal: product {done}/{total_products}")
+    finally:
+        model.train(was_training)
+    scale = 1.0 / float(total_products)
+    return {name: t.mul_(scale) for (name, _), t in zip(named, totals)}

@@ -204,6 +204,20 @@ def _load_cached(stem: Path, dataset: ImageDataset, config: TrainConfig, source:
     return TrainedModel(model.eval(), config, float(meta["test_acc"]), float(meta.get("train_seconds", 0.0)), source)
 
 
+def checkpoint_key(dataset: ImageDataset, config: TrainConfig) -> str:
+    """The file stem a trained model for ``config`` on ``dataset`` is stored under."""
+    return config.key(dataset.fingerprint(), architecture_signature(build_for_dataset(config.model, dataset)))
+
+
+def find_checkpoint(dataset: ImageDataset, model_name: str, seed: int = 0, config: TrainConfig | None = None) -> str | None:
+    """'shipped' or 'cache' when a trained original exists on disk, None when it would be trained."""
+    key = checkpoint_key(dataset, config or TrainConfig.default(dataset.name, model_name, seed))
+    for folder, source in ((SHIPPED_CHECKPOINTS, "shipped"), (cache_dir() / "models", "cache")):
+        if (folder / f"{key}.safetensors").is_file() and (folder / f"{key}.json").is_file():
+            return source
+    return None
+
+
 def load_or_train(
     dataset: ImageDataset,
     model_name: str,
@@ -215,7 +229,7 @@ def load_or_train(
 ) -> TrainedModel:
     """The original model for (dataset, model, seed): shipped, cached, or trained now and cached."""
     config = config or TrainConfig.default(dataset.name, model_name, seed)
-    key = config.key(dataset.fingerprint(), architecture_signature(build_for_dataset(config.model, dataset)))
+    key = checkpoint_key(dataset, config)
     for folder, source in ((SHIPPED_CHECKPOINTS, "shipped"), (cache_dir() / "models", "cache")):
         found = _load_cached(folder / key, dataset, config, source)
         if found is not None:

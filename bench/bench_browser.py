@@ -1,0 +1,197 @@
+"""Real-browser benchmark of the dashboard: first-screen time and alpha-slider latency.
+
+Starts ``streamlit run app.py`` on a free port, opens it in headless Chromium (Playwright), and
+measures
+
+- ``first_screen_s``: from opening the page on a freshly started server to the default result
+  (metric cards and the per-class accuracy figure) being visible; ``first_screen_warm_s``: the
+  same for a second browser tab, when the server's caches are warm;
+- ``slider_latency_s``: for each of ``moves`` alpha-slider moves (arrow keys on the slider thumb),
+  the time from the key press to the per-class accuracy figure showing the new alpha in its title
+  (i.e. the re-dampened, re-evaluated, redrawn figure is visible); reported with its median.
+
+Targets: median slider latency < 1 s, first screen < 10 s (digits / smallcnn on a CPU).
+Run ``python bench/bench_browser.py`` (prints JSON) or call :func:`run` from bench/run.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("UNLEARNING_LAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# the alpha ladder of the UI (ui.state.ALPHA_VALUES), repeated here so the bench imports no app code
+ALPHA_VALUES = (0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def streamlit_server(port: int | None = None, timeout_s: float = 90.0, threads: int = 1) -> Iterator[str]:
+    """Run the dashboard headless in a subprocess; yields its URL; stops it afterwards."""
+    port = port or free_port()
+    env = dict(os.environ, UNLEARNING_LAB_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless", "true", "--server.fileWatcherType", "none", "--server.port", str(port),
+        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+    ]
+    log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-", suffix=".log", delete=False)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"streamlit did not answer on {url} within {timeout_s:.0f} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()
+        os.unlink(log.name)
+
+
+def launch_browser(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+def figure_title(page, text: str):
+    """The plotly title element of a figure whose title contains ``text``."""
+    return page.locator(".js-plotly-plot .gtitle", has_text=text).first
+
+
+def wait_for_default_result(page, alpha: float = 10, lam: float = 1, timeout_ms: float = 60_000) -> None:
+    page.locator('[data-testid="stMetric"]', has_text="Dampened").wait_for(timeout=timeout_ms)
+    figure_title(page, f"Per-class test accuracy  α = {alpha:g}, λ = {lam:g}").wait_for(timeout=timeout_ms)
+
+
+def alpha_thumb(page):
+    slider = page.locator('[data-testid="stSlider"]', has_text="selection threshold")
+    return slider.get_by_role("slider")
+
+
+def move_alpha(page, key: str, expected: float, lam: float = 1, timeout_ms: float = 30_000) -> float:
+    """Press ``key`` on the alpha slider; seconds until the per-class figure shows ``expected``."""
+    thumb = alpha_thumb(page)
+    thumb.focus()
+    start = time.perf_counter()
+    page.keyboard.press(key)
+    figure_title(page, f"Per-class test accuracy  α = {expected:g}, λ = {lam:g}").wait_for(timeout=timeout_ms)
+    return time.perf_counter() - start
+
+
+def metric_value(page, label: str) -> str:
+    card = page.locator('[data-testid="stMetric"]', has_text=label).first
+    return card.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def run(moves: int = 10, port: int | None = None, screenshot: str | Path | None = None,
+        viewport: tuple[int, int] = (1500, 1000)) -> dict:
+    """Measure first-screen time and alpha-slider latency in a real browser; returns a dict."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise FileNotFoundError(f"{CHROMIUM} not found; set UNLEARNING_LAB_CHROMIUM")
+    with streamlit_server(port) as url, sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            start = time.perf_counter()
+            page.goto(url)
+            wait_for_default_result(page)
+            first_screen = time.perf_counter() - start
+
+            second = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            start = time.perf_counter()
+            second.goto(url)
+            wait_for_default_result(second)
+            first_screen_warm = time.perf_counter() - start
+            second.close()
+
+            index = ALPHA_VALUES.index(10)
+            latencies = []
+            pattern = ["ArrowRight", "ArrowRight", "ArrowLeft", "ArrowLeft"]  # 10 -> 15 -> 20 -> 15 -> 10 ...
+            for i in range(moves):
+                key = pattern[i % len(pattern)]
+                index += 1 if key == "ArrowRight" else -1
+                latencies.append(move_alpha(page, key, ALPHA_VALUES[index]))
+            dampened = metric_value(page, "Dampened")
+            if screenshot:
+                Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(screenshot))
+        finally:
+            browser.close()
+    median = statistics.median(latencies) if latencies else float("nan")
+    return {
+        "benchmark": "browser",
+        "dataset": "digits",
+        "model": "smallcnn",
+        "method": "ssd",
+        "first_screen_s": round(first_screen, 3),
+        "first_screen_warm_s": round(first_screen_warm, 3),
+        "slider_moves": len(latencies),
+        "slider_latency_s": [round(v, 3) for v in latencies],
+        "slider_latency_median_s": round(median, 3),
+        "slider_latency_max_s": round(max(latencies), 3) if latencies else None,
+        "dampened_after_moves": dampened,
+        "targets": {"slider_latency_median_s": 1.0, "first_screen_s": 10.0},
+        "meets_targets": bool(median < 1.0 and first_screen < 10.0),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moves", type=int, default=10)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--screenshot", default=None, help="save a screenshot of the page after the moves")
+    parser.add_argument("--json", default=None, help="also write the result to this file")
+    args = parser.parse_args(argv)
+    result = run(moves=args.moves, port=args.port, screenshot=args.screenshot)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

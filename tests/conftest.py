@@ -1,0 +1,32 @@
+"""Shared fixtures: one small digits run (original model, class-0 split, SSD importances)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+os.environ.setdefault("UNLEARNING_LAB_THREADS", "1")  # the lab machines are shared: stay small
+torch.set_num_threads(1)
+
+
+@dataclass
+class DigitsRun:
+    dataset: object
+    model: torch.nn.Module
+    split: object
+    importances: object
+
+
+@pytest.fixture(scope="session")
+def digits_run() -> DigitsRun:
+    from ssd_core.data import ForgetRequest, load_dataset, make_split
+    from ssd_core.methods.ssd import ssd_importances
+    from ssd_core.train import load_or_train
+
+    dataset = load_dataset("digits")
+    model = load_or_train(dataset, "smallcnn", seed=0, device="cpu").model
+    split = make_split(dataset, ForgetRequest("class", 0))
+    return DigitsRun(dataset, model, split, ssd_importances(model, split, "fisher", 64, device="cpu"))

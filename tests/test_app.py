@@ -1,0 +1,288 @@
+"""The dashboard under streamlit.testing (AppTest): defaults, sliders, views, sessions, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from ssd_core.dampening import dampen  # noqa: E402
+from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
+from ssd_core.methods.ssd import ssd_importances  # noqa: E402
+from ssd_core.metrics import evaluate  # noqa: E402
+from ssd_core.models import get_spec  # noqa: E402
+from ssd_core.train import load_or_train  # noqa: E402
+
+TIMEOUT = 120
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def metric_values(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def pct(text: str) -> float | None:
+    return None if text == "n/a" else float(text.rstrip("%")) / 100
+
+
+def count(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def chart(at: AppTest, title_start: str) -> dict:
+    for element in at.get("plotly_chart"):
+        spec = json.loads(element.proto.spec)
+        if spec["layout"]["title"]["text"].startswith(title_start):
+            return spec
+    raise AssertionError(f"no chart titled {title_start!r}; have {[json.loads(e.proto.spec)['layout']['title']['text'] for e in at.get('plotly_chart')]}")
+
+
+def values(data) -> list:
+    """A plotly array from a figure's JSON: plain list, or a typed array {'dtype', 'bdata', 'shape'}."""
+    if isinstance(data, dict) and "bdata" in data:
+        import base64
+
+        import numpy as np
+
+        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
+        if "shape" in data:
+            array = array.reshape([int(s) for s in str(data["shape"]).split(",")])
+        return array.tolist()
+    return list(data)
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+_reference: dict = {}
+
+
+def reference(target: int, alpha: float, lam: float):
+    """ssd_core's own numbers for digits/smallcnn/SSD, computed without the dashboard."""
+    key = (target, alpha, lam)
+    if key not in _reference:
+        dataset = load_dataset("digits")
+        original = load_or_train(dataset, "smallcnn", seed=0, device="cpu").model
+        split = make_split(dataset, ForgetRequest("class", target))
+        importances = ssd_importances(original, split, "fisher", 64, device="cpu")
+        model, report = dampen(original, importances.full, importances.forget, alpha, lam)
+        _reference[key] = (evaluate(original, split), evaluate(model, split), report)
+    return _reference[key]
+
+
+@pytest.fixture(scope="module")
+def app() -> AppTest:
+    at = new_app()
+    at.run()
+    return at
+
+
+def test_default_page_shows_a_complete_result_matching_ssd_core(app):
+    assert_clean(app)
+    assert app.selectbox(key="setup_dataset").value == "digits"
+    assert app.selectbox(key="setup_model").value == "smallcnn"
+    assert app.selectbox(key="setup_forget_class").value == 0
+    assert app.selectbox(key="setup_method").value == "ssd"
+    alpha = get_spec("smallcnn").default_alpha
+    assert app.select_slider(key="alpha").value == alpha and app.slider(key="lam").value == 1.0
+
+    before, after, report = reference(0, alpha, 1.0)
+    shown = metric_values(app)
+    assert count(shown["Dampened"]) == report.total_selected
+    assert pct(shown["Forget (test)"]) == pytest.approx(after.forget_test_acc, abs=5e-4)
+    assert pct(shown["Retain (test)"]) == pytest.approx(after.retain_test_acc, abs=5e-4)
+    assert pct(shown["Forget (train)"]) == pytest.approx(after.forget_train_acc, abs=5e-4)
+    assert pct(shown["MIA"]) == pytest.approx(after.mia, abs=5e-4)
+
+    per_class = chart(app, "Per-class test accuracy")
+    bars = {trace["name"]: values(trace["y"]) for trace in per_class["data"]}
+    assert bars["before"] == pytest.approx([100 * v for v in before.per_class_acc])
+    assert bars["after"] == pytest.approx([100 * v for v in after.per_class_acc])
+    confusion = chart(app, "Test confusion matrices")
+    after_rates = values(confusion["data"][1]["z"])
+    row0 = after.confusion[0]
+    assert after_rates[0] == pytest.approx([100 * c / sum(row0) for c in row0])
+
+
+def test_alpha_and_lambda_sliders_move_the_numbers(app):
+    from ssd_core.importance import default_cache
+    from ui import resources
+    from ui.state import RunSetup
+
+    at = app
+    prepared = resources.peek_prepared(RunSetup())
+    assert prepared is not None
+    misses = default_cache().misses
+    results = []
+    for alpha in (10.0, 30.0, 100.0):
+        at.select_slider(key="alpha").set_value(alpha).run()
+        assert_clean(at)
+        shown = metric_values(at)
+        results.append((count(shown["Dampened"]), pct(shown["Forget (test)"])))
+        assert count(shown["Dampened"]) == reference(0, alpha, 1.0)[2].total_selected
+        assert values(chart(at, "Per-class test accuracy")["data"][1]["y"]) == pytest.approx(
+            [100 * v for v in reference(0, alpha, 1.0)[1].per_class_acc])
+    # slider moves reuse the prepared run: no importance recomputed, no new data or model
+    assert resources.peek_prepared(RunSetup()) is prepared and default_cache().misses == misses
+    dampened, forget = zip(*results)
+    assert dampened[0] > dampened[1] > dampened[2], dampened  # higher alpha, fewer parameters
+    assert forget[0] <= forget[1] <= forget[2], forget  # and never less of the forget class kept
+
+    at.select_slider(key="alpha").set_value(10.0)
+    at.slider(key="lam").set_value(0.1).run()
+    assert_clean(at)
+    shown = metric_values(at)
+    assert count(shown["Dampened"]) == results[0][0]  # lambda does not change the selection
+    assert pct(shown["Forget (train)"]) == pytest.approx(reference(0, 10.0, 0.1)[1].forget_train_acc, abs=5e-4)
+
+    at.select_slider(key="alpha").set_value(70.0).run()
+    at.button(key="paper_defaults").click().run()
+    assert_clean(at)
+    assert at.select_slider(key="alpha").value == get_spec("smallcnn").default_alpha
+    assert at.slider(key="lam").value == 1.0
+
+
+def test_every_view_and_page_renders(app):
+    from ui.live import VIEWS
+
+    at = app
+    expected = {
+        "Accuracy shifts": ["Accuracy and MIA", "Per-class test accuracy", "Test confusion matrices"],
+        "Importance ratios": ["Importance ratio per layer", "Parameters selected per layer", "I_D vs I_f", "Importance ratios of"],
+        "Dampened weights": ["features", "How much each filter"],
+        "Saliency maps": ["Saliency: attribution"],
+        "Forgetting signal": ["Per-sample loss"],
+        "Export": [],
+    }
+    at.select_slider(key="alpha").set_value(10.0).run()
+    for name in VIEWS:
+        at.segmented_control(key="view").set_value(name).run()
+        assert_clean(at)
+        titles = [json.loads(e.proto.spec)["layout"]["title"]["text"] for e in at.get("plotly_chart")]
+        for start in expected[name]:
+            assert any(t.startswith(start) for t in titles), (name, start, titles)
+    labels = [b.label for b in at.get("download_button")]
+    assert {"Metrics (CSV)", "Results (JSON)", "Model (safetensors)", "Report (HTML)"} <= set(labels)
+
+    scatter = None
+    at.segmented_control(key="view").set_value("Importance ratios").run()
+    scatter = chart(at, "I_D vs I_f")
+    line = scatter["data"][-1]
+    assert values(line["y"])[0] / values(line["x"])[0] == pytest.approx(10.0)
+    at.select_slider(key="alpha").set_value(100.0).run()
+    line = chart(at, "I_D vs I_f")["data"][-1]
+    assert values(line["y"])[0] / values(line["x"])[0] == pytest.approx(100.0)  # the alpha line moved
+
+    at.segmented_control(key="view").set_value("Saliency maps").run()
+    at.segmented_control(key="opt_saliency_method").set_value("gradcam").run()
+    assert_clean(at)
+    assert chart(at, "Grad-CAM: attribution")
+
+    at.switch_page("pages/sweep.py").run()
+    assert_clean(at)
+    sweep = chart(at, "Alpha sweep")
+    assert len(values(sweep["data"][0]["x"])) == 19 and at.success
+    at.switch_page("pages/about.py").run()
+    assert_clean(at)
+    assert any("Selective Synaptic Dampening" in t.value for t in at.title)
+
+
+def test_two_sessions_are_isolated_and_the_cached_model_is_untouched():
+    from ui import resources
+
+    first, second = new_app(), new_app()
+    first.run()
+    dataset = load_dataset("digits")
+    cached = resources.peek_original_model(dataset, "smallcnn", 0, torch.device("cpu"))
+    assert cached is not None
+    snapshot = {k: v.clone() for k, v in cached.model.state_dict().items()}
+
+    first.select_slider(key="alpha").set_value(3.0).run()
+    shown_first = metric_values(first)
+    second.run()
+    second.selectbox(key="setup_forget_class").set_value(5).run()
+    second.select_slider(key="alpha").set_value(50.0)
+    second.slider(key="lam").set_value(0.5).run()
+    assert_clean(second)
+    shown_second = metric_values(second)
+    first.run()  # the first session reruns after the second moved its sliders
+    assert_clean(first)
+    assert metric_values(first) == shown_first
+    assert count(shown_first["Dampened"]) == reference(0, 3.0, 1.0)[2].total_selected
+    assert count(shown_second["Dampened"]) == reference(5, 50.0, 0.5)[2].total_selected
+    assert pct(shown_second["Forget (test)"]) == pytest.approx(reference(5, 50.0, 0.5)[1].forget_test_acc, abs=5e-4)
+    assert shown_first != shown_second
+
+    fresh = load_or_train(dataset, "smallcnn", seed=0, device="cpu").model.state_dict()
+    for key, value in cached.model.state_dict().items():
+        assert torch.equal(value, snapshot[key]), key
+        assert torch.equal(value, fresh[key]), key
+
+
+def test_errors_show_one_sentence_and_keep_the_page_usable():
+    at = new_app()
+    at.run()
+    at.radio(key="setup_forget_kind").set_value("indices").run()
+    at.text_input(key="setup_forget_indices").input("1, x").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["'x' is not a sample index; use numbers like 1,5,9 or 3-7."]
+    assert at.selectbox(key="setup_dataset").value == "digits"  # the sidebar still works
+    at.text_input(key="setup_forget_indices").input("0-9").run()
+    assert_clean(at)
+    assert count(metric_values(at)["Dampened"]) > 0
+
+    if not torch.cuda.is_available():
+        at.radio(key="setup_device").set_value("gpu").run()
+        assert not at.exception
+        assert len(at.error) == 1 and at.error[0].value.startswith("CUDA was requested")
+        assert "Traceback" not in at.error[0].value
+
+
+def test_export_panel_renders_images_and_builds_reloadable_files(app):
+    from ssd_core import export
+    from ssd_core.checkpoints import ModelConfig, load_model
+    from ui import export_panel, resources
+    from ui.state import RunSetup
+    from ui.views import ViewOptions
+
+    at = app
+    at.switch_page("pages/unlearn.py").run()
+    at.select_slider(key="alpha").set_value(20.0)
+    at.slider(key="lam").set_value(1.0)
+    at.segmented_control(key="view").set_value("Export").run()
+    assert_clean(at)
+    if export.find_browser() is not None:
+        at.button(key="render_images").click().run()
+        assert_clean(at)
+        labels = [b.label for b in at.get("download_button")]
+        assert "All figures, PNG (11 files, zip)" in labels and "All figures, SVG (11 files, zip)" in labels
+        assert any(label == "Everything (zip)" for label in labels)
+    else:
+        assert any("Chrome or Chromium" in i.value for i in at.info)
+
+    # the deferred downloads: HTML report and model files, built from the settings alone
+    prepared = resources.prepare(RunSetup())
+    options = ViewOptions(ratio_layer=prepared.default_layer(), weight_layer=prepared.default_layer())
+    html = export_panel._html(prepared, 20.0, 1.0, options, "stem")
+    assert html.count("Plotly.newPlot") == 11 and "Unlearning Lab report" in html
+    files = export_panel._model_files(prepared, 20.0, 1.0, "stem")
+    config = ModelConfig.from_dict(json.loads(files["stem.json"]))
+    assert json.loads(files["stem.json"])["unlearning"]["alpha"] == 20.0
+    reloaded = evaluate(load_model(files["stem.safetensors"], config), prepared.split)
+    _, after, _ = reference(0, 20.0, 1.0)
+    assert reloaded.per_class_acc == pytest.approx(after.per_class_acc)
+    assert reloaded.mia == pytest.approx(after.mia)

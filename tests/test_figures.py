@@ -1,0 +1,163 @@
+"""ssd_core.figures: each builder draws exactly the numbers it is given (or derives them correctly)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from ssd_core import figures
+from ssd_core.dampening import dampen
+from ssd_core.metrics import evaluate
+
+
+@pytest.fixture(scope="module")
+def dampened(digits_run):
+    model, report = dampen(digits_run.model, digits_run.importances.full, digits_run.importances.forget, 10.0, 1.0)
+    return model, report
+
+
+def test_figures_module_is_ui_free():
+    import ssd_core.figures as module
+
+    source = open(module.__file__).read()
+    assert "streamlit" not in source
+
+
+def test_per_class_bars_are_the_evaluated_accuracies(digits_run, dampened):
+    before = evaluate(digits_run.model, digits_run.split)
+    after = evaluate(dampened[0], digits_run.split)
+    fig = figures.per_class_accuracy_figure(
+        digits_run.dataset.classes, before.per_class_acc, after.per_class_acc, digits_run.split.forget_classes, "α = 10"
+    )
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert [t.name for t in bars] == ["before", "after"]
+    np.testing.assert_allclose(bars[0].y, [100 * v for v in before.per_class_acc])
+    np.testing.assert_allclose(bars[1].y, [100 * v for v in after.per_class_acc])
+    # the forgotten class is coloured differently and outlined
+    colours = list(bars[1].marker.color)
+    assert colours[0] == figures.FORGET and colours[1] == figures.AFTER
+    assert bars[1].marker.line.width[0] > 0 and bars[1].marker.line.width[1] == 0
+    assert "α = 10" in fig.layout.title.text
+    assert after.per_class_acc[0] < before.per_class_acc[0]
+
+
+def test_accuracy_summary_handles_missing_values():
+    fig = figures.accuracy_summary_figure(
+        {"retain_test_acc": 0.9, "forget_test_acc": None, "mia": 0.5}, {"retain_test_acc": 0.8, "forget_test_acc": None, "mia": 0.1}
+    )
+    before, after = fig.data
+    assert list(before.x) == ["Retain (test)", "Forget (test)", "MIA"]
+    assert before.y[0] == pytest.approx(90.0) and before.y[1] is None and after.y[2] == pytest.approx(10.0)
+
+
+def test_confusion_matrices_are_row_normalised_with_difference():
+    before = [[8, 2], [0, 10]]
+    after = [[1, 9], [0, 10]]
+    fig = figures.confusion_matrices_figure(["a", "b"], before, after)
+    b, a, d = (np.asarray(t.z) for t in fig.data)
+    np.testing.assert_allclose(b, [[80, 20], [0, 100]])
+    np.testing.assert_allclose(a, [[10, 90], [0, 100]])
+    np.testing.assert_allclose(d, a - b)
+    assert fig.data[2].zmin == -100 and fig.data[2].zmax == 100
+
+
+def test_layer_ratio_summaries_match_a_direct_computation():
+    full = {"w": torch.tensor([1.0, 1.0, 2.0, 0.0, 4.0, 1.0]), "b": torch.tensor([0.0, 0.0])}
+    forget = {"w": torch.tensor([10.0, 0.1, 2.0, 3.0, 0.0, 1000.0]), "b": torch.tensor([0.0, 1.0])}
+    summaries = {s.name: s for s in figures.layer_ratio_summaries(full, forget)}
+    w = summaries["w"]
+    ratios = np.log10([10.0, 0.1, 1.0, 1000.0])  # entries where both are > 0
+    assert w.size == 6 and w.n_finite == 4 and w.n_full_zero == 1 and w.n_forget_zero == 1
+    assert w.p50 == pytest.approx(np.quantile(ratios, 0.5))
+    assert w.mean == pytest.approx(ratios.mean())
+    assert sum(w.hist_counts) == 4
+    b = summaries["b"]
+    assert b.n_finite == 0 and b.n_full_zero == 1 and math.isnan(b.p50)
+    fig = figures.importance_ratio_figure(list(summaries.values()), alpha=10.0)
+    assert list(fig.data[0].x) == ["w"]  # tensors without a finite ratio are left out
+    assert fig.layout.shapes[0].y0 == pytest.approx(1.0)  # log10(alpha)
+
+
+def test_ratio_histogram_colours_bins_above_threshold(digits_run):
+    summary = figures.layer_ratio_summaries(digits_run.importances.full, digits_run.importances.forget)[0]
+    fig = figures.ratio_histogram_figure(summary, alpha=10.0)
+    bar = fig.data[0]
+    selected = [c for x, c in zip(bar.x, bar.marker.color) if x > 1.0 + bar.width]
+    kept = [c for x, c in zip(bar.x, bar.marker.color) if x < 1.0 - bar.width]
+    assert set(selected) == {figures.SELECTED} and set(kept) == {figures.KEPT}
+    assert sum(bar.y) == summary.n_finite
+
+
+def test_importance_scatter_splits_at_alpha(digits_run):
+    sample = figures.sample_importances(digits_run.importances.full, digits_run.importances.forget, n=2000, seed=0)
+    assert sample.full.size == 2000 and sample.total > 2000
+    again = figures.sample_importances(digits_run.importances.full, digits_run.importances.forget, n=2000, seed=0)
+    np.testing.assert_array_equal(sample.full, again.full)  # seeded
+    for alpha in (1.0, 10.0, 100.0):
+        fig = figures.importance_scatter_figure(sample, alpha)
+        kept, chosen, line = fig.data
+        expected = int((sample.forget > alpha * sample.full).sum())
+        assert len(chosen.x) == expected and len(kept.x) == sample.full.size - expected
+        np.testing.assert_allclose(np.asarray(line.y) / np.asarray(line.x), alpha, rtol=1e-6)
+        assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+
+
+def test_selected_fraction_bars_follow_the_report(dampened):
+    report = dampened[1]
+    layers = report.layers
+    fig = figures.selected_fraction_figure([l.name for l in layers], [l.fraction_selected for l in layers],
+                                           [l.selected for l in layers], [l.size for l in layers])
+    np.testing.assert_allclose(fig.data[0].y, [100 * l.fraction_selected for l in layers])
+    assert fig.data[0].x[0] == figures.short_layer_name(layers[0].name)
+
+
+def test_weights_and_filter_figures_measure_the_dampening(digits_run, dampened):
+    name = next(n for n, p in digits_run.model.named_parameters() if p.dim() == 4)
+    before = dict(digits_run.model.named_parameters())[name].detach()
+    after = dict(dampened[0].named_parameters())[name].detach()
+    changed = int((before != after).sum())
+    fig = figures.weights_figure(before, after, name, n=10**9)
+    unchanged_trace, dampened_trace = fig.data[0], fig.data[1]
+    assert len(dampened_trace.x) == changed and len(unchanged_trace.x) == before.numel() - changed
+    assert f"{changed:,} of {before.numel():,}" in fig.layout.title.text
+    heat = figures.filter_dampening_figure(before, after, name)
+    z = np.asarray(heat.data[0].z)
+    assert z.shape == tuple(before.shape[:2])
+    expected = 100 * (1 - after.flatten(2).norm(dim=2) / before.flatten(2).norm(dim=2).clamp_min(1e-30))
+    np.testing.assert_allclose(z, expected.clamp(0, 100).double().numpy(), atol=1e-6)
+    assert z.min() >= 0 and z.max() <= 100
+
+
+def test_saliency_figure_shares_a_colour_scale_per_row():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(2, 1, 8, 8), dtype=np.uint8)
+    before, after = rng.random((2, 8, 8)), 3 * rng.random((2, 8, 8))
+    fig = figures.saliency_figure(images, before, after, ["forget: 0", "retain: 1"], "Saliency")
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    assert len([t for t in fig.data if t.type == "image"]) == 2 and len(heatmaps) == 6
+    for row in range(2):
+        b, a, d = heatmaps[3 * row: 3 * row + 3]
+        assert b.zmax == a.zmax == pytest.approx(max(before[row].max(), after[row].max()))
+        np.testing.assert_allclose(d.z, after[row] - before[row])
+        assert d.zmin == -d.zmax
+
+
+def test_forgetting_signal_histograms_use_log_values():
+    groups = {"forget": (np.array([0.01, 0.02]), np.array([5.0, 6.0])), "test": (np.array([1.0]), np.array([1.0]))}
+    fig = figures.forgetting_signal_figure(groups, "loss", (0.9, 0.1))
+    assert len(fig.data) == 4
+    np.testing.assert_allclose(fig.data[0].x, np.log10([0.01, 0.02]))
+    np.testing.assert_allclose(fig.data[2].x, np.log10([5.0, 6.0]))
+    assert "MIA 90.0%" in fig.layout.annotations[0].text and "MIA 10.0%" in fig.layout.annotations[1].text
+
+
+def test_alpha_sweep_marks_the_current_alpha():
+    fig = figures.alpha_sweep_figure([1, 10, 100], [0.0, 0.1, 0.9], [0.2, 0.95, 0.99], [0.5, 0.1, 0.0], current_alpha=10)
+    assert isinstance(fig, go.Figure)
+    np.testing.assert_allclose(fig.data[0].y, [0, 10, 90])
+    marker = fig.data[-1]
+    assert list(marker.x) == [10, 10] and fig.layout.xaxis.type == "log"

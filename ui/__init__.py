@@ -1,0 +1,1 @@
+"""Streamlit glue for Unlearning Lab: session state, shared sidebar, caching, views, export."""

@@ -1,0 +1,38 @@
+"""Showing failures as one clear sentence while the rest of the page keeps working."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Iterator
+
+import streamlit as st
+
+from ssd_core.errors import InputError
+
+log = logging.getLogger("unlearning_lab.ui")
+
+
+def show_error(exc: BaseException, what: str) -> None:
+    """InputError messages verbatim; anything else a generic sentence (details go to the log)."""
+    if isinstance(exc, InputError):
+        st.error(str(exc), icon=":material/error:")
+    else:
+        log.error("failure while %s", what, exc_info=exc)
+        st.error(
+            f"Something went wrong while {what} (the details are in the server log); "
+            "try other settings or reload the page.",
+            icon=":material/error:",
+        )
+
+
+@contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Run a block; on failure show one sentence instead of a traceback and carry on.
+
+    Streamlit's own control flow (st.stop, st.rerun) derives from BaseException and passes through.
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - this is the page's last line of defence
+        show_error(exc, what)

@@ -1,0 +1,170 @@
+"""The export panel: metrics (CSV/JSON), the unlearned model (safetensors + config), every figure
+as PNG/SVG (zip) and as one interactive HTML file, and everything as one zip.
+
+Nothing heavy is built on a slider move: this panel only runs when its tab is open, the metrics
+files are tiny, the model and HTML are built when their button is clicked (deferred downloads,
+computed from the settings, not from the session's scratch model), and images are rendered only
+after "Render images" is pressed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import streamlit as st
+
+from ssd_core import export
+from ssd_core.checkpoints import config_for_dataset
+from ssd_core.experiment import environment
+
+from . import resources
+from .errors import show_error
+from .resources import LiveResult, Prepared
+from .state import K_IMAGE_FORMAT
+from .views import EXPLANATIONS, TITLES, ViewOptions, all_figures, file_stem, options_from_state
+
+K_IMAGES = "_export_images"
+
+
+def settings_dict(p: Prepared, live: LiveResult) -> dict[str, Any]:
+    s = p.setup
+    return {
+        "dataset": s.dataset,
+        "model": s.model,
+        "model_source": p.original.trained.source,
+        "method": s.method,
+        "params": {"alpha": live.alpha, "lam": live.lam, "estimator": s.estimator, "batch_size": s.batch_size},
+        "forget": {**s.request.to_dict(), "description": s.request.describe(),
+                   "forget_classes": list(p.split.forget_classes),
+                   "n_forget_train": len(p.split.forget_train), "n_retain_train": len(p.split.retain_train),
+                   "n_forget_test": len(p.split.forget_test), "n_retain_test": len(p.split.retain_test)},
+        "seed": s.seed,
+        "device": str(p.device),
+    }
+
+
+def results_payload(p: Prepared, live: LiveResult) -> dict[str, Any]:
+    return {
+        **settings_dict(p, live),
+        "seconds": {**p.seconds, **live.seconds},
+        "before": p.before_eval.to_dict(),
+        "after": live.evaluation.to_dict(),
+        "dampening": live.report.to_dict(),
+        "environment": environment(),
+    }
+
+
+def _fresh_live(p: Prepared, alpha: float, lam: float) -> LiveResult:
+    """A live result with its own model (deferred downloads run after the scratch model moved on)."""
+    return resources.compute_live(p, alpha, lam, scratch=None)
+
+
+def _model_files(p: Prepared, alpha: float, lam: float, stem: str) -> dict[str, bytes]:
+    live = _fresh_live(p, alpha, lam)
+    config = config_for_dataset(p.setup.model, p.dataset)
+    extra = {"unlearning": {"method": p.setup.method, "alpha": alpha, "lam": lam, "estimator": p.setup.estimator,
+                            "forget": p.setup.request.to_dict(), "seed": p.setup.seed}}
+    return export.model_files(live.model, config, stem, extra)
+
+
+def _html(p: Prepared, alpha: float, lam: float, options: ViewOptions, stem: str) -> str:
+    live = _fresh_live(p, alpha, lam)
+    figs = all_figures(p, live, options)
+    explanations = {**EXPLANATIONS, **{f"{k}:title": v for k, v in TITLES.items()}}
+    rows = export.metrics_rows(p.before_eval, live.evaluation, p.dataset.classes, live.report)
+    rows = [r for r in rows if r["group"] in ("summary", "dampening")]
+    subtitle = (f"{p.setup.describe(p.dataset.classes)} · alpha {alpha:g}, lambda {lam:g} · seed {p.setup.seed} · "
+                f"generated {time.strftime('%Y-%m-%d %H:%M')}")
+    return export.figures_html(figs, "Unlearning Lab report", subtitle=subtitle, explanations=explanations,
+                               metrics=rows, file_stem=stem)
+
+
+def render_export(p: Prepared, live: LiveResult) -> None:
+    stem = file_stem(p, live)
+    options = options_from_state(p)
+    alpha, lam = live.alpha, live.lam
+    rows = export.metrics_rows(p.before_eval, live.evaluation, p.dataset.classes, live.report)
+    csv_bytes = export.metrics_csv(rows)
+    json_bytes = export.results_json(results_payload(p, live))
+    model_builder = export.lazy(lambda: _model_files(p, alpha, lam, stem))
+    html_builder = export.lazy(lambda: _html(p, alpha, lam, options, stem))
+
+    st.markdown(f"Files are named `{stem}-…` and hold the current settings (α = {alpha:g}, λ = {lam:g}).")
+    st.markdown("##### Numbers and model")
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c1.download_button("Metrics (CSV)", csv_bytes, f"{stem}-metrics.csv", "text/csv", key="dl_csv",
+                       on_click="ignore", icon=":material/table:", width="stretch")
+    c2.download_button("Results (JSON)", json_bytes, f"{stem}-results.json", "application/json", key="dl_json",
+                       on_click="ignore", icon=":material/data_object:", width="stretch")
+    c3.download_button("Model (safetensors)", lambda: model_builder()[f"{export.safe_name(stem)}.safetensors"],
+                       f"{stem}.safetensors", "application/octet-stream", key="dl_model", on_click="ignore",
+                       icon=":material/neurology:", width="stretch",
+                       help="The unlearned weights; load with ssd_core.checkpoints.load_model and the config JSON.")
+    c4.download_button("Model config (JSON)", lambda: model_builder()[f"{export.safe_name(stem)}.json"],
+                       f"{stem}.json", "application/json", key="dl_model_config", on_click="ignore",
+                       icon=":material/settings:", width="stretch")
+    c5.download_button("Report (HTML)", html_builder, f"{stem}-report.html", "text/html", key="dl_html",
+                       on_click="ignore", icon=":material/article:", width="stretch",
+                       help="Every figure, interactive, in one self-contained file (works offline).")
+
+    st.markdown("##### Figures as images")
+    st.segmented_control(
+        "The camera icon on each chart saves", ["png", "svg"], key=K_IMAGE_FORMAT, required=True,
+        format_func=lambda f: f.upper() + (" (high resolution)" if f == "png" else " (vector)"),
+    )
+    available, message = export.image_export_status()
+    images_key = (p.key, alpha, lam, dataclasses.astuple(options))
+    stored = st.session_state.get(K_IMAGES)
+    images = stored[1] if stored and stored[0] == images_key else None
+    if not available:
+        st.info(
+            f"{message} You can still save each chart from its camera icon (PNG or SVG, set above) or download "
+            "the HTML report, which draws every figure in your browser.",
+            icon=":material/info:",
+        )
+    elif images is None:
+        if st.button("Render PNG and SVG of every figure", key="render_images", icon=":material/photo_library:"):
+            with st.status("Rendering figures…", expanded=True) as status:
+                bar = st.progress(0.0, text="building figures")
+                try:
+                    figs = all_figures(p, live, options, progress=lambda f, m: bar.progress(0.2 * f, text=m))
+                    images = export.render_images(figs, progress=lambda f, m: bar.progress(0.2 + 0.8 * f, text=m))
+                    st.session_state[K_IMAGES] = (images_key, images)
+                    status.update(label=f"Rendered {len(images)} images", state="complete", expanded=False)
+                except Exception as exc:  # noqa: BLE001
+                    status.update(label="Rendering failed", state="error")
+                    show_error(exc, "rendering images")
+                    images = None
+        else:
+            st.caption(f"{message} Rendering every figure takes a few seconds.")
+    if images is not None:
+        pngs = {k.split("/", 1)[1]: v for k, v in images.items() if k.startswith("png/")}
+        svgs = {k.split("/", 1)[1]: v for k, v in images.items() if k.startswith("svg/")}
+        c1, c2 = st.columns(2)
+        c1.download_button(f"All figures, PNG ({len(pngs)} files, zip)", export.zip_bytes(pngs),
+                           f"{stem}-figures-png.zip", "application/zip", key="dl_png", on_click="ignore",
+                           icon=":material/image:", width="stretch")
+        c2.download_button(f"All figures, SVG ({len(svgs)} files, zip)", export.zip_bytes(svgs),
+                           f"{stem}-figures-svg.zip", "application/zip", key="dl_svg", on_click="ignore",
+                           icon=":material/polyline:", width="stretch")
+
+    st.markdown("##### Everything")
+    readme = (
+        f"Unlearning Lab export\n{p.setup.describe(p.dataset.classes)}\nalpha={alpha:g} lambda={lam:g} seed={p.setup.seed}\n\n"
+        "metrics.csv / results.json: before and after metrics (accuracies are fractions).\n"
+        "report.html: every figure, interactive, self-contained.\n"
+        "model/: the unlearned model (safetensors) and its config (JSON) for ssd_core.checkpoints.load_model.\n"
+        + ("figures/: PNG and SVG of every figure.\n" if images else "figures/: not included (render images first).\n")
+    )
+    frozen_images = dict(images or {})
+    everything = export.lazy(lambda: export.bundle(
+        file_stem=stem, metrics_csv_bytes=csv_bytes, results_json_bytes=json_bytes, html=html_builder(),
+        model=model_builder(), images=frozen_images, readme=readme,
+    ))
+    st.download_button(
+        "Everything (zip)" + ("" if images else " — without images; render them above to include them"),
+        everything, f"{stem}-export.zip", "application/zip", key="dl_all", on_click="ignore",
+        icon=":material/folder_zip:", type="primary",
+    )

@@ -1,0 +1,380 @@
+"""The result views: each builds its figures with ssd_core.figures and shows them with a short
+plain-language explanation. Figure builders here take (prepared run, live result, options) and
+are shared by the page and the export panel, so an exported figure is the one on screen."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+import torch
+
+from ssd_core import figures, saliency
+from ssd_core.export import modebar_config
+from ssd_core.metrics import entropy, per_sample_loss
+
+from . import resources
+from .errors import guard
+from .resources import LiveResult, Prepared
+from .state import K_IMAGE_FORMAT
+
+# ---------------------------------------------------------------------------------------------
+# Plain-language explanations (also used as captions in the HTML export)
+
+TITLES = {
+    "accuracy-summary": "Accuracy and MIA before vs after",
+    "per-class-accuracy": "Per-class test accuracy",
+    "confusion-matrices": "Confusion matrices",
+    "importance-ratios": "Importance ratio per layer",
+    "selected-per-layer": "Parameters selected per layer",
+    "importance-scatter": "I_D vs I_f",
+    "ratio-histogram": "Importance ratios of one layer",
+    "weights": "Weights before vs after",
+    "filter-dampening": "Dampening per filter",
+    "saliency": "Saliency maps",
+    "forgetting-signal": "Forgetting signal",
+}
+
+EXPLANATIONS = {
+    "accuracy-summary": (
+        "Each pair of bars is one number before (grey) and after (orange) unlearning. Good forgetting "
+        "drives the forget bars down while the retain bars stay where they were. MIA is the share of "
+        "forget samples a membership-inference attack still calls 'seen in training'; after good "
+        "unlearning it should fall towards what a model that never saw them would give."
+    ),
+    "per-class-accuracy": (
+        "Test accuracy of every class before and after. The forgotten class is marked in red: its "
+        "accuracy should collapse, while the other classes keep theirs. Other classes dropping too "
+        "means alpha is too low (too many shared parameters were dampened)."
+    ),
+    "confusion-matrices": (
+        "Rows are the true class, columns the predicted class, each row in % of that class's test "
+        "images. After unlearning, the forgotten class's row spreads to other columns; the right "
+        "panel shows the change (red = more often, blue = less often)."
+    ),
+    "importance-ratios": (
+        "For every parameter, SSD compares how important it is for the forget set (I_f) with how "
+        "important it is for all training data (I_D). Each box shows how log10(I_f / I_D) is spread "
+        "within one layer (middle line = median, whiskers = 1st and 99th percentile). Parameters above "
+        "the dashed line log10(alpha) are specialised for the forget set and get dampened; raising "
+        "alpha raises the line and selects fewer of them."
+    ),
+    "selected-per-layer": (
+        "The share of each layer's parameters that the current alpha selects for dampening "
+        "(selected count / layer size on top of each bar). It shows where in the network the "
+        "knowledge of the forget set sits."
+    ),
+    "importance-scatter": (
+        "Each dot is one parameter (a random sample): its importance for all data (x) against its "
+        "importance for the forget set (y), both on log scales. The dashed line is I_f = alpha x I_D; "
+        "dots above it (orange) are dampened. Moving alpha slides the line up or down."
+    ),
+    "ratio-histogram": (
+        "The distribution of log10(I_f / I_D) within the picked layer. Orange bins lie above the "
+        "threshold log10(alpha) and are dampened. Parameters with I_D = 0 but I_f > 0 are always "
+        "dampened (to zero); those with I_f = 0 never are."
+    ),
+    "weights": (
+        "Every dot is one weight of the picked layer: its value before (x) and after (y) unlearning. "
+        "Unchanged weights lie on the diagonal; dampened ones are pulled towards zero by the factor "
+        "beta = min(lambda x I_D / I_f, 1), so a smaller lambda pulls them further."
+    ),
+    "filter-dampening": (
+        "For a convolutional layer: each row is one output filter, each column one input channel, and "
+        "the colour says how much of that kernel's size (L2 norm) dampening removed. The bar on the "
+        "right sums this up per filter. Filters that light up were specialised for the forget set."
+    ),
+    "saliency": (
+        "Which pixels drive the model's score for a class (the true class, or the predicted one if "
+        "chosen), before and after unlearning, on a few forget and retain test images. Before and "
+        "after share one colour scale per row, so a fading map means the model no longer finds "
+        "evidence for that class; the last column is after minus before (red = more, blue = less). "
+        "Retain images should look alike before and after."
+    ),
+    "forgetting-signal": (
+        "A membership-inference attack guesses whether an image was in the training set from how the "
+        "model reacts to it, e.g. its loss or the entropy of its prediction: training images tend to "
+        "get a low loss. Before unlearning the forget set looks like the retain set (seen in training); "
+        "after good unlearning it should look like the test set (never seen)."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    ratio_layer: str
+    weight_layer: str
+    saliency_method: str = "saliency"
+    saliency_target: str = "true"
+    saliency_per_group: int = 3
+    signal_quantity: str = "loss"
+
+
+def file_stem(prepared: Prepared, live: LiveResult) -> str:
+    return f"{prepared.setup.slug()}-a{live.alpha:g}-l{live.lam:g}"
+
+
+def show_figure(fig: Any, name: str, stem: str, explain: bool = True) -> None:
+    """A chart whose camera button saves '<stem>-<name>.<png|svg>' at high resolution."""
+    fmt = st.session_state.get(K_IMAGE_FORMAT, "png")
+    st.plotly_chart(fig, key=f"chart-{name}", theme=None, config=modebar_config(f"{stem}-{name}", fmt))
+    if explain and name in EXPLANATIONS:
+        with st.expander("What does this show?"):
+            st.write(EXPLANATIONS[name])
+
+
+def layer_label(prepared: Prepared, name: str) -> str:
+    shape = "×".join(str(s) for s in prepared.importances.full[name].shape)
+    return f"{figures.short_layer_name(name)}  ({shape})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure builders (shared with export)
+
+
+def settings_note(live: LiveResult) -> str:
+    return f"α = {live.alpha:g}, λ = {live.lam:g}"
+
+
+def fig_accuracy_summary(p: Prepared, live: LiveResult) -> Any:
+    return figures.accuracy_summary_figure(p.before_eval.summary(), live.evaluation.summary(), settings_note(live))
+
+
+def fig_per_class(p: Prepared, live: LiveResult) -> Any:
+    return figures.per_class_accuracy_figure(
+        p.dataset.classes, p.before_eval.per_class_acc, live.evaluation.per_class_acc, p.split.forget_classes,
+        settings_note(live),
+    )
+
+
+def fig_confusion(p: Prepared, live: LiveResult) -> Any:
+    return figures.confusion_matrices_figure(
+        p.dataset.classes, p.before_eval.confusion, live.evaluation.confusion, settings_note(live)
+    )
+
+
+def fig_importance_ratios(p: Prepared, live: LiveResult) -> Any:
+    return figures.importance_ratio_figure(p.ratio_summaries, live.alpha)
+
+
+def fig_selected(p: Prepared, live: LiveResult) -> Any:
+    layers = live.report.layers
+    return figures.selected_fraction_figure(
+        [l.name for l in layers], [l.fraction_selected for l in layers], [l.selected for l in layers], [l.size for l in layers]
+    )
+
+
+def fig_scatter(p: Prepared, live: LiveResult) -> Any:
+    return figures.importance_scatter_figure(p.importance_sample, live.alpha)
+
+
+def fig_ratio_histogram(p: Prepared, live: LiveResult, layer: str) -> Any:
+    summary = next((s for s in p.ratio_summaries if s.name == layer), p.ratio_summaries[0])
+    return figures.ratio_histogram_figure(summary, live.alpha)
+
+
+def _weights(p: Prepared, live: LiveResult, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+    before = dict(p.model.named_parameters())[layer].detach()
+    after = dict(live.model.named_parameters())[layer].detach()
+    return before, after
+
+
+def fig_weights(p: Prepared, live: LiveResult, layer: str) -> Any:
+    before, after = _weights(p, live, layer)
+    return figures.weights_figure(before, after, layer, seed=p.setup.seed)
+
+
+def fig_filters(p: Prepared, live: LiveResult, layer: str) -> Any | None:
+    before, after = _weights(p, live, layer)
+    if before.dim() != 4:
+        return None
+    return figures.filter_dampening_figure(before, after, layer)
+
+
+def saliency_comparison(p: Prepared, live: LiveResult, options: ViewOptions) -> saliency.SaliencyComparison:
+    examples = saliency.select_examples(p.split, options.saliency_per_group, options.saliency_per_group, seed=p.setup.seed)
+    key = (p.key, options.saliency_method, options.saliency_target, options.saliency_per_group)
+
+    def before_maps() -> tuple[np.ndarray, list[int], list[int]]:
+        private = copy.deepcopy(p.model)  # captum hooks must not touch the shared model
+        return saliency.model_maps(private, examples, options.saliency_method, options.saliency_target,
+                                   p.device, seed=p.setup.seed)
+
+    b_maps, b_pred, b_targets = resources.resource_store().get("saliency_before", key, before_maps)
+    a_maps, a_pred, a_targets = saliency.model_maps(live.model, examples, options.saliency_method,
+                                                    options.saliency_target, p.device, seed=p.setup.seed)
+    return saliency.SaliencyComparison(options.saliency_method, options.saliency_target, examples, b_maps, a_maps,
+                                       b_pred, a_pred, b_targets, a_targets)
+
+
+def fig_saliency(p: Prepared, live: LiveResult, options: ViewOptions) -> Any:
+    comparison = saliency_comparison(p, live, options)
+    return figures.saliency_figure(
+        comparison.examples.images.numpy(), comparison.before_maps, comparison.after_maps,
+        comparison.row_labels(p.dataset.classes), saliency.METHOD_LABELS[comparison.method],
+    )
+
+
+def signal_groups(p: Prepared, live: LiveResult, quantity: str, max_per_group: int = 2000) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    ds, split = p.dataset, p.split
+    rng = np.random.default_rng(p.setup.seed)
+
+    def values(outputs) -> tuple[torch.Tensor, torch.Tensor]:
+        if quantity == "entropy":
+            return entropy(outputs.train_logits), entropy(outputs.test_logits)
+        return per_sample_loss(outputs.train_logits, ds.train_y), per_sample_loss(outputs.test_logits, ds.test_y)
+
+    def cap(index: torch.Tensor) -> np.ndarray:
+        idx = index.numpy()
+        return np.sort(rng.choice(idx, size=max_per_group, replace=False)) if idx.size > max_per_group else idx
+
+    forget_idx, retain_idx = cap(split.forget_train.indices), cap(split.retain_train.indices)
+    test_idx = cap(torch.arange(len(ds.test_y)))
+    (b_train, b_test), (a_train, a_test) = values(p.before_outputs), values(live.outputs)
+    return {
+        "forget": (b_train.numpy()[forget_idx], a_train.numpy()[forget_idx]),
+        "retain": (b_train.numpy()[retain_idx], a_train.numpy()[retain_idx]),
+        "test": (b_test.numpy()[test_idx], a_test.numpy()[test_idx]),
+    }
+
+
+def fig_signal(p: Prepared, live: LiveResult, quantity: str) -> Any:
+    return figures.forgetting_signal_figure(
+        signal_groups(p, live, quantity), quantity, (p.before_eval.mia, live.evaluation.mia)
+    )
+
+
+def all_figures(p: Prepared, live: LiveResult, options: ViewOptions, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+    """Every figure of every view for the current settings (for export)."""
+    builders: list[tuple[str, Callable[[], Any]]] = [
+        ("accuracy-summary", lambda: fig_accuracy_summary(p, live)),
+        ("per-class-accuracy", lambda: fig_per_class(p, live)),
+        ("confusion-matrices", lambda: fig_confusion(p, live)),
+        ("importance-ratios", lambda: fig_importance_ratios(p, live)),
+        ("selected-per-layer", lambda: fig_selected(p, live)),
+        ("importance-scatter", lambda: fig_scatter(p, live)),
+        ("ratio-histogram", lambda: fig_ratio_histogram(p, live, options.ratio_layer)),
+        ("weights", lambda: fig_weights(p, live, options.weight_layer)),
+        ("filter-dampening", lambda: fig_filters(p, live, options.weight_layer)),
+        ("saliency", lambda: fig_saliency(p, live, options)),
+        ("forgetting-signal", lambda: fig_signal(p, live, options.signal_quantity)),
+    ]
+    out: dict[str, Any] = {}
+    for i, (name, build) in enumerate(builders):
+        if progress is not None:
+            progress(i / len(builders), f"building {name}")
+        fig = build()
+        if fig is not None:
+            out[name] = fig
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Views (Streamlit)
+
+
+def _layer_picker(p: Prepared, key: str, label: str) -> str:
+    names = p.param_names
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = p.default_layer()
+    return st.selectbox(label, names, key=key, format_func=lambda n: layer_label(p, n))
+
+
+def options_from_state(p: Prepared) -> ViewOptions:
+    names = p.param_names
+    default = p.default_layer()
+    ratio = st.session_state.get("opt_ratio_layer")
+    weight = st.session_state.get("opt_weight_layer")
+    methods = saliency.available_methods(p.model)
+    method = st.session_state.get("opt_saliency_method")
+    return ViewOptions(
+        ratio_layer=ratio if ratio in names else default,
+        weight_layer=weight if weight in names else default,
+        saliency_method=method if method in methods else methods[0],
+        saliency_target=st.session_state.get("opt_saliency_target", "true"),
+        saliency_per_group=int(st.session_state.get("opt_saliency_n", 3)),
+        signal_quantity=st.session_state.get("opt_signal_quantity", "loss"),
+    )
+
+
+def render_accuracy(p: Prepared, live: LiveResult) -> None:
+    stem = file_stem(p, live)
+    left, right = st.columns(2)
+    with left, guard("drawing the accuracy summary"):
+        show_figure(fig_accuracy_summary(p, live), "accuracy-summary", stem)
+    with right, guard("drawing per-class accuracy"):
+        show_figure(fig_per_class(p, live), "per-class-accuracy", stem)
+    with guard("drawing the confusion matrices"):
+        show_figure(fig_confusion(p, live), "confusion-matrices", stem)
+
+
+def render_importance(p: Prepared, live: LiveResult) -> None:
+    stem = file_stem(p, live)
+    left, right = st.columns(2)
+    with left, guard("drawing importance ratios"):
+        show_figure(fig_importance_ratios(p, live), "importance-ratios", stem)
+    with right, guard("drawing the selected fractions"):
+        show_figure(fig_selected(p, live), "selected-per-layer", stem)
+    left, right = st.columns(2)
+    with left, guard("drawing the importance scatter"):
+        show_figure(fig_scatter(p, live), "importance-scatter", stem)
+    with right, guard("drawing the layer histogram"):
+        layer = _layer_picker(p, "opt_ratio_layer", "Layer for the histogram")
+        show_figure(fig_ratio_histogram(p, live, layer), "ratio-histogram", stem)
+
+
+def render_weights(p: Prepared, live: LiveResult) -> None:
+    stem = file_stem(p, live)
+    layer = _layer_picker(p, "opt_weight_layer", "Layer")
+    report = next((l for l in live.report.layers if l.name == layer), None)
+    if report is not None:
+        st.caption(
+            f"{report.selected:,} of {report.size:,} entries dampened ({report.fraction_selected:.1%}); "
+            f"mean factor beta over them {report.mean_factor:.3f}, smallest {report.min_factor:.3f}."
+        )
+    filters = None
+    with guard("drawing the filter heatmap"):
+        filters = fig_filters(p, live, layer)
+    if filters is not None:
+        left, right = st.columns(2)
+        with left, guard("drawing the weights"):
+            show_figure(fig_weights(p, live, layer), "weights", stem)
+        with right:
+            show_figure(filters, "filter-dampening", stem)
+    else:
+        with guard("drawing the weights"):
+            show_figure(fig_weights(p, live, layer), "weights", stem)
+        st.caption("The per-filter heatmap is shown for convolutional weight tensors (pick one above).")
+
+
+def render_saliency(p: Prepared, live: LiveResult) -> None:
+    stem = file_stem(p, live)
+    methods = saliency.available_methods(p.model)
+    if st.session_state.get("opt_saliency_method") not in methods:
+        st.session_state["opt_saliency_method"] = methods[0]
+    c1, c2, c3 = st.columns([3, 2, 2])
+    with c1:
+        st.segmented_control("Attribution method", methods, key="opt_saliency_method",
+                             format_func=saliency.METHOD_LABELS.get, required=True)
+    with c2:
+        st.radio("Explain the score of", ["true", "predicted"], key="opt_saliency_target", horizontal=True,
+                 format_func={"true": "true class", "predicted": "predicted class"}.get)
+    with c3:
+        if "opt_saliency_n" not in st.session_state:
+            st.session_state["opt_saliency_n"] = 3
+        st.slider("Images per group", 1, 6, key="opt_saliency_n")
+    if "gradcam" not in methods:
+        st.caption("Grad-CAM needs a convolutional layer; this model has none.")
+    with guard("computing saliency maps"):
+        show_figure(fig_saliency(p, live, options_from_state(p)), "saliency", stem)
+
+
+def render_signal(p: Prepared, live: LiveResult) -> None:
+    stem = file_stem(p, live)
+    st.radio("Per-sample quantity", ["loss", "entropy"], key="opt_signal_quantity", horizontal=True,
+             help="The SSD paper's MIA uses the entropy of the softmax output.")
+    with guard("drawing the forgetting signal"):
+        show_figure(fig_signal(p, live, st.session_state.get("opt_signal_quantity", "loss")), "forgetting-signal", stem)
