@@ -1,0 +1,175 @@
+"""Compare: run several unlearning methods on the sidebar's forget request and compare them with
+retraining from scratch (the gold standard)."""
+
+import numpy as np
+import streamlit as st
+
+from ui.style import preload_charts
+
+st.title("Compare methods")
+st.markdown(
+    "Run several unlearning methods on the same forget request and compare them with **retrain** — a model "
+    "trained from scratch without the forget set, the gold standard. A good method lands close to retrain on "
+    "every number: it forgets as much as retrain does (not more: forgetting *more* than retrain is itself a "
+    "tell-tale sign) and keeps the retain accuracy."
+)
+preload = preload_charts()
+
+from ssd_core import figures_compare as figs  # noqa: E402
+from ssd_core.metrics import entropy, per_sample_loss  # noqa: E402
+from ui import compare, layout, sidebar  # noqa: E402
+from ui.errors import guard, show_error  # noqa: E402
+
+K_METHODS = "cmp_methods"
+K_QUANTITY = "cmp_signal_quantity"
+DEFAULT_METHODS = ("ssd", "finetune", "retrain")
+MAX_SIGNAL_SAMPLES = 2000
+
+setup = sidebar.run_setup()
+prepared = None
+if setup is None:
+    st.info("Finish the run setup in the sidebar to compare methods.", icon=":material/arrow_back:")
+else:
+    prepared = layout.prepare_with_status(setup)
+preload.empty()
+
+
+def controls(prepared) -> tuple[list[str], dict[str, dict], bool]:
+    kind = prepared.setup.request.kind
+    options = compare.methods_for(kind)
+    if K_METHODS in st.session_state:
+        st.session_state[K_METHODS] = [m for m in st.session_state[K_METHODS] if m in options]
+    else:
+        st.session_state[K_METHODS] = [m for m in DEFAULT_METHODS if m in options]
+    chosen = st.multiselect(
+        "Methods", options, key=K_METHODS,
+        help=f"Every registered method that supports {prepared.setup.request.describe()} requests. "
+        "Add retrain to get the gap-to-retrain columns.",
+    )
+    configs: dict[str, dict] = {}
+    for method in chosen:
+        with st.expander(f"{method} settings", expanded=False):
+            st.caption(compare.available_methods()[method].description)
+            configs[method] = compare.settings_controls(method, prepared.setup.seed)
+    run = st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not chosen, key="cmp_run")
+    return chosen, configs, run
+
+
+def run_all(prepared, chosen: list[str], configs: dict[str, dict]) -> None:
+    for method in chosen:
+        if compare.cached_run(prepared.setup, method, configs[method]) is not None:
+            continue
+        with guard(f"running {method}"):
+            with st.status(f"Running {method}…", expanded=True) as status:
+                bar = st.progress(0.0, text="starting")
+
+                def progress(fraction: float, message: str) -> None:
+                    bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+
+                def queued(message: str) -> None:
+                    status.update(label=f"{method}: {message}")
+
+                try:
+                    run = compare.run_cached(prepared, method, configs[method], progress, on_wait=queued)
+                except BaseException:
+                    status.update(label=f"{method} failed", state="error", expanded=False)
+                    raise
+                status.update(label=f"{method} done in {run.total_seconds:.1f} s", state="complete", expanded=False)
+
+
+def signal_values(prepared, run, quantity: str) -> dict[str, np.ndarray]:
+    split, ds = prepared.split, prepared.dataset
+    train_logits, test_logits = run.outputs.train_logits, run.outputs.test_logits
+    rng = np.random.default_rng(prepared.setup.seed)
+
+    def cap(idx):
+        idx = idx.numpy() if hasattr(idx, "numpy") else np.asarray(idx)
+        return idx if len(idx) <= MAX_SIGNAL_SAMPLES else np.sort(rng.choice(idx, MAX_SIGNAL_SAMPLES, replace=False))
+
+    def values(logits, labels, idx):
+        idx = cap(idx)
+        if quantity == "entropy":
+            return entropy(logits[idx]).numpy()
+        return per_sample_loss(logits[idx], labels[idx]).numpy()
+
+    return {
+        "forget": values(train_logits, ds.train_y, split.forget_train.indices),
+        "retain": values(train_logits, ds.train_y, split.retain_train.indices),
+        "test": values(test_logits, ds.test_y, np.arange(len(ds.test_y))),
+    }
+
+
+def results(prepared, runs: dict) -> None:
+    setup = prepared.setup
+    stem = f"compare-{setup.dataset}-{setup.model}-{setup.forget_slug()}"
+    table = compare.comparison_table(runs)
+    st.subheader("Results")
+    if compare.GOLD not in runs:
+        st.info("Add **retrain** to the methods to see each method's gap to the gold standard.", icon=":material/info:")
+    flagged = [row["method"] for _, row in table.iterrows() if row["flag"]]
+    if flagged:
+        st.warning(
+            f"Over-forgetting: {', '.join(flagged)} — forget accuracy more than 10 points below retrain's. A model "
+            "that forgets *more* than one never trained on the data reveals that the data was removed.",
+            icon=":material/warning:",
+        )
+    pct = {c: st.column_config.NumberColumn(c, format="percent") for c in table.columns
+           if c not in ("method", "seconds", "data touched", "flag")}
+    st.dataframe(table, hide_index=True, column_config={**pct, "seconds": st.column_config.NumberColumn(format="%.2f")},
+                 key="cmp_table")
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.download_button("Table (CSV)", table.to_csv(index=False), f"{stem}.csv", "text/csv", icon=":material/download:")
+    c2.download_button("Results (JSON)", compare.table_json(table, runs, setup), f"{stem}.json", "application/json",
+                       icon=":material/download:")
+
+    compare.show_figure(figs.method_metrics_figure({m: r.evaluation.summary() for m, r in runs.items()}),
+                        "metrics", stem)
+    if compare.GOLD in runs:
+        gold = runs[compare.GOLD].evaluation
+        from ssd_core.metrics import gap_to_retrain
+
+        gaps = {m: gap_to_retrain(r.evaluation, gold) for m, r in runs.items() if m != compare.GOLD}
+        if gaps:
+            compare.show_figure(figs.gap_figure(gaps), "gap-to-retrain", stem)
+    per_class = {"original": prepared.before_eval.per_class_acc, **{m: r.evaluation.per_class_acc for m, r in runs.items()}}
+    compare.show_figure(figs.per_class_methods_figure(prepared.dataset.classes, per_class, prepared.split.forget_classes),
+                        "per-class", stem)
+
+    quantity = st.segmented_control("Forgetting signal", ["loss", "entropy"], key=K_QUANTITY, default="loss") or "loss"
+    signals = {m: signal_values(prepared, r, quantity) for m, r in runs.items()}
+    compare.show_figure(figs.signal_histograms_figure(signals, quantity, {m: r.evaluation.mia for m, r in runs.items()}),
+                        f"signal-{quantity}", stem)
+    st.caption("After good unlearning the forget set (red) looks like the test set (grey), as it does for retrain; "
+               "before, it looks like the retain set (blue).")
+
+    if setup.request.kind in ("random", "indices"):
+        forget = prepared.split.forget_train
+        n = min(12, len(forget))
+        idx = forget.indices[:n]
+        preds = {"original": prepared.before_outputs.train_logits[idx].argmax(1).tolist()}
+        preds.update({m: r.outputs.train_logits[idx].argmax(1).tolist() for m, r in runs.items()})
+        compare.show_figure(
+            figs.instance_grid_figure(forget.x[:n].numpy(), forget.y[:n].tolist(), preds, prepared.dataset.classes,
+                                      idx.tolist()),
+            "forgotten-images", stem,
+        )
+        if len(forget) > n:
+            st.caption(f"The first {n} of {len(forget)} forgotten images.")
+
+
+if prepared is not None:
+    layout.model_card(prepared)
+    chosen, configs, clicked = controls(prepared)
+    if clicked:
+        run_all(prepared, chosen, configs)
+    runs = {m: r for m in chosen if (r := compare.cached_run(prepared.setup, m, configs[m])) is not None}
+    if runs:
+        try:
+            results(prepared, runs)
+        except Exception as exc:  # noqa: BLE001
+            show_error(exc, "drawing the comparison")
+        missing = [m for m in chosen if m not in runs]
+        if missing:
+            st.caption(f"Not run yet with these settings: {', '.join(missing)} (press Run).")
+    elif chosen:
+        st.info("Press **Run** to run the chosen methods (results are kept for this session).", icon=":material/play_arrow:")

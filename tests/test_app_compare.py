@@ -1,0 +1,177 @@
+"""The Compare, Instances and SAPS pages under streamlit.testing (AppTest), checked against ssd_core."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
+from ssd_core.methods import run_method  # noqa: E402
+from ssd_core.metrics import Evaluation, evaluate, is_over_forgetting, random_reference_logits  # noqa: E402
+from ssd_core.train import load_or_train  # noqa: E402
+
+TIMEOUT = 180
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    return [json.loads(e.proto.spec)["layout"]["title"]["text"] for e in at.get("plotly_chart")]
+
+
+@pytest.fixture(scope="module")
+def digits_class0():
+    dataset = load_dataset("digits")
+    model = load_or_train(dataset, "smallcnn", seed=0, device="cpu").model
+    split = make_split(dataset, ForgetRequest("class", 0))
+    random_logits = random_reference_logits("smallcnn", split, "cpu", seed=0)
+    return model, split, random_logits
+
+
+def library_eval(name: str, model, split, random_logits) -> Evaluation:
+    result = run_method(name, model, split, device="cpu", seed=0) if name != "ssd" else run_method(name, model, split, device="cpu")
+    return evaluate(result.model, split, "cpu", random_forget_logits=random_logits)
+
+
+@pytest.fixture(scope="module")
+def compared() -> AppTest:
+    at = new_app()
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert_clean(at)
+    at.multiselect(key="cmp_methods").set_value(["ssd", "finetune", "retrain"]).run()
+    at.button(key="cmp_run").click().run()
+    assert_clean(at)
+    return at
+
+
+def test_compare_table_matches_library(compared: AppTest, digits_class0) -> None:
+    model, split, random_logits = digits_class0
+    table = compared.dataframe[0].value
+    assert list(table["method"]) == ["ssd", "finetune", "retrain"]
+    rows = {row["method"]: row for _, row in table.iterrows()}
+    retrain = library_eval("retrain", model, split, random_logits)
+    ssd = library_eval("ssd", model, split, random_logits)
+    for name, ours in (("retrain", retrain), ("ssd", ssd)):
+        row = rows[name]
+        assert row["forget test"] == pytest.approx(ours.forget_test_acc, abs=1e-12)
+        assert row["retain test"] == pytest.approx(ours.retain_test_acc, abs=1e-12)
+        assert row["test"] == pytest.approx(ours.test_acc, abs=1e-12)
+        assert row["MIA"] == pytest.approx(ours.mia, abs=1e-12)
+        assert row["ZRF"] == pytest.approx(ours.zrf, abs=1e-6)
+    # the gold standard's own gaps are all zero; the others' are |metric - retrain's|
+    gap_columns = [c for c in table.columns if c.startswith("gap ")]
+    assert len(gap_columns) == 7
+    assert all(rows["retrain"][c] == 0 for c in gap_columns)
+    assert rows["ssd"]["gap forget test"] == pytest.approx(abs(ssd.forget_test_acc - retrain.forget_test_acc), abs=1e-12)
+    assert rows["ssd"]["gap test"] == pytest.approx(abs(ssd.test_acc - retrain.test_acc), abs=1e-12)
+    # flag column follows ssd_core's rule (class 0 on digits: retrain forgets everything, so nothing over-forgets)
+    assert rows["ssd"]["flag"] == ("⚠ over-forgetting" if is_over_forgetting(ssd, retrain) else "")
+    assert all(r["seconds"] > 0 for r in rows.values())
+    assert rows["retrain"]["data touched"] == "full retain set"
+    titles = chart_titles(compared)
+    for start in ("Metrics per method", "Gap to retrain", "Per-class test accuracy per method", "Per-sample loss"):
+        assert any(t.startswith(start) for t in titles), titles
+    labels = [b.label for b in compared.get("download_button")]
+    assert "Table (CSV)" in labels and "Results (JSON)" in labels
+
+
+def test_compare_rerender_reuses_results(compared: AppTest) -> None:
+    results = compared.session_state["_compare_results"]
+    before = {k: id(v) for k, v in results.items()}
+    assert len(before) == 3
+    compared.run()  # a re-render (no click): nothing is recomputed
+    assert_clean(compared)
+    assert {k: id(v) for k, v in compared.session_state["_compare_results"].items()} == before
+    assert len(compared.dataframe[0].value) == 3
+
+
+def test_over_forgetting_flag_in_table() -> None:
+    """The table marks a method whose forget accuracy is far below retrain's, and only that one."""
+    from ui.compare import OVER_FORGETTING, MethodRun, comparison_table
+
+    def run(method: str, forget: float) -> MethodRun:
+        ev = Evaluation(0.95, forget, 1.0, forget, 0.9, 0.5, [], [], zrf=0.8)
+        return MethodRun(method, {}, ev, None, {"total": 1.0}, "x")
+
+    table = comparison_table({"retrain": run("retrain", 0.9), "ssd": run("ssd", 0.5), "finetune": run("finetune", 0.85)})
+    flags = dict(zip(table["method"], table["flag"]))
+    assert flags == {"retrain": "", "ssd": OVER_FORGETTING, "finetune": ""}
+    assert dict(zip(table["method"], table["gap forget test"]))["ssd"] == pytest.approx(0.4)
+    no_gold = comparison_table({"ssd": run("ssd", 0.5)})
+    assert no_gold["flag"].tolist() == [""] and no_gold["gap forget test"].isna().all()
+
+
+def test_instances_page_unlearns_picked_images(digits_class0) -> None:
+    model, _, _ = digits_class0
+    at = new_app()
+    at.run()
+    at.switch_page("pages/instances.py").run()
+    assert_clean(at)
+    assert len([c for c in at.checkbox if (c.key or "").startswith("inst_cb_")]) == 40  # one page of the gallery
+    at.session_state["inst_picked"] = [1, 2, 3, 4]
+    at.session_state["inst_variants"] = ["naive", "adv+imp"]
+    at.session_state["inst_cfg_l2ul_max_steps"] = 20
+    at.session_state["inst_cfg_l2ul_adv_steps"] = 10
+    at.run()
+    assert at.checkbox(key="inst_cb_1").value and not at.checkbox(key="inst_cb_0").value
+    at.button(key="inst_run").click().run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert table["index"].tolist() == [1, 2, 3, 4]
+    split = make_split(load_dataset("digits"), ForgetRequest("indices", indices=(1, 2, 3, 4)))
+    library = run_method("l2ul", model, split, device="cpu", variant="adv+imp", max_steps=20, adv_steps=10, seed=0)
+    classes = split.dataset.classes
+    assert table["adv+imp: after"].tolist() == [classes[r["after"]] for r in library.diagnostics["instances"]]
+    assert table["adv+imp: forgotten"].tolist() == [r["after"] != r["label"] for r in library.diagnostics["instances"]]
+    labels = [m.label for m in at.metric]
+    assert "Test accuracy before" in labels and "naive: test accuracy after" in labels
+    # the picked images become the sidebar's "picked samples" request
+    at.button(key="inst_to_sidebar").click().run()
+    assert_clean(at)
+    assert at.session_state["setup_forget_kind"] == "indices"
+    assert at.session_state["setup_forget_indices"] == "1, 2, 3, 4"
+
+
+def test_saps_page_selection_and_sweep(digits_class0) -> None:
+    model, split, _ = digits_class0
+    at = new_app()
+    at.run()
+    at.switch_page("pages/saps.py").run()
+    assert_clean(at)
+    at.session_state["saps_rules"] = ["sharpness", "magnitude", "random"]
+    at.session_state["saps_samples"] = 64
+    at.session_state["saps_sweep_p"] = [1.0, 2.0]
+    at.session_state["saps_sweep_rules"] = ["sharpness"]
+    at.session_state["saps_epochs"] = 1
+    at.run()
+    at.button(key="saps_select").click().run()
+    assert_clean(at)
+    spec = next(json.loads(e.proto.spec) for e in at.get("plotly_chart")
+                if json.loads(e.proto.spec)["layout"]["title"]["text"].startswith("Selected parameters per layer"))
+    assert [t["name"] for t in spec["data"]] == ["sharpness", "magnitude", "random"]
+    at.button(key="saps_sweep").click().run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert table["p (%)"].tolist() == [1.0, 2.0]
+    library = run_method("saps", model, split, device="cpu", p=1.0, epochs=1, hessian_samples=64, seed=0)
+    library_eval = evaluate(library.model, split, "cpu")
+    assert table["forget test"].iloc[0] == pytest.approx(library_eval.forget_test_acc, abs=1e-12)
+    assert table["retain test"].iloc[0] == pytest.approx(library_eval.retain_test_acc, abs=1e-12)
+    assert any(t.startswith("Forget and retain test accuracy against p") for t in chart_titles(at))

@@ -1,0 +1,239 @@
+"""Glue for the Compare, Instances and SAPS pages: running registry methods on the prepared run
+(inside the heavy-job gate, with progress), caching the results per session, the results table
+and the per-method settings controls.
+
+A result depends on (setup key without the sidebar's live method, method name, config values);
+it is kept in ``st.session_state`` under that key, so a re-render never recomputes. Metrics come
+from ``ssd_core.metrics`` exactly as a notebook would compute them: ``evaluate_outputs`` on one
+batched pass with the prepared run's random reference logits for ZRF (the same as
+``random_reference_logits(model, split, device, seed)``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from ssd_core import jobs
+from ssd_core.data import ForgetSplit
+from ssd_core.export import modebar_config
+from ssd_core.methods import available_methods, config_fields, make_config, run_method
+from ssd_core.metrics import (
+    ACCURACY_KEYS,
+    Evaluation,
+    SplitOutputs,
+    evaluate_outputs,
+    gap_to_retrain,
+    is_over_forgetting,
+    split_outputs,
+)
+
+from .resources import Prepared
+from .state import K_IMAGE_FORMAT, RunSetup
+from .theme import themed
+
+GOLD = "retrain"
+METRIC_KEYS = (*ACCURACY_KEYS, "mia", "zrf")
+METRIC_LABELS = {
+    "retain_test_acc": "retain test", "forget_test_acc": "forget test", "retain_train_acc": "retain train",
+    "forget_train_acc": "forget train", "test_acc": "test", "mia": "MIA", "zrf": "ZRF",
+}
+OVER_FORGETTING = "⚠ over-forgetting"
+K_RESULTS = "_compare_results"
+MAX_RESULTS = 24  # per session (each keeps its logits on train and test)
+
+
+@dataclass
+class MethodRun:
+    """One method's run on one prepared setup, with its metrics."""
+
+    method: str
+    config: dict[str, Any]
+    evaluation: Evaluation
+    outputs: SplitOutputs
+    seconds: dict[str, float]
+    data_touched: str
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    model: Any = None  # kept only when asked (the instance page needs none; memory)
+
+    @property
+    def total_seconds(self) -> float:
+        return float(self.seconds.get("total", sum(self.seconds.values())))
+
+
+def setup_key(setup: RunSetup) -> tuple:
+    """Everything that decides the original model and the forget split (not the live method)."""
+    r = setup.request
+    return (setup.dataset, setup.data_dir, setup.model, r.kind, r.target, r.k, r.indices, r.seed, setup.device,
+            setup.seed, setup.data_upload, setup.model_upload, setup.owner)
+
+
+def result_key(setup: RunSetup, method: str, config: dict[str, Any]) -> tuple:
+    return (setup_key(setup), method, tuple(sorted((k, repr(v)) for k, v in config.items())))
+
+
+def methods_for(kind: str) -> list[str]:
+    """Registry methods that support this kind of forget request."""
+    return [name for name, spec in available_methods().items() if kind in spec.supports]
+
+
+def _small_diagnostics(diagnostics: dict[str, Any]) -> dict[str, Any]:
+    """Diagnostics that are plain numbers, strings, small lists and dicts (what a table or JSON can hold)."""
+    keep = {}
+    for key, value in diagnostics.items():
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            keep[key] = value
+        elif isinstance(value, (list, dict)):
+            try:
+                json.dumps(value)
+                keep[key] = value
+            except TypeError:
+                pass
+    return keep
+
+
+def gate_slot(on_wait_message: Callable[[str], None]):
+    """A slot of the process-wide heavy-job gate; while queued, ``on_wait_message`` gets 'Queued: N ahead'."""
+
+    def on_wait(position: int) -> None:
+        on_wait_message(f"Queued: {position - 1} ahead")
+
+    return jobs.default_gate().slot(on_wait=on_wait)
+
+
+def run_on_split(
+    prepared: Prepared, split: ForgetSplit, method: str, config: dict[str, Any],
+    progress: Callable[[float, str], None] | None = None, keep_model: bool = False,
+    random_logits: torch.Tensor | None = None, on_wait: Callable[[str], None] | None = None,
+) -> MethodRun:
+    """Run ``method`` with ``config`` on ``split`` from the prepared original model, and evaluate it."""
+    spec = available_methods()[method]
+    cfg = make_config(spec.config_cls, config)
+    with gate_slot(on_wait or (lambda message: progress and progress(0.0, message))):
+        result = run_method(method, prepared.model, split, cfg, device=prepared.device, progress=progress)
+        start = time.perf_counter()
+        outputs = split_outputs(result.model, split, prepared.device)
+        evaluation = evaluate_outputs(outputs, split, random_forget_logits=random_logits)
+        evaluation.seconds = time.perf_counter() - start
+    seconds = dict(result.seconds)
+    return MethodRun(method, dict(config), evaluation, outputs, seconds, result.data_touched,
+                     _small_diagnostics(result.diagnostics), result.model if keep_model else None)
+
+
+def session_results() -> dict:
+    return st.session_state.setdefault(K_RESULTS, {})
+
+
+def cached_run(setup: RunSetup, method: str, config: dict[str, Any]) -> MethodRun | None:
+    return session_results().get(result_key(setup, method, config))
+
+
+def run_cached(
+    prepared: Prepared, method: str, config: dict[str, Any], progress: Callable[[float, str], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> MethodRun:
+    """The session's result for (setup, method, config), computed on first use."""
+    results = session_results()
+    key = result_key(prepared.setup, method, config)
+    if key not in results:
+        results[key] = run_on_split(prepared, prepared.split, method, config, progress,
+                                    random_logits=prepared.random_logits, on_wait=on_wait)
+        while len(results) > MAX_RESULTS:
+            results.pop(next(iter(results)))
+    return results[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-method settings
+
+
+def default_values(method: str, seed: int = 0) -> dict[str, Any]:
+    """The method's config defaults, with a ``seed`` field set to the run's seed."""
+    values = {f["name"]: f["default"] for f in config_fields(available_methods()[method].config_cls)}
+    if "seed" in values:
+        values["seed"] = int(seed)
+    return values
+
+
+def widget_key(method: str, name: str) -> str:
+    return f"cmp_cfg_{method}_{name}"
+
+
+def settings_controls(method: str, seed: int, prefix: str = "cmp_cfg", skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Widgets for a method's config fields (number inputs with the field's min/max); returns the values."""
+    values = default_values(method, seed)
+    fields = config_fields(available_methods()[method].config_cls)
+    cols = st.columns(3)
+    for i, f in enumerate(f for f in fields if f["name"] not in skip):
+        name, default, help_text = f["name"], values[f["name"]], f.get("help")
+        key = f"{prefix}_{method}_{name}"
+        col = cols[i % 3]
+        if f.get("choices"):
+            options = list(f["choices"])
+            st.session_state.setdefault(key, default if default in options else options[0])
+            values[name] = col.selectbox(name, options, key=key, help=help_text)
+        elif isinstance(default, bool):
+            st.session_state.setdefault(key, default)
+            values[name] = col.checkbox(name, key=key, help=help_text)
+        elif isinstance(default, int):
+            lo = int(f["min"]) if f.get("min") is not None else None
+            hi = int(f["max"]) if f.get("max") is not None else None
+            st.session_state.setdefault(key, int(default))
+            values[name] = int(col.number_input(name, min_value=lo, max_value=hi, step=1, key=key, help=help_text))
+        elif isinstance(default, float):
+            lo = float(f["min"]) if f.get("min") is not None else None
+            hi = float(f["max"]) if f.get("max") is not None else None
+            st.session_state.setdefault(key, float(default))
+            values[name] = float(col.number_input(name, min_value=lo, max_value=hi, key=key, help=help_text,
+                                                  format="%g", step=None))
+        else:
+            st.session_state.setdefault(key, str(default))
+            values[name] = col.text_input(name, key=key, help=help_text)
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+
+
+def comparison_table(runs: dict[str, MethodRun], gold: str = GOLD) -> pd.DataFrame:
+    """One row per method: metrics (fractions), MIA, ZRF, seconds, data touched, the gap to
+    retrain for each metric and the over-forgetting flag (empty when there is no retrain row)."""
+    reference = runs.get(gold)
+    rows = []
+    for method, run in runs.items():
+        summary = run.evaluation.summary()
+        row: dict[str, Any] = {"method": method}
+        row.update({METRIC_LABELS[k]: summary[k] for k in METRIC_KEYS})
+        row["seconds"] = round(run.total_seconds, 3)
+        row["data touched"] = run.data_touched
+        gaps = gap_to_retrain(run.evaluation, reference.evaluation) if reference is not None else {}
+        row.update({f"gap {METRIC_LABELS[k]}": gaps.get(k) for k in METRIC_KEYS})
+        row["flag"] = (OVER_FORGETTING if reference is not None and is_over_forgetting(run.evaluation, reference.evaluation)
+                       else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table_json(table: pd.DataFrame, runs: dict[str, MethodRun], setup: RunSetup) -> str:
+    payload = {
+        "setup": {"dataset": setup.dataset, "model": setup.model, "request": setup.request.to_dict(), "seed": setup.seed},
+        "rows": json.loads(table.to_json(orient="records")),
+        "configs": {m: r.config for m, r in runs.items()},
+        "seconds": {m: r.seconds for m, r in runs.items()},
+        "per_class_acc": {m: r.evaluation.per_class_acc for m, r in runs.items()},
+        "diagnostics": {m: r.diagnostics for m, r in runs.items()},
+    }
+    return json.dumps(payload, indent=2, default=str)
+
+
+def show_figure(fig: Any, name: str, stem: str, key: str | None = None) -> None:
+    """A chart in the session's theme whose camera button saves '<stem>-<name>.<png|svg>'."""
+    fmt = st.session_state.get(K_IMAGE_FORMAT, "png")
+    st.plotly_chart(themed(fig), key=key or f"chart-{name}", theme=None, config=modebar_config(f"{stem}-{name}", fmt))
