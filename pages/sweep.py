@@ -1,57 +1,295 @@
-"""Alpha sweep: forget and retain accuracy across the whole alpha range, to find a good alpha fast."""
+"""Landscape: forget accuracy, retain accuracy and MIA over a grid of alpha and lambda, the
+trade-off frontier, an alpha suggestion and a retrained reference; a click sends a setting to
+the live sliders of the Unlearn page."""
 
 import streamlit as st
 
-from ui import layout, sidebar
+from ui import layout, resources, sidebar
+from ui import sweep as landscape
 from ui.errors import guard
-from ui.state import K_ALPHA, K_LAMBDA, LAMBDA_MAX, LAMBDA_MIN, LAMBDA_STEP, snap_alpha
+from ui.presets import render_picker
+from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, LAMBDA_MAX, LAMBDA_MIN, LAMBDA_STEP, snap_alpha
 from ui.sweep import alpha_sweep, recommend_alpha, sweep_figure, sweep_table
+from ui.theme import show_chart
 
-st.title("Alpha sweep")
+LAMBDA_LADDER = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0]
+K_SUGGESTION = "_landscape_suggestion"
+K_RETRAINED = "_landscape_retrained"
+
+st.title("Landscape: α and λ together")
 st.markdown(
-    "α is the one knob SSD is sensitive to. This page dampens the model at every α on the ladder "
-    "(with the cached importances) and plots what is forgotten and what is kept, so a good α is easy to spot."
+    "SSD has two knobs. **α** decides *which* parameters are dampened (those with $I_f > \\alpha I_D$), **λ** "
+    "decides *how hard* ($\\beta = \\min(\\lambda I_D / I_f, 1)$). This page dampens the model at every point of "
+    "an α × λ grid, reusing the cached importances, and shows what is forgotten, what is kept and what a "
+    "membership-inference attack still sees. Click a point on the frontier to send it to the live sliders."
 )
+render_picker("landscape")
 
 setup = sidebar.run_setup()
+
+
+def current_setting() -> tuple[float, float] | None:
+    alpha, lam = st.session_state.get(K_ALPHA), st.session_state.get(K_LAMBDA)
+    return (float(alpha), float(lam)) if alpha is not None and lam is not None else None
+
+
+def applied_message() -> None:
+    applied = st.session_state.pop(landscape.K_APPLIED_SETTING, None)
+    if applied:
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.success(f"Live sliders set to α = {applied[0]:g}, λ = {applied[1]:g}.", icon=":material/check:")
+        c2.page_link("pages/unlearn.py", label="Open Unlearn", icon=":material/auto_fix_high:")
+
+
+def grid_controls(prepared) -> tuple[list[float], list[float], int | None, float, bool]:
+    n_train = len(prepared.dataset.train_y)
+    st.session_state.setdefault("ls_alpha_lo", 1.0)
+    st.session_state.setdefault("ls_alpha_hi", 100.0)
+    st.session_state.setdefault("ls_n_alpha", 10)
+    st.session_state.setdefault("ls_lam_lo", 0.1)
+    st.session_state.setdefault("ls_lam_hi", 5.0)
+    st.session_state.setdefault("ls_n_lam", 6)
+    if st.session_state.get("_ls_bound_for") != prepared.setup.dataset:  # a new dataset gets its own default bound
+        st.session_state["ls_eval_bound"] = landscape.default_eval_bound(n_train) or 0
+        st.session_state["_ls_bound_for"] = prepared.setup.dataset
+    st.session_state.setdefault("ls_budget", 60)
+    with st.form("landscape_form", border=True):
+        c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 2, 2, 2, 2])
+        c1.select_slider("α from", options=list(ALPHA_VALUES), key="ls_alpha_lo", format_func=lambda a: f"{a:g}")
+        c2.select_slider("α to", options=list(ALPHA_VALUES), key="ls_alpha_hi", format_func=lambda a: f"{a:g}")
+        c3.slider("α values (log-spaced)", 2, len(ALPHA_VALUES), key="ls_n_alpha")
+        c4.select_slider("λ from", options=LAMBDA_LADDER, key="ls_lam_lo", format_func=lambda v: f"{v:g}")
+        c5.select_slider("λ to", options=LAMBDA_LADDER, key="ls_lam_hi", format_func=lambda v: f"{v:g}")
+        c6.slider("λ values (log-spaced)", 1, 12, key="ls_n_lam")
+        c7, c8, c9 = st.columns([3, 3, 2], vertical_alignment="bottom")
+        c7.number_input("Evaluate at most this many images per subset (0 = all)", min_value=0, max_value=100_000,
+                        step=50, key="ls_eval_bound",
+                        help=f"{prepared.setup.dataset} has {n_train:,} training images. On data bigger than "
+                        f"{landscape.BIG_DATASET:,} images each subset (forget/retain × train/test) is evaluated on a "
+                        "fixed, seeded sample so the grid stays fast; 0 evaluates everything (numbers then equal single runs).")
+        c8.number_input("Time budget (seconds)", min_value=1, max_value=3600, step=10, key="ls_budget",
+                        help="The sweep stops when this is spent; finished points are kept.")
+        submitted = c9.form_submit_button("Compute landscape", type="primary", icon=":material/grid_on:", width="stretch")
+    lo, hi = sorted((float(st.session_state["ls_alpha_lo"]), float(st.session_state["ls_alpha_hi"])))
+    paper_alpha = snap_alpha(resources.default_alpha(prepared.setup.method, prepared.setup.model))
+    alphas = landscape.alpha_grid(lo, hi, int(st.session_state["ls_n_alpha"]), anchor=paper_alpha)
+    lam_lo, lam_hi = sorted((float(st.session_state["ls_lam_lo"]), float(st.session_state["ls_lam_hi"])))
+    lams = landscape.lambda_grid(float(lam_lo), float(lam_hi), int(st.session_state["ls_n_lam"]))
+    bound = int(st.session_state["ls_eval_bound"]) or None
+    return alphas, lams, bound, float(st.session_state["ls_budget"]), submitted
+
+
+def compute(prepared, alphas, lams, bound, budget) -> None:
+    key = (prepared.key, tuple(alphas), tuple(lams), bound)
+    c1, c2 = st.columns([5, 1], vertical_alignment="center")
+    bar = c1.progress(0.0, text=f"sweeping {len(alphas)} × {len(lams)} settings")
+    stop = c2.empty()
+    stop.button("Stop", key="ls_stop", icon=":material/stop_circle:", width="stretch",
+                help="Stops the sweep; finished rows are kept.")
+
+    def keep(partial) -> None:  # finished rows survive a Stop (which interrupts the script)
+        st.session_state[landscape.K_LANDSCAPE] = {"key": key, "result": partial, "hits": None}
+
+    result, hits = landscape.run_landscape(
+        prepared, alphas, lams, max_eval_per_subset=bound, time_budget_s=budget,
+        progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m), on_row=keep,
+    )
+    st.session_state[landscape.K_LANDSCAPE] = {"key": key, "result": result, "hits": hits}
+    bar.empty()
+    stop.empty()
+
+
+def show_landscape(prepared, stored) -> None:
+    result = stored["result"]
+    setup = prepared.setup
+    current = current_setting()
+    total = len(result.alphas) * len(result.lams)
+    sizes = result.eval_sizes
+    evaluated = ("all images" if stored["key"][3] is None else
+                 f"at most {stored['key'][3]} images per subset (" + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sizes.items()) + ")")
+    reused = "" if not stored.get("hits") else f", {stored['hits']} reused an identical model's numbers"
+    st.caption(f"{len(result.points)} of {total} settings in {result.seconds:.1f} s{reused} · evaluated on {evaluated}.")
+    if not result.complete:
+        st.warning(f"The sweep stopped after {len(result.points)} of {total} settings (time budget or Stop); "
+                   "the missing cells are blank.", icon=":material/timer_off:")
+    if not result.points:
+        return
+    figs = landscape.heatmap_figures(result, current)  # show_chart applies the session's theme
+    columns = st.columns(3)
+    for column, (metric, fig) in zip(columns, figs.items()):
+        with column:
+            show_chart(fig, key=f"landscape-{metric}")
+    retrained = st.session_state.get(K_RETRAINED)
+    retrained = retrained[1] if retrained and retrained[0] == (prepared.key, stored["key"][3]) else None
+
+    def on_select() -> None:
+        state = st.session_state.get("landscape_frontier")
+        point = landscape.pick_from_selection(state.get("selection") if state else None, result)
+        if point is not None:
+            landscape.apply_setting(point.alpha, point.lam, setup.model, setup.method)
+
+    show_chart(landscape.frontier_figure(result, prepared, current, retrained), key="landscape_frontier",
+               on_select=on_select, selection_mode=("points", "box"))
+    with st.expander("How to read the landscape"):
+        st.write(
+            "Heatmaps: each cell is one (α, λ) (rows λ, columns α, both log-spaced); yellow is good in every panel "
+            "(low forget accuracy, high retain accuracy, low MIA). Rings mark Pareto settings. Frontier: every "
+            "setting as (retain, forget) accuracy; the Pareto settings (orange) are those no other setting beats on "
+            "both. The star is the original model, the diamond a model retrained without the forget set (when "
+            "computed): the closer a setting lies to the diamond, the more it behaves like retraining. Click a point, "
+            "or drag a box around several (the best of them is taken), to send it to the Unlearn page's sliders."
+        )
+    applied_message()
+
+    front = sorted(result.pareto_points(),
+                   key=lambda p: (-(landscape.retain_value(p) or 0.0), landscape.forget_value(p) or 0.0, -p.alpha))
+    if front:
+        c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+        options = [(p.alpha, p.lam) for p in front]
+        if st.session_state.get("ls_pick") not in options:
+            st.session_state["ls_pick"] = options[0]
+        by = {(p.alpha, p.lam): p for p in front}
+        pick = c1.selectbox(
+            "Pareto settings", options, key="ls_pick",
+            format_func=lambda o: (f"α {o[0]:g}, λ {o[1]:g}: forget {100 * (landscape.forget_value(by[o]) or 0):.1f}%, "
+                                   f"retain {100 * (landscape.retain_value(by[o]) or 0):.1f}%, MIA "
+                                   + ("n/a" if by[o].mia is None else f"{100 * by[o].mia:.1f}%")),
+        )
+        c2.button("Use this setting", key="ls_use_pareto", on_click=landscape.apply_setting,
+                  args=(pick[0], pick[1], setup.model, setup.method), icon=":material/check:", width="stretch")
+    with st.expander(f"All {len(result.points)} settings as a table"):
+        st.dataframe(landscape.point_table(result.points), hide_index=True, width="stretch")
+
+
+def suggestion_panel(prepared, bound) -> None:
+    setup = prepared.setup
+    lam = float(st.session_state.get(K_LAMBDA, 1.0))
+    st.markdown("##### Suggest α")
+    st.session_state.setdefault("ls_target", 5.0)
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1.number_input("Target forget accuracy (%)", min_value=0.0, max_value=100.0, step=1.0, key="ls_target",
+                    help="The gentlest α (fewest parameters dampened) whose forget accuracy is at or below this, at the "
+                    f"current λ = {lam:g}, found by bisection on log α.")
+    if c2.button("Suggest α", key="ls_suggest", icon=":material/lightbulb:", width="stretch"):
+        with st.spinner("bisecting α…"):
+            st.session_state[K_SUGGESTION] = ((prepared.key, bound), landscape.suggest(
+                prepared, float(st.session_state["ls_target"]) / 100.0, lam, bound))
+    stored = st.session_state.get(K_SUGGESTION)
+    if stored and stored[0] == (prepared.key, bound):
+        s = stored[1]
+        if s.point is None:
+            st.warning(f"Even α = {ALPHA_VALUES[0]:g} does not bring the forget accuracy down to {100 * s.target:.1f}% "
+                       f"at λ = {s.lam:g}; try a smaller λ.", icon=":material/warning:")
+        else:
+            p, q = s.point, s.ladder_point
+            c1, c2 = st.columns([4, 1], vertical_alignment="center")
+            c1.success(
+                f"Gentlest α reaching {100 * s.target:.1f}% forget accuracy at λ = {s.lam:g}: **α = {p.alpha:g}** "
+                f"(forget {100 * (landscape.forget_value(p) or 0):.1f}%, retain {100 * (landscape.retain_value(p) or 0):.1f}%, "
+                f"{p.fraction_selected:.2%} dampened). On the slider that is α = {s.ladder_alpha:g} "
+                f"(forget {100 * (landscape.forget_value(q) or 0):.1f}%, retain {100 * (landscape.retain_value(q) or 0):.1f}%).",
+                icon=":material/lightbulb:",
+            )
+            c2.button("Use it", key="ls_use_suggestion", on_click=landscape.apply_setting,
+                      args=(s.ladder_alpha, s.lam, setup.model, setup.method), icon=":material/check:", width="stretch")
+
+
+def retrain_panel(prepared, stored, bound) -> None:
+    st.markdown("##### Compare with retraining")
+    if not landscape.retrain_available():
+        st.caption("The retrain method is not registered in this installation.")
+        return
+    spec = prepared.model_spec
+    st.caption(
+        f"Retraining {spec.name} from scratch on the retain set ({spec.epochs} epochs, {len(prepared.split.retain_train):,} "
+        "images) is the gold standard SSD tries to match without retraining. It is computed once per setup and cached."
+        + (" On a CPU this takes minutes for this model." if spec.name != "smallcnn" and prepared.device.type == "cpu" else "")
+    )
+    key = (prepared.key, bound)
+    if st.button("Retrain from scratch", key="ls_retrain", icon=":material/model_training:"):
+        bar = st.progress(0.0, text="retraining")
+        st.session_state[K_RETRAINED] = (key, landscape.retrain_reference(
+            prepared, bound, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m)))
+        bar.empty()
+        st.rerun()  # redraw the frontier with the retrained point
+    done = st.session_state.get(K_RETRAINED)
+    if done and done[0] == key:
+        r = done[1]
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        st.info(f"Retrained model: forget (test) {pct(r.get('forget_test_acc'))}, forget (train) {pct(r.get('forget_train_acc'))}, "
+                f"retain (test) {pct(r.get('retain_test_acc'))}, MIA {pct(r.get('mia'))} ({r['seconds']:.0f} s).",
+                icon=":material/model_training:")
+        if stored is not None and stored["result"].points:
+            best = landscape.closest_setting(stored["result"], r)
+            if best is not None:
+                c1, c2 = st.columns([4, 1], vertical_alignment="center")
+                c1.success(f"Closest grid setting to the retrained model: **α = {best.alpha:g}, λ = {best.lam:g}** "
+                           f"(forget {pct(landscape.forget_value(best))}, retain {pct(best.retain_test_acc)}, MIA {pct(best.mia)}).",
+                           icon=":material/target:")
+                c2.button("Use it", key="ls_use_retrain", on_click=landscape.apply_setting,
+                          args=(best.alpha, best.lam, prepared.setup.model, prepared.setup.method),
+                          icon=":material/check:", width="stretch")
+
+
+def alpha_only(prepared) -> None:
+    setup = prepared.setup
+    st.subheader("Along α only (at the current λ)")
+    st.caption("A quick one-dimensional cut through the landscape on test images (no MIA): every α of the slider.")
+    st.session_state.setdefault(K_LAMBDA, 1.0)
+    lam = st.slider("λ — dampening strength", min_value=LAMBDA_MIN, max_value=LAMBDA_MAX, step=LAMBDA_STEP,
+                    key=K_LAMBDA, persist_state="session")
+    bar = st.progress(0.0, text="sweeping α")
+    rows = alpha_sweep(prepared, float(lam), progress=lambda f, m: bar.progress(f, text=m))
+    bar.empty()
+    current = st.session_state.get(K_ALPHA)
+    show_chart(sweep_figure(prepared, rows, current), key="chart-alpha-sweep",
+               config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 3,
+                                                                      "filename": f"{setup.slug()}-l{lam:g}-alpha-sweep"}})
+    best = recommend_alpha(prepared, rows)
+    if best is not None:
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.success(
+            f"Suggested α = {best['alpha']:g}: forget accuracy {100 * best['forget_acc']:.1f}%, retain-test "
+            f"accuracy {100 * best['retain_acc']:.1f}% (the highest α with the lowest forget accuracy that "
+            "keeps retain-test accuracy within 2 points of the original).",
+            icon=":material/lightbulb:",
+        )
+
+        def use_alpha(value: float = best["alpha"]) -> None:
+            st.session_state[K_ALPHA] = snap_alpha(value)
+            st.session_state[landscape.K_ALPHA_FOR] = (setup.model, setup.method)
+
+        if c2.button("Use this α", on_click=use_alpha, icon=":material/check:", width="stretch"):
+            st.switch_page("pages/unlearn.py")
+    with st.expander("Table"):
+        st.dataframe(sweep_table(rows), hide_index=True, width="stretch")
+
+
 if setup is None:
     st.info("Finish the run setup in the sidebar to see results.", icon=":material/arrow_back:")
 else:
     prepared = layout.prepare_with_status(setup)
     if prepared is not None:
         layout.model_card(prepared)
-        st.session_state.setdefault(K_LAMBDA, 1.0)
-        lam = st.slider("λ — dampening strength", min_value=LAMBDA_MIN, max_value=LAMBDA_MAX, step=LAMBDA_STEP,
-                        key=K_LAMBDA, persist_state="session")
+        alphas, lams, bound, budget, submitted = grid_controls(prepared)
+        stored = None
+        with guard("sweeping the α × λ grid"):
+            if submitted:
+                compute(prepared, alphas, lams, bound, budget)
+            stored = st.session_state.get(landscape.K_LANDSCAPE)
+            if stored is not None and stored["key"][0] != prepared.key:
+                stored = None
+            if stored is None:
+                st.info(f"Press **Compute landscape** to sweep {len(alphas)} α × {len(lams)} λ = "
+                        f"{len(alphas) * len(lams)} settings (importances are reused: each setting is one dampening "
+                        "and one evaluation).", icon=":material/grid_on:")
+            else:
+                show_landscape(prepared, stored)
+        c1, c2 = st.columns(2, gap="large")
+        with c1, guard("suggesting α"):
+            suggestion_panel(prepared, bound)
+        with c2, guard("retraining"):
+            retrain_panel(prepared, stored, bound)
+        st.divider()
         with guard("sweeping alpha"):
-            bar = st.progress(0.0, text="sweeping α")
-            rows = alpha_sweep(prepared, float(lam), progress=lambda f, m: bar.progress(f, text=m))
-            bar.empty()
-            current = st.session_state.get(K_ALPHA)
-            st.plotly_chart(sweep_figure(prepared, rows, current), key="chart-alpha-sweep", theme=None,
-                            config={"displaylogo": False,
-                                    "toImageButtonOptions": {"format": "png", "scale": 3,
-                                                             "filename": f"{setup.slug()}-l{lam:g}-alpha-sweep"}})
-            with st.expander("What does this show?"):
-                st.write(
-                    "Each point is the unlearned model at one α (log scale) with the current λ. Low α dampens many "
-                    "parameters: the forget accuracy (red) falls, but so does the retain accuracy (blue). High α "
-                    "dampens almost nothing and forgets nothing. A good α sits where the red line is low and the "
-                    "blue line is still at its original height."
-                )
-            best = recommend_alpha(prepared, rows)
-            if best is not None:
-                c1, c2 = st.columns([4, 1], vertical_alignment="center")
-                c1.success(
-                    f"Suggested α = {best['alpha']:g}: forget accuracy {100 * best['forget_acc']:.1f}%, retain-test "
-                    f"accuracy {100 * best['retain_acc']:.1f}% (the highest α with the lowest forget accuracy that "
-                    "keeps retain-test accuracy within 2 points of the original).",
-                    icon=":material/lightbulb:",
-                )
-
-                def use_alpha(value: float = best["alpha"]) -> None:
-                    st.session_state[K_ALPHA] = snap_alpha(value)
-
-                if c2.button("Use this α", on_click=use_alpha, icon=":material/check:", width="stretch"):
-                    st.switch_page("pages/unlearn.py")
-            st.dataframe(sweep_table(rows), hide_index=True, width="stretch")
+            alpha_only(prepared)

@@ -12,6 +12,7 @@ Colours are fixed (not left to a theme) so a figure looks the same on screen and
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -599,3 +600,268 @@ def alpha_sweep_figure(
     fig.update_yaxes(title="accuracy (%)", range=[0, 105], secondary_y=False)
     fig.update_yaxes(title="dampened (%)", range=[0, 105], secondary_y=True, showgrid=False)
     return _style(fig, "Alpha sweep: forgetting vs keeping", height=460)
+
+
+# ---------------------------------------------------------------------------------------------
+# Alpha/lambda landscape
+
+
+def _grid_labels(values: Sequence[float]) -> list[str]:
+    return [f"{v:g}" for v in values]
+
+
+def landscape_heatmap_figure(
+    alphas: Sequence[float],
+    lams: Sequence[float],
+    grid: Sequence[Sequence[float | None]],
+    metric_label: str,
+    *,
+    better: str = "low",
+    current: tuple[float, float] | None = None,
+    pareto: Sequence[tuple[float, float]] = (),
+    note: str | None = None,
+    theme: str = "default",
+) -> go.Figure:
+    """One metric over the (alpha, lambda) grid: rows = lambda, columns = alpha (both shown as
+    categories, log-spaced). ``grid`` holds fractions in [0, 1] exactly as given (None = not
+    computed); hover and colour bar show percent. ``better`` ("low"/"high") picks the colour
+    direction so that good is always the same colour. Pareto settings get a ring, the current
+    setting a cross."""
+    x, y = _grid_labels(alphas), _grid_labels(lams)
+    z = [[None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in row] for row in grid]
+    scale = "Viridis" if better == "high" else "Viridis_r"
+    custom = [[[a, lam] for a in alphas] for lam in lams]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=x, y=y, zmin=0.0, zmax=1.0, colorscale=scale, customdata=custom, xgap=1, ygap=1,
+            colorbar={"title": {"text": "%"}, "tickformat": ".0%", "thickness": 12},
+            hovertemplate="α %{x}, λ %{y}<br>" + metric_label + ": %{z:.1%}<extra></extra>",
+            name=metric_label,
+        )
+    )
+    if pareto:
+        fig.add_trace(go.Scatter(
+            x=[f"{a:g}" for a, _ in pareto], y=[f"{lam:g}" for _, lam in pareto], mode="markers", name="Pareto",
+            marker={"symbol": "circle-open", "size": 13, "color": "white", "line": {"width": 2}}, hoverinfo="skip",
+        ))
+    if current is not None and f"{current[0]:g}" in x and f"{current[1]:g}" in y:
+        fig.add_trace(go.Scatter(
+            x=[f"{current[0]:g}"], y=[f"{current[1]:g}"], mode="markers", name="current setting",
+            marker={"symbol": "square-open", "size": 18, "color": THRESHOLD, "line": {"width": 3}}, hoverinfo="skip",
+        ))
+    fig.update_xaxes(title="α (selection threshold)", type="category", categoryorder="array", categoryarray=x)
+    fig.update_yaxes(title="λ (dampening)", type="category", categoryorder="array", categoryarray=y)
+    direction = "lower is better" if better == "low" else "higher is better"
+    fig = _style(fig, _titled(metric_label, f"{note} · {direction}" if note else direction, below=True), height=420,
+                 showlegend=False, margin={"l": 64, "r": 24, "t": 78, "b": 56})
+    return apply_theme(fig, theme)
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """One setting of the landscape as the frontier draws it (accuracies are fractions)."""
+
+    alpha: float
+    lam: float
+    retain: float
+    forget: float
+    mia: float | None = None
+    fraction_selected: float | None = None
+    pareto: bool = False
+
+
+def tradeoff_frontier_figure(
+    points: Sequence[FrontierPoint],
+    *,
+    original: tuple[float, float] | None = None,
+    retrained: tuple[float, float] | None = None,
+    current: tuple[float, float] | None = None,
+    retain_label: str = "retain (test) accuracy",
+    forget_label: str = "forget (test) accuracy",
+    theme: str = "default",
+) -> go.Figure:
+    """Retain (x) vs forget (y) accuracy of every setting; Pareto settings (no other setting keeps
+    more and forgets more) are drawn as a connected frontier. Every setting trace carries
+    ``customdata = [alpha, lambda]`` so a click or box selection can be turned back into a setting.
+    ``original`` / ``retrained`` are (retain, forget) reference points; ``current`` = (alpha, lambda)."""
+
+    def hover(p: FrontierPoint) -> str:
+        mia = "n/a" if p.mia is None else f"{100 * p.mia:.1f}%"
+        damp = "" if p.fraction_selected is None else f" · dampened {100 * p.fraction_selected:.2f}%"
+        return (f"α {p.alpha:g}, λ {p.lam:g}<br>retain {100 * p.retain:.1f}% · forget {100 * p.forget:.1f}%"
+                f"<br>MIA {mia}{damp}")
+
+    def trace(subset: Sequence[FrontierPoint], name: str, marker: dict, mode: str = "markers") -> go.Scatter:
+        return go.Scatter(
+            x=[p.retain for p in subset], y=[p.forget for p in subset], mode=mode, name=name, marker=marker,
+            customdata=[[p.alpha, p.lam] for p in subset], text=[hover(p) for p in subset],
+            hovertemplate="%{text}<extra>" + name + "</extra>",
+        )
+
+    others = [p for p in points if not p.pareto]
+    front = sorted((p for p in points if p.pareto), key=lambda p: (p.retain, p.forget))
+    fig = go.Figure()
+    fig.add_trace(trace(others, f"settings ({len(others)})", {"size": 9, "color": KEPT, "opacity": 0.75}))
+    fig.add_trace(trace(front, f"Pareto frontier ({len(front)})",
+                        {"size": 13, "color": SELECTED, "line": {"color": THRESHOLD, "width": 1}}, mode="lines+markers"))
+    fig.data[-1].line = {"color": SELECTED, "width": 2, "shape": "hv"}
+    for ref, name, symbol in ((original, "original model", "star"), (retrained, "retrained (gold standard)", "diamond")):
+        if ref is not None:
+            fig.add_trace(go.Scatter(x=[ref[0]], y=[ref[1]], mode="markers", name=name,
+                                     marker={"symbol": symbol, "size": 17, "color": BEFORE if symbol == "star" else RETAIN,
+                                             "line": {"color": THRESHOLD, "width": 1}},
+                                     hovertemplate=name + ": retain %{x:.1%} · forget %{y:.1%}<extra></extra>"))
+    if current is not None:
+        match = [p for p in points if p.alpha == current[0] and p.lam == current[1]]
+        if match:
+            fig.add_trace(go.Scatter(x=[match[0].retain], y=[match[0].forget], mode="markers",
+                                     name=f"current (α {current[0]:g}, λ {current[1]:g})",
+                                     marker={"symbol": "circle-open", "size": 22, "color": THRESHOLD, "line": {"width": 3}},
+                                     hoverinfo="skip"))
+    fig.update_xaxes(title=f"{retain_label} → keep more", tickformat=".0%")
+    fig.update_yaxes(title=f"{forget_label} → forget more ↓", tickformat=".0%")
+    fig = _style(fig, _titled("Trade-off frontier", "each point is one (α, λ); click or box-select to use it"),
+                 height=500)
+    return apply_theme(fig, theme)
+
+
+# ---------------------------------------------------------------------------------------------
+# Themes: the default look, and a projector-friendly one
+
+
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7",
+    "grey": "#7F7F7F",
+}
+
+
+@dataclass(frozen=True)
+class Theme:
+    """How figures look: a plotly template, a colour substitution and type sizes."""
+
+    name: str
+    template: str
+    colours: Mapping[str, str]  # default colour (lower-case hex or rgba string) -> this theme's
+    font_size: int
+    title_size: int
+    annotation_size: int
+    marker_scale: float = 1.0
+    line_scale: float = 1.0
+    extra_top_margin: int = 0
+
+
+PRESENTATION_TEMPLATE = "unlearning_lab_presentation"
+pio.templates[PRESENTATION_TEMPLATE] = go.layout.Template(
+    layout={
+        "font": {"family": FONT, "size": 20, "color": "#000000"},
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "colorway": [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple",
+                                            "sky_blue", "yellow", "black")],
+        "xaxis": {**_AXIS, "gridcolor": "#d9d9d9", "linecolor": "#000000", "linewidth": 2, "tickfont": {"size": 18}},
+        "yaxis": {**_AXIS, "gridcolor": "#d9d9d9", "linecolor": "#000000", "linewidth": 2, "tickfont": {"size": 18}},
+        "hoverlabel": {"align": "left", "font": {"size": 18}},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1.0, "font": {"size": 18}},
+    }
+)
+
+# the default colours and what the projector theme draws instead (colour-blind safe, high contrast)
+PRESENTATION_COLOURS: dict[str, str] = {
+    BEFORE: OKABE_ITO["sky_blue"],
+    AFTER: OKABE_ITO["orange"],
+    FORGET: OKABE_ITO["vermillion"],
+    RETAIN: OKABE_ITO["blue"],
+    TEST: OKABE_ITO["grey"],
+    KEPT: OKABE_ITO["grey"],
+    THRESHOLD: OKABE_ITO["black"],
+    "#6a4c93": OKABE_ITO["reddish_purple"],
+    "#2a9d8f": OKABE_ITO["bluish_green"],
+    "#e9c46a": OKABE_ITO["yellow"],
+    "#264653": OKABE_ITO["black"],
+    "#cbd5e1": "#595959",
+    "#6b7280": "#333333",
+    "rgba(46,134,171,0.25)": "rgba(0,114,178,0.25)",
+}
+
+THEMES: dict[str, Theme] = {
+    "default": Theme("default", TEMPLATE_NAME, {}, 13, 16, 12),
+    "presentation": Theme(
+        "presentation", PRESENTATION_TEMPLATE, {k.lower(): v for k, v in PRESENTATION_COLOURS.items()},
+        font_size=20, title_size=24, annotation_size=18, marker_scale=1.5, line_scale=1.6, extra_top_margin=24,
+    ),
+}
+
+
+def _swap_colours(value, colours: Mapping[str, str]):
+    """``value`` with every colour string found in ``colours`` replaced (recursively)."""
+    if isinstance(value, str):
+        key = value.lower().replace(" ", "")
+        if key in colours:
+            return colours[key]
+        if "color:" in key:  # inline styles in titles, e.g. <span style='color:#6b7280'>
+            for old, new in colours.items():
+                if old.startswith("#"):
+                    value = re.sub(re.escape(old), new, value, flags=re.IGNORECASE)
+        return value
+    if isinstance(value, dict):
+        return {k: _swap_colours(v, colours) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, (int, float)) for v in value):
+            return value
+        return type(value)(_swap_colours(v, colours) for v in value)
+    return value
+
+
+def _scale_inline_fonts(text: str, minimum: int) -> str:
+    """Raise every inline ``font-size:Npx`` in an HTML-ish plotly text to at least ``minimum``."""
+    return re.sub(r"font-size:\s*(\d+)px", lambda m: f"font-size:{max(int(m.group(1)), minimum)}px", text)
+
+
+def _scale_sizes(trace: dict, theme: Theme) -> None:
+    marker = trace.get("marker")
+    if isinstance(marker, dict) and isinstance(marker.get("size"), (int, float)):
+        marker["size"] = marker["size"] * theme.marker_scale
+    line = trace.get("line")
+    if isinstance(line, dict) and isinstance(line.get("width"), (int, float)):
+        line["width"] = line["width"] * theme.line_scale
+    elif trace.get("type") == "scatter" and "lines" in str(trace.get("mode", "")):
+        trace["line"] = {**(line or {}), "width": 2 * theme.line_scale}
+
+
+def apply_theme(fig: go.Figure, theme: str | Theme = "default") -> go.Figure:
+    """The figure drawn in ``theme``: "default" returns it unchanged; "presentation" gives larger
+    type, thicker lines and bigger markers, and swaps every default colour for its Okabe-Ito
+    counterpart (colour-blind safe, high contrast on a projector). Returns a new figure; the data
+    (x, y, z values) is untouched."""
+    spec = THEMES[theme] if isinstance(theme, str) else theme
+    if spec.name == "default":
+        return fig
+    data = fig.to_plotly_json()
+    traces = [_swap_colours(dict(t), spec.colours) for t in data.get("data", [])]
+    for t in traces:
+        _scale_sizes(t, spec)
+    layout = _swap_colours(dict(data.get("layout", {})), spec.colours)
+    layout["template"] = pio.templates[spec.template]
+    title = layout.get("title")
+    if isinstance(title, dict):
+        title.setdefault("font", {})["size"] = spec.title_size
+        if isinstance(title.get("text"), str):  # inline notes like <span style='font-size:12px'>
+            title["text"] = _scale_inline_fonts(title["text"], spec.annotation_size)
+    for annotation in layout.get("annotations", []) or []:
+        annotation.setdefault("font", {})
+        annotation["font"]["size"] = max(annotation["font"].get("size") or 0, spec.annotation_size)
+    for shape in layout.get("shapes", []) or []:
+        line = shape.get("line")
+        if isinstance(line, dict) and isinstance(line.get("width"), (int, float)):
+            line["width"] = line["width"] * spec.line_scale
+    margin = layout.get("margin") or {}
+    if margin:
+        margin = dict(margin)
+        margin["t"] = (margin.get("t") or 80) + spec.extra_top_margin
+        margin["l"] = (margin.get("l") or 60) + 16
+        margin["b"] = (margin.get("b") or 56) + 16
+        layout["margin"] = margin
+    if isinstance(layout.get("height"), (int, float)):
+        layout["height"] = int(layout["height"] * 1.12)
+    return go.Figure({"data": traces, "layout": layout}, skip_invalid=False)

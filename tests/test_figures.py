@@ -161,3 +161,90 @@ def test_alpha_sweep_marks_the_current_alpha():
     np.testing.assert_allclose(fig.data[0].y, [0, 10, 90])
     marker = fig.data[-1]
     assert list(marker.x) == [10, 10] and fig.layout.xaxis.type == "log"
+
+
+# ---------------------------------------------------------------------------------------------
+# Landscape figures and the presentation theme
+
+
+def test_landscape_heatmap_draws_the_grid_as_given():
+    grid = [[0.0, 0.5, None], [0.25, 1.0, 0.75]]
+    fig = figures.landscape_heatmap_figure([1.0, 10.0, 100.0], [0.5, 1.0], grid, "Forget accuracy", better="low",
+                                           current=(10.0, 1.0), pareto=[(1.0, 0.5), (100.0, 1.0)])
+    heat = fig.data[0]
+    assert heat.type == "heatmap"
+    assert [list(row) for row in heat.z] == grid  # fractions, exactly, None kept
+    assert list(heat.x) == ["1", "10", "100"] and list(heat.y) == ["0.5", "1"]
+    assert heat.zmin == 0 and heat.zmax == 1
+    assert np.asarray(heat.customdata).shape == (2, 3, 2) and list(heat.customdata[1][2]) == [100.0, 1.0]
+    rings, cross = fig.data[1], fig.data[2]
+    assert list(rings.x) == ["1", "100"] and list(rings.y) == ["0.5", "1"]
+    assert list(cross.x) == ["10"] and list(cross.y) == ["1"]
+    # "better" flips the colour scale so that good is always the same end
+    high = figures.landscape_heatmap_figure([1.0], [1.0], [[0.5]], "Retain", better="high")
+    assert heat.colorscale != high.data[0].colorscale
+
+
+def test_frontier_marks_pareto_settings_and_carries_alpha_lambda():
+    points = [
+        figures.FrontierPoint(1.0, 1.0, retain=0.90, forget=0.00, pareto=True),
+        figures.FrontierPoint(10.0, 1.0, retain=0.99, forget=0.05, pareto=True),
+        figures.FrontierPoint(3.0, 1.0, retain=0.85, forget=0.10, pareto=False),
+    ]
+    fig = figures.tradeoff_frontier_figure(points, original=(0.99, 1.0), retrained=(0.99, 0.0), current=(3.0, 1.0))
+    others, front = fig.data[0], fig.data[1]
+    assert list(others.x) == [0.85] and list(others.y) == [0.10]
+    assert list(front.x) == [0.90, 0.99] and list(front.y) == [0.0, 0.05]  # sorted along the frontier
+    assert [list(c[:2]) for c in front.customdata] == [[1.0, 1.0], [10.0, 1.0]]
+    names = [t.name for t in fig.data]
+    assert "original model" in names and "retrained (gold standard)" in names
+    assert any(n.startswith("current (α 3") for n in names)
+    assert "α 10, λ 1" in front.text[1] and "MIA n/a" in front.text[1]
+
+
+def test_presentation_theme_recolours_and_enlarges_without_touching_data(digits_run, dampened):
+    before = evaluate(digits_run.model, digits_run.split, with_mia=False)
+    after = evaluate(dampened[0], digits_run.split, with_mia=False)
+    fig = figures.per_class_accuracy_figure(digits_run.dataset.classes, before.per_class_acc, after.per_class_acc,
+                                            digits_run.split.forget_classes)
+    assert figures.apply_theme(fig, "default") is fig
+    themed = figures.apply_theme(fig, "presentation")
+    okabe = {v.upper() for v in figures.OKABE_ITO.values()}
+    assert themed.data[0].marker.color.upper() == figures.OKABE_ITO["sky_blue"].upper()
+    after_colours = [c.upper() for c in themed.data[1].marker.color]
+    assert after_colours[0] == figures.OKABE_ITO["vermillion"].upper()  # the forgotten class
+    assert set(after_colours) <= okabe
+    np.testing.assert_allclose(themed.data[1].y, fig.data[1].y)  # same numbers
+    assert themed.layout.title.font.size > fig.layout.title.font.size
+    assert themed.layout.template.layout.font.size >= 20
+    assert fig.data[0].marker.color == figures.BEFORE  # the original figure is untouched
+
+
+def test_presentation_theme_is_valid_for_every_builder(digits_run, dampened):
+    model, report = dampened
+    sample = figures.sample_importances(digits_run.importances.full, digits_run.importances.forget, n=300)
+    summaries = figures.layer_ratio_summaries(digits_run.importances.full, digits_run.importances.forget)
+    name = next(n for n, p in digits_run.model.named_parameters() if p.dim() == 4)
+    before = dict(digits_run.model.named_parameters())[name].detach()
+    after = dict(model.named_parameters())[name].detach()
+    rng = np.random.default_rng(0)
+    built = [
+        figures.accuracy_summary_figure({"mia": 0.5}, {"mia": 0.1}),
+        figures.confusion_matrices_figure(["a", "b"], [[1, 0], [0, 1]], [[0, 1], [0, 1]]),
+        figures.importance_ratio_figure(summaries, 10.0),
+        figures.ratio_histogram_figure(summaries[0], 10.0),
+        figures.importance_scatter_figure(sample, 10.0),
+        figures.weights_figure(before, after, name, n=200),
+        figures.filter_dampening_figure(before, after, name),
+        figures.saliency_figure(rng.integers(0, 255, (1, 1, 8, 8), dtype=np.uint8), rng.random((1, 8, 8)),
+                                rng.random((1, 8, 8)), ["x"], "Saliency"),
+        figures.forgetting_signal_figure({"forget": (np.array([0.1]), np.array([1.0]))}),
+        figures.alpha_sweep_figure([1, 10], [0.0, 0.5], [0.9, 1.0], [0.2, 0.0], current_alpha=10),
+    ]
+    default_colours = {c.lower() for c in figures.PRESENTATION_COLOURS}
+    for fig in built:
+        themed = figures.apply_theme(fig, "presentation")
+        assert len(themed.data) == len(fig.data)
+        text = themed.to_json().lower()
+        leftovers = [c for c in default_colours if f'"{c}"' in text]
+        assert not leftovers, (fig.layout.title.text, leftovers)

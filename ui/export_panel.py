@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from ssd_core import export
+from ssd_core import export, report
 from ssd_core.checkpoints import config_for_dataset
 from ssd_core.experiment import environment
 
@@ -23,9 +23,17 @@ from . import resources
 from .errors import show_error
 from .resources import LiveResult, Prepared
 from .state import K_IMAGE_FORMAT
+from .theme import current_theme, themed
 from .views import EXPLANATIONS, TITLES, ViewOptions, all_figures, file_stem, options_from_state
 
 K_IMAGES = "_export_images"
+SOURCE_LABELS = {"shipped": "shipped checkpoint", "cache": "cached checkpoint", "trained": "trained"}
+LANDSCAPE_TITLES = {
+    "landscape-forget": "Landscape: forget accuracy over alpha and lambda",
+    "landscape-retain_test_acc": "Landscape: retain accuracy (test) over alpha and lambda",
+    "landscape-mia": "Landscape: MIA over alpha and lambda",
+    "landscape-frontier": "Landscape: trade-off frontier",
+}
 
 
 def settings_dict(p: Prepared, live: LiveResult) -> dict[str, Any]:
@@ -69,16 +77,75 @@ def _model_files(p: Prepared, alpha: float, lam: float, stem: str) -> dict[str, 
     return export.model_files(live.model, config, stem, extra)
 
 
-def _html(p: Prepared, alpha: float, lam: float, options: ViewOptions, stem: str) -> str:
+def report_command(p: Prepared, alpha: float, lam: float) -> str:
+    """The CLI line that reproduces this run's numbers."""
+    s = p.setup
+    defaults = {f.name: f.default for f in dataclasses.fields(p.method_spec.config_cls)}
+    extra = {k: v for k, v in (("estimator", s.estimator), ("batch_size", s.batch_size)) if defaults.get(k) != v}
+    return report.cli_command(report.cli_args(
+        dataset=s.dataset, model=s.model, request=s.request, method=s.method, alpha=alpha, lam=lam, seed=s.seed,
+        params=extra, device=s.device, data_dir=s.data_dir,
+    ))
+
+
+def forget_text(p: Prepared) -> str:
+    r = p.setup.request
+    if r.kind == "class" and p.split.forget_classes:
+        return f"class {r.target} ('{p.dataset.classes[p.split.forget_classes[0]]}')"
+    return r.describe()
+
+
+def _html(p: Prepared, alpha: float, lam: float, options: ViewOptions, stem: str, theme_name: str = "default",
+          extra_figures: dict[str, Any] | None = None) -> str:
+    """The one-click report (ssd_core.report): setup, metrics, every figure, parameters, environment,
+    seed and the CLI command that reproduces the numbers."""
     live = _fresh_live(p, alpha, lam)
-    figs = all_figures(p, live, options)
-    explanations = {**EXPLANATIONS, **{f"{k}:title": v for k, v in TITLES.items()}}
-    rows = export.metrics_rows(p.before_eval, live.evaluation, p.dataset.classes, live.report)
-    rows = [r for r in rows if r["group"] in ("summary", "dampening")]
-    subtitle = (f"{p.setup.describe(p.dataset.classes)} · alpha {alpha:g}, lambda {lam:g} · seed {p.setup.seed} · "
+    figs = {name: themed(fig, theme_name) for name, fig in all_figures(p, live, options).items()}
+    figs.update(extra_figures or {})
+    s = p.setup
+    t = p.original.trained
+    setup = {
+        "dataset": s.dataset,
+        "model": f"{s.model} ({SOURCE_LABELS.get(t.source, t.source)}, original test accuracy {t.test_acc:.4f})",
+        "forget": forget_text(p),
+        "forget set (train / test images)": f"{len(p.split.forget_train)} / {len(p.split.forget_test)}",
+        "retain set (train / test images)": f"{len(p.split.retain_train)} / {len(p.split.retain_test)}",
+        "method": s.method.upper(),
+        "device": str(p.device),
+    }
+    config = p.method_spec.default_config(alpha=alpha, lam=lam, estimator=s.estimator, batch_size=s.batch_size)
+    params = {**dataclasses.asdict(config), "parameters dampened": live.report.total_selected,
+              "fraction dampened": live.report.fraction_selected}
+    import plotly
+    import streamlit
+
+    env = {**environment(), "plotly": plotly.__version__, "streamlit": streamlit.__version__, "device": str(p.device),
+           "seed": s.seed}
+    subtitle = (f"{s.describe(p.dataset.classes)} · alpha {alpha:g}, lambda {lam:g} · seed {s.seed} · "
                 f"generated {time.strftime('%Y-%m-%d %H:%M')}")
-    return export.figures_html(figs, "Unlearning Lab report", subtitle=subtitle, explanations=explanations,
-                               metrics=rows, file_stem=stem)
+    return report.build_report(
+        setup=setup, before=p.before_eval.summary(), after=live.evaluation.summary(), figures=figs, params=params,
+        environment=env, seed=s.seed, command=report_command(p, alpha, lam), subtitle=subtitle,
+        figure_titles={**TITLES, **LANDSCAPE_TITLES}, explanations=EXPLANATIONS,
+        extra_rows=[("Parameters dampened", 0, live.report.total_selected),
+                    ("Fraction dampened", 0.0, live.report.fraction_selected)],
+        seconds={**p.seconds, **live.seconds}, file_stem=stem,
+        notes=["Run it from the project folder (with the project's virtual environment active). Timings and the "
+               "environment may differ; the metrics are the same for the same seed on the same kind of device."],
+    )
+
+
+def _landscape_figures(p: Prepared, theme_name: str) -> dict[str, Any]:
+    """The Landscape page's figures when this session computed one for this setup."""
+    from . import sweep as landscape
+
+    stored = st.session_state.get(landscape.K_LANDSCAPE)
+    if not stored or stored["key"][0] != p.key or not stored["result"].points:
+        return {}
+    result = stored["result"]
+    figs = {f"landscape-{k}": v for k, v in landscape.heatmap_figures(result, None).items()}
+    figs["landscape-frontier"] = landscape.frontier_figure(result, p, None)
+    return {k: themed(v, theme_name) for k, v in figs.items()}
 
 
 def render_export(p: Prepared, live: LiveResult) -> None:
@@ -89,7 +156,11 @@ def render_export(p: Prepared, live: LiveResult) -> None:
     csv_bytes = export.metrics_csv(rows)
     json_bytes = export.results_json(results_payload(p, live))
     model_builder = export.lazy(lambda: _model_files(p, alpha, lam, stem))
-    html_builder = export.lazy(lambda: _html(p, alpha, lam, options, stem))
+    theme_name = current_theme()
+    extra = _landscape_figures(p, theme_name)  # read session state now: deferred builders run later
+    html_builder = export.lazy(lambda: _html(p, alpha, lam, options, stem, theme_name, extra))
+    pdf_ok, pdf_message = report.pdf_status()
+    pdf_builder = export.lazy(lambda: report.html_to_pdf(html_builder()))
 
     st.markdown(f"Files are named `{stem}-…` and hold the current settings (α = {alpha:g}, λ = {lam:g}).")
     st.markdown("##### Numbers and model")
@@ -106,8 +177,21 @@ def render_export(p: Prepared, live: LiveResult) -> None:
                        f"{stem}.json", "application/json", key="dl_model_config", on_click="ignore",
                        icon=":material/settings:", width="stretch")
     c5.download_button("Report (HTML)", html_builder, f"{stem}-report.html", "text/html", key="dl_html",
-                       on_click="ignore", icon=":material/article:", width="stretch",
-                       help="Every figure, interactive, in one self-contained file (works offline).")
+                       on_click="ignore", icon=":material/article:", width="stretch", type="primary",
+                       help="One click, one self-contained file (works offline): setup, metrics, every figure "
+                       "(interactive)" + (", the landscape" if extra else "") + ", parameters, environment, seed and "
+                       "the command line that reproduces the numbers.")
+    st.markdown("##### Report")
+    r1, r2 = st.columns([1, 4], vertical_alignment="center")
+    if pdf_ok:
+        r1.download_button("Report (PDF)", pdf_builder, f"{stem}-report.pdf", "application/pdf", key="dl_pdf",
+                           on_click="ignore", icon=":material/picture_as_pdf:", width="stretch",
+                           help="The same report printed by the server's Chromium (takes a few seconds).")
+        r2.caption(f"The HTML report is interactive; the PDF is for printing and archiving. {pdf_message}")
+    else:
+        r2.caption(f"Report (HTML) above holds everything. {pdf_message}")
+    with st.expander("Command line that reproduces these numbers"):
+        st.code(report_command(p, alpha, lam), language="bash")
 
     st.markdown("##### Figures as images")
     st.segmented_control(
@@ -129,7 +213,8 @@ def render_export(p: Prepared, live: LiveResult) -> None:
             with st.status("Rendering figures…", expanded=True) as status:
                 bar = st.progress(0.0, text="building figures")
                 try:
-                    figs = all_figures(p, live, options, progress=lambda f, m: bar.progress(0.2 * f, text=m))
+                    figs = {k: themed(v, theme_name) for k, v in all_figures(
+                        p, live, options, progress=lambda f, m: bar.progress(0.2 * f, text=m)).items()}
                     images = export.render_images(figs, progress=lambda f, m: bar.progress(0.2 + 0.8 * f, text=m))
                     st.session_state[K_IMAGES] = (images_key, images)
                     status.update(label=f"Rendered {len(images)} images", state="complete", expanded=False)

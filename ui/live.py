@@ -12,7 +12,7 @@ import time
 
 import streamlit as st
 
-from . import resources
+from . import links, resources
 from .errors import guard, show_error
 from .export_panel import render_export
 from .resources import LiveResult, Prepared
@@ -151,6 +151,7 @@ def live_panel(prepared: Prepared) -> None:
             help=f"α = {paper_alpha:g} (the paper's value for this model and method) and λ = 1.",
         )
 
+    links.mirror()  # a slider move reruns only this fragment: keep the shareable URL current
     live: LiveResult | None = None
     with guard("re-dampening the model"):
         live = live_result(prepared, float(alpha), float(lam))

@@ -6,6 +6,18 @@ session shares them and nothing is computed twice. The store (rather than cachin
 themselves with ``st.cache_resource``) lets the long steps report progress to the page that
 asked for them. Nothing here is ever mutated after it is built: sessions dampen into their own
 scratch copy (see :mod:`ui.live`).
+
+Many users: the store is also how identical concurrent requests share one computation (one
+builder per key, the others wait for its result; no second mechanism such as
+``ssd_core.jobs.single_flight`` is layered on top). The heavy part of every build (training or
+loading the original, importances, evaluation) runs inside a slot of the process-wide
+``ssd_core.jobs.default_gate()`` (``UNLEARNING_LAB_MAX_HEAVY_JOBS``, default 2), so a crowd
+queues ("Queued: N ahead of you") instead of thrashing the CPU; slider moves are cheap and never
+queue.
+
+Uploads (a user's checkpoint or dataset zip) never enter the shared store: a setup that uses one
+is prepared in its own session (``st.session_state``), its key carries the upload's content hash
+and the session id, and its importances are cached per session, keyed by the weights fingerprint.
 """
 
 from __future__ import annotations
@@ -24,18 +36,18 @@ import streamlit as st
 import torch
 from torch import nn
 
-from ssd_core import figures
+from ssd_core import figures, jobs
 from ssd_core.data import EMBEDDED_DATASETS, FILE_DATASETS, ForgetSplit, ImageDataset, load_dataset, make_split
 from ssd_core.dampening import DampeningReport, dampen
 from ssd_core.errors import InputError
-from ssd_core.importance import model_fingerprint
+from ssd_core.importance import ImportanceCache, model_fingerprint
 from ssd_core.methods import available_methods, get_method
 from ssd_core.methods.base import MethodSpec
 from ssd_core.methods.ssd import SSDImportances, ssd_importances
 from ssd_core.metrics import Evaluation, SplitOutputs, evaluate_outputs, random_reference_logits, split_outputs
 from ssd_core.models import ModelSpec, get_spec, last_conv_layer, resolve_device
 from ssd_core.progress import OptionalProgress, report, scaled
-from ssd_core.train import TrainedModel, load_or_train
+from ssd_core.train import TrainConfig, TrainedModel, accuracy, load_or_train, train_model
 
 from .state import UI_METHODS, RunSetup
 
@@ -49,47 +61,105 @@ log = logging.getLogger("unlearning_lab.ui")
 class ResourceStore:
     """A thread-safe, size-bounded cache: one builder runs per key, other callers wait for it."""
 
-    def __init__(self, limits: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        limits: dict[str, int] | None = None,
+        byte_limits: dict[str, tuple[int, Callable[[Any], int]]] | None = None,
+    ) -> None:
+        """``limits``: entries kept per namespace (default 8); ``byte_limits``: an optional
+        (budget in bytes, size of a value) per namespace, evicting the oldest entries above it."""
         self._lock = threading.Lock()
         self._items: dict[str, OrderedDict[Hashable, Any]] = {}
+        self._sizes: dict[str, dict[Hashable, int]] = {}
         self._key_locks: dict[tuple[str, Hashable], threading.Lock] = {}
         self._limits = limits or {}
+        self._byte_limits = byte_limits or {}
 
     def peek(self, namespace: str, key: Hashable) -> Any | None:
         with self._lock:
             return self._items.get(namespace, OrderedDict()).get(key)
 
-    def get(self, namespace: str, key: Hashable, build: Callable[[], Any]) -> Any:
+    def get(
+        self, namespace: str, key: Hashable, build: Callable[[], Any], on_shared: Callable[[], None] | None = None
+    ) -> Any:
+        """The value for ``key``, built once; a caller that finds the same key being built waits for
+        that build (``on_shared()`` is called first, so a page can say so) instead of building again.
+        If the build fails, the next waiter builds (and reports its own error)."""
         with self._lock:
             items = self._items.setdefault(namespace, OrderedDict())
             if key in items:
                 items.move_to_end(key)
                 return items[key]
             key_lock = self._key_locks.setdefault((namespace, key), threading.Lock())
-        with key_lock:
+        if not key_lock.acquire(blocking=False):
+            if on_shared is not None:
+                on_shared()
+            key_lock.acquire()
+        try:
             with self._lock:
                 if key in items:
                     return items[key]
             value = build()  # outside the global lock: other keys stay available
+            budget, sizeof = self._byte_limits.get(namespace, (0, None))
+            size = sizeof(value) if sizeof is not None else 0
             with self._lock:
                 items[key] = value
                 items.move_to_end(key)
+                sizes = self._sizes.setdefault(namespace, {})
+                sizes[key] = size
                 limit = self._limits.get(namespace, 8)
-                while len(items) > limit:
+                while len(items) > 1 and (len(items) > limit or (budget and sum(sizes.values()) > budget)):
                     old_key, _ = items.popitem(last=False)
+                    sizes.pop(old_key, None)
                     self._key_locks.pop((namespace, old_key), None)
             return value
+        finally:
+            key_lock.release()
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._sizes.clear()
             self._key_locks.clear()
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.isdigit() and int(raw) >= 1 else default
 
 
 @st.cache_resource(show_spinner=False)
 def resource_store() -> ResourceStore:
-    """The process-wide store (one per server process, shared by all sessions)."""
-    return ResourceStore({"model": 4, "prepared": 4, "saliency_before": 16})
+    """The process-wide store (one per server process, shared by all sessions).
+
+    ``UNLEARNING_LAB_MAX_PREPARED`` (default 8) bounds how many prepared runs (original model,
+    importances, evaluation of one run setup) are kept; a classroom forgetting ten different
+    classes of one dataset keeps most of them warm. ``UNLEARNING_LAB_MAX_LIVE`` (default 64) and
+    ``UNLEARNING_LAB_LIVE_CACHE_MB`` (default 256) bound the evaluations of slider settings kept
+    (their logits on the train and test splits; see :func:`compute_live`).
+    """
+    return ResourceStore(
+        {"model": 4, "prepared": _env_int("UNLEARNING_LAB_MAX_PREPARED", 8), "saliency_before": 16,
+         "live": _env_int("UNLEARNING_LAB_MAX_LIVE", 64)},
+        {"live": (_env_int("UNLEARNING_LAB_LIVE_CACHE_MB", 256) * 1024 * 1024, _live_bytes),
+         "original_outputs": (_env_int("UNLEARNING_LAB_LIVE_CACHE_MB", 256) * 1024 * 1024, lambda o: _live_bytes((o, None)))},
+    )
+
+
+def _live_bytes(value: tuple[SplitOutputs, Evaluation | None]) -> int:
+    outputs = value[0]
+    return sum(t.numel() * t.element_size() for t in (outputs.train_logits, outputs.test_logits))
+
+
+def heavy_slot(progress: OptionalProgress):
+    """A slot of the process-wide heavy-job gate; while queued, the progress text says how many are ahead."""
+
+    def on_wait(position: int) -> None:
+        gate = jobs.default_gate()
+        report(progress, 0.0, f"Queued: {position - 1} ahead of you (the server runs {gate.max_concurrent} heavy "
+                              "jobs at a time; this starts by itself)")
+
+    return jobs.default_gate().slot(on_wait=on_wait)
 
 
 def configure_torch() -> None:
@@ -244,40 +314,49 @@ class Prepared:
         return max(names, key=lambda n: params[n].numel())
 
 
-def _prepare(setup: RunSetup, progress: OptionalProgress) -> Prepared:
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    report(progress, 0.0, f"loading {setup.dataset}")
+def _check_setup(setup: RunSetup) -> tuple[MethodSpec, ModelSpec, torch.device]:
     if setup.method not in ui_methods():
         raise InputError(f"The dashboard drives {', '.join(ui_methods())} live; '{setup.method}' is not one of them.")
     method_spec = get_method(setup.method)
     if setup.request.kind not in method_spec.supports:
         raise InputError(f"{setup.method.upper()} does not support {setup.request.kind} forget requests.")
-    model_spec = get_spec(setup.model)
-    device = resolve_device(setup.device)
-    dataset = cached_dataset(setup.dataset, setup.data_dir)
+    return method_spec, get_spec(setup.model), resolve_device(setup.device)
+
+
+def _build(
+    setup: RunSetup,
+    dataset: ImageDataset,
+    get_original: Callable[[torch.device, OptionalProgress], OriginalModel],
+    progress: OptionalProgress,
+    importance_cache: ImportanceCache | None = None,
+) -> Prepared:
+    """Everything about ``setup`` that does not depend on alpha or lambda (the heavy part gated)."""
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    report(progress, 0.0, f"loading {setup.dataset}")
+    method_spec, model_spec, device = _check_setup(setup)
     split = make_split(dataset, setup.request)
     seconds["data"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    original = original_model(dataset, setup.model, setup.seed, device, scaled(progress, 0.02, 0.6))
-    seconds["original_model"] = time.perf_counter() - start
+    with heavy_slot(progress):
+        start = time.perf_counter()
+        original = get_original(device, scaled(progress, 0.02, 0.6))
+        seconds["original_model"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    report(progress, 0.6, "importance on the full training data (cached after the first time)")
-    importances = ssd_importances(
-        original.model, split, setup.estimator, setup.batch_size, device=device,
-        model_key=original.fingerprint, progress=scaled(progress, 0.6, 0.92),
-    )
-    seconds["importance_full"] = importances.full_seconds
-    seconds["importance_forget"] = importances.forget_seconds
+        report(progress, 0.6, "importance on the full training data (cached after the first time)")
+        importances = ssd_importances(
+            original.model, split, setup.estimator, setup.batch_size, device=device, cache=importance_cache,
+            model_key=original.fingerprint, progress=scaled(progress, 0.6, 0.92),
+        )
+        seconds["importance_full"] = importances.full_seconds
+        seconds["importance_forget"] = importances.forget_seconds
 
-    start = time.perf_counter()
-    report(progress, 0.93, "evaluating the original model")
-    before_outputs = split_outputs(original.model, split, device)
-    random_logits = random_reference_logits(setup.model, split, device, seed=setup.seed)
-    before_eval = evaluate_outputs(before_outputs, split, random_forget_logits=random_logits)
-    seconds["evaluation"] = time.perf_counter() - start
+        start = time.perf_counter()
+        report(progress, 0.93, "evaluating the original model")
+        before_outputs = _original_outputs(setup, original, split, device)
+        random_logits = random_reference_logits(setup.model, split, device, seed=setup.seed)
+        before_eval = evaluate_outputs(before_outputs, split, random_forget_logits=random_logits)
+        seconds["evaluation"] = time.perf_counter() - start
 
     report(progress, 0.97, "summarising importance ratios")
     summaries = figures.layer_ratio_summaries(importances.full, importances.forget)
@@ -287,12 +366,125 @@ def _prepare(setup: RunSetup, progress: OptionalProgress) -> Prepared:
                     before_eval, random_logits, summaries, sample, seconds)
 
 
+def _original_outputs(setup: RunSetup, original: OriginalModel, split: ForgetSplit, device: torch.device) -> SplitOutputs:
+    """The original model's logits on the whole train and test splits: the same for every forget
+    request, so shared runs compute them once per (model, data) (read-only)."""
+    if setup.is_session_local:
+        return split_outputs(original.model, split, device)
+    key = (original.fingerprint, split.dataset.fingerprint(), str(device))
+    return resource_store().get("original_outputs", key, lambda: split_outputs(original.model, split, device))
+
+
+def _prepare(setup: RunSetup, progress: OptionalProgress) -> Prepared:
+    """A shared prepared run: a registry dataset (embedded or server files) and a registry model."""
+    report(progress, 0.0, f"loading {setup.dataset}")
+    _check_setup(setup)  # refuse a bad setup before loading anything
+    dataset = cached_dataset(setup.dataset, setup.data_dir)
+    return _build(
+        setup, dataset,
+        lambda device, p: original_model(dataset, setup.model, setup.seed, device, p),
+        progress,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Session-local runs (uploads)
+
+K_SESSION_PREPARED = "_session_prepared"
+K_SESSION_ORIGINALS = "_session_originals"
+K_SESSION_IMPORTANCE = "_session_importance_cache"
+MAX_SESSION_ORIGINALS = 2
+
+
+def session_id() -> str:
+    """This browser session's id (what session-local setups are keyed with)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+def _session_importance_cache() -> ImportanceCache:
+    """A per-session, memory-only importance cache (keyed by weights and data fingerprints; never on disk)."""
+    cache = st.session_state.get(K_SESSION_IMPORTANCE)
+    if cache is None:
+        cache = ImportanceCache(directory=None, max_in_memory=2)
+        st.session_state[K_SESSION_IMPORTANCE] = cache
+    return cache
+
+
+def _session_original(setup: RunSetup, dataset: ImageDataset, device: torch.device, progress: OptionalProgress) -> OriginalModel:
+    """The uploaded checkpoint, or a registry model trained now on the uploaded dataset (kept in the session)."""
+    from . import uploads
+
+    start = time.perf_counter()
+    if setup.model_upload is not None:
+        upload = uploads.get_model(st.session_state, setup.model_upload)
+        if upload is None:
+            raise InputError("The uploaded checkpoint is no longer in this session; upload it again.")
+        model = upload.model.to(device).eval()
+        report(progress, 0.5, "measuring the uploaded model's test accuracy")
+        test_acc = accuracy(model, dataset.test(), device)
+        trained = TrainedModel(model, TrainConfig.default(dataset.name, setup.model, setup.seed), test_acc,
+                               0.0, "uploaded checkpoint")
+        return OriginalModel(trained, model, device, upload.fingerprint, time.perf_counter() - start)
+
+    key = (dataset.fingerprint(), setup.model, setup.seed, str(device))
+    originals: OrderedDict = st.session_state.setdefault(K_SESSION_ORIGINALS, OrderedDict())
+    if key in originals:
+        return originals[key]
+    trained = train_model(dataset, TrainConfig.default(dataset.name, setup.model, setup.seed), device=device,
+                          progress=progress)  # never written to the shared disk cache
+    model = trained.model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    original = OriginalModel(trained, model, device, model_fingerprint(model), time.perf_counter() - start)
+    originals[key] = original
+    while len(originals) > MAX_SESSION_ORIGINALS:
+        originals.popitem(last=False)
+    return original
+
+
+def _prepare_session_local(setup: RunSetup, progress: OptionalProgress) -> Prepared:
+    from . import uploads
+
+    _check_setup(setup)
+    if setup.data_upload is not None:
+        upload = uploads.get_dataset(st.session_state, setup.data_upload)
+        if upload is None:
+            raise InputError("The uploaded dataset is no longer in this session; upload the zip again.")
+        dataset = upload.dataset
+    else:
+        dataset = cached_dataset(setup.dataset, setup.data_dir)
+    return _build(
+        setup, dataset,
+        lambda device, p: _session_original(setup, dataset, device, p),
+        progress, importance_cache=_session_importance_cache(),
+    )
+
+
 def prepare(setup: RunSetup, progress: OptionalProgress = None) -> Prepared:
-    """The prepared run for ``setup`` (built once per process, then shared read-only)."""
-    return resource_store().get("prepared", setup.key(), lambda: _prepare(setup, progress))
+    """The prepared run for ``setup``: built once per process and shared read-only, or, for a setup
+    with an upload, built once in this session and kept there only."""
+    if setup.is_session_local:
+        memo = st.session_state.get(K_SESSION_PREPARED)
+        if memo is not None and memo[0] == setup.key():
+            return memo[1]
+        st.session_state.pop(K_SESSION_PREPARED, None)  # one at a time per session (memory)
+        prepared = _prepare_session_local(setup, progress)
+        st.session_state[K_SESSION_PREPARED] = (setup.key(), prepared)
+        return prepared
+
+    def shared() -> None:
+        report(progress, 0.0, "Another session is preparing exactly this run; waiting for its result")
+
+    return resource_store().get("prepared", setup.key(), lambda: _prepare(setup, progress), on_shared=shared)
 
 
 def peek_prepared(setup: RunSetup) -> Prepared | None:
+    if setup.is_session_local:
+        memo = st.session_state.get(K_SESSION_PREPARED)
+        return memo[1] if memo is not None and memo[0] == setup.key() else None
     return resource_store().peek("prepared", setup.key())
 
 
@@ -316,8 +508,23 @@ def scratch_model(prepared: Prepared) -> nn.Module:
     return copy.deepcopy(prepared.model)
 
 
+def _evaluate_live(prepared: Prepared, model: nn.Module) -> tuple[SplitOutputs, Evaluation]:
+    start = time.perf_counter()
+    outputs = split_outputs(model, prepared.split, prepared.device)
+    evaluation = evaluate_outputs(outputs, prepared.split, random_forget_logits=prepared.random_logits)
+    evaluation.seconds = time.perf_counter() - start
+    return outputs, evaluation
+
+
 def compute_live(prepared: Prepared, alpha: float, lam: float, scratch: nn.Module | None = None) -> LiveResult:
-    """Dampen with cached importances and evaluate once (what a slider move costs)."""
+    """Dampen with cached importances and evaluate once (what a slider move costs).
+
+    The dampened model is always the caller's own (``scratch``, or a new copy). Its outputs and
+    metrics depend only on (prepared run, alpha, lambda), so for shared runs they are kept in the
+    process-wide store: a classroom moving the same sliders on the same run evaluates each
+    setting once, and concurrent identical moves wait for one evaluation instead of repeating it.
+    They are read-only. Session-local runs (uploads) are evaluated in their session only.
+    """
     start = time.perf_counter()
     model, dampening_report = dampen(
         prepared.model, prepared.importances.full, prepared.importances.forget, alpha, lam,
@@ -325,8 +532,10 @@ def compute_live(prepared: Prepared, alpha: float, lam: float, scratch: nn.Modul
     )
     damp_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    outputs = split_outputs(model, prepared.split, prepared.device)
-    evaluation = evaluate_outputs(outputs, prepared.split, random_forget_logits=prepared.random_logits)
-    evaluation.seconds = time.perf_counter() - start
+    if prepared.setup.is_session_local:
+        outputs, evaluation = _evaluate_live(prepared, model)
+    else:
+        outputs, evaluation = resource_store().get(
+            "live", (prepared.key, float(alpha), float(lam)), lambda: _evaluate_live(prepared, model))
     return LiveResult(alpha, lam, model, dampening_report, outputs, evaluation,
-                      {"dampening": damp_seconds, "evaluation": evaluation.seconds})
+                      {"dampening": damp_seconds, "evaluation": time.perf_counter() - start})

@@ -1,4 +1,9 @@
-"""The shared sidebar: the run setup (dataset, model, what to forget, method, device, seed)."""
+"""The shared sidebar: the run setup (dataset, model, what to forget, method, device, seed).
+
+Datasets and models come from the registry, from a user's uploads (a checkpoint, a zip of
+images) or from a folder on the server; see :mod:`ui.uploads`. A link's settings are applied
+once per session before the widgets are drawn (see :mod:`ui.links`).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,17 @@ from typing import Any, Sequence
 
 import streamlit as st
 
-from ssd_core.data import ForgetRequest, parse_indices
+from ssd_core.data import ForgetRequest, ImageDataset, make_split, parse_indices
 from ssd_core.errors import InputError
 from ssd_core.methods import config_fields
-from ssd_core.models import available_models
+from ssd_core.models import available_models, resolve_device
 
-from . import resources
+from . import links, resources, uploads
 from .errors import show_error
 from .state import (
+    ALPHA_VALUES,
+    LAMBDA_MAX,
+    LAMBDA_MIN,
     DEFAULT_DATASET,
     DEFAULT_FORGET_CLASS,
     DEFAULT_METHOD,
@@ -60,40 +68,128 @@ def _valid(key: str, options: Sequence[Any], default: Any) -> None:
         st.session_state[key] = default
 
 
+def _link_choices() -> links.LinkChoices:
+    return links.LinkChoices(
+        datasets=resources.available_datasets(),
+        models=list(available_models()),
+        methods=list(resources.ui_methods()),
+        alpha_range=(min(ALPHA_VALUES), max(ALPHA_VALUES)),
+        lambda_range=(LAMBDA_MIN, LAMBDA_MAX),
+    )
+
+
+def _dataset_info(name: str) -> tuple[int, int, list[str] | None]:
+    dataset = resources.cached_dataset(name)
+    return dataset.num_classes, len(dataset.train_y), dataset.subclass_names
+
+
+def _method_supports(method: str, kind: str) -> bool:
+    spec = resources.ui_methods().get(method)
+    return spec is not None and kind in spec.supports
+
+
+def _restore_link() -> None:
+    """Apply the link this session was opened with (once), and say what in it was wrong."""
+    if not st.session_state.get(links.K_APPLIED):
+        links.restore_setup(_link_choices(), _dataset_info, _method_supports, resources.default_alpha)
+    links.show_warnings()
+
+
+def _dataset_labels(choices: list[str]) -> dict[str, str]:
+    """Labels for the dataset picker (computed now: a format_func must not read session state later)."""
+    uploaded, local = uploads.uploaded_datasets(st.session_state), uploads.local_datasets(st.session_state)
+    return {c: uploaded[c].label() if c in uploaded else local[c].label() if c in local else DATASET_LABELS.get(c, c)
+            for c in choices}
+
+
+def _choose_dataset(sb) -> tuple[str, ImageDataset, str | None, str | None] | None:
+    """The dataset picker plus 'your own data'; returns (choice, dataset, data_dir, upload fingerprint)."""
+    slot = sb.container()  # the picker goes above the upload panel, but is drawn after it (it may select a new upload)
+    with sb:
+        model_choice = st.session_state.get(K_MODEL)
+        model_upload = uploads.get_model(st.session_state, model_choice) if isinstance(model_choice, str) else None
+        size = model_upload.config.input_shape[1] if model_upload is not None else None
+        added = uploads.dataset_panel(int(st.session_state.get(K_SEED, 0)), size)
+    if added is not None:
+        st.session_state[K_DATASET] = added
+    builtin = resources.available_datasets()
+    choices = builtin + list(uploads.local_datasets(st.session_state)) + list(uploads.uploaded_datasets(st.session_state))
+    _valid(K_DATASET, choices, DEFAULT_DATASET if DEFAULT_DATASET in choices else choices[0])
+    labels = _dataset_labels(choices)
+    choice = slot.selectbox(
+        "Dataset", choices, key=K_DATASET, persist_state="session", format_func=lambda c: labels.get(c, c),
+        help="Embedded datasets need nothing; file datasets appear when their files are in the data folder "
+        "($UNLEARNING_LAB_DATA or ~/.cache/unlearning-lab/data). Your own data: below.",
+    )
+    upload = uploads.get_dataset(st.session_state, choice)
+    if upload is not None:
+        return choice, upload.dataset, None, upload.dataset.fingerprint()
+    local = uploads.local_datasets(st.session_state).get(choice)
+    name, data_dir = (local.name, local.path) if local is not None else (choice, None)
+    try:
+        return choice, resources.cached_dataset(name, data_dir), data_dir, None
+    except Exception as exc:  # noqa: BLE001
+        with sb:
+            show_error(exc, f"loading {name}")
+        return None
+
+
+def _choose_model(sb, dataset: ImageDataset, models: dict) -> tuple[str, str | None]:
+    """The model picker plus 'your own model'; returns (architecture, uploaded weights fingerprint)."""
+    registry = list(models)
+    slot = sb.container()
+    with sb:
+        current = st.session_state.get(K_MODEL)
+        default_arch = current if current in registry else DEFAULT_MODEL
+        added = uploads.checkpoint_panel(dataset, registry, default_arch)
+    if added is not None:
+        st.session_state[K_MODEL] = added
+    uploaded = uploads.models_for(st.session_state, dataset)
+    choices = registry + list(uploaded)
+    _valid(K_MODEL, choices, DEFAULT_MODEL if DEFAULT_MODEL in registry else registry[0])
+    choice = slot.selectbox(
+        "Model", choices, key=K_MODEL, persist_state="session",
+        format_func=lambda n: uploaded[n].label() if n in uploaded else f"{n} — {models[n].description}",
+        help="A shipped or cached checkpoint is used when there is one; otherwise the model is trained once "
+        "(with a progress bar) and cached on disk. Your own checkpoint: below.",
+    )
+    if choice in uploaded:
+        return uploaded[choice].config.model, uploaded[choice].fingerprint
+    return choice, None
+
+
+def _device(device: str) -> str:
+    """The chosen device if it exists here; otherwise one sentence and the CPU."""
+    try:
+        resolve_device(device)
+        return device
+    except InputError as exc:
+        st.sidebar.error(f"{exc} Showing CPU results instead.", icon=":material/error:")
+        return "cpu"
+
+
 def run_setup() -> RunSetup | None:
     """Draw the sidebar and return the chosen setup (None when the choice is not usable yet)."""
+    _restore_link()
     sb = st.sidebar
     sb.markdown("### Run setup")
 
-    datasets = resources.available_datasets()
-    _valid(K_DATASET, datasets, DEFAULT_DATASET if DEFAULT_DATASET in datasets else datasets[0])
-    dataset_name = sb.selectbox(
-        "Dataset", datasets, key=K_DATASET, persist_state="session",
-        format_func=lambda n: DATASET_LABELS.get(n, n),
-        help="Embedded datasets need nothing; file datasets appear when their files are in the data folder "
-        "($UNLEARNING_LAB_DATA or ~/.cache/unlearning-lab/data).",
-    )
-    try:
-        dataset = resources.cached_dataset(dataset_name)
-    except Exception as exc:  # noqa: BLE001
-        with sb:
-            show_error(exc, f"loading {dataset_name}")
+    picked = _choose_dataset(sb)
+    if picked is None:
         return None
+    dataset_choice, dataset, data_dir, data_upload = picked
+    dataset_name = dataset.name
+    models = available_models()  # once per run: it probes optional packages (torchvision) each call
+    model_name, model_upload = _choose_model(sb, dataset, models)
 
-    models = available_models()
-    model_names = list(models)
-    _valid(K_MODEL, model_names, DEFAULT_MODEL if DEFAULT_MODEL in model_names else model_names[0])
-    model_name = sb.selectbox(
-        "Model", model_names, key=K_MODEL, persist_state="session",
-        format_func=lambda n: f"{n} — {models[n].description}",
-        help="A shipped or cached checkpoint is used when there is one; otherwise the model is trained once "
-        "(with a progress bar) and cached on disk.",
-    )
-
-    if resources.checkpoint_source(dataset, model_name, int(st.session_state.get(K_SEED, 0))) is None:
+    if data_upload is None and model_upload is None and \
+            resources.checkpoint_source(dataset, model_name, int(st.session_state.get(K_SEED, 0))) is None:
         epochs = models[model_name].epochs
         sb.caption(f":material/model_training: No checkpoint yet for {model_name} on {dataset_name}: it will be trained "
                    f"now ({epochs} epochs, with a progress bar) and cached for next time.")
+    elif data_upload is not None and model_upload is None:
+        sb.caption(f":material/model_training: {model_name} will be trained on your data now "
+                   f"({models[model_name].epochs} epochs, kept for this session only).")
 
     sb.markdown("##### What to forget")
     methods = resources.ui_methods()
@@ -133,6 +229,7 @@ def run_setup() -> RunSetup | None:
             if not indices:
                 raise InputError("Type at least one training-set index, e.g. 0, 5, 17-20.")
             request = ForgetRequest("indices", indices=indices)
+            make_split(dataset, request)  # cheap; refuses indices out of range or covering everything
             labels = [dataset.classes[int(dataset.train_y[i])] for i in indices[:8] if 0 <= i < len(dataset.train_y)]
             if labels:
                 sb.caption(f"{len(indices)} samples; labels of the first: {', '.join(labels)}")
@@ -171,8 +268,10 @@ def run_setup() -> RunSetup | None:
             st.session_state[K_SEED] = 0
         seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, persist_state="session",
                                help="Seeds training, random forget sets and sampling; same seed, same numbers.")
+    device = _device(str(device or "auto"))
     if request is None:
         return None
+    local = data_upload is not None or model_upload is not None
     return RunSetup(
         dataset=dataset_name,
         model=model_name,
@@ -180,6 +279,10 @@ def run_setup() -> RunSetup | None:
         method=method,
         estimator=str(estimator),
         batch_size=int(batch_size),
-        device=str(device or "auto"),
+        device=device,
         seed=int(seed),
+        data_dir=data_dir,
+        data_upload=data_upload,
+        model_upload=model_upload,
+        owner=resources.session_id() if local else None,
     )

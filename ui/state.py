@@ -44,6 +44,7 @@ K_ALPHA = "alpha"
 K_LAMBDA = "lam"
 K_VIEW = "view"
 K_IMAGE_FORMAT = "modebar_format"
+K_ALPHA_FOR = "_alpha_defaults_for"  # (model, method) the alpha default was set for (see ui.live)
 
 
 def snap_alpha(value: float) -> float:
@@ -71,11 +72,22 @@ class RunSetup:
     device: str = "auto"
     seed: int = 0
     data_dir: str | None = None
+    # Session-local uploads: the uploaded dataset's data fingerprint and the uploaded checkpoint's
+    # weights fingerprint (None for the registry's datasets and trained originals). A setup with
+    # either is prepared inside its session only (see ui.resources.prepare).
+    data_upload: str | None = None
+    model_upload: str | None = None
+    owner: str | None = None  # the session a session-local setup belongs to (part of its key)
+
+    @property
+    def is_session_local(self) -> bool:
+        return self.data_upload is not None or self.model_upload is not None
 
     def key(self) -> tuple:
         r = self.request
         return (self.dataset, self.data_dir, self.model, r.kind, r.target, r.k, r.indices, r.seed,
-                self.method, self.estimator, self.batch_size, self.device, self.seed)
+                self.method, self.estimator, self.batch_size, self.device, self.seed,
+                self.data_upload, self.model_upload, self.owner)
 
     def forget_slug(self) -> str:
         r = self.request

@@ -1,10 +1,20 @@
-"""Alpha sweep: dampen at every alpha of the ladder and measure forget/retain accuracy (cheap:
-test-set logits only, no MIA)."""
+"""The Landscape page's work: the alpha/lambda grid sweep (with cached importances), its figures,
+turning a click on the frontier back into slider settings, the alpha suggestion, the retrained
+reference; and the quick one-lambda alpha sweep (test-set logits only, no MIA).
+
+The grid uses alphas from the slider's ladder (``ALPHA_VALUES``) and lambdas on the slider's step,
+so a setting picked on the landscape is exactly a setting the live sliders can show.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
@@ -12,10 +22,13 @@ import torch
 from ssd_core import figures
 from ssd_core.dampening import dampen
 from ssd_core.metrics import logits_of
+from ssd_core.progress import OptionalProgress, report, scaled
+from ssd_core.sweep import SplitEvaluator, SweepPoint, SweepResult, closest_to_retrain, log_grid, mark_pareto, suggest_alpha, sweep
 
 from . import resources
+from .live import K_ALPHA_FOR  # set with a setting so live.init_sliders keeps it (see ui.presets)
 from .resources import Prepared
-from .state import ALPHA_VALUES
+from .state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, LAMBDA_MAX, LAMBDA_MIN, snap_alpha
 
 K_SWEEP = "_alpha_sweep"
 
@@ -90,3 +103,300 @@ def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.rename(columns={"alpha": "α", "forget_acc": "forget acc. (%)", "retain_acc": "retain-test acc. (%)",
                                  "fraction_dampened": "dampened (%)", "dampened": "dampened (count)",
                                  "forget_split": "forget split"})
+
+
+# ---------------------------------------------------------------------------------------------
+# The alpha/lambda landscape
+
+K_LANDSCAPE = "_landscape"
+K_APPLIED_SETTING = "_landscape_applied"
+BIG_DATASET = 2000  # training images above which evaluation is bounded by default
+DEFAULT_EVAL_BOUND = 250
+METRICS = {  # heatmaps: metric -> (label, better, note)
+    "forget": ("Forget accuracy", "low", None),
+    "retain_test_acc": ("Retain accuracy (test)", "high", None),
+    "mia": ("MIA", "low", "forget samples called members"),
+}
+
+
+def alpha_grid(low: float, high: float, n: int, anchor: float | None = 10.0) -> list[float]:
+    """``n`` alphas from the slider's log-spaced ladder between ``low`` and ``high``, spread evenly
+    over the ladder (all of them when the range holds fewer). ``anchor`` (the paper's alpha) is
+    always on the grid when it lies in the range: it replaces the nearest picked value."""
+    ladder = [a for a in ALPHA_VALUES if low - 1e-12 <= a <= high + 1e-12]
+    if not ladder:
+        return [snap_alpha(low)]
+    if n >= len(ladder):
+        return ladder
+    if n <= 1:
+        return [anchor if anchor in ladder else ladder[len(ladder) // 2]]
+    picked = sorted({ladder[int(round(i))] for i in np.linspace(0, len(ladder) - 1, n)})
+    if anchor is not None and anchor in ladder and anchor not in picked:
+        inner = picked[1:-1] or picked
+        nearest = min(inner, key=lambda a: abs(math.log(a) - math.log(anchor)))
+        picked = sorted(set(picked) - {nearest} | {anchor})
+    return picked
+
+
+def lambda_grid(low: float, high: float, n: int) -> list[float]:
+    """``n`` log-spaced lambdas on the slider's 0.01 step (duplicates after rounding dropped; when the
+    range spans 1, the inner value nearest to it is exactly 1, the paper's default)."""
+    low, high = max(LAMBDA_MIN, low), min(LAMBDA_MAX, high)
+    values = log_grid(low, high, max(1, n)) if high > low else [low]
+    if n > 2 and low < 1.0 < high:  # the paper's lambda = 1 on the grid: snap the nearest inner value to it
+        inner = range(1, len(values) - 1)
+        nearest = min(inner, key=lambda i: abs(math.log(values[i])), default=None)
+        if nearest is not None:
+            values[nearest] = 1.0
+    out: list[float] = []
+    for v in values:
+        r = float(min(max(round(v, 2), LAMBDA_MIN), LAMBDA_MAX))
+        if r not in out:
+            out.append(r)
+    return out
+
+
+def default_eval_bound(n_train: int) -> int | None:
+    """Evaluate everything on small data (numbers equal single runs); bound it on bigger data."""
+    return None if n_train <= BIG_DATASET else DEFAULT_EVAL_BOUND
+
+
+class MemoEvaluator:
+    """A :class:`SplitEvaluator` that evaluates each distinct dampened model once.
+
+    Different (alpha, lambda) often give bitwise the same model: nothing selected at a high alpha,
+    or lambda >= I_f/I_D for every parameter between alpha and lambda (beta = 1 there). The key is
+    a hash of every parameter's bytes, so reuse is exact."""
+
+    def __init__(self, evaluator: SplitEvaluator) -> None:
+        self.evaluator = evaluator
+        self.cache: dict[str, dict[str, float | None]] = {}
+        self.hits = 0
+
+    @staticmethod
+    def fingerprint(model: torch.nn.Module) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        for p in model.parameters():
+            digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float | None]:
+        key = self.fingerprint(model)
+        if key in self.cache:
+            self.hits += 1
+        else:
+            self.cache[key] = self.evaluator(model)
+        return dict(self.cache[key])
+
+    def sizes(self) -> dict[str, int]:
+        return self.evaluator.sizes()
+
+
+def run_landscape(
+    prepared: Prepared,
+    alphas: Sequence[float],
+    lams: Sequence[float],
+    *,
+    max_eval_per_subset: int | None = None,
+    time_budget_s: float | None = None,
+    progress: OptionalProgress = None,
+    on_row: Callable[[SweepResult], None] | None = None,
+) -> tuple[SweepResult, int]:
+    """The grid sweep with the prepared (cached) importances, one lambda row at a time (so a
+    stopped sweep keeps its finished rows: ``on_row`` gets the partial result after each row).
+    Returns the result (Pareto points marked over the whole grid) and how many settings reused an
+    identical model's evaluation."""
+    split, device = prepared.split, prepared.device
+    evaluator = MemoEvaluator(SplitEvaluator(split, device, max_eval_per_subset, seed=prepared.setup.seed))
+    start = time.perf_counter()
+    points: list[SweepPoint] = []
+    complete = True
+    for j, lam in enumerate(lams):
+        remaining = None if time_budget_s is None else time_budget_s - (time.perf_counter() - start)
+        if remaining is not None and remaining <= 0:
+            complete = False
+            break
+        row = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, split, list(alphas), [lam],
+                    device=device, time_budget_s=remaining, evaluator=evaluator,
+                    progress=scaled(progress, j / len(lams), (j + 1) / len(lams)))
+        points.extend(row.points)
+        if not row.complete:
+            complete = False
+        if on_row is not None or not complete:
+            mark_pareto(points)
+            partial = SweepResult(list(alphas), list(lams), list(points), time.perf_counter() - start,
+                                  complete and j == len(lams) - 1, evaluator.sizes())
+            if on_row is not None:
+                on_row(partial)
+        if not complete:
+            break
+    mark_pareto(points)
+    report(progress, 1.0, f"{len(points)} settings")
+    return (SweepResult(list(alphas), list(lams), points, time.perf_counter() - start, complete, evaluator.sizes()),
+            evaluator.hits)
+
+
+def forget_value(point: SweepPoint) -> float | None:
+    """Forget accuracy of a point: on test images, or on the forget set itself when there are none."""
+    return point.forget_test_acc if point.forget_test_acc is not None else point.forget_train_acc
+
+
+def retain_value(point: SweepPoint) -> float | None:
+    return point.retain_test_acc if point.retain_test_acc is not None else point.retain_train_acc
+
+
+def forget_split(result: SweepResult) -> str:
+    return "test" if any(p.forget_test_acc is not None for p in result.points) else "train"
+
+
+def metric_grid(result: SweepResult, metric: str) -> list[list[float | None]]:
+    """Rows = lambda, columns = alpha; ``metric`` "forget" picks the forget split that exists."""
+    if metric == "forget":
+        metric = "forget_test_acc" if forget_split(result) == "test" else "forget_train_acc"
+    return result.grid(metric)
+
+
+def heatmap_figures(result: SweepResult, current: tuple[float, float] | None, theme: str = "default") -> dict[str, Any]:
+    pareto = [(p.alpha, p.lam) for p in result.pareto_points()]
+    out = {}
+    for metric, (label, better, note) in METRICS.items():
+        if metric == "forget":
+            label = f"Forget accuracy ({forget_split(result)})"
+        out[metric] = figures.landscape_heatmap_figure(result.alphas, result.lams, metric_grid(result, metric), label,
+                                                       better=better, current=current, pareto=pareto, note=note,
+                                                       theme=theme)
+    return out
+
+
+def frontier_points(result: SweepResult) -> list[figures.FrontierPoint]:
+    return [figures.FrontierPoint(p.alpha, p.lam, float(retain_value(p) or 0.0), float(forget_value(p) or 0.0), p.mia,
+                                  p.fraction_selected, p.pareto) for p in result.points]
+
+
+def frontier_figure(result: SweepResult, prepared: Prepared, current: tuple[float, float] | None,
+                    retrained: Mapping[str, float | None] | None = None, theme: str = "default") -> Any:
+    b = prepared.before_eval
+    split_name = forget_split(result)
+    original = (b.retain_test_acc if b.retain_test_acc is not None else b.retain_train_acc,
+                b.forget_test_acc if split_name == "test" else b.forget_train_acc)
+    ref = None
+    if retrained:
+        ref = (retrained.get("retain_test_acc") if retrained.get("retain_test_acc") is not None else retrained.get("retain_train_acc"),
+               retrained.get("forget_test_acc") if split_name == "test" else retrained.get("forget_train_acc"))
+    return figures.tradeoff_frontier_figure(
+        frontier_points(result), original=original if None not in original else None,
+        retrained=ref if ref and None not in ref else None, current=current,
+        forget_label=f"forget ({split_name}) accuracy", theme=theme,
+    )
+
+
+def pick_from_selection(selection: Mapping[str, Any] | None, result: SweepResult) -> SweepPoint | None:
+    """The setting a click or box selection on the frontier stands for: of the selected grid
+    points, a Pareto one first, then the best retain-minus-forget, then the larger alpha (gentler)."""
+    if not selection:
+        return None
+    by_setting = {(p.alpha, p.lam): p for p in result.points}
+    chosen: list[SweepPoint] = []
+    for item in selection.get("points", []) or []:
+        data = item.get("customdata")
+        if not data or len(data) < 2:
+            continue
+        point = by_setting.get((float(data[0]), float(data[1])))
+        if point is not None and point not in chosen:
+            chosen.append(point)
+    if not chosen:
+        return None
+    return max(chosen, key=lambda p: (p.pareto, (retain_value(p) or 0.0) - (forget_value(p) or 0.0), p.alpha))
+
+
+def setting_state(alpha: float, lam: float, model: str, method: str) -> dict[str, Any]:
+    """The session_state values that put the live sliders at (alpha, lambda)."""
+    return {
+        K_ALPHA: snap_alpha(alpha),
+        K_LAMBDA: float(min(max(round(lam, 2), LAMBDA_MIN), LAMBDA_MAX)),
+        K_ALPHA_FOR: (model, method),
+    }
+
+
+def apply_setting(alpha: float, lam: float, model: str, method: str) -> None:
+    """Callback: move the live sliders (Unlearn page) to this setting."""
+    for key, value in setting_state(alpha, lam, model, method).items():
+        st.session_state[key] = value
+    st.session_state[K_APPLIED_SETTING] = (snap_alpha(alpha), round(lam, 2))
+
+
+def point_table(points: Sequence[SweepPoint]) -> pd.DataFrame:
+    rows = [{
+        "α": p.alpha, "λ": p.lam,
+        "forget acc. (%)": None if forget_value(p) is None else round(100 * forget_value(p), 1),
+        "retain-test acc. (%)": None if p.retain_test_acc is None else round(100 * p.retain_test_acc, 1),
+        "MIA (%)": None if p.mia is None else round(100 * p.mia, 1),
+        "dampened (%)": round(100 * p.fraction_selected, 3),
+        "Pareto": p.pareto,
+    } for p in points]
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Suggesting alpha, and the retrained reference
+
+
+@dataclass
+class Suggestion:
+    target: float
+    lam: float
+    point: SweepPoint | None  # suggest_alpha's answer (alpha rounded to 3 digits)
+    ladder_alpha: float | None = None  # the largest slider alpha at or below it
+    ladder_point: SweepPoint | None = None  # that setting, evaluated
+
+
+def _evaluate_setting(prepared: Prepared, alpha: float, lam: float, evaluator: SplitEvaluator) -> SweepPoint:
+    model, rep = dampen(prepared.model, prepared.importances.full, prepared.importances.forget, alpha, lam,
+                        with_statistics=False)
+    return SweepPoint(alpha=alpha, lam=lam, selected=rep.total_selected, fraction_selected=rep.fraction_selected,
+                      **evaluator(model))
+
+
+def suggest(prepared: Prepared, target_forget_acc: float, lam: float, max_eval_per_subset: int | None = None) -> Suggestion:
+    """The gentlest alpha (fewest parameters dampened) whose forget accuracy reaches the target, by
+    bisection (``ssd_core.sweep.suggest_alpha``) over the slider's range; then the slider value at
+    or just below it (lower alpha dampens more, so it reaches the target too), evaluated."""
+    evaluator = SplitEvaluator(prepared.split, prepared.device, max_eval_per_subset, seed=prepared.setup.seed)
+    point = suggest_alpha(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,
+                          target_forget_acc, lam=lam, low=ALPHA_VALUES[0], high=ALPHA_VALUES[-1],
+                          device=prepared.device, evaluator=evaluator)
+    result = Suggestion(target_forget_acc, lam, point)
+    if point is not None:
+        below = [a for a in ALPHA_VALUES if a <= point.alpha + 1e-12]
+        result.ladder_alpha = below[-1] if below else ALPHA_VALUES[0]
+        result.ladder_point = _evaluate_setting(prepared, result.ladder_alpha, lam, evaluator)
+    return result
+
+
+def retrain_available() -> bool:
+    from ssd_core.methods import available_methods
+
+    return "retrain" in available_methods()
+
+
+def retrain_reference(prepared: Prepared, max_eval_per_subset: int | None = None,
+                      progress: OptionalProgress = None) -> dict[str, Any]:
+    """Metrics of a model retrained from scratch on the retain set (``run_method("retrain")``),
+    evaluated like the landscape; cached process-wide per run setup."""
+    from ssd_core.methods import run_method
+
+    key = (prepared.key, max_eval_per_subset)
+
+    def build() -> dict[str, Any]:
+        start = time.perf_counter()
+        result = run_method("retrain", prepared.model, prepared.split, device=prepared.device, progress=progress,
+                            seed=prepared.setup.seed)
+        evaluator = SplitEvaluator(prepared.split, prepared.device, max_eval_per_subset, seed=prepared.setup.seed)
+        metrics = evaluator(result.model)
+        return {**metrics, "seconds": time.perf_counter() - start}
+
+    return resources.resource_store().get("retrain", key, build)
+
+
+def closest_setting(result: SweepResult, retrained: Mapping[str, Any]) -> SweepPoint | None:
+    return closest_to_retrain(result, {k: v for k, v in retrained.items() if k != "seconds"})

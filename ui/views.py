@@ -119,8 +119,10 @@ def file_stem(prepared: Prepared, live: LiveResult) -> str:
 
 def show_figure(fig: Any, name: str, stem: str, explain: bool = True) -> None:
     """A chart whose camera button saves '<stem>-<name>.<png|svg>' at high resolution."""
+    from .theme import themed  # presentation mode (ui.theme) applies to every figure
+
     fmt = st.session_state.get(K_IMAGE_FORMAT, "png")
-    st.plotly_chart(fig, key=f"chart-{name}", theme=None, config=modebar_config(f"{stem}-{name}", fmt))
+    st.plotly_chart(themed(fig), key=f"chart-{name}", theme=None, config=modebar_config(f"{stem}-{name}", fmt))
     if explain and name in EXPLANATIONS:
         with st.expander("What does this show?"):
             st.write(EXPLANATIONS[name])

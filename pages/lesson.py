@@ -1,0 +1,185 @@
+"""Lesson: a guided walk through SSD in six steps, each with its formula, a live figure of the
+current model and a small task that is checked automatically."""
+
+import streamlit as st
+
+from ui.lesson import QUIZ_OPTIONS, STEP_KEYS, STEPS, get_step
+
+K_STEP = "lesson_step"
+K_DONE = "_lesson_done"
+K_METRICS = "_lesson_metrics"
+
+st.title("Lesson: how SSD forgets")
+st.markdown(
+    "Six short steps through Selective Synaptic Dampening on the model chosen in the sidebar. Each step has a "
+    "formula, a live figure and a small task; the task is checked as you go. Presets below set up a classroom "
+    "example in one click."
+)
+
+from ssd_core.figures import short_layer_name  # noqa: E402  (heavy imports after the first paint)
+from ui import layout, live, resources, sidebar  # noqa: E402
+from ui.errors import guard, show_error  # noqa: E402
+from ui.lesson import lesson_state  # noqa: E402
+from ui.presets import render_picker  # noqa: E402
+from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, LAMBDA_MAX, LAMBDA_MIN, LAMBDA_STEP, format_alpha  # noqa: E402
+from ui.sweep import alpha_sweep, sweep_figure  # noqa: E402
+from ui.theme import show_chart  # noqa: E402
+from ui.views import (  # noqa: E402
+    fig_accuracy_summary,
+    fig_importance_ratios,
+    fig_per_class,
+    fig_saliency,
+    fig_scatter,
+    fig_signal,
+    fig_weights,
+    options_from_state,
+)
+
+render_picker("lesson")
+
+if st.session_state.get(K_STEP) not in STEP_KEYS:
+    st.session_state[K_STEP] = STEP_KEYS[0]
+
+
+def go(delta: int) -> None:
+    index = STEP_KEYS.index(st.session_state.get(K_STEP, STEP_KEYS[0]))
+    st.session_state[K_STEP] = STEP_KEYS[min(max(index + delta, 0), len(STEP_KEYS) - 1)]
+
+
+done: set = st.session_state.setdefault(K_DONE, set())
+st.segmented_control(
+    "Step", list(STEP_KEYS), key=K_STEP, required=True, label_visibility="collapsed", width="stretch",
+    format_func=lambda k: ("✓ " if k in done else "") + get_step(k).title,
+)
+step = get_step(st.session_state[K_STEP])
+
+
+def metrics_at(prepared, alpha: float, lam: float) -> dict:
+    """Summary metrics at another setting (for checks that compare with a neighbouring alpha)."""
+    cache = st.session_state.get(K_METRICS)
+    if cache is None or cache[0] != prepared.key:
+        cache = (prepared.key, {})
+        st.session_state[K_METRICS] = cache
+    if (alpha, lam) not in cache[1]:
+        cache[1][(alpha, lam)] = resources.compute_live(prepared, alpha, lam, scratch=None).evaluation.summary()
+    return cache[1][(alpha, lam)]
+
+
+def controls(prepared) -> tuple[float, float]:
+    if not step.controls:
+        return float(st.session_state[K_ALPHA]), float(st.session_state[K_LAMBDA])
+    columns = st.columns(len(step.controls))
+    for column, name in zip(columns, step.controls):
+        with column:
+            if name == "alpha":
+                st.select_slider("α — selection threshold (log scale)", options=list(ALPHA_VALUES), key=K_ALPHA,
+                                 persist_state="session", format_func=format_alpha,
+                                 help="Selected: I_f > α · I_D. Click the slider and use ← → to step.")
+            else:
+                st.slider("λ — dampening strength", min_value=LAMBDA_MIN, max_value=LAMBDA_MAX, step=LAMBDA_STEP,
+                          key=K_LAMBDA, persist_state="session", help="β = min(λ · I_D / I_f, 1).")
+    return float(st.session_state[K_ALPHA]), float(st.session_state[K_LAMBDA])
+
+
+def figure(prepared, result) -> None:
+    key = f"lesson-{step.key}"
+    if step.figure == "per-class":
+        show_chart(fig_per_class(prepared, result), key=key)
+    elif step.figure == "importance-ratios":
+        show_chart(fig_importance_ratios(prepared, result), key=key)
+    elif step.figure == "scatter":
+        show_chart(fig_scatter(prepared, result), key=key)
+    elif step.figure == "weights":
+        show_chart(fig_weights(prepared, result, prepared.default_layer()), key=key)
+    elif step.figure == "signals":
+        lens = st.segmented_control("Look at", ["accuracy", "saliency", "membership inference"], key="lesson_lens",
+                                    default="accuracy", required=True)
+        if lens == "saliency":
+            show_chart(fig_saliency(prepared, result, options_from_state(prepared)), key=f"{key}-saliency")
+        elif lens == "membership inference":
+            show_chart(fig_signal(prepared, result, "entropy"), key=f"{key}-mia")
+        else:
+            show_chart(fig_accuracy_summary(prepared, result), key=f"{key}-accuracy")
+    elif step.figure == "alpha-sweep":
+        rows = alpha_sweep(prepared, result.lam)
+        show_chart(sweep_figure(prepared, rows, result.alpha), key=key)
+
+
+def numbers(prepared, result, state) -> None:
+    b, a = prepared.before_eval, result.evaluation
+    forget_b = b.forget_test_acc if b.forget_test_acc is not None else b.forget_train_acc
+    forget_a = a.forget_test_acc if a.forget_test_acc is not None else a.forget_train_acc
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    cells = [
+        ("Forget acc.", pct(forget_a), f"before {pct(forget_b)}"),
+        ("Retain acc. (test)", pct(a.retain_test_acc), f"before {pct(b.retain_test_acc)}"),
+        ("MIA", pct(a.mia), f"before {pct(b.mia)}"),
+        ("Selected", f"{result.report.fraction_selected:.2%}", f"{result.report.total_selected:,} parameters"),
+        ("Mean β", "n/a" if state.mean_beta is None else f"{state.mean_beta:.1%}", "size kept"),
+    ]
+    for column, (label, value, note) in zip(st.columns(len(cells)), cells):
+        column.metric(label, value, note, delta_color="off", delta_arrow="off", border=True)
+
+
+def task(prepared, result) -> None:
+    st.markdown(f"**Your task.** {step.task}")
+    answer = None
+    if step.key == "why":
+        answer = st.radio("Your answer", list(QUIZ_OPTIONS), key="lesson_answer_why", index=None,
+                          format_func=QUIZ_OPTIONS.get, label_visibility="collapsed")
+    elif step.key == "importance":
+        names = [s.name for s in prepared.ratio_summaries if s.n_finite > 0]
+        if st.session_state.get("lesson_answer_importance") not in names:
+            st.session_state.pop("lesson_answer_importance", None)
+        answer = st.selectbox("Your answer", names, key="lesson_answer_importance", index=None,
+                              format_func=short_layer_name, placeholder="pick a parameter tensor")
+    lower = higher = None
+    state = lesson_state(prepared, result, answer)
+    if "lower" in step.needs and state.lower_alpha is not None:
+        lower = metrics_at(prepared, state.lower_alpha, result.lam)
+    if "higher" in step.needs and state.higher_alpha is not None:
+        higher = metrics_at(prepared, state.higher_alpha, result.lam)
+    state = lesson_state(prepared, result, answer, lower=lower, higher=higher)
+    if step.figure in ("scatter", "weights", "signals", "alpha-sweep"):
+        numbers(prepared, result, state)
+    ok, message = step.check(state)
+    if ok:
+        done.add(step.key)
+        st.success(message, icon=":material/task_alt:")
+    else:
+        st.info(message, icon=":material/help:")
+
+
+setup = sidebar.run_setup()
+if setup is None:
+    st.info("Finish the run setup in the sidebar to start the lesson.", icon=":material/arrow_back:")
+else:
+    prepared = layout.prepare_with_status(setup)
+    if prepared is not None:
+        layout.model_card(prepared)
+        if setup.request.kind not in ("class", "subclass"):
+            st.caption("The tasks are written for forgetting a whole class (try a classroom preset). With random or "
+                       "picked samples, good forgetting looks like test accuracy on those samples, not 0%.")
+        live.init_sliders(prepared)
+        st.subheader(step.title)
+        st.markdown(step.text)
+        st.latex(step.formula)
+        alpha, lam = controls(prepared)
+        result = None
+        with guard("re-dampening the model"):
+            result = live.live_result(prepared, alpha, lam)
+        if result is not None:
+            with guard("drawing the figure"):
+                figure(prepared, result)
+            try:
+                task(prepared, result)
+            except Exception as exc:  # noqa: BLE001
+                show_error(exc, "checking the task")
+        st.caption(f"Tasks done: {len(done & set(STEP_KEYS))} of {len(STEPS)}.")
+
+c1, _, c3 = st.columns([1, 4, 1])
+index = STEP_KEYS.index(step.key)
+c1.button("Previous", key="lesson_prev", on_click=go, args=(-1,), disabled=index == 0,
+          icon=":material/arrow_back:", width="stretch")
+c3.button("Next", key="lesson_next", on_click=go, args=(1,), disabled=index == len(STEP_KEYS) - 1,
+          icon=":material/arrow_forward:", icon_position="right", width="stretch", type="primary")

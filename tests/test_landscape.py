@@ -1,0 +1,181 @@
+"""The Landscape page: grids on the slider's values, exact reuse of identical models, heatmaps that
+draw the sweep's numbers, a frontier whose Pareto points are non-dominated, and settings that
+travel to the live sliders."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from ssd_core.sweep import SweepPoint, SweepResult, mark_pareto, sweep  # noqa: E402
+from ui import sweep as landscape  # noqa: E402
+from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, RunSetup  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    from ui import resources
+
+    return resources.prepare(RunSetup())  # digits / smallcnn / class 0 / SSD
+
+
+def dominated(p: tuple[float, float], q: tuple[float, float]) -> bool:
+    """(retain, forget) p is dominated by q: q keeps at least as much and forgets at least as much, one strictly."""
+    return q[0] >= p[0] and q[1] <= p[1] and (q[0] > p[0] or q[1] < p[1])
+
+
+def values(data) -> list:
+    if isinstance(data, dict) and "bdata" in data:
+        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
+        if "shape" in data:
+            array = array.reshape([int(s) for s in str(data["shape"]).split(",")])
+        return array.tolist()
+    return list(data)
+
+
+def test_grids_use_slider_values():
+    alphas = landscape.alpha_grid(1.0, 100.0, 10)
+    assert len(alphas) == 10 and set(alphas) <= set(ALPHA_VALUES) and alphas == sorted(alphas)
+    assert alphas[0] == 1.0 and alphas[-1] == 100.0 and 10.0 in alphas  # the paper's alpha is on the grid
+    assert 5.0 in landscape.alpha_grid(1.0, 100.0, 4, anchor=5.0)
+    assert landscape.alpha_grid(0.1, 100.0, 50) == list(ALPHA_VALUES)
+    lams = landscape.lambda_grid(0.1, 5.0, 6)
+    assert len(lams) == 6 and lams[0] == 0.1 and lams[-1] == 5.0 and 1.0 in lams
+    assert all(round(v, 2) == v for v in lams) and lams == sorted(lams)
+    assert landscape.lambda_grid(0.5, 0.5, 4) == [0.5]
+    assert landscape.default_eval_bound(1437) is None and landscape.default_eval_bound(50_000) == 250
+
+
+def test_landscape_equals_the_library_sweep_and_reuses_identical_models(prepared):
+    alphas, lams = [3.0, 10.0, 70.0, 100.0], [0.5, 1.0, 5.0]
+    result, hits = landscape.run_landscape(prepared, alphas, lams)
+    reference = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,
+                      alphas, lams, device=prepared.device)
+    assert result.complete and len(result.points) == 12
+    assert [vars(p) for p in result.points] == [vars(p) for p in reference.points]  # exact, Pareto flags too
+    assert hits >= 2  # alpha 3 < lambda 5 == alpha 10 < lambda ... and nothing selected at 100 for every lambda
+    for metric in ("forget_test_acc", "retain_test_acc", "mia"):
+        assert result.grid(metric) == reference.grid(metric)
+
+
+def test_time_budget_keeps_finished_rows(prepared):
+    rows = []
+    result, _ = landscape.run_landscape(prepared, [10.0, 30.0], [0.5, 1.0, 2.0], time_budget_s=0.0,
+                                        on_row=rows.append)
+    assert not result.complete and len(result.points) <= 1
+    full, _ = landscape.run_landscape(prepared, [10.0, 30.0], [0.5, 1.0], on_row=rows.append)
+    assert full.complete and [len(r.points) for r in rows[-2:]] == [2, 4]
+
+
+def test_frontier_pareto_points_are_non_dominated(prepared):
+    result, _ = landscape.run_landscape(prepared, [1.0, 2.0, 5.0, 10.0, 30.0, 50.0], [0.1, 1.0, 5.0])
+    fig = landscape.frontier_figure(result, prepared, current=(10.0, 1.0))
+    settings, front = fig.data[0], fig.data[1]
+    assert front.name.startswith("Pareto") and len(front.x) == len(result.pareto_points()) > 0
+    every = list(zip(settings.x, settings.y)) + list(zip(front.x, front.y))
+    assert len(every) == len(result.points)
+    for p in zip(front.x, front.y):
+        assert not any(dominated(p, q) for q in every), p
+    for p in zip(settings.x, settings.y):
+        assert any(dominated(p, q) for q in every), p
+    # hover and selection carry the setting
+    for (a, lam, *_), x, y in zip(front.customdata, front.x, front.y):
+        point = next(q for q in result.points if (q.alpha, q.lam) == (a, lam))
+        assert (landscape.retain_value(point), landscape.forget_value(point)) == (x, y) and point.pareto
+
+
+def test_a_selection_becomes_a_setting():
+    def point(alpha, lam, retain, forget, pareto):
+        return SweepPoint(alpha, lam, forget, retain, None, None, 0.0, 0, 0.0, pareto)
+
+    points = [point(10.0, 1.0, 0.99, 0.0, True), point(3.0, 1.0, 0.95, 0.0, False), point(30.0, 0.5, 0.99, 0.2, False)]
+    result = SweepResult([3.0, 10.0, 30.0], [0.5, 1.0], points, 0.0)
+    click = {"points": [{"customdata": [3.0, 1.0, 0.0, 0.1]}]}
+    assert landscape.pick_from_selection(click, result) is points[1]
+    box = {"points": [{"customdata": [3.0, 1.0]}, {"customdata": [10.0, 1.0]}, {"customdata": [30.0, 0.5]}]}
+    assert landscape.pick_from_selection(box, result) is points[0]  # the Pareto one
+    assert landscape.pick_from_selection({"points": [{"x": 1}]}, result) is None
+    assert landscape.pick_from_selection(None, result) is None
+    state = landscape.setting_state(23.0, 0.123, "smallcnn", "ssd")
+    assert state[K_ALPHA] == 20.0 and state[K_LAMBDA] == 0.12 and state[landscape.K_ALPHA_FOR] == ("smallcnn", "ssd")
+
+
+def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepared):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    at.select_slider(key="ls_alpha_lo").set_value(3.0)
+    at.select_slider(key="ls_alpha_hi").set_value(100.0)
+    at.slider(key="ls_n_alpha").set_value(4)
+    at.select_slider(key="ls_lam_lo").set_value(0.5)
+    at.select_slider(key="ls_lam_hi").set_value(2.0)
+    at.slider(key="ls_n_lam").set_value(2)
+    at.button(key="FormSubmitter:landscape_form-Compute landscape").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+    alphas = landscape.alpha_grid(3.0, 100.0, 4)
+    lams = [0.5, 2.0]
+    reference = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,
+                      alphas, lams, device=prepared.device)
+    charts = {json.loads(e.proto.spec)["layout"]["title"]["text"].split("<br>")[0].split("  ")[0]: json.loads(e.proto.spec)
+              for e in at.get("plotly_chart")}
+    for title, metric in (("Forget accuracy (test)", "forget_test_acc"), ("Retain accuracy (test)", "retain_test_acc"),
+                          ("MIA", "mia")):
+        heat = charts[title]["data"][0]
+        assert heat["type"] == "heatmap"
+        assert values(heat["x"]) == [f"{a:g}" for a in alphas] and values(heat["y"]) == [f"{v:g}" for v in lams]
+        assert values(heat["z"]) == reference.grid(metric), title  # the single runs' numbers, exactly
+
+    frontier = charts["Trade-off frontier"]["data"]
+    every = [(x, y) for trace in frontier[:2] for x, y in zip(values(trace["x"]), values(trace["y"]))]
+    assert len(every) == len(reference.points)
+    front = list(zip(values(frontier[1]["x"]), values(frontier[1]["y"])))
+    assert front and all(not any(dominated(p, q) for q in every) for p in front)
+    mark_pareto(reference.points)
+    assert len(front) == len(reference.pareto_points())
+
+    # a Pareto setting goes to the live sliders and stays there on the Unlearn page
+    pick = at.selectbox(key="ls_pick").value
+    at.button(key="ls_use_pareto").click().run()
+    assert (at.session_state[K_ALPHA], at.session_state[K_LAMBDA]) == pick
+    assert any(f"α = {pick[0]:g}, λ = {pick[1]:g}" in s.value for s in at.success)
+    at.switch_page("pages/unlearn.py").run()
+    assert not at.exception
+    assert at.select_slider(key=K_ALPHA).value == pick[0] and at.slider(key=K_LAMBDA).value == pick[1]
+
+    # suggest alpha: the gentlest slider alpha reaching 5% forget accuracy at the current lambda
+    at.switch_page("pages/sweep.py").run()
+    at.number_input(key="ls_target").set_value(5.0)
+    at.button(key="ls_suggest").click().run()
+    assert not at.exception
+    message = next(s.value for s in at.success if s.value.startswith("Gentlest α"))
+    at.button(key="ls_use_suggestion").click().run()
+    chosen = at.session_state[K_ALPHA]
+    assert f"On the slider that is α = {chosen:g}" in message
+    from ssd_core.dampening import dampen
+    from ssd_core.metrics import evaluate
+
+    lam = at.session_state[K_LAMBDA]
+    forget_at = lambda a: evaluate(dampen(prepared.model, prepared.importances.full, prepared.importances.forget, a, lam,  # noqa: E731
+                                          with_statistics=False)[0], prepared.split, with_mia=False).forget_test_acc
+    assert forget_at(chosen) <= 0.05  # the slider value reaches the target
+    suggested = message_alpha(message)
+    assert chosen <= suggested and all(a > suggested for a in ALPHA_VALUES if a > chosen)  # and is the nearest below
+
+
+def message_alpha(message: str) -> float:
+    """The bisection's alpha in the suggestion message ('... **α = 33** ...')."""
+    return float(message.split("**α = ")[1].split("**")[0])

@@ -1,0 +1,242 @@
+"""The lesson: each task's check gives the right verdict for a right and a wrong state (pure
+functions, constructed states), and in the app every step renders its formula and live figure
+and the checks follow the sliders."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from ui import lesson  # noqa: E402
+from ui.lesson import LessonState  # noqa: E402
+
+ORIGINAL = {"forget_test_acc": 1.0, "retain_test_acc": 0.99, "forget_train_acc": 1.0, "mia": 0.92}
+
+
+def after(forget=0.0, retain=0.99, mia=0.0, forget_train=None):
+    return {"forget_test_acc": forget, "retain_test_acc": retain, "forget_train_acc": forget_train, "mia": mia}
+
+
+# (check, a right state, a wrong state, a phrase the wrong verdict must contain)
+CASES = {
+    "why": (lesson.check_why, LessonState(answer="retrain"), LessonState(answer="zero"), "reference"),
+    "importance": (
+        lesson.check_importance,
+        LessonState(layer_medians={"a.weight": -0.5, "b.weight": 1.2, "c.weight": 0.3}, answer="b.weight"),
+        LessonState(layer_medians={"a.weight": -0.5, "b.weight": 1.2, "c.weight": 0.3}, answer="c.weight"),
+        "higher",
+    ),
+    "alpha": (
+        lesson.check_alpha,
+        LessonState(alpha=20.0, fraction_selected=0.0057, before=ORIGINAL, after=after(forget=0.0)),
+        LessonState(alpha=10.0, fraction_selected=0.0219, before=ORIGINAL, after=after(forget=0.0)),
+        "Raise α",
+    ),
+    "lambda": (
+        lesson.check_lambda,
+        LessonState(lam=2.0, mean_beta=0.13, after=after()),
+        LessonState(lam=1.0, mean_beta=0.066, after=after()),
+        "raise λ",
+    ),
+    "signals": (
+        lesson.check_signals,
+        LessonState(alpha=30.0, after=after(mia=0.0), higher_alpha=50.0, higher=after(forget=1.0, mia=0.915)),
+        LessonState(alpha=15.0, after=after(mia=0.0), higher_alpha=20.0, higher=after(mia=0.0)),
+        "Raise α",
+    ),
+    "tradeoffs": (
+        lesson.check_tradeoff,
+        LessonState(alpha=1.5, after=after(retain=0.957), lower_alpha=1.0, lower=after(retain=0.944)),
+        LessonState(alpha=2.0, after=after(retain=0.969), lower_alpha=1.5, lower=after(retain=0.957)),
+        "go lower",
+    ),
+}
+
+
+@pytest.mark.parametrize("step", list(CASES))
+def test_each_check_accepts_the_right_state_and_rejects_the_wrong_one(step):
+    check, right, wrong, phrase = CASES[step]
+    assert lesson.get_step(step).check is check
+    ok, message = check(right)
+    assert ok, message
+    ok, message = check(wrong)
+    assert not ok and phrase in message, message
+
+
+def test_checks_explain_the_other_ways_of_being_wrong():
+    assert lesson.check_why(LessonState())[1] == "Pick one of the three answers."
+    assert not lesson.check_why(LessonState(answer="random"))[0]
+    # alpha: few parameters but nothing forgotten -> lower alpha
+    ok, message = lesson.check_alpha(LessonState(alpha=50.0, fraction_selected=0.0002, after=after(forget=1.0)))
+    assert not ok and "Lower α" in message
+    # random forgetting has no forget test images: the forget set itself counts
+    ok, _ = lesson.check_alpha(LessonState(fraction_selected=0.005, after=after(forget=None, forget_train=0.05)))
+    assert ok
+    assert not lesson.check_lambda(LessonState(mean_beta=0.35))[0]
+    assert "lower α first" in lesson.check_lambda(LessonState(mean_beta=None))[1]
+    assert not lesson.check_signals(LessonState(after=after(mia=0.2)))[0]
+    assert lesson.check_signals(LessonState(alpha=100.0, after=after(mia=0.01), higher_alpha=None))[0]
+    assert not lesson.check_tradeoff(LessonState(after=after(retain=0.9)))[0]
+    assert lesson.check_tradeoff(LessonState(alpha=0.1, after=after(retain=0.96), lower_alpha=None))[0]
+
+
+def test_neighbours_and_mean_beta():
+    assert lesson.neighbours(10.0) == (7.0, 15.0)
+    assert lesson.neighbours(0.1) == (None, 0.15) and lesson.neighbours(100.0) == (70.0, None)
+
+    class Layer:
+        def __init__(self, selected, mean_factor):
+            self.selected, self.mean_factor = selected, mean_factor
+
+    assert lesson.mean_beta([Layer(3, 0.1), Layer(1, 0.5)]) == pytest.approx(0.2)
+    assert lesson.mean_beta([Layer(0, 1.0)]) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# In the app
+
+FIGURE_TITLES = {
+    "why": "Per-class test accuracy",
+    "importance": "Importance ratio per layer",
+    "alpha": "I_D vs I_f",
+    "lambda": "features",  # the weights scatter of the default (last conv) layer
+    "signals": "Accuracy and MIA",
+    "tradeoffs": "Alpha sweep",
+}
+
+
+def chart_titles(at) -> list[str]:
+    return [json.loads(e.proto.spec)["layout"]["title"]["text"] for e in at.get("plotly_chart")]
+
+
+def verdict(at) -> tuple[bool, str]:
+    done = [s.value for s in at.success]
+    if done:
+        return True, done[-1]
+    return False, " ".join(i.value for i in at.info)
+
+
+def test_lesson_steps_render_and_tasks_follow_the_sliders():
+    from streamlit.testing.v1 import AppTest
+
+    from ui import resources
+    from ui.state import RunSetup
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/lesson.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    for step in lesson.STEPS:
+        at.segmented_control(key="lesson_step").set_value(step.key).run()
+        assert not at.exception, (step.key, [e.message for e in at.exception])
+        assert not at.error, (step.key, [e.value for e in at.error])
+        assert any(s.value == step.title for s in at.subheader), step.key
+        assert [latex.value.strip("$\n") for latex in at.latex] == [step.formula]
+        titles = chart_titles(at)
+        assert len(titles) == 1 and titles[0].startswith(FIGURE_TITLES[step.key]), (step.key, titles)
+        assert any(step.task in m.value for m in at.markdown)
+
+    # the tasks, done the right and the wrong way, on digits / smallcnn / class 0 (the default)
+    at.segmented_control(key="lesson_step").set_value("why").run()
+    at.radio(key="lesson_answer_why").set_value("zero").run()
+    assert not verdict(at)[0]
+    at.radio(key="lesson_answer_why").set_value("retrain").run()
+    assert verdict(at)[0]
+
+    prepared = resources.prepare(RunSetup())
+    medians = {s.name: s.p50 for s in prepared.ratio_summaries if s.n_finite > 0}
+    best = max(medians, key=medians.get)
+    at.segmented_control(key="lesson_step").set_value("importance").run()
+    at.selectbox(key="lesson_answer_importance").set_value(min(medians, key=medians.get)).run()
+    assert not verdict(at)[0]
+    at.selectbox(key="lesson_answer_importance").set_value(best).run()
+    assert verdict(at)[0]
+
+    at.segmented_control(key="lesson_step").set_value("alpha").run()
+    at.select_slider(key="alpha").set_value(10.0).run()  # 2.2% selected
+    assert not verdict(at)[0]
+    at.select_slider(key="alpha").set_value(20.0).run()  # 0.6% selected, class still forgotten
+    ok, message = verdict(at)
+    assert ok and "α = 20" in message
+    at.select_slider(key="alpha").set_value(50.0).run()  # too few: the class comes back
+    assert not verdict(at)[0]
+
+    at.segmented_control(key="lesson_step").set_value("lambda").run()
+    at.session_state["alpha"] = 10.0
+    at.slider(key="lam").set_value(1.0).run()  # mean beta 6.6%
+    assert not verdict(at)[0]
+    at.slider(key="lam").set_value(2.0).run()  # 13%
+    assert verdict(at)[0]
+
+    at.segmented_control(key="lesson_step").set_value("signals").run()
+    at.slider(key="lam").set_value(1.0)
+    at.select_slider(key="alpha").set_value(15.0).run()  # alpha 20 and 30 also keep MIA at 0
+    assert not verdict(at)[0]
+    at.select_slider(key="alpha").set_value(30.0).run()  # at 50 the class (and the MIA) come back
+    assert verdict(at)[0]
+
+    at.segmented_control(key="lesson_step").set_value("tradeoffs").run()
+    at.select_slider(key="alpha").set_value(2.0).run()  # alpha 1.5 keeps 95.7% as well
+    assert not verdict(at)[0]
+    at.select_slider(key="alpha").set_value(1.5).run()  # alpha 1 gives 94.4%
+    ok, message = verdict(at)
+    assert ok and "α = 1.5" in message
+    assert "Tasks done: 6 of 6." in [c.value for c in at.caption]
+
+    at.button(key="lesson_prev").click().run()
+    assert at.segmented_control(key="lesson_step").value == "signals"
+
+
+def test_presentation_mode_themes_every_chart(monkeypatch):
+    """The sidebar toggle (app.py) injects larger text and switches every chart to the projector theme."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from ui.theme import K_PRESENTATION, PRESENTATION_CSS
+
+    injected: list[str] = []
+    original_html = st.html
+    monkeypatch.setattr(st, "html", lambda body, *a, **k: (injected.append(str(body)), original_html(body, *a, **k))[1])
+    plain = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    plain.run()  # the Unlearn page: its charts go through ui.views.show_figure
+    assert plain.toggle(key=K_PRESENTATION).value is False and PRESENTATION_CSS not in injected
+    original = {json.loads(e.proto.spec)["layout"]["title"]["text"].split("  ")[0]: json.loads(e.proto.spec)
+                for e in plain.get("plotly_chart")}
+
+    # (AppTest reruns only the page script after the first run, so the toggle is switched on before it)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state[K_PRESENTATION] = True
+    at.run()
+    assert not at.exception
+    assert at.toggle(key=K_PRESENTATION).value is True
+    assert PRESENTATION_CSS in injected and "html { font-size: 20px; }" in PRESENTATION_CSS  # larger text
+    themed = {json.loads(e.proto.spec)["layout"]["title"]["text"].split("  ")[0]: json.loads(e.proto.spec)
+              for e in at.get("plotly_chart")}
+    assert themed.keys() == original.keys() and themed
+    for spec in themed.values():
+        assert spec["layout"]["template"]["layout"]["font"]["size"] == 20
+    name = next(k for k in themed if k.startswith("Per-class"))
+    assert themed[name]["data"][0]["marker"]["color"].upper() == "#56B4E9"  # "before" bars: Okabe-Ito sky blue
+    assert original[name]["data"][0]["marker"]["color"] != "#56B4E9"
+    assert values_of(themed[name]["data"][1]["y"]) == values_of(original[name]["data"][1]["y"])  # the same numbers
+    # the lesson's and the landscape's own charts follow too (ui.theme.show_chart reads the session's choice)
+    at.switch_page("pages/lesson.py").run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["template"]["layout"]["font"]["size"] == 20
+
+
+def values_of(data) -> list:
+    if isinstance(data, dict) and "bdata" in data:
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"])).tolist()
+    return list(data)

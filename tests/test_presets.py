@@ -1,0 +1,121 @@
+"""Presets: the data is consistent, a preset maps to the right session state, the classroom presets
+do what their note promises, and applying one in the app sets the sidebar and the sliders."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from ssd_core.data import load_dataset, make_split  # noqa: E402
+from ssd_core.data_files import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES  # noqa: E402
+from ssd_core.presets import CLASSROOM, PAPER, PRESETS, class_index, get_preset, presets_in  # noqa: E402
+from ui import presets as ui_presets  # noqa: E402
+from ui import state  # noqa: E402
+
+
+def test_preset_data_is_consistent():
+    keys = [p.key for p in PRESETS]
+    assert len(keys) == len(set(keys))
+    for p in PRESETS:
+        assert p.alpha in state.ALPHA_VALUES, p.key  # reachable on the live slider exactly
+        assert state.LAMBDA_MIN <= p.lam <= state.LAMBDA_MAX
+        assert p.forget_kind in ("class", "subclass", "random")
+        assert p.method in ("ssd", "lfssd")
+        assert p.note
+    paper = presets_in(PAPER)
+    assert {p.forget_target for p in paper if p.dataset == "cifar100"} == {"rocket", "mushroom", "baby", "lamp", "sea"}
+    assert {p.forget_target for p in paper if p.forget_kind == "subclass"} == {"rocket", "mushroom", "baby", "lamp", "sea"}
+    assert all(p.model == "resnet18" and p.alpha == 10.0 and p.lam == 1.0 for p in paper)
+    assert any(p.forget_kind == "random" for p in paper)
+    assert all(p.needs_files for p in paper) and not any(p.needs_files for p in presets_in(CLASSROOM))
+
+
+def test_paper_targets_resolve_to_cifar_classes():
+    assert class_index(get_preset("cifar100-rocket")) == CIFAR100_FINE_CLASSES.index("rocket")
+    assert class_index(get_preset("cifar20-people")) == CIFAR100_COARSE_CLASSES.index("people")
+    assert class_index(get_preset("cifar20-sub-lamp")) is None  # sub-class: by name
+    for p in presets_in(PAPER):
+        if p.forget_kind == "subclass":
+            assert p.forget_target in CIFAR100_FINE_CLASSES
+        elif p.forget_kind == "class":
+            names = CIFAR100_FINE_CLASSES if p.dataset == "cifar100" else CIFAR100_COARSE_CLASSES
+            assert p.forget_target in names
+    assert get_preset("cifar10-random").forget_k == 100 and len(CIFAR10_CLASSES) == 10
+
+
+def test_preset_state_sets_the_sidebar_keys():
+    s = ui_presets.preset_state(get_preset("digits-forget-8"))
+    assert s == {
+        state.K_DATASET: "digits", state.K_MODEL: "smallcnn", state.K_KIND: "class", state.K_CLASS: 8,
+        state.K_METHOD: "ssd", state.K_ESTIMATOR: "fisher", state.K_SEED: 0, state.K_ALPHA: 50.0,
+        state.K_LAMBDA: 1.0, ui_presets.K_ALPHA_FOR: ("smallcnn", "ssd"),
+    }
+    s = ui_presets.preset_state(get_preset("digits-random-20"))
+    assert s[state.K_KIND] == "random" and s[state.K_K] == 20 and state.K_CLASS not in s
+    s = ui_presets.preset_state(get_preset("digits-lfssd-0"))
+    assert s[state.K_METHOD] == "lfssd" and s[state.K_ESTIMATOR] == "lossfree" and s[state.K_ALPHA] == 5.0
+    s = ui_presets.preset_state(get_preset("cifar20-sub-rocket"))
+    assert s[state.K_DATASET] == "cifar20" and s[state.K_KIND] == "subclass" and s[state.K_SUBCLASS] == "rocket"
+    s = ui_presets.preset_state(get_preset("cifar100-sea"))
+    assert s[state.K_CLASS] == CIFAR100_FINE_CLASSES.index("sea") and s[state.K_MODEL] == "resnet18"
+    from ui.live import K_ALPHA_FOR
+
+    assert ui_presets.K_ALPHA_FOR == K_ALPHA_FOR
+
+
+def test_availability_disables_presets_without_files():
+    ok, note = ui_presets.availability(get_preset("cifar100-rocket"), ["digits", "shapes"])
+    assert not ok and "CIFAR100" in note and "cifar-100-binary" in note
+    assert ui_presets.availability(get_preset("cifar100-rocket"), ["digits", "shapes", "cifar100"])[0]
+    assert ui_presets.availability(get_preset("digits-forget-0"), ["digits", "shapes"])[0]
+
+
+@pytest.mark.parametrize("key", ["digits-forget-0", "digits-forget-8", "digits-lfssd-0"])
+def test_classroom_class_presets_forget_and_keep(key):
+    """What each note promises: forget accuracy near 0, retain accuracy kept (shipped checkpoints)."""
+    from ssd_core.dampening import dampen
+    from ssd_core.methods.ssd import ssd_importances
+    from ssd_core.metrics import evaluate
+    from ssd_core.train import load_or_train
+
+    p = get_preset(key)
+    ds = load_dataset(p.dataset)
+    model = load_or_train(ds, p.model, seed=p.seed, device="cpu").model
+    split = make_split(ds, p.request())
+    imp = ssd_importances(model, split, "lossfree" if p.method == "lfssd" else "fisher")
+    damped, _ = dampen(model, imp.full, imp.forget, p.alpha, p.lam, with_statistics=False)
+    before, after = evaluate(model, split, with_mia=False), evaluate(damped, split, with_mia=False)
+    assert after.forget_test_acc <= 0.05, after.forget_test_acc
+    assert after.retain_test_acc >= before.retain_test_acc - 0.03, (before.retain_test_acc, after.retain_test_acc)
+
+
+def test_applying_a_preset_in_the_app_sets_sidebar_and_sliders(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("UNLEARNING_LAB_DATA", str(tmp_path))  # no CIFAR files here
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/lesson.py").run()
+    assert not at.exception
+    # a paper preset is listed but cannot be applied without its files
+    at.selectbox(key=ui_presets.K_PICK).set_value("cifar20-sub-rocket").run()
+    assert at.button(key="preset_apply_lesson").disabled
+    assert any("CIFAR20 files" in w.value for w in at.warning)
+    # a classroom preset applies: sidebar keys, slider values, and the numbers follow
+    at.selectbox(key=ui_presets.K_PICK).set_value("digits-forget-8").run()
+    assert not at.button(key="preset_apply_lesson").disabled
+    at.button(key="preset_apply_lesson").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.selectbox(key=state.K_CLASS).value == 8
+    assert at.selectbox(key=state.K_DATASET).value == "digits"
+    assert at.session_state[state.K_ALPHA] == 50.0 and at.session_state[state.K_LAMBDA] == 1.0
+    assert "forgetting class 8" in " ".join(c.value for c in at.caption)  # the run itself changed
+    at.switch_page("pages/unlearn.py").run()
+    assert not at.exception
+    assert at.select_slider(key=state.K_ALPHA).value == 50.0  # init_sliders kept the preset's alpha

@@ -1,0 +1,38 @@
+"""Load the heavy libraries once per server process, before any page runs.
+
+Every browser session runs the app in its own thread. On a freshly started server, several
+sessions arriving together would import numpy, torch and plotly concurrently, and Python can then
+hand one thread a partially initialised module ("partially initialized module 'numpy' has no
+attribute 'ndarray'"). ``st.cache_resource`` runs :func:`load_libraries` once; sessions that
+arrive meanwhile wait for it (with a spinner) instead of importing alongside it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+import streamlit as st
+
+log = logging.getLogger("unlearning_lab.ui")
+
+HEAVY = ("numpy", "torch", "sklearn.linear_model", "pandas", "plotly.graph_objects", "plotly.io")
+
+
+@st.cache_resource(show_spinner="Starting the lab: loading PyTorch and the figure libraries (once after a restart)…")
+def load_libraries() -> tuple[str, ...]:
+    """Import the heavy libraries and the ui modules (which import ssd_core); returns what failed.
+
+    A module that fails to import is only logged here: the page that needs it reports the error.
+    """
+    failed = []
+    ui_modules = sorted(f"ui.{p.stem}" for p in Path(__file__).parent.glob("*.py")
+                        if not p.stem.startswith("_") and p.stem != "startup")
+    for name in (*HEAVY, *ui_modules):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001
+            log.warning("could not import %s at start-up", name, exc_info=True)
+            failed.append(name)
+    return tuple(failed)

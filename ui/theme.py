@@ -1,0 +1,67 @@
+"""Presentation mode: a sidebar toggle (drawn by app.py on every page) that switches every figure to
+the projector theme (larger type, Okabe-Ito colour-blind-safe palette; see
+``ssd_core.figures.apply_theme``) and the page to larger text.
+
+Pages and views show charts through :func:`show_chart` (or pass figures through :func:`themed`),
+so the toggle reaches every figure, including the ones redrawn inside fragments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+K_PRESENTATION = "presentation_mode"
+
+PRESENTATION_CSS = """
+<style>
+html { font-size: 20px; }
+.block-container { max-width: 100% !important; padding-left: 2.5rem; padding-right: 2.5rem; }
+h1 { font-size: 2.6rem !important; }
+h2, h3 { font-size: 1.9rem !important; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.15rem; line-height: 1.55; }
+[data-testid="stMetricValue"] { font-size: 2.4rem !important; font-weight: 700; }
+[data-testid="stMetricLabel"] p { font-size: 1.1rem !important; color: #000 !important; }
+[data-testid="stMetricDelta"] { font-size: 1.1rem !important; }
+[data-testid="stSidebar"] * { font-size: 1.02rem; }
+[data-testid="stWidgetLabel"] p { font-size: 1.1rem !important; font-weight: 600; color: #000; }
+[data-testid="stCaptionContainer"] { font-size: 1rem !important; color: #222 !important; }
+.katex { font-size: 1.45em !important; }
+</style>
+"""
+
+
+def presentation_on() -> bool:
+    return bool(st.session_state.get(K_PRESENTATION, False))
+
+
+def current_theme() -> str:
+    """The figure theme of this session: "presentation" or "default"."""
+    return "presentation" if presentation_on() else "default"
+
+
+def presentation_toggle() -> bool:
+    """The sidebar switch; when on, also inject the larger-text CSS. Call once per run (app.py)."""
+    st.session_state.setdefault(K_PRESENTATION, False)
+    on = st.sidebar.toggle(
+        "Presentation mode", key=K_PRESENTATION,
+        help="For a projector: larger text and figures in a high-contrast, colour-blind-safe palette (Okabe-Ito).",
+    )
+    if on:
+        st.html(PRESENTATION_CSS)
+    return bool(on)
+
+
+def themed(fig: Any, theme: str | None = None) -> Any:
+    """``fig`` in this session's theme (unchanged in the default theme)."""
+    from ssd_core.figures import apply_theme
+
+    name = theme or current_theme()
+    return fig if name == "default" else apply_theme(fig, name)
+
+
+def show_chart(fig: Any, key: str, *, config: dict | None = None, **kwargs: Any) -> Any:
+    """``st.plotly_chart`` with the session's theme; returns what st.plotly_chart returns (the
+    selection state when ``on_select`` is given)."""
+    return st.plotly_chart(themed(fig), key=key, theme=None, config=config or {"displaylogo": False}, **kwargs)

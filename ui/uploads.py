@@ -1,0 +1,419 @@
+"""Bring your own model and data: checkpoint and dataset-zip uploads, and local data folders.
+
+Everything a user uploads stays in their session (``st.session_state``): it is never put in the
+process-wide resource store, and a setup using it is prepared in the session only (see
+:func:`ui.resources.prepare`). Files are checked by ``ssd_core.checkpoints`` and
+``ssd_core.uploads``; a refused file shows their one-sentence message and changes nothing, so the
+model and dataset in use before stay in use.
+
+The handlers (:func:`add_checkpoint`, :func:`add_dataset_zip`, :func:`add_local_dataset`) take
+bytes and a session-state mapping, so they can be tested without a browser; the panels below draw
+the sidebar widgets and call them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, MutableMapping
+
+import streamlit as st
+from torch import nn
+
+from ssd_core import jobs
+from ssd_core.checkpoints import MB, ModelConfig, load_model, max_checkpoint_bytes, read_model_config
+from ssd_core.data import DATASETS, FILE_DATASETS, ImageDataset
+from ssd_core.errors import InputError
+from ssd_core.importance import model_fingerprint
+from ssd_core.uploads import UploadLimits, allowed_data_roots, check_local_data_dir, load_image_zip
+
+# session_state keys
+K_MODELS = "_uploaded_models"  # id -> UploadedModel
+K_DATASETS = "_uploaded_datasets"  # id -> UploadedDataset
+K_LOCAL = "_local_datasets"  # id -> LocalDataset
+K_CKPT_MEMO = "_checkpoint_upload_memo"
+K_ZIP_MEMO = "_zip_upload_memo"
+K_LOCAL_MEMO = "_local_folder_memo"
+# widget keys
+K_CKPT_FILE = "upload_checkpoint"
+K_CKPT_CONFIG = "upload_checkpoint_config"
+K_CKPT_ARCH = "upload_checkpoint_arch"
+K_CKPT_CLASSES = "upload_checkpoint_classes"
+K_ZIP_FILE = "upload_dataset_zip"
+K_ZIP_TEST = "upload_dataset_test_fraction"
+K_ZIP_SIZE = "upload_dataset_image_size"
+K_LOCAL_NAME = "local_dataset_kind"
+K_LOCAL_DIR = "local_dataset_dir"
+K_LOCAL_LOAD = "local_dataset_load"
+
+UPLOAD_PREFIX = "upload:"
+LOCAL_PREFIX = "local:"
+MAX_PER_SESSION = 2  # uploaded models, and uploaded datasets, kept per session (oldest dropped)
+IMAGE_SIZES = (8, 16, 28, 32, 64, 96, 128)
+OWN_SIZE = "own"
+
+
+@dataclass
+class UploadedModel:
+    id: str
+    filename: str
+    config: ModelConfig
+    model: nn.Module  # eval mode; this session's only
+    fingerprint: str  # of the weights: keys this model's importances
+    size_bytes: int
+
+    def label(self) -> str:
+        c, h, w = self.config.input_shape
+        return f"your {self.config.model} — {self.filename} ({self.config.num_classes} classes, {c}×{h}×{w})"
+
+    def fits(self, dataset: ImageDataset) -> bool:
+        return self.config.num_classes == dataset.num_classes and tuple(self.config.input_shape) == dataset.input_shape
+
+
+@dataclass
+class UploadedDataset:
+    id: str
+    filename: str
+    dataset: ImageDataset
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def label(self) -> str:
+        ds = self.dataset
+        c, h, w = ds.input_shape
+        return (f"your data — {self.filename} ({ds.num_classes} classes, {len(ds.train_y)}+{len(ds.test_y)} images, "
+                f"{c}×{h}×{w})")
+
+
+@dataclass
+class LocalDataset:
+    id: str
+    name: str  # one of FILE_DATASETS
+    path: str  # resolved, under an allowed root
+
+    def label(self) -> str:
+        return f"{self.name} from {self.path}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers (bytes + a session-state mapping; no widgets)
+
+
+def _store(state: MutableMapping[str, Any], key: str) -> OrderedDict:
+    store = state.get(key)
+    if not isinstance(store, OrderedDict):
+        store = OrderedDict()
+        state[key] = store
+    return store
+
+
+def _remember(store: OrderedDict, item_id: str, item: Any, limit: int = MAX_PER_SESSION) -> None:
+    store[item_id] = item
+    store.move_to_end(item_id)
+    while len(store) > limit:
+        store.popitem(last=False)
+
+
+def safe_stem(filename: str, fallback: str = "upload") -> str:
+    """A short, printable name from a file name ('My pets (v2).zip' -> 'My_pets_v2')."""
+    stem = Path(str(filename or "")).stem
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._-")[:40]
+    return stem or fallback
+
+
+def checkpoint_config(
+    dataset: ImageDataset, architecture: str, num_classes: int, config_json: bytes | None = None
+) -> ModelConfig:
+    """The config to load a checkpoint with: the uploaded JSON (our export's), else the chosen
+    architecture and number of classes with the dataset's image shape and normalisation."""
+    if config_json is not None:
+        return read_model_config(config_json)
+    same = int(num_classes) == dataset.num_classes
+    return ModelConfig(
+        model=architecture,
+        num_classes=int(num_classes),
+        input_shape=dataset.input_shape,
+        mean=tuple(dataset.mean),
+        std=tuple(dataset.std),
+        dataset=dataset.name,
+        classes=list(dataset.classes) if same else None,
+    ).validate()
+
+
+def add_checkpoint(
+    state: MutableMapping[str, Any],
+    data: bytes,
+    filename: str,
+    *,
+    dataset: ImageDataset,
+    architecture: str,
+    num_classes: int,
+    config_json: bytes | None = None,
+    on_wait: Callable[[int], None] | None = None,
+) -> UploadedModel:
+    """Load an uploaded checkpoint safely and keep it in ``state``; InputError (one sentence) if refused.
+
+    Nothing in ``state`` changes when the checkpoint is refused.
+    """
+    if not data:
+        raise InputError("The checkpoint file is empty.")
+    config = checkpoint_config(dataset, architecture, num_classes, config_json)
+    with jobs.default_gate().slot(on_wait=on_wait):
+        model = load_model(data, config, max_bytes=max_checkpoint_bytes())
+        fingerprint = model_fingerprint(model)
+    c, h, w = config.input_shape
+    dc, dh, dw = dataset.input_shape
+    if config.num_classes != dataset.num_classes:
+        raise InputError(
+            f"The checkpoint is a {config.num_classes}-class model but the dataset {dataset.name} has "
+            f"{dataset.num_classes} classes; pick (or upload) the dataset it was trained on."
+        )
+    if (c, h, w) != (dc, dh, dw):
+        raise InputError(
+            f"The checkpoint expects {c}×{h}×{w} images but the dataset {dataset.name} has {dc}×{dh}×{dw}; "
+            "pick (or upload) the dataset it was trained on."
+        )
+    for p in model.parameters():
+        p.requires_grad_(True)
+    upload = UploadedModel(f"{UPLOAD_PREFIX}{fingerprint}", Path(str(filename)).name[:80] or "checkpoint",
+                           config, model, fingerprint, len(data))
+    _remember(_store(state, K_MODELS), upload.id, upload)
+    return upload
+
+
+def add_dataset_zip(
+    state: MutableMapping[str, Any],
+    data: bytes,
+    filename: str,
+    *,
+    image_size: int | None,
+    test_fraction: float,
+    seed: int = 0,
+    limits: UploadLimits | None = None,
+    on_wait: Callable[[int], None] | None = None,
+) -> UploadedDataset:
+    """Read an uploaded zip of an image folder and keep the dataset in ``state``; InputError if refused."""
+    name = safe_stem(filename, "upload")
+    if name in DATASETS:
+        name = f"{name}_upload"  # never mistaken for the built-in dataset of that name
+    with jobs.default_gate().slot(on_wait=on_wait):
+        result = load_image_zip(data, image_size=image_size, test_fraction=float(test_fraction), seed=int(seed),
+                                limits=limits or UploadLimits(), name=name)
+        dataset_id = f"{UPLOAD_PREFIX}{result.dataset.fingerprint()}"
+    upload = UploadedDataset(dataset_id, Path(str(filename)).name[:80] or "upload.zip", result.dataset,
+                             list(result.warnings), list(result.skipped))
+    _remember(_store(state, K_DATASETS), upload.id, upload)
+    return upload
+
+
+def add_local_dataset(
+    state: MutableMapping[str, Any], name: str, path: str, load: Callable[[str, str], ImageDataset]
+) -> LocalDataset:
+    """Check a server folder against the allowed roots, load ``name`` from it, and remember it."""
+    if name not in FILE_DATASETS:
+        raise InputError(f"'{name}' is not a file-based dataset; choose one of {', '.join(FILE_DATASETS)}.")
+    resolved = check_local_data_dir(path)
+    if not resolved.is_dir():
+        raise InputError(f"The folder '{resolved}' does not exist on this server.")
+    load(name, str(resolved))  # InputError naming the missing files
+    local = LocalDataset(f"{LOCAL_PREFIX}{name}:{resolved}", name, str(resolved))
+    _remember(_store(state, K_LOCAL), local.id, local, limit=8)
+    return local
+
+
+def get_model(state: MutableMapping[str, Any], fingerprint_or_id: str) -> UploadedModel | None:
+    store = state.get(K_MODELS) or {}
+    return store.get(fingerprint_or_id) or store.get(f"{UPLOAD_PREFIX}{fingerprint_or_id}")
+
+
+def get_dataset(state: MutableMapping[str, Any], fingerprint_or_id: str) -> UploadedDataset | None:
+    store = state.get(K_DATASETS) or {}
+    return store.get(fingerprint_or_id) or store.get(f"{UPLOAD_PREFIX}{fingerprint_or_id}")
+
+
+def uploaded_datasets(state: MutableMapping[str, Any]) -> dict[str, UploadedDataset]:
+    return dict(state.get(K_DATASETS) or {})
+
+
+def local_datasets(state: MutableMapping[str, Any]) -> dict[str, LocalDataset]:
+    return dict(state.get(K_LOCAL) or {})
+
+
+def models_for(state: MutableMapping[str, Any], dataset: ImageDataset) -> dict[str, UploadedModel]:
+    """This session's uploaded models that fit ``dataset`` (classes and image shape)."""
+    return {k: m for k, m in (state.get(K_MODELS) or {}).items() if m.fits(dataset)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Panels (sidebar widgets)
+
+
+def _queued(placeholder) -> Callable[[int], None]:
+    def on_wait(position: int) -> None:
+        placeholder.info(f"Queued: {position - 1} ahead of you; this starts by itself.", icon=":material/hourglass:")
+
+    return on_wait
+
+
+def _size_mb(n_bytes: int) -> int:
+    return max(1, int(n_bytes // MB))
+
+
+def dataset_panel(seed: int, model_input_size: int | None) -> str | None:
+    """The 'your own data' controls: a zip upload and a server folder. Returns the id of a dataset
+    that was just added (to select it), or None. Messages are drawn where this is called."""
+    limits = UploadLimits()
+    added: str | None = None
+    slot = st.empty()  # "Queued: …" while waiting, then this panel's messages
+    with st.expander("Your own data", icon=":material/upload_file:"):
+        zip_file = st.file_uploader(
+            "Image folder as a .zip", type=["zip"], key=K_ZIP_FILE, max_upload_size=_size_mb(limits.max_upload_bytes),
+            help="One sub-folder of images per class (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM), optionally inside "
+            "train/ and test/. Checked before use; nothing is written to the server's disk.",
+        )
+        st.caption("Uploads stay in your browser session only; shareable links leave them out.")
+        st.slider("Test fraction", 0.05, 0.5, 0.2, 0.05, key=K_ZIP_TEST,
+                  help="The share of each class held out for testing (when the zip has no test/ folder).")
+        sizes: list[Any] = [OWN_SIZE, *IMAGE_SIZES]
+        if model_input_size and model_input_size not in sizes:
+            sizes.insert(1, model_input_size)
+        default = model_input_size if model_input_size else OWN_SIZE
+        if st.session_state.get(K_ZIP_SIZE) not in sizes:
+            st.session_state[K_ZIP_SIZE] = default
+        st.selectbox(
+            "Image size", sizes, key=K_ZIP_SIZE,
+            format_func=lambda s: "the images' own (all must match)" if s == OWN_SIZE else f"resize to {s}×{s}",
+            help="Your model's input size when you use an uploaded checkpoint; otherwise the images' own size.",
+        )
+        st.markdown("**or** a dataset folder on this server")
+        if st.session_state.get(K_LOCAL_NAME) not in FILE_DATASETS:
+            st.session_state[K_LOCAL_NAME] = FILE_DATASETS[0]
+        local_name = st.selectbox("Format", list(FILE_DATASETS), key=K_LOCAL_NAME)
+        local_dir = st.text_input("Folder", key=K_LOCAL_DIR, placeholder=str(allowed_data_roots()[0]),
+                                  help="Only folders under " + ", ".join(str(r) for r in allowed_data_roots())
+                                  + " ($UNLEARNING_LAB_DATA_ROOTS) can be read.")
+        load_clicked = st.button("Load folder", key=K_LOCAL_LOAD, icon=":material/folder_open:")
+
+    state = st.session_state
+    notes: list[tuple[str, str]] = []  # (kind, text)
+    # a zip: processed once per (file, options)
+    if zip_file is not None:
+        size = state.get(K_ZIP_SIZE)
+        image_size = None if size == OWN_SIZE else int(size)
+        signature = (zip_file.file_id, float(state.get(K_ZIP_TEST, 0.2)), image_size, int(seed))
+        memo = state.get(K_ZIP_MEMO)
+        if memo is None or memo[0] != signature:
+            try:
+                upload = add_dataset_zip(state, zip_file.getvalue(), zip_file.name, image_size=image_size,
+                                         test_fraction=signature[1], seed=seed, limits=limits,
+                                         on_wait=_queued(slot))
+                memo = (signature, upload.id, None)
+                added = upload.id
+            except InputError as exc:
+                memo = (signature, None, str(exc))
+            state[K_ZIP_MEMO] = memo
+        _, upload_id, error = memo
+        if error:
+            notes.append(("error", error))
+        elif upload_id and (upload := get_dataset(state, upload_id)) is not None:
+            if upload.warnings:
+                notes.append(("warning", " ".join(upload.warnings)))
+            if added:
+                notes.append(("success", f"Loaded {upload.filename}: {upload.dataset.num_classes} classes, "
+                                         f"{len(upload.dataset.train_y)} training and {len(upload.dataset.test_y)} "
+                                         "test images; it is now the dataset in use."))
+    else:
+        state.pop(K_ZIP_MEMO, None)
+
+    # a server folder: on the button
+    if load_clicked:
+        from . import resources
+
+        try:
+            local = add_local_dataset(state, local_name, local_dir, resources.cached_dataset)
+            state[K_LOCAL_MEMO] = ((local_name, local_dir), None)
+            added = local.id
+            notes.append(("success", f"Loaded {local.label()}; it is now the dataset in use."))
+        except InputError as exc:
+            state[K_LOCAL_MEMO] = ((local_name, local_dir), str(exc))
+    memo = state.get(K_LOCAL_MEMO)
+    if memo is not None and memo[0] == (local_name, local_dir) and memo[1]:
+        notes.append(("error", memo[1]))
+    _show(slot, notes)
+    return added
+
+
+_ICONS = {"error": ":material/error:", "warning": ":material/warning:", "success": ":material/check_circle:"}
+
+
+def _show(slot, notes: list[tuple[str, str]]) -> None:
+    if not notes:
+        slot.empty()
+        return
+    box = slot.container()
+    for kind, text in notes:
+        getattr(box, kind)(text, icon=_ICONS[kind])
+
+
+def checkpoint_panel(dataset: ImageDataset, registry: list[str], default_arch: str) -> str | None:
+    """The 'your own model' controls. Returns the id of a model that was just loaded (to select it)."""
+    state = st.session_state
+    added: str | None = None
+    slot = st.empty()
+    with st.expander("Your own model", icon=":material/upload:"):
+        weights = st.file_uploader(
+            "Checkpoint (.safetensors, .pt, .pth)", type=["safetensors", "pt", "pth"], key=K_CKPT_FILE,
+            max_upload_size=_size_mb(max_checkpoint_bytes()),
+            help="A state dict: safetensors, or torch.save(model.state_dict()). Pickled code is refused before "
+            f"anything is loaded; at most {_size_mb(max_checkpoint_bytes())} MB ($UNLEARNING_LAB_MAX_CHECKPOINT_MB).",
+        )
+        config_file = st.file_uploader(
+            "Model config .json (optional)", type=["json"], key=K_CKPT_CONFIG,
+            help="The .json saved next to the weights by this dashboard's export; it sets the architecture and classes.",
+        )
+        if state.get(K_CKPT_ARCH) not in registry:
+            state[K_CKPT_ARCH] = default_arch if default_arch in registry else registry[0]
+        if K_CKPT_CLASSES not in state:
+            state[K_CKPT_CLASSES] = dataset.num_classes
+        st.caption("Uploads stay in your browser session only; shareable links leave them out.")
+        arch = st.selectbox("Architecture", registry, key=K_CKPT_ARCH, disabled=config_file is not None)
+        classes = st.number_input("Number of classes", min_value=2, max_value=10_000, step=1, key=K_CKPT_CLASSES,
+                                  disabled=config_file is not None,
+                                  help=f"{dataset.name} has {dataset.num_classes}; the model must have one output per class.")
+    if weights is None:
+        state.pop(K_CKPT_MEMO, None)
+        slot.empty()
+        return None
+    config_bytes = config_file.getvalue() if config_file is not None else None
+    # loaded when the file or these choices change (not when the dataset changes: a model loaded
+    # for another dataset is simply not offered for this one)
+    signature = (weights.file_id, config_file.file_id if config_file is not None else None, arch, int(classes))
+    memo = state.get(K_CKPT_MEMO)
+    if memo is None or memo[0] != signature:
+        try:
+            upload = add_checkpoint(state, weights.getvalue(), weights.name, dataset=dataset, architecture=arch,
+                                    num_classes=int(classes), config_json=config_bytes, on_wait=_queued(slot))
+            memo = (signature, upload.id, None)
+            added = upload.id
+        except InputError as exc:
+            memo = (signature, None, str(exc))
+        state[K_CKPT_MEMO] = memo
+    _, upload_id, error = memo
+    notes: list[tuple[str, str]] = []
+    upload = get_model(state, upload_id) if upload_id else None
+    if error:
+        notes.append(("error", error))
+    elif upload is not None and not upload.fits(dataset):
+        c, h, w = upload.config.input_shape
+        notes.append(("warning", f"{upload.filename} is a {upload.config.num_classes}-class model for {c}×{h}×{w} images, "
+                                 f"so it is not offered for {dataset.name}; pick the dataset it was trained on."))
+    elif added and upload is not None:
+        note = ""
+        if upload.config.dataset and upload.config.dataset != dataset.name:
+            note = f" Its config says it was trained on {upload.config.dataset}."
+        notes.append(("success", f"Loaded {upload.filename} as {upload.config.model} ({upload.config.num_classes} "
+                                 f"classes); it is now the model in use.{note}"))
+    _show(slot, notes)
+    return added
