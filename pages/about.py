@@ -26,7 +26,7 @@ $$\beta_i = \min\!\left(\lambda \, \frac{I_{D,i}}{I_{f,i}},\; 1\right).$$
 
 Higher **α** selects fewer, more specialised parameters; smaller **λ** shrinks them harder. The paper uses
 λ = 1 and α = 10 for ResNet-like CNNs (5 for vision transformers); α is sensitive, which is why the
-dashboard makes it a live slider and has an **Alpha sweep** page.
+dashboard makes it a live slider and has a **Landscape** page (alpha x lambda sweep).
 
 **Loss-free SSD (LFSSD)** replaces the loss by the squared norm of the network's output, so it needs no
 labels; its importances are on a different scale and it wants a smaller α.
