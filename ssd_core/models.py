@@ -7,6 +7,7 @@ float images in [0, 1].
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
 from typing import Callable
@@ -243,8 +244,8 @@ register(
 def _torchvision_specs() -> list[ModelSpec]:
     """torchvision's ImageNet-style models, only where torchvision imports next to this torch."""
     try:
-        import torchvision  # noqa: F401  (optional: often mismatched with CPU torch builds)
-        from torchvision import models as tv_models
+        # Imported by name, only here: torchvision is optional and often mismatched with CPU torch.
+        tv_models = importlib.import_module("torchvision.models")
     except Exception:  # ImportError, or RuntimeError from a torch/torchvision mismatch
         return []
 
