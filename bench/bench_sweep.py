@@ -1,5 +1,9 @@
 """Seconds for a 10 x 10 alpha/lambda sweep (targets: digits/smallcnn < 5 s, shapes/resnet18_narrow < 60 s).
 
+Each sweep runs with the landscape page's default evaluation bound (``default_eval_bound``: on
+digits only retain-train is sampled, 500 of 1,295; on shapes 250 per subset); digits is also
+timed with everything evaluated (``seconds_full``), whose numbers equal single runs exactly.
+
     python bench/bench_sweep.py   # prints JSON
 """
 
@@ -13,27 +17,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
 from ssd_core.methods.ssd import ssd_importances  # noqa: E402
-from ssd_core.sweep import log_grid, sweep  # noqa: E402
+from ssd_core.sweep import MemoEvaluator, SplitEvaluator, default_eval_bound, log_grid, sweep  # noqa: E402
 from ssd_core.train import load_or_train  # noqa: E402
 
-# Evaluation bound used by the dashboard for datasets larger than the embedded digits.
-SHAPES_EVAL_PER_SUBSET = 250
+ALPHAS, LAMBDAS = log_grid(0.3, 300, 10), log_grid(0.03, 3, 10)
+
+
+def _timed_sweep(model, imp, split, device: str, bound: int | None) -> dict:
+    evaluator = MemoEvaluator(SplitEvaluator(split, device, bound))
+    result = sweep(model, imp.full, imp.forget, split, ALPHAS, LAMBDAS, device=device, evaluator=evaluator)
+    return {
+        "seconds": result.seconds,
+        "points": len(result.points),
+        "distinct_models": len(evaluator.cache),
+        "eval_sizes": result.eval_sizes,
+        "pareto_points": len(result.pareto_points()),
+    }
 
 
 def run(device: str = "cpu") -> dict:
     results = {}
-    for dataset_name, model_name, cls, bound in (("digits", "smallcnn", 0, None), ("shapes", "resnet18_narrow", 2, SHAPES_EVAL_PER_SUBSET)):
+    for dataset_name, model_name, cls, with_full in (("digits", "smallcnn", 0, True), ("shapes", "resnet18_narrow", 2, False)):
         dataset = load_dataset(dataset_name)
         model = load_or_train(dataset, model_name, device=device).model.to(device)
         split = make_split(dataset, ForgetRequest("class", cls))
         imp = ssd_importances(model, split, device=device)
-        result = sweep(model, imp.full, imp.forget, split, log_grid(0.3, 300, 10), log_grid(0.03, 3, 10), device=device, max_eval_per_subset=bound)
-        results[f"{dataset_name}/{model_name}"] = {
-            "seconds": result.seconds,
-            "points": len(result.points),
-            "eval_sizes": result.eval_sizes,
-            "pareto_points": len(result.pareto_points()),
-        }
+        entry = _timed_sweep(model, imp, split, device, default_eval_bound(len(dataset.train_y)))
+        if with_full:
+            entry["seconds_full"] = _timed_sweep(model, imp, split, device, None)["seconds"]
+        results[f"{dataset_name}/{model_name}"] = entry
     return results
 
 

@@ -50,7 +50,7 @@ def grid_controls(prepared) -> tuple[list[float], list[float], int | None, float
     st.session_state.setdefault("ls_lam_hi", 5.0)
     st.session_state.setdefault("ls_n_lam", 6)
     if st.session_state.get("_ls_bound_for") != prepared.setup.dataset:  # a new dataset gets its own default bound
-        st.session_state["ls_eval_bound"] = landscape.default_eval_bound(n_train) or 0
+        st.session_state["ls_eval_bound"] = landscape.default_eval_bound(n_train)
         st.session_state["_ls_bound_for"] = prepared.setup.dataset
     st.session_state.setdefault("ls_budget", 60)
     with st.form("landscape_form", border=True):
@@ -64,9 +64,10 @@ def grid_controls(prepared) -> tuple[list[float], list[float], int | None, float
         c7, c8, c9 = st.columns([3, 3, 2], vertical_alignment="bottom")
         c7.number_input("Evaluate at most this many images per subset (0 = all)", min_value=0, max_value=100_000,
                         step=50, key="ls_eval_bound",
-                        help=f"{prepared.setup.dataset} has {n_train:,} training images. On data bigger than "
-                        f"{landscape.BIG_DATASET:,} images each subset (forget/retain × train/test) is evaluated on a "
-                        "fixed, seeded sample so the grid stays fast; 0 evaluates everything (numbers then equal single runs).")
+                        help=f"{prepared.setup.dataset} has {n_train:,} training images. A subset (forget/retain × "
+                        "train/test) bigger than this is evaluated on a fixed, seeded sample so the grid stays fast: on "
+                        "the digits only retain-train (the members MIA learns from) is sampled; on data bigger than "
+                        f"{landscape.BIG_DATASET:,} images every subset. 0 evaluates everything (numbers then equal single runs).")
         c8.number_input("Time budget (seconds)", min_value=1, max_value=3600, step=10, key="ls_budget",
                         help="The sweep stops when this is spent; finished points are kept.")
         submitted = c9.form_submit_button("Compute landscape", type="primary", icon=":material/grid_on:", width="stretch")

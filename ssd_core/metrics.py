@@ -16,6 +16,7 @@ p_random is a randomly initialised model of the same architecture (seeded). JS l
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -62,19 +63,56 @@ class SplitOutputs:
     extra: dict = field(default_factory=dict)
 
 
+def eval_batch_size(data: Subset) -> int:
+    """Images per forward pass: measured fastest on 2 CPU cores (about 256 for 8x8 digits, 64 for
+    32x32 images; larger batches fall out of cache and get slower)."""
+    pixels = int(np.prod(data.x.shape[2:])) if data.x.dim() >= 3 else 1
+    return 256 if pixels <= 16 * 16 else 64
+
+
+def _evaluation_model(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """The model to run inference with. On the CPU, convolutions run 1.5x faster with weights in
+    channels_last layout (max-pooling 9x), so a private channels_last copy is used: the caller's
+    model, possibly shared by several sessions, is never changed. Every evaluation goes through
+    here, so all metrics of one model come from the same arithmetic."""
+    if torch.device(device).type != "cpu" or is_channels_last(model):
+        return model
+    return to_channels_last(copy.deepcopy(model))
+
+
+def _conv_weights(model: nn.Module) -> list[torch.Tensor]:
+    return [p for p in model.parameters() if p.dim() == 4]
+
+
+def is_channels_last(model: nn.Module) -> bool:
+    """True when every 4-D weight is in channels_last layout (or the model has none)."""
+    return all(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(model))
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Put ``model``'s conv weights in channels_last layout, in place (values unchanged). For
+    private scratch models that are evaluated many times on the CPU, so each evaluation skips
+    the copy :func:`logits_of` would otherwise make."""
+    if _conv_weights(model):
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 @torch.no_grad()
-def logits_of(model: nn.Module, data: Subset, device: torch.device | str, batch_size: int = 1024) -> torch.Tensor:
+def logits_of(model: nn.Module, data: Subset, device: torch.device | str, batch_size: int | None = None) -> torch.Tensor:
     """Logits for every image of ``data`` in eval mode, batched, returned on the CPU."""
+    if len(data) == 0:
+        return torch.empty(0, 0)
     model.eval()
+    runner = _evaluation_model(model, device).eval()
+    batch_size = batch_size or eval_batch_size(data)
     out = []
     for start in range(0, len(data), batch_size):
-        out.append(model(to_float(data.x[start : start + batch_size], device)).float().cpu())
-    if not out:
-        return torch.empty(0, 0)
+        out.append(runner(to_float(data.x[start : start + batch_size], device)).float().cpu())
     return torch.cat(out)
 
 
-def split_outputs(model: nn.Module, split: ForgetSplit, device: torch.device | str, batch_size: int = 1024) -> SplitOutputs:
+def split_outputs(model: nn.Module, split: ForgetSplit, device: torch.device | str, batch_size: int | None = None) -> SplitOutputs:
     return SplitOutputs(logits_of(model, split.train, device, batch_size), logits_of(model, split.test, device, batch_size))
 
 
@@ -94,17 +132,44 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), labels, reduction="none")
 
 
+def logistic_regression_1d(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> tuple[float, float]:
+    """(weight, bias) of a class-balanced, L2-regularised logistic regression on one feature.
+
+    The same objective as scikit-learn's ``LogisticRegression(class_weight="balanced", C=c)``:
+    ``C * sum_i w_i * log(1 + exp(-s_i * (a * x_i + b))) + a**2 / 2`` with ``s_i = +-1`` and
+    ``w_i = n / (2 * n_class)``, solved exactly by Newton's method on the two unknowns (about
+    0.3 ms, against 10 ms for the general solver, which matters when a sweep runs it 100 times).
+    The objective is strictly convex, so the optimum is unique.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    sign = np.where(np.asarray(y) > 0, 1.0, -1.0)
+    n_pos, n_neg = int((sign > 0).sum()), int((sign < 0).sum())
+    weight = np.where(sign > 0, len(x) / (2.0 * n_pos), len(x) / (2.0 * n_neg))
+    a = b = 0.0
+    for _ in range(100):
+        margin = sign * (a * x + b)
+        p = 0.5 * (1.0 - np.tanh(0.5 * margin))  # sigmoid(-margin), without overflow
+        g = -c * weight * sign * p
+        h = c * weight * p * (1.0 - p)
+        grad = np.array([float((g * x).sum()) + a, float(g.sum())])
+        hess = np.array([[float((h * x * x).sum()) + 1.0, float((h * x).sum())], [float((h * x).sum()), float(h.sum())]])
+        if hess[1, 1] <= 0.0:  # every sample saturated: nothing more to learn
+            break
+        step = np.linalg.solve(hess, grad)
+        a, b = a - float(step[0]), b - float(step[1])
+        if abs(step[0]) + abs(step[1]) < 1e-12 * (1.0 + abs(a) + abs(b)):
+            break
+    return a, b
+
+
 def mia_from_entropies(retain: torch.Tensor, test: torch.Tensor, forget: torch.Tensor) -> float | None:
     """Fraction of forget samples a member-vs-non-member logistic regression calls members."""
     if len(forget) == 0 or len(retain) == 0 or len(test) == 0:
         return None
-    from sklearn.linear_model import LogisticRegression
-
-    features = torch.cat([retain, test]).double().numpy().reshape(-1, 1)
+    features = torch.cat([retain, test]).double().numpy()
     labels = np.concatenate([np.ones(len(retain)), np.zeros(len(test))])
-    clf = LogisticRegression(class_weight="balanced", solver="lbfgs")
-    clf.fit(features, labels)
-    return float(clf.predict(forget.double().numpy().reshape(-1, 1)).mean())
+    a, b = logistic_regression_1d(features, labels)
+    return float((a * forget.double().numpy() + b > 0).mean())
 
 
 def js_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
@@ -179,7 +244,7 @@ def evaluate(
     *,
     with_mia: bool = True,
     random_forget_logits: torch.Tensor | None = None,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> Evaluation:
     """Every metric of ``model`` on ``split`` (one batched pass over train and test)."""
     start = time.perf_counter()

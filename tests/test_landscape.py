@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ssd_core.sweep import SweepPoint, SweepResult, mark_pareto, sweep  # noqa: E402
+from ssd_core.sweep import SplitEvaluator, SweepPoint, SweepResult, mark_pareto, sweep  # noqa: E402
 from ui import sweep as landscape  # noqa: E402
 from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, RunSetup  # noqa: E402
 
@@ -52,7 +52,7 @@ def test_grids_use_slider_values():
     assert len(lams) == 6 and lams[0] == 0.1 and lams[-1] == 5.0 and 1.0 in lams
     assert all(round(v, 2) == v for v in lams) and lams == sorted(lams)
     assert landscape.lambda_grid(0.5, 0.5, 4) == [0.5]
-    assert landscape.default_eval_bound(1437) is None and landscape.default_eval_bound(50_000) == 250
+    assert landscape.default_eval_bound(1437) == 500 and landscape.default_eval_bound(50_000) == 250
 
 
 def test_landscape_equals_the_library_sweep_and_reuses_identical_models(prepared):
@@ -128,7 +128,11 @@ def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepar
 
     alphas = landscape.alpha_grid(3.0, 100.0, 4)
     lams = [0.5, 2.0]
+    bound = landscape.default_eval_bound(len(prepared.dataset.train_y))  # the page's default: retain-train sampled
+    evaluator = SplitEvaluator(prepared.split, prepared.device, bound, seed=prepared.setup.seed)
     reference = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,
+                      alphas, lams, device=prepared.device, evaluator=evaluator)
+    unbounded = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,
                       alphas, lams, device=prepared.device)
     charts = {json.loads(e.proto.spec)["layout"]["title"]["text"].split("<br>")[0].split("  ")[0]: json.loads(e.proto.spec)
               for e in at.get("plotly_chart")}
@@ -138,6 +142,8 @@ def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepar
         assert heat["type"] == "heatmap"
         assert values(heat["x"]) == [f"{a:g}" for a in alphas] and values(heat["y"]) == [f"{v:g}" for v in lams]
         assert values(heat["z"]) == reference.grid(metric), title  # the single runs' numbers, exactly
+        if metric != "mia":  # on digits only retain-train (MIA's members) is sampled: accuracies are whole-subset
+            assert values(heat["z"]) == unbounded.grid(metric), title
 
     frontier = charts["Trade-off frontier"]["data"]
     every = [(x, y) for trace in frontier[:2] for x, y in zip(values(trace["x"]), values(trace["y"]))]

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import torch
 
 from ssd_core.data import ForgetRequest, load_dataset, make_split
@@ -11,7 +12,10 @@ from ssd_core.metrics import (
     evaluate,
     gap_to_retrain,
     is_over_forgetting,
+    is_channels_last,
     js_divergence,
+    logistic_regression_1d,
+    logits_of,
     mia_from_entropies,
     zrf_score,
 )
@@ -25,6 +29,37 @@ def test_mia_separates_members():
     assert mia_from_entropies(retain, test, torch.full((50,), 0.05)) == 1.0
     assert mia_from_entropies(retain, test, torch.full((50,), 1.5)) == 0.0
     assert mia_from_entropies(retain, test, torch.empty(0)) is None
+
+
+def test_mia_regression_is_the_scikit_learn_optimum():
+    """The exact two-parameter Newton solve finds the optimum of scikit-learn's balanced, L2 objective."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    for n_members, n_outside, shape in ((1295, 360, 1.0), (200, 900, 2.0), (60, 60, 0.5)):
+        x = np.concatenate([rng.gamma(shape, 0.3, n_members), rng.gamma(2.0, 0.5, n_outside)])
+        y = np.concatenate([np.ones(n_members), np.zeros(n_outside)])
+        reference = LogisticRegression(class_weight="balanced", tol=1e-12, max_iter=10_000).fit(x.reshape(-1, 1), y)
+        a, b = logistic_regression_1d(x, y)
+        assert math.isclose(a, float(reference.coef_[0, 0]), rel_tol=1e-5)
+        assert math.isclose(b, float(reference.intercept_[0]), rel_tol=1e-5)
+        forget = rng.gamma(1.5, 0.4, 300)
+        members = np.mean(reference.predict(forget.reshape(-1, 1)))
+        mia = mia_from_entropies(torch.tensor(x[:n_members]), torch.tensor(x[n_members:]), torch.tensor(forget))
+        assert abs(mia - members) <= 1 / 300  # at most one sample on the boundary may differ
+
+
+def test_fast_evaluation_leaves_the_model_alone_and_agrees():
+    dataset = load_dataset("digits")
+    model = build_for_dataset("smallcnn", dataset, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    test = dataset.test()
+    fast = logits_of(model, test, "cpu")  # a private channels_last copy on the CPU
+    assert not is_channels_last(model) or not any(p.dim() == 4 for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    plain = torch.cat([model(test.x[i : i + 100].float() / 255.0) for i in range(0, len(test), 100)]).detach()
+    assert fast.shape == plain.shape and torch.allclose(fast, plain, atol=1e-4)
+    assert torch.equal(fast.argmax(1), plain.argmax(1))
 
 
 def test_js_and_zrf_formula():

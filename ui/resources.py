@@ -44,7 +44,7 @@ from ssd_core.importance import ImportanceCache, model_fingerprint
 from ssd_core.methods import available_methods, get_method
 from ssd_core.methods.base import MethodSpec
 from ssd_core.methods.ssd import SSDImportances, ssd_importances
-from ssd_core.metrics import Evaluation, SplitOutputs, evaluate_outputs, random_reference_logits, split_outputs
+from ssd_core.metrics import Evaluation, SplitOutputs, evaluate_outputs, random_reference_logits, split_outputs, to_channels_last
 from ssd_core.models import ModelSpec, get_spec, last_conv_layer, resolve_device
 from ssd_core.progress import OptionalProgress, report, scaled
 from ssd_core.train import TrainConfig, TrainedModel, accuracy, load_or_train, train_model
@@ -504,8 +504,9 @@ class LiveResult:
 
 
 def scratch_model(prepared: Prepared) -> nn.Module:
-    """A private same-architecture model to dampen into (one per session and prepared run)."""
-    return copy.deepcopy(prepared.model)
+    """A private same-architecture model to dampen into (one per session and prepared run), laid
+    out channels_last so each slider move's evaluation runs without a further copy."""
+    return to_channels_last(copy.deepcopy(prepared.model))
 
 
 def _evaluate_live(prepared: Prepared, model: nn.Module) -> tuple[SplitOutputs, Evaluation]:

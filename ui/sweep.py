@@ -8,7 +8,6 @@ so a setting picked on the landscape is exactly a setting the live sliders can s
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from ssd_core import figures
 from ssd_core.dampening import dampen
 from ssd_core.metrics import logits_of
 from ssd_core.progress import OptionalProgress, report, scaled
-from ssd_core.sweep import SplitEvaluator, SweepPoint, SweepResult, closest_to_retrain, log_grid, mark_pareto, suggest_alpha, sweep
+from ssd_core.sweep import (BIG_DATASET, MemoEvaluator, SplitEvaluator, SweepPoint, SweepResult, closest_to_retrain,
+                            default_eval_bound, log_grid, mark_pareto, suggest_alpha, sweep)
 
 from . import resources
 from .live import K_ALPHA_FOR  # set with a setting so live.init_sliders keeps it (see ui.presets)
@@ -110,8 +110,6 @@ def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 K_LANDSCAPE = "_landscape"
 K_APPLIED_SETTING = "_landscape_applied"
-BIG_DATASET = 2000  # training images above which evaluation is bounded by default
-DEFAULT_EVAL_BOUND = 250
 METRICS = {  # heatmaps: metric -> (label, better, note)
     "forget": ("Forget accuracy", "low", None),
     "retain_test_acc": ("Retain accuracy (test)", "high", None),
@@ -154,42 +152,6 @@ def lambda_grid(low: float, high: float, n: int) -> list[float]:
         if r not in out:
             out.append(r)
     return out
-
-
-def default_eval_bound(n_train: int) -> int | None:
-    """Evaluate everything on small data (numbers equal single runs); bound it on bigger data."""
-    return None if n_train <= BIG_DATASET else DEFAULT_EVAL_BOUND
-
-
-class MemoEvaluator:
-    """A :class:`SplitEvaluator` that evaluates each distinct dampened model once.
-
-    Different (alpha, lambda) often give bitwise the same model: nothing selected at a high alpha,
-    or lambda >= I_f/I_D for every parameter between alpha and lambda (beta = 1 there). The key is
-    a hash of every parameter's bytes, so reuse is exact."""
-
-    def __init__(self, evaluator: SplitEvaluator) -> None:
-        self.evaluator = evaluator
-        self.cache: dict[str, dict[str, float | None]] = {}
-        self.hits = 0
-
-    @staticmethod
-    def fingerprint(model: torch.nn.Module) -> str:
-        digest = hashlib.blake2b(digest_size=16)
-        for p in model.parameters():
-            digest.update(p.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()
-
-    def __call__(self, model: torch.nn.Module) -> dict[str, float | None]:
-        key = self.fingerprint(model)
-        if key in self.cache:
-            self.hits += 1
-        else:
-            self.cache[key] = self.evaluator(model)
-        return dict(self.cache[key])
-
-    def sizes(self) -> dict[str, int]:
-        return self.evaluator.sizes()
 
 
 def run_landscape(
