@@ -41,10 +41,14 @@ gradient) use forget_weight 1: 10 wrecks the model in a few steps.
 Known limit, measured on digits/smallcnn (16 random training digits, seeds 0 and 1): forcing
 typical training digits to be misclassified drags similar test digits with them, far more than
 the paper reports on CIFAR-10. Defaults: test accuracy 0.99 -> about 0.3 (naive: 0.1 without
-even finishing); no setting of lr, forget_weight, reg_weight, eps or attacks per image found in a
-sweep of several hundred runs both forgets all 16 and keeps test accuracy within 5 points; the
-best was relabelling each instance to the next class (0.94 / 0.88), the best -CE setting that
-finished 0.72. Higher reg_weight keeps more accuracy but leaves instances unforgotten at the cap.
+even finishing). The mechanism is generalisation, not overshoot: seed 1 forgets five 0s and three
+8s, and by step 15 the model predicts no test image as 0 or 8 at all; freezing the classifier
+head or a 10x smaller learning rate collapses the same way. The reference code's weighting
+(-CE weighted k / (k + adversarial batch), reg_weight 12.5, lr 0.008) keeps test accuracy at 0.97
+but forgets 1 of 16 in 3,000 steps. No setting of lr, forget_weight, reg_weight, eps or attacks
+per image found in a sweep of several hundred runs both forgets all 16 and keeps test accuracy
+within 5 points; relabelling each instance to the next class or to the original model's
+runner-up class finishes at 0.71 to 0.85 (seeds 0 to 2).
 """
 
 from __future__ import annotations
