@@ -89,8 +89,8 @@ def default_eval_bound(n_train: int) -> int:
     """The landscape's default images per subset. On digits (1,437 training images) only the
     retain-train subset is sampled: 500 of its 1,295 images, the members MIA's attack learns
     from; forget-train and both test subsets are evaluated whole, so the forget and retain-test
-    heatmaps equal full single runs. That halves a 10 x 10 grid's cost (about 3.5 s instead of
-    6.5 s on 2 CPU cores). Bigger data samples every subset, 250 each."""
+    heatmaps equal full single runs. That cuts a 10 x 10 grid from 4.7 s to 2.8 s on 2 quiet CPU
+    cores (``bench/bench_sweep.py``). Bigger data samples every subset, 250 each."""
     return SMALL_EVAL_BOUND if n_train <= BIG_DATASET else BIG_EVAL_BOUND
 
 
