@@ -22,8 +22,9 @@ from ssd_core import figures
 from ssd_core.dampening import dampen
 from ssd_core.metrics import logits_of
 from ssd_core.progress import OptionalProgress, report, scaled
-from ssd_core.sweep import (BIG_DATASET, MemoEvaluator,  # BIG_DATASET, default_eval_bound: used by the page SplitEvaluator, SweepPoint, SweepResult, closest_to_retrain,
-                            default_eval_bound, log_grid, mark_pareto, suggest_alpha, sweep)
+from ssd_core.sweep import BIG_DATASET, default_eval_bound  # noqa: F401  (the page reads them from here)
+from ssd_core.sweep import (MemoEvaluator, SplitEvaluator, SweepPoint, SweepResult, closest_to_retrain, log_grid,
+                            mark_pareto, suggest_alpha, sweep)
 
 from . import resources
 from .live import K_ALPHA_FOR  # set with a setting so live.init_sliders keeps it (see ui.presets)
