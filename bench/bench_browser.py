@@ -50,17 +50,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(port: int | None = None, timeout_s: float = 90.0, threads: int = 1) -> Iterator[str]:
-    """Run the dashboard headless in a subprocess; yields its URL; stops it afterwards."""
+def serve(port: int | None = None, timeout_s: float = 90.0, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``streamlit run app.py`` headless on 127.0.0.1 (a free port unless given), with ``env`` added to
+    the environment; yields (url, process) once it answers its health check; stops it afterwards.
+    The one server start of the benchmarks and browser tests (``load_test`` uses it too)."""
     port = port or free_port()
-    env = dict(os.environ, UNLEARNING_LAB_THREADS=str(threads), PYTHONUNBUFFERED="1")
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true", "--server.fileWatcherType", "none", "--server.port", str(port),
         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
     ]
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-", suffix=".log", delete=False)
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s
@@ -77,7 +79,7 @@ def streamlit_server(port: int | None = None, timeout_s: float = 90.0, threads: 
             if time.monotonic() > deadline:
                 raise TimeoutError(f"streamlit did not answer on {url} within {timeout_s:.0f} s")
             time.sleep(0.2)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:
@@ -87,6 +89,13 @@ def streamlit_server(port: int | None = None, timeout_s: float = 90.0, threads: 
             process.wait(timeout=5)
         log.close()
         os.unlink(log.name)
+
+
+@contextmanager
+def streamlit_server(port: int | None = None, timeout_s: float = 90.0, threads: int = 1) -> Iterator[str]:
+    """Run the dashboard headless in a subprocess; yields its URL; stops it afterwards."""
+    with serve(port, timeout_s, {"UNLEARNING_LAB_THREADS": str(threads)}) as (url, _):
+        yield url
 
 
 def launch_browser(playwright):

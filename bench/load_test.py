@@ -40,28 +40,19 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("UNLEARNING_LAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# the alpha ladder of the UI (ui.state.ALPHA_VALUES), repeated so the bench imports no app code
-ALPHA_VALUES = (0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100)
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_browser import ALPHA_VALUES, CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402  (one copy of the server start)
+
 DEFAULT_ALPHA = 10
 TARGETS = {"users": 30, "errors": 0, "slider_latency_p95_s": 5.0, "peak_server_rss_mb": 4096}
 KB = 1024
@@ -71,52 +62,12 @@ KB = 1024
 # The server and its memory
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def streamlit_server(timeout_s: float = 90.0, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``streamlit run app.py`` on 127.0.0.1 and a free port; yields (url, process); stops it afterwards."""
-    port = free_port()
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.headless", "true", "--server.fileWatcherType", "none", "--server.port", str(port),
-        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-    ]
-    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    full_env.setdefault("UNLEARNING_LAB_THREADS", "1")
-    log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-load-", suffix=".log", delete=False)
-    process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log.read()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"streamlit did not answer on {url} within {timeout_s:.0f} s")
-            time.sleep(0.2)
-        yield url, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.close()
-        os.unlink(log.name)
+    """The dashboard on 127.0.0.1 and a free port (``bench_browser.serve``, one torch thread unless
+    ``env`` says otherwise); yields (url, process); stops it afterwards."""
+    with serve(timeout_s=timeout_s, env={"UNLEARNING_LAB_THREADS": "1", **(env or {})}) as running:
+        yield running
 
 
 def _status_kb(pid: int, field: str) -> int:
