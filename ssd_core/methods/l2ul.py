@@ -5,13 +5,18 @@ using only the model and those instances: no retain data is read.
 
 Per step, with the whole forget set as one batch:
 
-    loss = forget_weight * L_forget + CE(adversarial batch, target labels) + reg_weight * R
+    loss = forget_weight * L_forget + adv_weight * CE(adversarial batch, target labels)
+           + CE(neighbours, original predictions) + reg_weight * R
 
-- ``L_forget`` = -CE(instance, its label), summed over the instances the model still classifies
-  correctly and divided by their total number (push each away from its label until it is
-  misclassified; an instance already misclassified is not pushed further, which keeps the
-  unbounded -CE from running away). With ``relabel`` set, CE towards new labels instead (one per
-  instance in training-index order, one for all, or ``random``: a seeded random other class each).
+- ``L_forget`` = weighted -CE(instance, its label), averaged over the k instances. The weight of
+  an instance is 0 once the model misclassifies it (an instance already forgotten is not pushed
+  further, which keeps the unbounded -CE from running away) and 1 / (1 - p(label)) (a constant in
+  the backward pass) while it is still recognised. The -CE gradient of an instance scales with
+  1 - p(label), so without that weight a confidently known instance barely moves, and forcing it
+  out needs a large forget_weight that drags whole classes along (the defaults before this weight
+  reached test accuracy 0.36 on digits); with it every instance gets a unit push in logit space.
+  With ``relabel`` set, plain CE towards new labels instead (one per instance in training-index
+  order, one for all, or ``random``: a seeded random other class each).
 - Adversarial examples stand in for the retain data (variants ``adv`` and ``adv+imp``): for each
   forget image ``adv_per_image`` targeted L2 PGD attacks towards distinct random other labels,
   generated once from the original model in [0, 1] pixel space: start at the image,
@@ -19,6 +24,12 @@ Per step, with the whole forget set as one batch:
   target's cross-entropy, each followed by projection onto the L2 ball of radius ``adv_eps``
   around the image and clipping to [0, 1]. Each step trains on a random batch of at most
   ``adv_batch_size`` of them with their target labels.
+- Neighbours (same variants; our addition, not in the paper): ``neighbours_per_image`` points at
+  L2 distance ``neighbour_radius`` from each forget image in random directions, labelled with the
+  original model's prediction (almost always the image's own class). The adversarial examples all
+  carry other labels, so nothing in the paper's loss says the forget instances' classes still
+  exist near them; these points do, and the model has to carve out the instance itself rather
+  than the class. ``neighbours_per_image=0`` gives the paper's method.
 - ``R`` (variant ``adv+imp``) = sum_i w_i * (theta_i - theta0_i)^2 / 2 with w = 1 - importance,
   importance = MAS on the forget set (mean |gradient| of the L2 norm of the logits,
   ``importance.compute_importance(..., "mas")``) min-max normalised per tensor (a constant tensor
@@ -31,24 +42,19 @@ images would give meaningless statistics, and eval mode is how "forgotten" is ju
 stops as soon as every forget instance is misclassified in eval mode (checked before every step on
 the same forward pass) or after ``max_steps``.
 
-Defaults: forget_weight 10, reg_weight 3, adversarial eps 2, 4 attacks per image. With
-forget_weight 1 the -CE gradient of an instance the model is very sure of is tiny (it scales with
-1 - p(label)), so the adversarial and anchoring terms hold the last instances in place and the
-step cap is reached with some still remembered; with 10 every instance of a 16-sample digits
-request is forgotten in a few dozen steps. For ``relabel`` (a bounded loss with a full-size
-gradient) use forget_weight 1: 10 wrecks the model in a few steps.
-
-Known limit, measured on digits/smallcnn (16 random training digits, seeds 0 and 1): forcing
-typical training digits to be misclassified drags similar test digits with them, far more than
-the paper reports on CIFAR-10. Defaults: test accuracy 0.99 -> about 0.3 (naive: 0.1 without
-even finishing). The mechanism is generalisation, not overshoot: seed 1 forgets five 0s and three
-8s, and by step 15 the model predicts no test image as 0 or 8 at all; freezing the classifier
-head or a 10x smaller learning rate collapses the same way. The reference code's weighting
-(-CE weighted k / (k + adversarial batch), reg_weight 12.5, lr 0.008) keeps test accuracy at 0.97
-but forgets 1 of 16 in 3,000 steps. No setting of lr, forget_weight, reg_weight, eps or attacks
-per image found in a sweep of several hundred runs both forgets all 16 and keeps test accuracy
-within 5 points; relabelling each instance to the next class or to the original model's
-runner-up class finishes at 0.71 to 0.85 (seeds 0 to 2).
+Defaults (forget_weight 1, adv_weight 10, 9 attacks per image at eps 4, 8 neighbours at radius 1,
+reg_weight 0.3), measured on digits/smallcnn with 16 random training digits, request seeds 0 to 4
+(original test accuracy 0.994): every instance is forgotten in 70 to 150 steps, and test accuracy
+ends at 0.950, 0.936, 0.886, 0.964, 0.914 (mean 0.93): the 5-point target holds on seeds 0 and 3.
+Without the neighbours (the paper's stand-ins only) seed 0 ends at 0.82; naive at 0.17.
+Forgetting typical training digits drags similar test digits along on an 8x8 dataset far more
+than the paper reports on CIFAR-10: even with 512 real retain images in place of the stand-ins,
+stopping at the first step where all 16 are misclassified gives 0.94 on seed 0. The importance
+regulariser does not help here (reg_weight 3 gives 0.94 / 0.84 on seeds 0 / 1, 10 stops forgetting
+before the cap); with the 1 / (1 - p) weight the adversarial examples and neighbours carry the
+retention. The reference code's weighting (-CE weighted k / (k + adversarial batch),
+reg_weight 12.5, lr 0.008) keeps test accuracy at 0.97 but forgets 1 of 16 in 3,000 steps.
+For ``relabel`` (a bounded loss with a full-size gradient) forget_weight 1 fits too.
 """
 
 from __future__ import annotations
@@ -75,14 +81,17 @@ class L2ULConfig:
     variant: str = param("adv+imp", "naive: forget loss only; adv: + adversarial examples; adv+imp: + weight-importance regulariser", choices=VARIANTS)
     lr: float = param(1e-3, "SGD learning rate (momentum 0.9)", min=1e-6, max=1.0, log=True)
     max_steps: int = param(500, "step cap (training stops earlier once every instance is misclassified)", min=1, max=100_000)
-    forget_weight: float = param(10.0, "weight of the forget loss", min=0.0, max=1000.0)
+    forget_weight: float = param(1.0, "weight of the forget loss", min=0.0, max=1000.0)
     relabel: str = param("", "new labels: comma separated (one per forget instance in training-index order, or one for all), or 'random'; empty = negative cross-entropy")
-    adv_per_image: int = param(4, "adversarial examples per forget image (distinct random target labels)", min=1, max=100)
-    adv_eps: float = param(2.0, "L2 radius of the attacks in [0, 1] pixel space", min=0.01, max=100.0)
+    adv_per_image: int = param(9, "adversarial examples per forget image (distinct random target labels)", min=1, max=100)
+    adv_eps: float = param(4.0, "L2 radius of the attacks in [0, 1] pixel space", min=0.01, max=100.0)
     adv_step: float = param(0.1, "L2 size of each PGD step", min=1e-4, max=10.0)
     adv_steps: int = param(100, "PGD steps per attack", min=1, max=1000)
-    adv_batch_size: int = param(128, "adversarial examples per training step", min=1, max=100_000)
-    reg_weight: float = param(3.0, "strength of the weight-importance regulariser (adv+imp)", min=0.0, max=1e6)
+    adv_batch_size: int = param(256, "adversarial examples per training step", min=1, max=100_000)
+    adv_weight: float = param(10.0, "weight of the adversarial-example loss", min=0.0, max=1000.0)
+    neighbours_per_image: int = param(8, "random neighbours per forget image kept at the original model's prediction (not in the paper; 0 = the paper's retain stand-ins only)", min=0, max=100)
+    neighbour_radius: float = param(1.0, "L2 distance of those neighbours from their image, [0, 1] pixel space", min=0.01, max=100.0)
+    reg_weight: float = param(0.3, "strength of the weight-importance regulariser (adv+imp)", min=0.0, max=1e6)
     importance_batch_size: int = param(64, "batch size for the MAS importance", min=1, max=4096)
     seed: int = param(0, "seed for the attack targets, random relabels and the adversarial batches", min=0, max=2**31 - 1)
 
@@ -144,6 +153,15 @@ def targeted_l2_pgd(
     return torch.cat(out) if out else x.clone()
 
 
+def random_neighbours(x: torch.Tensor, per_image: int, radius: float, generator: torch.Generator) -> torch.Tensor:
+    """``per_image`` points at L2 distance ``radius`` from each image in random directions, clipped to [0, 1]."""
+    source = x.repeat_interleave(per_image, dim=0)
+    noise = torch.randn(source.shape, generator=generator).to(x.device)
+    view = (-1,) + (1,) * (x.dim() - 1)
+    noise = noise * (radius / noise.flatten(1).norm(dim=1).clamp_min(1e-12).view(view))
+    return (source + noise).clamp_(0.0, 1.0)
+
+
 def inverted_importance(importance: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """1 - min-max-normalised importance, per tensor (a constant tensor gives weight 1)."""
     weights = {}
@@ -188,6 +206,11 @@ def _run(model: nn.Module, split: ForgetSplit, config: L2ULConfig, *, device: to
                 with torch.no_grad():
                     adv_success = float((original(adv_x).argmax(1) == adv_y).float().mean())
             report(progress, 0.2, f"{len(adv_y)} adversarial examples ({adv_success:.0%} reach their target)")
+        near_x = near_y = None
+        if use_adv and config.neighbours_per_image > 0:
+            near_x = random_neighbours(xf, config.neighbours_per_image, config.neighbour_radius, generator)
+            with torch.no_grad():
+                near_y = original(near_x).argmax(1)
 
         work = working_copy(model, device).eval()
         anchor_weights = None
@@ -210,16 +233,21 @@ def _run(model: nn.Module, split: ForgetSplit, config: L2ULConfig, *, device: to
                 if bool(wrong.all()) or steps >= config.max_steps:
                     break
                 if targets_f is None:
-                    per_instance = -F.cross_entropy(logits, yf, reduction="none") * (~wrong).float()
+                    ce = F.cross_entropy(logits, yf, reduction="none")
+                    # weight 1 / (1 - p(label)): every instance gets a unit push in logit space
+                    weight = (~wrong).float() / (-torch.expm1(-ce)).clamp_min(1e-6).detach()
+                    per_instance = -ce * weight
                 else:
                     per_instance = F.cross_entropy(logits, targets_f, reduction="none")
                 loss = config.forget_weight * per_instance.sum() / k
                 if adv_x is not None:
                     if len(adv_x) > config.adv_batch_size:
                         pick = torch.randperm(len(adv_x), generator=generator)[: config.adv_batch_size].to(device)
-                        loss = loss + F.cross_entropy(work(adv_x[pick]), adv_y[pick])
+                        loss = loss + config.adv_weight * F.cross_entropy(work(adv_x[pick]), adv_y[pick])
                     else:
-                        loss = loss + F.cross_entropy(work(adv_x), adv_y)
+                        loss = loss + config.adv_weight * F.cross_entropy(work(adv_x), adv_y)
+                if near_x is not None:
+                    loss = loss + F.cross_entropy(work(near_x), near_y)
                 if anchor_weights is not None:
                     penalty = sum((anchor_weights[n] * (p - theta0[n]).pow(2)).sum() for n, p in named) / 2
                     loss = loss + config.reg_weight * penalty
@@ -250,6 +278,7 @@ def _run(model: nn.Module, split: ForgetSplit, config: L2ULConfig, *, device: to
             "n_forgotten": n_forgotten,
             "n_forget": k,
             "n_adversarial": 0 if adv_x is None else len(adv_x),
+            "n_neighbours": 0 if near_x is None else len(near_x),
             "adversarial_success": adv_success,
             "instances": instances,
             "history": history,
