@@ -192,7 +192,7 @@ def test_l2ul_neighbours_keep_more_than_the_papers_stand_ins_alone(l2ul_run, ins
 def test_l2ul_relabel_moves_instances_to_the_given_labels(digits, instance_split):
     new = [(int(y) + 1) % 10 for y in instance_split.forget_train.y]
     result = run_method(
-        "l2ul", digits[1], instance_split, device="cpu", variant="naive", forget_weight=1.0, relabel=",".join(map(str, new))
+        "l2ul", digits[1], instance_split, device="cpu", variant="naive", relabel=",".join(map(str, new))
     )
     assert result.diagnostics["all_forgotten"]
     assert [row["new_label"] for row in result.diagnostics["instances"]] == new
