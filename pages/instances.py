@@ -10,7 +10,7 @@ st.title("Forget chosen images")
 st.markdown(
     "Pick a few training images and make the model forget them — using **only the model and those images**, "
     "no retain data. *naive* pushes each image away from its label; *adv* also trains on adversarial "
-    "examples that stand in for the rest of the data; *adv+imp* also anchors the weights that do not matter "
+    "examples and on nearby copies kept at their class, which stand in for the rest of the data; *adv+imp* also anchors the weights that do not matter "
     "for the chosen images. Training stops as soon as every chosen image is misclassified."
 )
 preload = preload_charts()
