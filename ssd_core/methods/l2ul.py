@@ -177,6 +177,14 @@ def inverted_importance(importance: dict[str, torch.Tensor]) -> dict[str, torch.
     return weights
 
 
+def _batch_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """CE on all of (x, y), or on a random batch of ``batch_size`` of them when there are more."""
+    if len(x) > batch_size:
+        pick = torch.randperm(len(x), generator=generator)[:batch_size].to(x.device)
+        x, y = x[pick], y[pick]
+    return F.cross_entropy(model(x), y)
+
+
 def _run(model: nn.Module, split: ForgetSplit, config: L2ULConfig, *, device: torch.device, progress: OptionalProgress = None) -> MethodResult:
     watch = Stopwatch()
     forget = split.forget_train
@@ -245,17 +253,9 @@ def _run(model: nn.Module, split: ForgetSplit, config: L2ULConfig, *, device: to
                     per_instance = F.cross_entropy(logits, targets_f, reduction="none")
                 loss = config.forget_weight * per_instance.sum()
                 if adv_x is not None:
-                    if len(adv_x) > config.adv_batch_size:
-                        pick = torch.randperm(len(adv_x), generator=generator)[: config.adv_batch_size].to(device)
-                        loss = loss + config.adv_weight * F.cross_entropy(work(adv_x[pick]), adv_y[pick])
-                    else:
-                        loss = loss + config.adv_weight * F.cross_entropy(work(adv_x), adv_y)
+                    loss = loss + config.adv_weight * _batch_ce(work, adv_x, adv_y, config.adv_batch_size, generator)
                 if near_x is not None:
-                    if len(near_x) > config.adv_batch_size:
-                        pick = torch.randperm(len(near_x), generator=generator)[: config.adv_batch_size].to(device)
-                        loss = loss + F.cross_entropy(work(near_x[pick]), near_y[pick])
-                    else:
-                        loss = loss + F.cross_entropy(work(near_x), near_y)
+                    loss = loss + _batch_ce(work, near_x, near_y, config.adv_batch_size, generator)
                 if anchor_weights is not None:
                     penalty = sum((anchor_weights[n] * (p - theta0[n]).pow(2)).sum() for n, p in named) / 2
                     loss = loss + config.reg_weight * penalty
