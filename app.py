@@ -1,4 +1,10 @@
-"""Unlearning Lab: page config and navigation over pages/ (nothing else lives here)."""
+"""Unlearning Lab: page config and navigation over app_pages/ (nothing else lives here).
+
+The pages live in app_pages/, not pages/: Streamlit treats a folder called pages/ next to the
+entry point as its legacy multipage layout, and then runs a page's file without this script on a
+fresh server's first request (and on every run under streamlit.testing), skipping the navigation,
+the URL sync and the mirror below.
+"""
 
 import streamlit as st
 
@@ -12,16 +18,18 @@ apply_style()
 presentation_toggle()  # projector mode: larger text, colour-blind-safe figures
 page = st.navigation(
     [
-        st.Page("pages/unlearn.py", title="Unlearn", icon=":material/auto_fix_high:", default=True),
-        st.Page("pages/lesson.py", title="Lesson", icon=":material/cast_for_education:"),
-        st.Page("pages/sweep.py", title="Landscape", icon=":material/grid_on:"),
-        st.Page("pages/compare.py", title="Compare methods", icon=":material/compare_arrows:"),
-        st.Page("pages/instances.py", title="Forget instances", icon=":material/photo_library:"),
-        st.Page("pages/saps.py", title="SAPS selection", icon=":material/filter_center_focus:"),
-        st.Page("pages/about.py", title="How SSD works", icon=":material/school:"),
+        st.Page("app_pages/unlearn.py", title="Unlearn", icon=":material/auto_fix_high:", default=True),
+        st.Page("app_pages/lesson.py", title="Lesson", icon=":material/cast_for_education:"),
+        st.Page("app_pages/sweep.py", title="Landscape", icon=":material/grid_on:"),
+        st.Page("app_pages/compare.py", title="Compare methods", icon=":material/compare_arrows:"),
+        st.Page("app_pages/instances.py", title="Forget instances", icon=":material/photo_library:"),
+        st.Page("app_pages/saps.py", title="SAPS selection", icon=":material/filter_center_focus:"),
+        st.Page("app_pages/about.py", title="How SSD works", icon=":material/school:"),
     ]
 )
-links.follow_page_link(page)  # a shared link may name another page
 load_libraries()  # once per server: sessions arriving together must not import torch side by side
+from ui.sidebar import follow_url  # noqa: E402  (heavy: torch; after load_libraries)
+
+follow_url(page)  # the run setup follows a URL changed from outside (a shared link, the back button)
 page.run()
 links.mirror(links.page_name(page))  # keep the URL a shareable link of what is on screen

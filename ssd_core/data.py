@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .indices import format_indices, parse_indices  # noqa: F401  (the one index parser, re-exported)
 
 # ---------------------------------------------------------------------------------------------
 # Dataset container
@@ -419,20 +420,3 @@ def make_split(dataset: ImageDataset, request: ForgetRequest) -> ForgetSplit:
     )
 
 
-def parse_indices(text: str | Sequence[int]) -> tuple[int, ...]:
-    """'1,5,9' or '3-7' or a sequence -> a sorted tuple of unique indices."""
-    if not isinstance(text, str):
-        return tuple(sorted({int(i) for i in text}))
-    values: set[int] = set()
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        try:
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                values.update(range(int(lo), int(hi) + 1))
-            else:
-                values.add(int(part))
-        except ValueError as exc:
-            raise InputError(f"'{part}' is not a sample index; use numbers like 1,5,9 or 3-7.") from exc
-    return tuple(sorted(values))

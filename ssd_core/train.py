@@ -171,6 +171,32 @@ def train_model(
     return TrainedModel(model.cpu().eval(), config, test_acc, seconds, "trained")
 
 
+def estimate_training_seconds(
+    dataset: ImageDataset, config: TrainConfig, device: str | torch.device = "cpu", probe_steps: int = 3
+) -> float:
+    """About how long :func:`train_model` takes for ``config`` here: a few timed training steps on
+    real batches (after one warm-up step), scaled to the whole schedule. Costs well under a second
+    for the registry's models on the embedded data; the trained weights are thrown away."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    model = build_for_dataset(config.model, dataset, seed=config.seed).to(device).train()
+    opt = make_optimizer(model.parameters(), config.optimizer, config.lr, config.weight_decay)
+    n = len(dataset.train_y)
+    batch = min(config.batch_size, n)
+    steps = max(1, config.epochs * ((n + config.batch_size - 1) // config.batch_size))
+    x = to_float(dataset.train_x[:batch], device)
+    y = dataset.train_y[:batch].to(device)
+    timings = []
+    for _ in range(probe_steps + 1):
+        start = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        timings.append(time.perf_counter() - start)
+    per_step = sorted(timings[1:])[len(timings[1:]) // 2]
+    return per_step * steps
+
+
 def save_checkpoint(trained: TrainedModel, path_stem: Path, dataset_fingerprint: str) -> None:
     """Write ``<stem>.safetensors`` and ``<stem>.json``."""
     from safetensors.torch import save_file

@@ -15,6 +15,8 @@ if str(ROOT) not in sys.path:
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from apptest_helpers import shown_text  # noqa: E402
+
 from ssd_core.dampening import dampen  # noqa: E402
 from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
 from ssd_core.methods.ssd import ssd_importances  # noqa: E402
@@ -161,12 +163,12 @@ def test_every_view_and_page_renders(app):
 
     at = app
     expected = {
-        "Accuracy shifts": ["Accuracy and MIA", "Per-class test accuracy", "Test confusion matrices"],
-        "Importance ratios": ["Importance ratio per layer", "Parameters selected per layer", "I_D vs I_f", "Importance ratios of"],
-        "Dampened weights": ["features", "How much each filter"],
-        "Saliency maps": ["Saliency: attribution"],
-        "Forgetting signal": ["Per-sample loss"],
-        "Export": [],
+        "accuracy": ["Accuracy and MIA", "Per-class test accuracy", "Test confusion matrices"],
+        "importance": ["Importance ratio per layer", "Parameters selected per layer", "I_D vs I_f", "Importance ratios of"],
+        "weights": ["features", "How much each filter"],
+        "saliency": ["Saliency: attribution"],
+        "signal": ["Per-sample loss"],
+        "export": [],
     }
     at.select_slider(key="alpha").set_value(10.0).run()
     for name in VIEWS:
@@ -179,7 +181,7 @@ def test_every_view_and_page_renders(app):
     assert {"Metrics (CSV)", "Results (JSON)", "Model (safetensors)", "Report (HTML)"} <= set(labels)
 
     scatter = None
-    at.segmented_control(key="view").set_value("Importance ratios").run()
+    at.segmented_control(key="view").set_value("importance").run()
     scatter = chart(at, "I_D vs I_f")
     line = scatter["data"][-1]
     assert values(line["y"])[0] / values(line["x"])[0] == pytest.approx(10.0)
@@ -187,16 +189,16 @@ def test_every_view_and_page_renders(app):
     line = chart(at, "I_D vs I_f")["data"][-1]
     assert values(line["y"])[0] / values(line["x"])[0] == pytest.approx(100.0)  # the alpha line moved
 
-    at.segmented_control(key="view").set_value("Saliency maps").run()
+    at.segmented_control(key="view").set_value("saliency").run()
     at.segmented_control(key="opt_saliency_method").set_value("gradcam").run()
     assert_clean(at)
     assert chart(at, "Grad-CAM: attribution")
 
-    at.switch_page("pages/sweep.py").run()
+    at.switch_page("app_pages/sweep.py").run()
     assert_clean(at)
     sweep = chart(at, "Alpha sweep")
     assert len(values(sweep["data"][0]["x"])) == 19 and at.success
-    at.switch_page("pages/about.py").run()
+    at.switch_page("app_pages/about.py").run()
     assert_clean(at)
     assert any("Selective Synaptic Dampening" in t.value for t in at.title)
 
@@ -239,7 +241,7 @@ def test_errors_show_one_sentence_and_keep_the_page_usable():
     at.radio(key="setup_forget_kind").set_value("indices").run()
     at.text_input(key="setup_forget_indices").input("1, x").run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["'x' is not a sample index; use numbers like 1,5,9 or 3-7."]
+    assert [shown_text(e.value) for e in at.error] == ["'x' is not a sample index; use numbers like 1,5,9 or 3-7."]
     assert at.selectbox(key="setup_dataset").value == "digits"  # the sidebar still works
     at.text_input(key="setup_forget_indices").input("0-9").run()
     assert_clean(at)
@@ -248,7 +250,7 @@ def test_errors_show_one_sentence_and_keep_the_page_usable():
     if not torch.cuda.is_available():
         at.radio(key="setup_device").set_value("gpu").run()
         assert not at.exception
-        assert len(at.error) == 1 and at.error[0].value.startswith("CUDA was requested")
+        assert len(at.error) == 1 and shown_text(at.error[0].value).startswith("CUDA was requested")
         assert "Traceback" not in at.error[0].value
 
 
@@ -260,10 +262,10 @@ def test_export_panel_renders_images_and_builds_reloadable_files(app):
     from ui.views import ViewOptions
 
     at = app
-    at.switch_page("pages/unlearn.py").run()
+    at.switch_page("app_pages/unlearn.py").run()
     at.select_slider(key="alpha").set_value(20.0)
     at.slider(key="lam").set_value(1.0)
-    at.segmented_control(key="view").set_value("Export").run()
+    at.segmented_control(key="view").set_value("export").run()
     assert_clean(at)
     if export.find_browser() is not None:
         at.button(key="render_images").click().run()

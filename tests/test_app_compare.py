@@ -14,6 +14,8 @@ if str(ROOT) not in sys.path:
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from apptest_helpers import set_kept  # noqa: E402
+
 from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
 from ssd_core.methods import run_method  # noqa: E402
 from ssd_core.metrics import Evaluation, evaluate, is_over_forgetting, random_reference_logits  # noqa: E402
@@ -53,7 +55,7 @@ def library_eval(name: str, model, split, random_logits) -> Evaluation:
 def compared() -> AppTest:
     at = new_app()
     at.run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     assert_clean(at)
     at.multiselect(key="cmp_methods").set_value(["ssd", "finetune", "retrain"]).run()
     at.button(key="cmp_run").click().run()
@@ -122,13 +124,11 @@ def test_instances_page_unlearns_picked_images(digits_class0) -> None:
     model, _, _ = digits_class0
     at = new_app()
     at.run()
-    at.switch_page("pages/instances.py").run()
+    at.switch_page("app_pages/instances.py").run()
     assert_clean(at)
     assert len([c for c in at.checkbox if (c.key or "").startswith("inst_cb_")]) == 40  # one page of the gallery
     at.session_state["inst_picked"] = [1, 2, 3, 4]
-    at.session_state["inst_variants"] = ["naive", "adv+imp"]
-    at.session_state["inst_cfg_l2ul_max_steps"] = 20
-    at.session_state["inst_cfg_l2ul_adv_steps"] = 10
+    set_kept(at, inst_variants=["naive", "adv+imp"], inst_cfg_l2ul_max_steps=20, inst_cfg_l2ul_adv_steps=10)
     at.run()
     assert at.checkbox(key="inst_cb_1").value and not at.checkbox(key="inst_cb_0").value
     at.button(key="inst_run").click().run()
@@ -145,21 +145,20 @@ def test_instances_page_unlearns_picked_images(digits_class0) -> None:
     # the picked images become the sidebar's "picked samples" request
     at.button(key="inst_to_sidebar").click().run()
     assert_clean(at)
-    assert at.session_state["setup_forget_kind"] == "indices"
-    assert at.session_state["setup_forget_indices"] == "1, 2, 3, 4"
+    assert at.session_state["_lab_state"].forget_kind == "indices"
+    assert at.session_state["_lab_state"].forget_indices == "1-4"
+    assert at.text_input(key="setup_forget_indices").value == "1-4"
+    assert at.query_params["forget"] == "indices:1-4"
 
 
 def test_saps_page_selection_and_sweep(digits_class0) -> None:
     model, split, _ = digits_class0
     at = new_app()
     at.run()
-    at.switch_page("pages/saps.py").run()
+    at.switch_page("app_pages/saps.py").run()
     assert_clean(at)
-    at.session_state["saps_rules"] = ["sharpness", "magnitude", "random"]
-    at.session_state["saps_samples"] = 64
-    at.session_state["saps_sweep_p"] = [1.0, 2.0]
-    at.session_state["saps_sweep_rules"] = ["sharpness"]
-    at.session_state["saps_epochs"] = 1
+    set_kept(at, saps_rules=["sharpness", "magnitude", "random"], saps_samples=64, saps_sweep_p=[1.0, 2.0],
+             saps_sweep_rules=["sharpness"], saps_epochs=1)
     at.run()
     at.button(key="saps_select").click().run()
     assert_clean(at)

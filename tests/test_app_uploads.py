@@ -21,6 +21,8 @@ if str(ROOT) not in sys.path:
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from apptest_helpers import shown_text  # noqa: E402
+
 from ssd_core.checkpoints import config_for_dataset, load_model, model_bytes, read_model_config, save_model  # noqa: E402
 from ssd_core.dampening import dampen  # noqa: E402
 from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
@@ -69,7 +71,7 @@ def _values(data) -> list:
 
 
 def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return [shown_text(e.value) for e in at.error]
 
 
 def upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
@@ -147,7 +149,7 @@ def test_exported_checkpoint_upload_reproduces_the_exporters_metrics(exported):
     at.file_uploader(key=CKPT_CONFIG).set_value(("digits-smallcnn-forget3.json", meta, "application/json"))
     upload(at, CKPT, "digits-smallcnn-forget3.safetensors", weights)
     assert not at.exception and errors(at) == []
-    assert [s.value for s in at.success] == [
+    assert [shown_text(s.value) for s in at.success] == [
         "Loaded digits-smallcnn-forget3.safetensors as smallcnn (10 classes); it is now the model in use."]
     model_choice = at.selectbox(key="setup_model").value
     assert model_choice.startswith("upload:")
@@ -252,14 +254,18 @@ def test_dataset_zip_upload_trains_on_it_and_refuses_bombs_one_class_and_mixed_s
     data = _shapes_zip()
     upload(at, ZIP, "colours.zip", data)
     assert not at.exception and errors(at) == []
-    assert [w.value for w in at.warning] == ["Skipped 1 unreadable image(s): colours/blue/broken.png."]
+    assert [shown_text(w.value) for w in at.warning] == ["Skipped 1 unreadable image(s): colours/blue/broken.png."]
     expected = load_image_zip(data, image_size=None, test_fraction=0.2, seed=0, name="colours").dataset
-    assert [s.value for s in at.success] == [
+    assert [shown_text(s.value) for s in at.success] == [
         f"Loaded colours.zip: 3 classes, {len(expected.train_y)} training and {len(expected.test_y)} test images; "
         "it is now the dataset in use."]
     choice = at.selectbox(key="setup_dataset").value
     assert choice == f"upload:{expected.fingerprint()}"
     assert at.selectbox(key="setup_forget_class").options == ["0: blue", "1: green", "2: red"]
+    # training a model on the upload starts only when the user confirms it, with the expected time shown
+    assert not at.metric and any("Training it here takes about" in i.value for i in at.info)
+    at.button(key="train_confirm").click().run()
+    assert not at.exception and errors(at) == []
     caption = next(c.value for c in at.caption if "test accuracy" in c.value)
     assert caption.startswith("**smallcnn** on **colours** (trained just now, test accuracy ")
     assert pct(metric_values(at)["Retain (test)"]) > 0.9  # colours are easy to tell apart
@@ -289,7 +295,7 @@ def test_dataset_zip_upload_trains_on_it_and_refuses_bombs_one_class_and_mixed_s
 
     # resizing fixes mixed sizes; then back to a built-in dataset with the previous numbers
     at.selectbox(key="upload_dataset_image_size").set_value(8).run()
-    assert not at.exception and errors(at) == []
+    assert not at.exception and errors(at) == [] and not at.metric  # a new dataset: train again?
     assert at.selectbox(key="setup_dataset").value != choice  # the resized upload is a new dataset in use
     at.selectbox(key="setup_dataset").set_value("digits").run()
     assert not at.exception and errors(at) == [] and metric_values(at) == default_metrics

@@ -105,8 +105,6 @@ def test_a_selection_becomes_a_setting():
     assert landscape.pick_from_selection(box, result) is points[0]  # the Pareto one
     assert landscape.pick_from_selection({"points": [{"x": 1}]}, result) is None
     assert landscape.pick_from_selection(None, result) is None
-    state = landscape.setting_state(23.0, 0.123, "smallcnn", "ssd")
-    assert state[K_ALPHA] == 20.0 and state[K_LAMBDA] == 0.12 and state[landscape.K_ALPHA_FOR] == ("smallcnn", "ssd")
 
 
 def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepared):
@@ -114,7 +112,7 @@ def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepar
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()
-    at.switch_page("pages/sweep.py").run()
+    at.switch_page("app_pages/sweep.py").run()
     assert not at.exception, [e.message for e in at.exception]
     at.select_slider(key="ls_alpha_lo").set_value(3.0)
     at.select_slider(key="ls_alpha_hi").set_value(100.0)
@@ -156,30 +154,31 @@ def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepar
     # a Pareto setting goes to the live sliders and stays there on the Unlearn page
     pick = at.selectbox(key="ls_pick").value
     at.button(key="ls_use_pareto").click().run()
-    assert (at.session_state[K_ALPHA], at.session_state[K_LAMBDA]) == pick
+    s = at.session_state["_lab_state"]
+    assert (s.alpha, s.lam) == pick
     assert any(f"α = {pick[0]:g}, λ = {pick[1]:g}" in s.value for s in at.success)
-    at.switch_page("pages/unlearn.py").run()
+    at.switch_page("app_pages/unlearn.py").run()
     assert not at.exception
     assert at.select_slider(key=K_ALPHA).value == pick[0] and at.slider(key=K_LAMBDA).value == pick[1]
 
     # suggest alpha: the gentlest slider alpha reaching 5% forget accuracy at the current lambda
-    at.switch_page("pages/sweep.py").run()
+    at.switch_page("app_pages/sweep.py").run()
     at.number_input(key="ls_target").set_value(5.0)
     at.button(key="ls_suggest").click().run()
     assert not at.exception
     message = next(s.value for s in at.success if s.value.startswith("Gentlest α"))
     at.button(key="ls_use_suggestion").click().run()
-    chosen = at.session_state[K_ALPHA]
-    assert f"On the slider that is α = {chosen:g}" in message
+    chosen = at.session_state["_lab_state"].alpha
     from ssd_core.dampening import dampen
     from ssd_core.metrics import evaluate
 
-    lam = at.session_state[K_LAMBDA]
+    lam = at.session_state["_lab_state"].lam
     forget_at = lambda a: evaluate(dampen(prepared.model, prepared.importances.full, prepared.importances.forget, a, lam,  # noqa: E731
                                           with_statistics=False)[0], prepared.split, with_mia=False).forget_test_acc
-    assert forget_at(chosen) <= 0.05  # the slider value reaches the target
-    suggested = message_alpha(message)
-    assert chosen <= suggested and all(a > suggested for a in ALPHA_VALUES if a > chosen)  # and is the nearest below
+    assert forget_at(chosen) <= 0.05  # the suggested value reaches the target
+    assert chosen == message_alpha(message)  # exactly the bisection's alpha (the slider shows it too)
+    at.switch_page("app_pages/unlearn.py").run()
+    assert at.select_slider(key=K_ALPHA).value == chosen
 
 
 def message_alpha(message: str) -> float:

@@ -131,7 +131,7 @@ def test_lesson_steps_render_and_tasks_follow_the_sliders():
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()
-    at.switch_page("pages/lesson.py").run()
+    at.switch_page("app_pages/lesson.py").run()
     assert not at.exception, [e.message for e in at.exception]
     for step in lesson.STEPS:
         at.segmented_control(key="lesson_step").set_value(step.key).run()
@@ -168,8 +168,8 @@ def test_lesson_steps_render_and_tasks_follow_the_sliders():
     at.select_slider(key="alpha").set_value(50.0).run()  # too few: the class comes back
     assert not verdict(at)[0]
 
+    at.select_slider(key="alpha").set_value(10.0).run()  # the lambda step reads the session's alpha
     at.segmented_control(key="lesson_step").set_value("lambda").run()
-    at.session_state["alpha"] = 10.0
     at.slider(key="lam").set_value(1.0).run()  # mean beta 6.6%
     assert not verdict(at)[0]
     at.slider(key="lam").set_value(2.0).run()  # 13%
@@ -227,7 +227,7 @@ def test_presentation_mode_themes_every_chart(monkeypatch):
     assert original[name]["data"][0]["marker"]["color"] != "#56B4E9"
     assert values_of(themed[name]["data"][1]["y"]) == values_of(original[name]["data"][1]["y"])  # the same numbers
     # the lesson's and the landscape's own charts follow too (ui.theme.show_chart reads the session's choice)
-    at.switch_page("pages/lesson.py").run()
+    at.switch_page("app_pages/lesson.py").run()
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["template"]["layout"]["font"]["size"] == 20
 

@@ -150,6 +150,13 @@ def _app():
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
 
 
+def shown_text(markdown: str) -> str:
+    """What a reader sees of Markdown whose punctuation was escaped (ui.text.plain)."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def _metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
@@ -178,7 +185,7 @@ def test_a_link_from_one_session_restores_its_settings_in_another():
     assert dict(second.query_params) == link
 
     # the open page is part of the link: a link to the sweep page opens it, with the same settings
-    first.switch_page("pages/sweep.py").run()
+    first.switch_page("app_pages/sweep.py").run()
     sweep_title = [t.value for t in first.title]
     third = _app()
     third.query_params.update({**link, "page": "sweep"})
@@ -195,9 +202,9 @@ def test_a_tampered_link_warns_for_each_bad_parameter_and_falls_back():
                             "method": "ssd", "model": "no_such_model", "page": "nowhere"})
     at.run()
     assert not at.exception and not at.error
-    pages = ", ".join(sorted(p.stem for p in (ROOT / "pages").glob("*.py")))
+    pages = ", ".join(sorted(p.stem for p in (ROOT / "app_pages").glob("*.py")))
     assert "sweep" in pages and "unlearn" in pages
-    assert [w.value for w in at.warning] == [
+    assert [shown_text(w.value) for w in at.warning] == [
         f"The link's page 'nowhere' is not a page here (choose from {pages}); opening this page instead.",
         "The link's model 'no_such_model' is not an available model here (choose from smallcnn, resnet18, "
         "resnet18_narrow, vit_tiny); using the default model instead.",

@@ -49,24 +49,22 @@ def test_paper_targets_resolve_to_cifar_classes():
     assert get_preset("cifar10-random").forget_k == 100 and len(CIFAR10_CLASSES) == 10
 
 
-def test_preset_state_sets_the_sidebar_keys():
+def test_preset_state_sets_the_run_setup():
     s = ui_presets.preset_state(get_preset("digits-forget-8"))
-    assert s == {
-        state.K_DATASET: "digits", state.K_MODEL: "smallcnn", state.K_KIND: "class", state.K_CLASS: 8,
-        state.K_METHOD: "ssd", state.K_ESTIMATOR: "fisher", state.K_SEED: 0, state.K_ALPHA: 50.0,
-        state.K_LAMBDA: 1.0, ui_presets.K_ALPHA_FOR: ("smallcnn", "ssd"),
-    }
+    assert s == state.LabState(dataset="digits", model="smallcnn", forget_kind="class", forget_class=8, method="ssd",
+                               estimator="fisher", seed=0, alpha=50.0, lam=1.0)
     s = ui_presets.preset_state(get_preset("digits-random-20"))
-    assert s[state.K_KIND] == "random" and s[state.K_K] == 20 and state.K_CLASS not in s
+    assert s.forget_kind == "random" and s.forget_k == 20
     s = ui_presets.preset_state(get_preset("digits-lfssd-0"))
-    assert s[state.K_METHOD] == "lfssd" and s[state.K_ESTIMATOR] == "lossfree" and s[state.K_ALPHA] == 5.0
+    assert s.method == "lfssd" and s.estimator == "lossfree" and s.alpha == 5.0
     s = ui_presets.preset_state(get_preset("cifar20-sub-rocket"))
-    assert s[state.K_DATASET] == "cifar20" and s[state.K_KIND] == "subclass" and s[state.K_SUBCLASS] == "rocket"
+    assert s.dataset == "cifar20" and s.forget_kind == "subclass" and s.forget_subclass == "rocket"
     s = ui_presets.preset_state(get_preset("cifar100-sea"))
-    assert s[state.K_CLASS] == CIFAR100_FINE_CLASSES.index("sea") and s[state.K_MODEL] == "resnet18"
-    from ui.live import K_ALPHA_FOR
-
-    assert ui_presets.K_ALPHA_FOR == K_ALPHA_FOR
+    assert s.forget_class == CIFAR100_FINE_CLASSES.index("sea") and s.model == "resnet18"
+    # what a preset does not set (the open view, the device) is kept
+    base = state.LabState(view="weights", device="cpu", forget_class=3)
+    s = ui_presets.preset_state(get_preset("digits-forget-0"), base=base)
+    assert (s.view, s.device, s.forget_class) == ("weights", "cpu", 0)
 
 
 def test_availability_disables_presets_without_files():
@@ -101,21 +99,21 @@ def test_applying_a_preset_in_the_app_sets_sidebar_and_sliders(tmp_path, monkeyp
     monkeypatch.setenv("UNLEARNING_LAB_DATA", str(tmp_path))  # no CIFAR files here
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()
-    at.switch_page("pages/lesson.py").run()
+    at.switch_page("app_pages/lesson.py").run()
     assert not at.exception
-    # a paper preset is listed but cannot be applied without its files
-    at.selectbox(key=ui_presets.K_PICK).set_value("cifar20-sub-rocket").run()
-    assert at.button(key="preset_apply_lesson").disabled
-    assert any("CIFAR20 files" in w.value for w in at.warning)
-    # a classroom preset applies: sidebar keys, slider values, and the numbers follow
+    # paper presets whose files are missing are summed up in one line, not listed one by one
+    options = at.selectbox(key=ui_presets.K_PICK).options
+    assert not any("CIFAR" in o for o in options)
+    assert any("appear here once their files" in c.value and "cifar-100-binary" in c.value for c in at.caption)
+    # a classroom preset applies: the run setup, slider values, and the numbers follow
     at.selectbox(key=ui_presets.K_PICK).set_value("digits-forget-8").run()
-    assert not at.button(key="preset_apply_lesson").disabled
     at.button(key="preset_apply_lesson").click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert at.selectbox(key=state.K_CLASS).value == 8
     assert at.selectbox(key=state.K_DATASET).value == "digits"
-    assert at.session_state[state.K_ALPHA] == 50.0 and at.session_state[state.K_LAMBDA] == 1.0
+    s = at.session_state[state.K_STATE]
+    assert (s.alpha, s.lam) == (50.0, 1.0)
     assert "forgetting class 8" in " ".join(c.value for c in at.caption)  # the run itself changed
-    at.switch_page("pages/unlearn.py").run()
+    at.switch_page("app_pages/unlearn.py").run()
     assert not at.exception
-    assert at.select_slider(key=state.K_ALPHA).value == 50.0  # init_sliders kept the preset's alpha
+    assert at.select_slider(key=state.K_ALPHA).value == 50.0  # the preset's alpha on the other page too

@@ -35,7 +35,7 @@ from ssd_core.metrics import (
 )
 
 from .resources import Prepared
-from .state import K_IMAGE_FORMAT, RunSetup
+from .state import K_IMAGE_FORMAT, RunSetup, keep, kept
 from .theme import themed
 
 GOLD = "retrain"
@@ -176,25 +176,22 @@ def settings_controls(method: str, seed: int, prefix: str = "cmp_cfg", skip: tup
         col = cols[i % 3]
         if f.get("choices"):
             options = list(f["choices"])
-            st.session_state.setdefault(key, default if default in options else options[0])
-            values[name] = col.selectbox(name, options, key=key, help=help_text)
+            values[name] = col.selectbox(name, options, help=help_text,
+                                         **keep(key, default if default in options else options[0], valid=options))
         elif isinstance(default, bool):
-            st.session_state.setdefault(key, default)
-            values[name] = col.checkbox(name, key=key, help=help_text)
+            values[name] = col.checkbox(name, help=help_text, **keep(key, default))
         elif isinstance(default, int):
             lo = int(f["min"]) if f.get("min") is not None else None
             hi = int(f["max"]) if f.get("max") is not None else None
-            st.session_state.setdefault(key, int(default))
-            values[name] = int(col.number_input(name, min_value=lo, max_value=hi, step=1, key=key, help=help_text))
+            values[name] = int(col.number_input(name, min_value=lo, max_value=hi, step=1, help=help_text,
+                                                **keep(key, int(default))))
         elif isinstance(default, float):
             lo = float(f["min"]) if f.get("min") is not None else None
             hi = float(f["max"]) if f.get("max") is not None else None
-            st.session_state.setdefault(key, float(default))
-            values[name] = float(col.number_input(name, min_value=lo, max_value=hi, key=key, help=help_text,
-                                                  format="%g", step=None))
+            values[name] = float(col.number_input(name, min_value=lo, max_value=hi, help=help_text, format="%g",
+                                                  step=None, **keep(key, float(default))))
         else:
-            st.session_state.setdefault(key, str(default))
-            values[name] = col.text_input(name, key=key, help=help_text)
+            values[name] = col.text_input(name, help=help_text, **keep(key, str(default)))
     return values
 
 
@@ -235,5 +232,5 @@ def table_json(table: pd.DataFrame, runs: dict[str, MethodRun], setup: RunSetup)
 
 def show_figure(fig: Any, name: str, stem: str, key: str | None = None) -> None:
     """A chart in the session's theme whose camera button saves '<stem>-<name>.<png|svg>'."""
-    fmt = st.session_state.get(K_IMAGE_FORMAT, "png")
+    fmt = kept(K_IMAGE_FORMAT, "png")
     st.plotly_chart(themed(fig), key=key or f"chart-{name}", theme=None, config=modebar_config(f"{stem}-{name}", fmt))

@@ -10,13 +10,16 @@ import streamlit as st
 
 from ssd_core.errors import InputError
 
+from .text import plain
+
 log = logging.getLogger("unlearning_lab.ui")
 
 
 def show_error(exc: BaseException, what: str) -> None:
-    """InputError messages verbatim; anything else a generic sentence (details go to the log)."""
+    """InputError messages as plain text (they may quote a file, tensor or class name); anything
+    else a generic sentence (details go to the log)."""
     if isinstance(exc, InputError):
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(str(exc), limit=None), icon=":material/error:")
     else:
         log.error("failure while %s", what, exc_info=exc)
         st.error(

@@ -22,7 +22,7 @@ from ssd_core.experiment import environment
 from . import resources
 from .errors import show_error
 from .resources import LiveResult, Prepared
-from .state import K_IMAGE_FORMAT
+from .state import K_IMAGE_FORMAT, keep
 from .theme import current_theme, themed
 from .views import EXPLANATIONS, TITLES, ViewOptions, all_figures, file_stem, options_from_state
 
@@ -195,7 +195,8 @@ def render_export(p: Prepared, live: LiveResult) -> None:
 
     st.markdown("##### Figures as images")
     st.segmented_control(
-        "The camera icon on each chart saves", ["png", "svg"], key=K_IMAGE_FORMAT, required=True,
+        "The camera icon on each chart saves", ["png", "svg"], required=True,
+        **keep(K_IMAGE_FORMAT, "png", valid=["png", "svg"]),
         format_func=lambda f: f.upper() + (" (high resolution)" if f == "png" else " (vector)"),
     )
     available, message = export.image_export_status()

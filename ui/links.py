@@ -1,13 +1,20 @@
-"""Shareable links: the run setup, the sliders and the open page mirrored into the URL.
+"""Shareable links: the session's state (:class:`ui.state.LabState`) mirrored into the URL.
 
-A link looks like ``/?page=unlearn&dataset=digits&model=smallcnn&forget=class:3&method=ssd&alpha=10&lambda=1``.
-The first half of this module is pure (no Streamlit, no torch): :func:`to_query` writes a
-:class:`LinkState` as query parameters, :func:`parse_query` reads one back and checks every value
-against what this server offers, and :func:`check_forget` checks the forget request against the
-chosen dataset. Every refused value gives one sentence naming the parameter, and the parameter
-falls back to its default. The second half is the Streamlit glue: :func:`follow_page_link`
-(app.py, before the page runs), :func:`restore_setup` (the sidebar, once per session) and
-:func:`mirror` (after each run and each slider move).
+A link looks like ``/?page=unlearn&dataset=digits&model=smallcnn&forget=class:3&method=ssd&alpha=10&lambda=1``
+(plus ``estimator``, ``batch``, ``device``, ``seed`` and ``view`` where they differ from their
+defaults). The first half of this module is pure (no Streamlit, no torch): :func:`to_query` writes
+a :class:`LinkState`, :func:`parse_query` reads one back and checks every value against what this
+server offers, :func:`check_forget` checks the forget request against the chosen dataset, and
+:func:`state_from_link` / :func:`link_from_state` convert to and from the session's state. Every
+refused value gives one sentence naming the parameter, and the parameter falls back to what a
+fresh session would use.
+
+The second half is the Streamlit glue, called by app.py around every run: :func:`sync` (before the
+page runs) makes the state follow the URL whenever the URL was changed from outside (a shared link
+opened, the address edited, the browser's back button), and :func:`mirror` (after each run and each
+slider move) writes the state back. A URL without any of our parameters (Streamlit clears them on
+a page switch) leaves the state as it is. So whatever was clicked before, the page shows what its
+URL stands for, and a fresh session on the same URL shows the same.
 """
 
 from __future__ import annotations
@@ -17,20 +24,27 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ssd_core.errors import InputError
+from ssd_core.indices import MAX_INDICES, format_indices, is_whole_number, parse_indices
+
+from .text import printable
+
 # Query parameter names, in the order they are written.
-P_PAGE, P_DATASET, P_MODEL, P_FORGET, P_METHOD, P_ALPHA, P_LAMBDA, P_SEED = (
-    "page", "dataset", "model", "forget", "method", "alpha", "lambda", "seed",
+P_PAGE, P_DATASET, P_MODEL, P_FORGET, P_METHOD, P_ESTIMATOR, P_BATCH, P_ALPHA, P_LAMBDA, P_DEVICE, P_SEED, P_VIEW = (
+    "page", "dataset", "model", "forget", "method", "estimator", "batch", "alpha", "lambda", "device", "seed", "view",
 )
-PARAMS = (P_PAGE, P_DATASET, P_MODEL, P_FORGET, P_METHOD, P_ALPHA, P_LAMBDA, P_SEED)
+PARAMS = (P_PAGE, P_DATASET, P_MODEL, P_FORGET, P_METHOD, P_ESTIMATOR, P_BATCH, P_ALPHA, P_LAMBDA, P_DEVICE, P_SEED,
+          P_VIEW)
+SETUP_PARAMS = tuple(p for p in PARAMS if p != P_PAGE)
 FORGET_KINDS = ("class", "subclass", "random", "indices")
 MAX_SHOWN = 40  # characters of a bad value quoted back in a message
-MAX_INDICES = 100_000
 MAX_SEED = 2**31 - 1
+MAX_BATCH = 4096
 
 
 @dataclass(frozen=True)
 class LinkState:
-    """What a link carries; None means 'not in the link' (the session's default applies)."""
+    """What a link carries; None means 'not in the link' (a fresh session's default applies)."""
 
     page: str | None = None
     dataset: str | None = None
@@ -41,6 +55,10 @@ class LinkState:
     alpha: float | None = None
     lam: float | None = None
     seed: int | None = None
+    estimator: str | None = None
+    batch_size: int | None = None
+    device: str | None = None
+    view: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,9 @@ class LinkChoices:
     methods: Sequence[str] = ()
     alpha_range: tuple[float, float] = (0.1, 100.0)
     lambda_range: tuple[float, float] = (0.01, 5.0)
+    estimators: Sequence[str] = ("fisher", "fisher_exact", "lossfree")
+    devices: Sequence[str] = ("auto", "cpu", "gpu")
+    views: Sequence[str] = ()
 
 
 @dataclass
@@ -69,24 +90,6 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def format_indices(indices: Sequence[int]) -> str:
-    """Sorted indices as compact ranges: (0, 1, 2, 5, 7, 8) -> '0-2,5,7-8'."""
-    values = sorted(set(int(i) for i in indices))
-    parts: list[str] = []
-    start = prev = None
-    for value in values:
-        if start is None:
-            start = prev = value
-        elif value == prev + 1:
-            prev = value
-        else:
-            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-            start = prev = value
-    if start is not None:
-        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-    return ",".join(parts)
-
-
 def format_forget(kind: str, value: int | str | Sequence[int] | None) -> str:
     if kind == "indices":
         return f"indices:{format_indices(value or ())}"  # type: ignore[arg-type]
@@ -94,7 +97,7 @@ def format_forget(kind: str, value: int | str | Sequence[int] | None) -> str:
 
 
 def to_query(state: LinkState) -> dict[str, str]:
-    """The query parameters for ``state`` (fields that are None are left out)."""
+    """The query parameters for ``state`` (fields that are None are left out, seed 0 too)."""
     out: dict[str, str] = {}
     if state.page:
         out[P_PAGE] = state.page
@@ -106,12 +109,20 @@ def to_query(state: LinkState) -> dict[str, str]:
         out[P_FORGET] = format_forget(state.forget_kind, state.forget_value)
     if state.method:
         out[P_METHOD] = state.method
+    if state.estimator:
+        out[P_ESTIMATOR] = state.estimator
+    if state.batch_size is not None:
+        out[P_BATCH] = str(state.batch_size)
     if state.alpha is not None:
         out[P_ALPHA] = _number(state.alpha)
     if state.lam is not None:
         out[P_LAMBDA] = _number(state.lam)
+    if state.device:
+        out[P_DEVICE] = state.device
     if state.seed:
         out[P_SEED] = str(state.seed)
+    if state.view:
+        out[P_VIEW] = state.view
     return out
 
 
@@ -121,8 +132,7 @@ def to_query(state: LinkState) -> dict[str, str]:
 
 def shown(value: Any) -> str:
     """A value safe to quote in a message: printable and short."""
-    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+    return printable(value, MAX_SHOWN)
 
 
 def _single(value: str | Sequence[str] | None) -> str | None:
@@ -142,22 +152,14 @@ def _float(text: str) -> float | None:
 
 
 def parse_indices_text(text: str) -> tuple[int, ...]:
-    """'0-9,15' -> (0, ..., 9, 15); ValueError for anything else (negative, reversed, too many)."""
-    values: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        lo_text, sep, hi_text = part.partition("-")
-        if not lo_text.isdigit() or (sep and not hi_text.isdigit()):
-            raise ValueError(part)
-        lo, hi = int(lo_text), int(hi_text) if sep else int(lo_text)
-        if hi < lo or len(values) + (hi - lo + 1) > MAX_INDICES:
-            raise ValueError(part)
-        values.update(range(lo, hi + 1))
+    """'0-9,15' -> (0, ..., 9, 15); ValueError for anything else (negative, reversed, too many, none)."""
+    try:
+        values = parse_indices(text, limit=MAX_INDICES)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
     if not values:
         raise ValueError(text)
-    return tuple(sorted(values))
+    return values
 
 
 def parse_forget(text: str) -> tuple[str, int | str | tuple[int, ...]]:
@@ -173,11 +175,11 @@ def parse_forget(text: str) -> tuple[str, int | str | tuple[int, ...]]:
     if kind not in FORGET_KINDS:
         raise ValueError(f"must start with one of {', '.join(k + ':' for k in FORGET_KINDS)}")
     if kind == "class":
-        if not value.isdigit():
+        if not is_whole_number(value) or len(value) > 9:
             raise ValueError("must be a class index, e.g. class:3")
         return kind, int(value)
     if kind == "random":
-        if not value.isdigit() or int(value) < 1:
+        if not is_whole_number(value) or len(value) > 9 or int(value) < 1:
             raise ValueError("must be a number of samples of at least 1, e.g. random:50")
         return kind, int(value)
     if kind == "indices":
@@ -205,7 +207,7 @@ def parse_query(params: Mapping[str, str | Sequence[str]], choices: LinkChoices)
 
     def pick(name: str, options: Sequence[str], what: str) -> None:
         raw = text(name)
-        if raw is None:
+        if raw is None or not options:
             return
         if raw in options:
             values[name] = raw
@@ -218,6 +220,9 @@ def parse_query(params: Mapping[str, str | Sequence[str]], choices: LinkChoices)
     pick(P_DATASET, list(choices.datasets), "an available dataset")
     pick(P_MODEL, list(choices.models), "an available model")
     pick(P_METHOD, list(choices.methods), "a live method")
+    pick(P_ESTIMATOR, list(choices.estimators), "an importance estimator")
+    pick(P_DEVICE, list(choices.devices), "a device")
+    pick(P_VIEW, list(choices.views), "a view")
 
     raw = text(P_FORGET)
     if raw is not None:
@@ -251,10 +256,18 @@ def parse_query(params: Mapping[str, str | Sequence[str]], choices: LinkChoices)
 
     raw = text(P_SEED)
     if raw is not None:
-        if raw.isdigit() and int(raw) <= MAX_SEED:
+        if is_whole_number(raw) and len(raw) <= 10 and int(raw) <= MAX_SEED:
             values[P_SEED] = int(raw)
         else:
             warnings.append(f"The link's seed '{shown(raw)}' must be a whole number from 0 to {MAX_SEED}; using seed 0 instead.")
+
+    raw = text(P_BATCH)
+    if raw is not None:
+        if is_whole_number(raw) and len(raw) <= 4 and 1 <= int(raw) <= MAX_BATCH:
+            values[P_BATCH] = int(raw)
+        else:
+            warnings.append(f"The link's batch '{shown(raw)}' must be a whole number from 1 to {MAX_BATCH}; "
+                            "using the method's batch size instead.")
 
     forget = values.get(P_FORGET)
     state = LinkState(
@@ -267,6 +280,10 @@ def parse_query(params: Mapping[str, str | Sequence[str]], choices: LinkChoices)
         alpha=values.get(P_ALPHA),
         lam=values.get(P_LAMBDA),
         seed=values.get(P_SEED),
+        estimator=values.get(P_ESTIMATOR),
+        batch_size=values.get(P_BATCH),
+        device=values.get(P_DEVICE),
+        view=values.get(P_VIEW),
     )
     return ParsedLink(state, warnings)
 
@@ -305,25 +322,91 @@ def check_forget(
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Streamlit glue
-
-K_APPLIED = "_link_applied"  # the link was read (once per session)
-K_WARNINGS = "_link_warnings"
-K_PAGE_FOLLOWED = "_link_page_followed"
-
-
 def linkable(choice: Any) -> bool:
     """Whether a dataset/model choice can go in a link: session uploads and local folders ('upload:…',
     'local:…') cannot."""
     return isinstance(choice, str) and bool(choice) and ":" not in choice
 
 
-PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+def state_from_link(link: LinkState) -> Any:
+    """The state a fresh session opened on this link has (ui.state.LabState): the link's values,
+    and for what it leaves out, what the link's choices bring along (a dataset its model, a model
+    and method the paper's alpha, a method its estimator)."""
+    from .state import LabState, choose
+
+    state = LabState()
+    if link.dataset:
+        state = choose(state, dataset=link.dataset)
+    if link.model:
+        state = choose(state, model=link.model)
+    if link.method:
+        state = choose(state, method=link.method)
+    changes: dict[str, Any] = {}
+    if link.forget_kind == "class":
+        changes.update(forget_kind="class", forget_class=int(link.forget_value))  # type: ignore[arg-type]
+    elif link.forget_kind == "subclass":
+        changes.update(forget_kind="subclass", forget_subclass=str(link.forget_value))
+    elif link.forget_kind == "random":
+        changes.update(forget_kind="random", forget_k=int(link.forget_value))  # type: ignore[arg-type]
+    elif link.forget_kind == "indices":
+        changes.update(forget_kind="indices", forget_indices=format_indices(link.forget_value or ()))  # type: ignore[arg-type]
+    for name in ("estimator", "batch_size", "device", "seed", "view", "alpha", "lam"):
+        value = getattr(link, name)
+        if value is not None:
+            changes[name] = value
+    if "lam" in changes:
+        changes["lam"] = round(float(changes["lam"]), 2)
+    return replace(state, **changes)
+
+
+def link_from_state(state: Any, page: str | None) -> LinkState:
+    """The link for a session's state (ui.state.LabState): uploads and defaults left out."""
+    from .state import DEFAULT_VIEW, method_defaults
+
+    defaults = method_defaults(state.method, state.model)
+    kind = state.forget_kind
+    value: Any
+    if kind == "class":
+        value = state.forget_class
+    elif kind == "subclass":
+        value = state.forget_subclass or None
+    elif kind == "random":
+        value = state.forget_k
+    else:
+        try:
+            value = parse_indices_text(state.forget_indices)
+        except ValueError:
+            value = None  # a half-typed list is not put in the link
+    if value is None:
+        kind = None
+    return LinkState(
+        page=page,
+        dataset=state.dataset if linkable(state.dataset) else None,
+        model=state.model if linkable(state.model) else None,
+        forget_kind=kind,
+        forget_value=value,
+        method=state.method,
+        alpha=float(state.alpha),
+        lam=float(state.lam),
+        seed=int(state.seed) or None,
+        estimator=state.estimator if state.estimator != defaults.get("estimator", state.estimator) else None,
+        batch_size=int(state.batch_size) if state.batch_size != defaults.get("batch_size", state.batch_size) else None,
+        device=state.device if state.device != "auto" else None,
+        view=state.view if state.view != DEFAULT_VIEW else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Streamlit glue
+
+K_URL = "_link_url"  # our parameters as last read from or written to the URL
+K_WARNINGS = "_link_warnings"
+
+PAGES_DIR = Path(__file__).resolve().parent.parent / "app_pages"
 
 
 def page_name(page: Any) -> str:
-    """A page's name in links: the stem of its script (pages/sweep.py -> 'sweep')."""
+    """A page's name in links: the stem of its script (app_pages/sweep.py -> 'sweep')."""
     script = getattr(page, "_page", None)
     if isinstance(script, (str, Path)):
         return Path(script).stem
@@ -331,183 +414,108 @@ def page_name(page: Any) -> str:
 
 
 def page_names() -> list[str]:
-    """The pages a link may name: the scripts in pages/."""
+    """The pages a link may name: the scripts in app_pages/."""
     return sorted(p.stem for p in PAGES_DIR.glob("*.py") if not p.name.startswith("_"))
 
 
-def follow_page_link(current: Any) -> None:
-    """On a session's first run, switch to the page a link names (keeping its other parameters).
-
-    Call in app.py between ``st.navigation`` and ``page.run()``.
-    """
+def _our_params() -> dict[str, str]:
     import streamlit as st
 
-    if st.session_state.get(K_PAGE_FOLLOWED):
-        return
-    st.session_state[K_PAGE_FOLLOWED] = True
-    wanted = _single(st.query_params.get_all(P_PAGE) or None)
-    if wanted is None:
-        return
-    wanted = wanted.strip()
-    names = page_names()
-    problem = None
-    if wanted not in names:
-        problem = f"The link's page '{shown(wanted)}' is not a page here (choose from {', '.join(names)}); opening this page instead."
-    elif wanted != page_name(current):
-        try:
-            st.switch_page(f"pages/{wanted}.py", query_params=st.query_params.to_dict())
-        except st.errors.StreamlitAPIException:
-            problem = f"The link's page '{shown(wanted)}' cannot be opened here; opening this page instead."
-    if problem:
-        st.session_state.setdefault(K_WARNINGS, []).append(problem)
+    out = {}
+    for key in PARAMS:
+        if key in st.query_params:
+            value = _single(st.query_params.get_all(key))
+            if value is not None:
+                out[key] = value
+    return out
 
 
-def _session_state_value(key: str, default: Any = None) -> Any:
-    import streamlit as st
-
-    return st.session_state.get(key, default)
-
-
-def restore_setup(
+def sync(
+    current_page: Any,
     choices: LinkChoices,
-    dataset_info: Callable[[str], tuple[int, int, Sequence[str] | None]],
+    dataset_facts: Callable[[str], tuple[int, int, Sequence[str] | None]],
     method_supports: Callable[[str, str], bool],
-    default_alpha: Callable[[str, str], float],
 ) -> None:
-    """Once per session: apply the link's settings to the session's widgets (before they are drawn).
+    """Before the page runs: make the state follow the URL when the URL changed from outside.
 
-    ``dataset_info(name)`` gives (number of classes, training-set size, sub-class names).
-    Warnings are kept for :func:`show_warnings`. A session whose URL has none of our parameters
-    is left alone.
+    On a session's first run, and whenever the URL carries our parameters and they differ from
+    what this session last read or wrote (an edited address, the back button), the state becomes
+    what a fresh session on that URL would have; what was wrong in the URL is kept for
+    :func:`show_warnings`. A URL with none of our parameters (a page switch clears them) changes
+    nothing. If the URL names another page than the one running, switch to it.
     """
     import streamlit as st
 
-    from .state import (K_ALPHA, K_ALPHA_FOR, K_CLASS, K_DATASET, K_INDICES, K_K, K_KIND, K_LAMBDA, K_METHOD,
-                        K_MODEL, K_SEED, K_SUBCLASS, DEFAULT_DATASET, DEFAULT_LAMBDA, DEFAULT_METHOD, DEFAULT_MODEL,
-                        snap_alpha)
+    from .state import DatasetFacts, normalize, set_state
 
-    if st.session_state.get(K_APPLIED):
+    params = _our_params()
+    first = K_URL not in st.session_state
+    setup_params = {k: v for k, v in params.items() if k != P_PAGE}
+    last = st.session_state.get(K_URL) or {}
+    if not first and (not setup_params or setup_params == {k: v for k, v in last.items() if k != P_PAGE}):
         return
-    st.session_state[K_APPLIED] = True
-    params = {key: st.query_params.get_all(key) for key in PARAMS if key != P_PAGE and key in st.query_params}
-    if not params:
-        return
-    parsed = parse_query(params, choices)
+    st.session_state[K_URL] = params
+    parsed = parse_query(params, replace(choices, pages=page_names()))
     warnings = list(parsed.warnings)
-    state = parsed.state
-    dataset = state.dataset or _session_state_value(K_DATASET) or DEFAULT_DATASET
+    link = parsed.state
+    if params.get(P_PAGE) is not None and link.page is None:
+        warnings = [w.replace("using the default page instead", "opening this page instead") for w in warnings]
+    state = state_from_link(link)
+    facts = None
     try:
-        num_classes, n_train, subclasses = dataset_info(dataset)
+        num_classes, n_train, subclasses = dataset_facts(state.dataset)
+        facts = DatasetFacts(num_classes, n_train, subclasses)
     except Exception:  # noqa: BLE001 - the sidebar reports a dataset that cannot load
-        num_classes, n_train, subclasses = 0, 0, None
-    if num_classes:
-        checked = check_forget(state, num_classes=num_classes, n_train=n_train, subclasses=subclasses)
-        state, warnings = checked.state, warnings + checked.warnings
-    model = state.model or _session_state_value(K_MODEL) or DEFAULT_MODEL
-    method = state.method or _session_state_value(K_METHOD) or DEFAULT_METHOD
-    kind = state.forget_kind or "class"
-    if state.method and not method_supports(state.method, kind):
-        warnings.append(f"The link's method '{state.method}' does not support {kind} forget requests; "
+        pass
+    if facts is not None and link.forget_kind is not None:
+        checked = check_forget(link, num_classes=facts.num_classes, n_train=facts.n_train, subclasses=facts.subclasses)
+        if checked.warnings:
+            warnings += checked.warnings
+            link = checked.state
+            state = state_from_link(link)
+    if link.method and not method_supports(link.method, state.forget_kind):
+        warnings.append(f"The link's method '{link.method}' does not support {state.forget_kind} forget requests; "
                         "using the default method instead.")
-        state = replace(state, method=None)
-        method = DEFAULT_METHOD
-
-    if state.dataset:
-        st.session_state[K_DATASET] = state.dataset
-    if state.model:
-        st.session_state[K_MODEL] = state.model
-    if state.method:
-        st.session_state[K_METHOD] = state.method
-    if state.seed is not None:
-        st.session_state[K_SEED] = state.seed
-    if state.forget_kind:
-        st.session_state[K_KIND] = state.forget_kind
-        if state.forget_kind == "class":
-            st.session_state[K_CLASS] = int(state.forget_value)  # type: ignore[arg-type]
-        elif state.forget_kind == "subclass":
-            st.session_state[K_SUBCLASS] = state.forget_value
-        elif state.forget_kind == "random":
-            st.session_state[K_K] = int(state.forget_value)  # type: ignore[arg-type]
-        else:
-            st.session_state[K_INDICES] = format_indices(state.forget_value)  # type: ignore[arg-type]
-    if state.alpha is not None or state.lam is not None or state.model or state.method:
-        # the live panel resets alpha to the paper's default when (model, method) changes:
-        # mark the sliders as set for this pair so the link's values survive
-        st.session_state[K_ALPHA_FOR] = (model, method)
-        st.session_state[K_ALPHA] = snap_alpha(state.alpha if state.alpha is not None else default_alpha(method, model))
-        st.session_state[K_LAMBDA] = round(state.lam, 2) if state.lam is not None else DEFAULT_LAMBDA
+        state = state_from_link(replace(link, method=None))
+    set_state(normalize(state, facts))
     if warnings:
         st.session_state.setdefault(K_WARNINGS, []).extend(warnings)
+    if link.page and link.page != page_name(current_page):
+        try:
+            st.switch_page(f"app_pages/{link.page}.py", query_params=st.query_params.to_dict())
+        except st.errors.StreamlitAPIException:
+            st.session_state.setdefault(K_WARNINGS, []).append(
+                f"The link's page '{shown(link.page)}' cannot be opened here; opening this page instead.")
 
 
 def show_warnings() -> None:
-    """Show (once) what was wrong with the link this session was opened with."""
+    """Show (once) what was wrong with the URL this session followed (as plain text)."""
     import streamlit as st
 
-    warnings = st.session_state.pop(K_WARNINGS, None)
-    for message in warnings or ():
-        st.warning(message, icon=":material/link_off:")
+    from .text import plain
 
-
-def current_state(page: str | None) -> LinkState:
-    """The session's settings as a :class:`LinkState` (from session_state; nothing heavy)."""
-    import streamlit as st
-
-    from .state import (K_ALPHA, K_CLASS, K_DATASET, K_INDICES, K_K, K_KIND, K_LAMBDA, K_METHOD, K_MODEL, K_SEED,
-                        K_SUBCLASS)
-
-    ss = st.session_state
-    kind = ss.get(K_KIND)
-    value: Any = None
-    if kind == "class":
-        value = ss.get(K_CLASS)
-    elif kind == "subclass":
-        value = ss.get(K_SUBCLASS)
-    elif kind == "random":
-        value = ss.get(K_K)
-    elif kind == "indices":
-        try:
-            value = parse_indices_text(str(ss.get(K_INDICES, "")).replace(" ", ""))
-        except ValueError:
-            kind = None  # a half-typed list is not put in the link
-    if kind is not None and value is None:
-        kind = None
-    alpha, lam = ss.get(K_ALPHA), ss.get(K_LAMBDA)
-    seed = ss.get(K_SEED)
-    return LinkState(
-        page=page,
-        dataset=ss.get(K_DATASET),
-        model=ss.get(K_MODEL),
-        forget_kind=kind,
-        forget_value=value,
-        method=ss.get(K_METHOD),
-        alpha=float(alpha) if isinstance(alpha, (int, float)) else None,
-        lam=float(lam) if isinstance(lam, (int, float)) else None,
-        seed=int(seed) if isinstance(seed, int) and seed > 0 else None,
-    )
+    for message in st.session_state.pop(K_WARNINGS, None) or ():
+        st.warning(plain(message, limit=None), icon=":material/link_off:")
 
 
 def mirror(page: str | None = None) -> None:
-    """Write the session's settings into the URL (only what changed; uploads are left out).
+    """Write the session's state into the URL (only when it changed; uploads are left out).
 
-    Does nothing until the session has read its own link (so an incoming link is never
-    overwritten by defaults). ``page`` None keeps the page parameter already in the URL.
+    ``page`` None keeps the page parameter already in the URL.
     """
     import streamlit as st
 
-    if not st.session_state.get(K_APPLIED):
-        return
+    from .state import current
+
+    if K_URL not in st.session_state:
+        return  # the URL has not been read yet: never overwrite an incoming link with defaults
     if page is None:
         page = _single(st.query_params.get_all(P_PAGE) or None)
-    state = current_state(page)
-    if not linkable(state.dataset):
-        state = replace(state, dataset=None)
-    if not linkable(state.model):
-        state = replace(state, model=None)
-    wanted = to_query(state)
-    current = {k: v for k, v in st.query_params.to_dict().items()}
-    ours = {k: v for k, v in current.items() if k in PARAMS}
+    wanted = to_query(link_from_state(current(), page))
+    st.session_state[K_URL] = wanted
+    current_params = st.query_params.to_dict()
+    ours = {k: v for k, v in current_params.items() if k in PARAMS}
     if ours == wanted:
         return
-    others = {k: st.query_params.get_all(k) for k in current if k not in PARAMS}
+    others = {k: st.query_params.get_all(k) for k in current_params if k not in PARAMS}
     st.query_params.from_dict({**others, **wanted})

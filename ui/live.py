@@ -12,65 +12,42 @@ import time
 
 import streamlit as st
 
-from . import links, resources
+from . import links, resources, state
 from .errors import guard, show_error
 from .export_panel import render_export
 from .resources import LiveResult, Prepared
 from .state import (
-    ALPHA_VALUES,
-    DEFAULT_LAMBDA,
     K_ALPHA,
-    K_IMAGE_FORMAT,
     K_LAMBDA,
     K_VIEW,
     LAMBDA_MAX,
     LAMBDA_MIN,
     LAMBDA_STEP,
+    alpha_options,
     format_alpha,
-    snap_alpha,
+    paper_alpha,
 )
 from .views import render_accuracy, render_importance, render_saliency, render_signal, render_weights
 
 log = logging.getLogger("unlearning_lab.ui")
 
+# view id (in the state and the URL) -> (label, icon, renderer)
 VIEWS = {
-    "Accuracy shifts": render_accuracy,
-    "Importance ratios": render_importance,
-    "Dampened weights": render_weights,
-    "Saliency maps": render_saliency,
-    "Forgetting signal": render_signal,
-    "Export": render_export,
+    "accuracy": ("Accuracy shifts", ":material/bar_chart:", render_accuracy),
+    "importance": ("Importance ratios", ":material/scatter_plot:", render_importance),
+    "weights": ("Dampened weights", ":material/tune:", render_weights),
+    "saliency": ("Saliency maps", ":material/visibility:", render_saliency),
+    "signal": ("Forgetting signal", ":material/shield:", render_signal),
+    "export": ("Export", ":material/download:", render_export),
 }
-VIEW_ICONS = {
-    "Accuracy shifts": ":material/bar_chart:",
-    "Importance ratios": ":material/scatter_plot:",
-    "Dampened weights": ":material/tune:",
-    "Saliency maps": ":material/visibility:",
-    "Forgetting signal": ":material/shield:",
-    "Export": ":material/download:",
-}
-TAB_LABELS = {name: f"{VIEW_ICONS[name]} {name}" for name in VIEWS}
+VIEW_NAMES = tuple(VIEWS)
+TAB_LABELS = {view: f"{icon} {label}" for view, (label, icon, _) in VIEWS.items()}
 K_SCRATCH = "_scratch_model"
 K_LIVE = "_live_result"
-K_ALPHA_FOR = "_alpha_defaults_for"
-
-
-def init_sliders(prepared: Prepared) -> None:
-    """Set alpha/lambda to the paper's defaults for a new (model, method), keep them otherwise."""
-    pair = (prepared.setup.model, prepared.setup.method)
-    if st.session_state.get(K_ALPHA_FOR) != pair or K_ALPHA not in st.session_state:
-        st.session_state[K_ALPHA] = snap_alpha(resources.default_alpha(prepared.setup.method, prepared.setup.model))
-        st.session_state.setdefault(K_LAMBDA, DEFAULT_LAMBDA)
-        st.session_state[K_ALPHA_FOR] = pair
-    if st.session_state.get(K_ALPHA) not in ALPHA_VALUES:
-        st.session_state[K_ALPHA] = snap_alpha(float(st.session_state.get(K_ALPHA, 10.0)))
-    st.session_state.setdefault(K_LAMBDA, DEFAULT_LAMBDA)
-    st.session_state.setdefault(K_IMAGE_FORMAT, "png")
 
 
 def _paper_defaults(method: str, model: str) -> None:
-    st.session_state[K_ALPHA] = snap_alpha(resources.default_alpha(method, model))
-    st.session_state[K_LAMBDA] = DEFAULT_LAMBDA
+    state.update(alpha=paper_alpha(method, model), lam=1.0)
 
 
 def live_result(prepared: Prepared, alpha: float, lam: float) -> LiveResult:
@@ -126,35 +103,43 @@ def metric_cards(prepared: Prepared, live: LiveResult) -> None:
     )
 
 
+def alpha_slider(label: str, key: str, help_text: str) -> float:
+    """The alpha slider (a view of the state; on the log ladder, plus the state's own value)."""
+    current = float(state.current().alpha)
+    return float(st.select_slider(label, options=alpha_options(current), format_func=format_alpha, help=help_text,
+                                  **state.bind("alpha", key, float)))
+
+
+def lambda_slider(label: str, key: str, help_text: str) -> float:
+    return float(st.slider(label, min_value=LAMBDA_MIN, max_value=LAMBDA_MAX, step=LAMBDA_STEP, help=help_text,
+                           **state.bind("lam", key, float)))
+
+
 @st.fragment
 def live_panel(prepared: Prepared) -> None:
     """Sliders + metrics + views; reruns on its own when a control inside it changes."""
     setup = prepared.setup
     c_alpha, c_lam, c_button = st.columns([5, 4, 2], vertical_alignment="bottom")
     with c_alpha:
-        alpha = st.select_slider(
-            "α — selection threshold (log scale)", options=list(ALPHA_VALUES), key=K_ALPHA, persist_state="session",
-            format_func=format_alpha,
-            help="A parameter is dampened when its importance for the forget set exceeds α times its importance "
+        alpha = alpha_slider(
+            "α — selection threshold (log scale)", K_ALPHA,
+            "A parameter is dampened when its importance for the forget set exceeds α times its importance "
             "for all data. Higher α: fewer, more specialised parameters.",
         )
     with c_lam:
-        lam = st.slider(
-            "λ — dampening strength", min_value=LAMBDA_MIN, max_value=LAMBDA_MAX, step=LAMBDA_STEP, key=K_LAMBDA, persist_state="session",
-            help="Selected parameters are multiplied by min(λ · I_D / I_f, 1): smaller λ dampens harder.",
-        )
+        lam = lambda_slider("λ — dampening strength", K_LAMBDA,
+                            "Selected parameters are multiplied by min(λ · I_D / I_f, 1): smaller λ dampens harder.")
     with c_button:
-        paper_alpha = snap_alpha(resources.default_alpha(setup.method, setup.model))
         st.button(
             "Paper defaults", key="paper_defaults", on_click=_paper_defaults,
             args=(setup.method, setup.model), icon=":material/restart_alt:", width="stretch",
-            help=f"α = {paper_alpha:g} (the paper's value for this model and method) and λ = 1.",
+            help=f"α = {paper_alpha(setup.method, setup.model):g} (the paper's value for this model and method) and λ = 1.",
         )
 
     links.mirror()  # a slider move reruns only this fragment: keep the shareable URL current
     live: LiveResult | None = None
     with guard("re-dampening the model"):
-        live = live_result(prepared, float(alpha), float(lam))
+        live = live_result(prepared, alpha, lam)
     if live is None:
         return
     metric_cards(prepared, live)
@@ -165,11 +150,12 @@ def live_panel(prepared: Prepared) -> None:
 
     # A segmented control rather than st.tabs: only the chosen view runs, and its charts stay
     # mounted between slider moves (redrawn in place), which keeps a move well under a second.
-    if st.session_state.get(K_VIEW) not in VIEWS:
-        st.session_state[K_VIEW] = next(iter(VIEWS))
-    view = st.segmented_control("View", list(VIEWS), key=K_VIEW, required=True, format_func=TAB_LABELS.get,
-                                label_visibility="collapsed", width="stretch")
+    if state.current().view not in VIEWS:
+        state.update(view=state.DEFAULT_VIEW)
+    view = st.segmented_control("View", list(VIEWS), required=True, format_func=TAB_LABELS.get,
+                                label_visibility="collapsed", width="stretch", **state.bind("view", K_VIEW))
+    view = view if view in VIEWS else state.DEFAULT_VIEW
     try:
-        VIEWS[view or next(iter(VIEWS))](prepared, live)
+        VIEWS[view][2](prepared, live)
     except Exception as exc:  # noqa: BLE001
-        show_error(exc, f"drawing '{view}'")
+        show_error(exc, f"drawing '{VIEWS[view][0]}'")

@@ -213,18 +213,6 @@ def ui_methods() -> dict[str, MethodSpec]:
     return {name: registry[name] for name in UI_METHODS if name in registry}
 
 
-def default_alpha(method: str, model: str) -> float:
-    """The paper's alpha: the model family's for SSD, the method's own default otherwise."""
-    spec = get_method(method)
-    config_alpha = float(getattr(spec.default_config(), "alpha", 10.0))
-    if method == "ssd":
-        try:
-            return float(get_spec(model).default_alpha)
-        except InputError:
-            return config_alpha
-    return config_alpha
-
-
 def checkpoint_source(dataset: ImageDataset, model_name: str, seed: int) -> str | None:
     """'shipped' or 'cache' when a trained checkpoint exists for this choice, None when it will be
     trained, '' when that cannot be told."""
@@ -234,6 +222,45 @@ def checkpoint_source(dataset: ImageDataset, model_name: str, seed: int) -> str 
         return find_checkpoint(dataset, model_name, seed)
     except Exception:  # noqa: BLE001 - only a hint for the sidebar
         return ""
+
+
+def needs_training(setup: RunSetup) -> bool:
+    """Whether preparing ``setup`` would train its original model first (no shipped or cached
+    checkpoint, not in memory; an uploaded dataset's model not yet trained in this session)."""
+    if setup.model_upload is not None:
+        return False
+    if setup.data_upload is not None:
+        from . import uploads
+
+        upload = uploads.get_dataset(st.session_state, setup.data_upload)
+        if upload is None:
+            return False
+        key = (upload.dataset.fingerprint(), setup.model, setup.seed, str(resolve_device(setup.device)))
+        return key not in st.session_state.get(K_SESSION_ORIGINALS, {})
+    dataset = cached_dataset(setup.dataset, setup.data_dir)
+    if peek_original_model(dataset, setup.model, setup.seed, resolve_device(setup.device)) is not None:
+        return False
+    return checkpoint_source(dataset, setup.model, setup.seed) is None
+
+
+def training_estimate(setup: RunSetup) -> tuple[float, int, int]:
+    """(estimated seconds, epochs, training images) for training ``setup``'s original model here."""
+    from ssd_core.train import estimate_training_seconds
+
+    if setup.data_upload is not None:
+        from . import uploads
+
+        upload = uploads.get_dataset(st.session_state, setup.data_upload)
+        if upload is None:
+            raise InputError("The uploaded dataset is no longer in this session; upload the zip again.")
+        dataset = upload.dataset
+    else:
+        dataset = cached_dataset(setup.dataset, setup.data_dir)
+    config = TrainConfig.default(dataset.name, setup.model, setup.seed)
+    device = resolve_device(setup.device)
+    key = (dataset.fingerprint(), setup.model, setup.seed, str(device))
+    seconds = resource_store().get("train_estimate", key, lambda: estimate_training_seconds(dataset, config, device))
+    return float(seconds), config.epochs, len(dataset.train_y)
 
 
 @dataclass

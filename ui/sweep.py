@@ -27,9 +27,9 @@ from ssd_core.sweep import (MemoEvaluator, SplitEvaluator, SweepPoint, SweepResu
                             mark_pareto, suggest_alpha, sweep)
 
 from . import resources
-from .live import K_ALPHA_FOR  # set with a setting so live.init_sliders keeps it (see ui.presets)
+from . import state as lab_state
 from .resources import Prepared
-from .state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, LAMBDA_MAX, LAMBDA_MIN, snap_alpha
+from .state import ALPHA_VALUES, LAMBDA_MAX, LAMBDA_MIN, clamp_lambda, snap_alpha
 
 K_SWEEP = "_alpha_sweep"
 
@@ -39,12 +39,21 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float | None:
 
 
 def alpha_sweep(prepared: Prepared, lam: float, progress: Callable[[float, str], None] | None = None) -> list[dict[str, Any]]:
-    """One row per alpha: forget accuracy (test, or train when there are no forget test images),
-    retain-test accuracy and the fraction dampened. Memoised per session."""
-    key = (prepared.key, lam)
-    memo = st.session_state.get(K_SWEEP)
-    if memo is not None and memo[0] == key:
-        return memo[1]
+    """One row per alpha of the slider's ladder: forget accuracy (test, or train when there are no
+    forget test images), retain-test accuracy and the fraction dampened. Computed once per
+    (prepared run, lambda) for the whole server (in the session for uploads): it depends on nothing else."""
+    key = (prepared.key, float(lam))
+    if prepared.setup.is_session_local:
+        memo = st.session_state.get(K_SWEEP)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        rows = _alpha_rows(prepared, lam, progress)
+        st.session_state[K_SWEEP] = (key, rows)
+        return rows
+    return resources.resource_store().get("alpha_sweep", key, lambda: _alpha_rows(prepared, lam, progress))
+
+
+def _alpha_rows(prepared: Prepared, lam: float, progress: Callable[[float, str], None] | None) -> list[dict[str, Any]]:
     split, device = prepared.split, prepared.device
     use_test = len(split.forget_test) > 0
     forget_subset = split.forget_test if use_test else split.forget_train
@@ -67,7 +76,6 @@ def alpha_sweep(prepared: Prepared, lam: float, progress: Callable[[float, str],
         })
     if progress is not None:
         progress(1.0, "done")
-    st.session_state[K_SWEEP] = (key, rows)
     return rows
 
 
@@ -272,20 +280,10 @@ def pick_from_selection(selection: Mapping[str, Any] | None, result: SweepResult
     return max(chosen, key=lambda p: (p.pareto, (retain_value(p) or 0.0) - (forget_value(p) or 0.0), p.alpha))
 
 
-def setting_state(alpha: float, lam: float, model: str, method: str) -> dict[str, Any]:
-    """The session_state values that put the live sliders at (alpha, lambda)."""
-    return {
-        K_ALPHA: snap_alpha(alpha),
-        K_LAMBDA: float(min(max(round(lam, 2), LAMBDA_MIN), LAMBDA_MAX)),
-        K_ALPHA_FOR: (model, method),
-    }
-
-
-def apply_setting(alpha: float, lam: float, model: str, method: str) -> None:
-    """Callback: move the live sliders (Unlearn page) to this setting."""
-    for key, value in setting_state(alpha, lam, model, method).items():
-        st.session_state[key] = value
-    st.session_state[K_APPLIED_SETTING] = (snap_alpha(alpha), round(lam, 2))
+def apply_setting(alpha: float, lam: float) -> None:
+    """Callback: set the session's alpha and lambda (the live sliders on every page follow)."""
+    lab_state.update(alpha=float(alpha), lam=clamp_lambda(lam))
+    st.session_state[K_APPLIED_SETTING] = (float(alpha), clamp_lambda(lam))
 
 
 def point_table(points: Sequence[SweepPoint]) -> pd.DataFrame:

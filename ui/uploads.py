@@ -27,6 +27,7 @@ from ssd_core.checkpoints import MB, ModelConfig, load_model, max_checkpoint_byt
 from ssd_core.data import DATASETS, FILE_DATASETS, ImageDataset
 from ssd_core.errors import InputError
 from ssd_core.importance import model_fingerprint
+from .text import plain
 from ssd_core.uploads import UploadLimits, allowed_data_roots, check_local_data_dir, load_image_zip
 
 # session_state keys
@@ -354,7 +355,7 @@ def _show(slot, notes: list[tuple[str, str]]) -> None:
         return
     box = slot.container()
     for kind, text in notes:
-        getattr(box, kind)(text, icon=_ICONS[kind])
+        getattr(box, kind)(plain(text, limit=None), icon=_ICONS[kind])  # names from the upload stay text
 
 
 def checkpoint_panel(dataset: ImageDataset, registry: list[str], default_arch: str) -> str | None:

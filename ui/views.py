@@ -19,7 +19,7 @@ from ssd_core.metrics import entropy, per_sample_loss
 from . import resources
 from .errors import guard
 from .resources import LiveResult, Prepared
-from .state import K_IMAGE_FORMAT
+from .state import K_IMAGE_FORMAT, keep, kept
 
 # ---------------------------------------------------------------------------------------------
 # Plain-language explanations (also used as captions in the HTML export)
@@ -121,7 +121,7 @@ def show_figure(fig: Any, name: str, stem: str, explain: bool = True) -> None:
     """A chart whose camera button saves '<stem>-<name>.<png|svg>' at high resolution."""
     from .theme import themed  # presentation mode (ui.theme) applies to every figure
 
-    fmt = st.session_state.get(K_IMAGE_FORMAT, "png")
+    fmt = kept(K_IMAGE_FORMAT, "png")
     st.plotly_chart(themed(fig), key=f"chart-{name}", theme=None, config=modebar_config(f"{stem}-{name}", fmt))
     if explain and name in EXPLANATIONS:
         with st.expander("What does this show?"):
@@ -280,25 +280,25 @@ def all_figures(p: Prepared, live: LiveResult, options: ViewOptions, progress: C
 
 def _layer_picker(p: Prepared, key: str, label: str) -> str:
     names = p.param_names
-    if st.session_state.get(key) not in names:
-        st.session_state[key] = p.default_layer()
-    return st.selectbox(label, names, key=key, format_func=lambda n: layer_label(p, n))
+    return st.selectbox(label, names, format_func=lambda n: layer_label(p, n),
+                        **keep(key, p.default_layer(), valid=names))
 
 
 def options_from_state(p: Prepared) -> ViewOptions:
+    """The session's view options (kept across pages; defaults where a kept one does not fit this model)."""
     names = p.param_names
     default = p.default_layer()
-    ratio = st.session_state.get("opt_ratio_layer")
-    weight = st.session_state.get("opt_weight_layer")
+    ratio = kept("opt_ratio_layer")
+    weight = kept("opt_weight_layer")
     methods = saliency.available_methods(p.model)
-    method = st.session_state.get("opt_saliency_method")
+    method = kept("opt_saliency_method")
     return ViewOptions(
         ratio_layer=ratio if ratio in names else default,
         weight_layer=weight if weight in names else default,
         saliency_method=method if method in methods else methods[0],
-        saliency_target=st.session_state.get("opt_saliency_target", "true"),
-        saliency_per_group=int(st.session_state.get("opt_saliency_n", 3)),
-        signal_quantity=st.session_state.get("opt_signal_quantity", "loss"),
+        saliency_target=kept("opt_saliency_target", "true"),
+        saliency_per_group=int(kept("opt_saliency_n", 3)),
+        signal_quantity=kept("opt_signal_quantity", "loss"),
     )
 
 
@@ -355,19 +355,15 @@ def render_weights(p: Prepared, live: LiveResult) -> None:
 def render_saliency(p: Prepared, live: LiveResult) -> None:
     stem = file_stem(p, live)
     methods = saliency.available_methods(p.model)
-    if st.session_state.get("opt_saliency_method") not in methods:
-        st.session_state["opt_saliency_method"] = methods[0]
-    c1, c2, c3 = st.columns([3, 2, 2])
+    st.segmented_control("Attribution method", methods, format_func=saliency.METHOD_LABELS.get, required=True,
+                         **keep("opt_saliency_method", methods[0], valid=methods))
+    c1, c2 = st.columns([3, 2])
     with c1:
-        st.segmented_control("Attribution method", methods, key="opt_saliency_method",
-                             format_func=saliency.METHOD_LABELS.get, required=True)
+        st.radio("Explain the score of", ["true", "predicted"], horizontal=True,
+                 format_func={"true": "true class", "predicted": "predicted class"}.get,
+                 **keep("opt_saliency_target", "true", valid=["true", "predicted"]))
     with c2:
-        st.radio("Explain the score of", ["true", "predicted"], key="opt_saliency_target", horizontal=True,
-                 format_func={"true": "true class", "predicted": "predicted class"}.get)
-    with c3:
-        if "opt_saliency_n" not in st.session_state:
-            st.session_state["opt_saliency_n"] = 3
-        st.slider("Images per group", 1, 6, key="opt_saliency_n")
+        st.slider("Images per group", 1, 6, **keep("opt_saliency_n", 3, valid=list(range(1, 7))))
     if "gradcam" not in methods:
         st.caption("Grad-CAM needs a convolutional layer; this model has none.")
     with guard("computing saliency maps"):
@@ -376,7 +372,8 @@ def render_saliency(p: Prepared, live: LiveResult) -> None:
 
 def render_signal(p: Prepared, live: LiveResult) -> None:
     stem = file_stem(p, live)
-    st.radio("Per-sample quantity", ["loss", "entropy"], key="opt_signal_quantity", horizontal=True,
-             help="The SSD paper's MIA uses the entropy of the softmax output.")
+    quantity = st.radio("Per-sample quantity", ["loss", "entropy"], horizontal=True,
+                        help="The SSD paper's MIA uses the entropy of the softmax output.",
+                        **keep("opt_signal_quantity", "loss", valid=["loss", "entropy"]))
     with guard("drawing the forgetting signal"):
-        show_figure(fig_signal(p, live, st.session_state.get("opt_signal_quantity", "loss")), "forgetting-signal", stem)
+        show_figure(fig_signal(p, live, quantity or "loss"), "forgetting-signal", stem)

@@ -23,5 +23,4 @@ else:
     preload.empty()
     if prepared is not None:
         layout.model_card(prepared)
-        live.init_sliders(prepared)
         live.live_panel(prepared)

@@ -20,6 +20,7 @@ from ssd_core.methods._common import per_layer_fraction, top_fraction_mask  # no
 from ssd_core.methods.saps import SELECTIONS, selection_scores  # noqa: E402
 from ui import compare, layout, sidebar  # noqa: E402
 from ui.errors import show_error  # noqa: E402
+from ui.state import keep, kept  # noqa: E402
 
 P_OPTIONS = [1.0, 2.0, 5.0, 10.0]
 K_P = "saps_p"
@@ -43,12 +44,10 @@ preload.empty()
 def selection_section(prepared) -> None:
     st.subheader("Where each rule selects")
     c1, c2, c3 = st.columns([1, 3, 1.4], vertical_alignment="bottom")
-    st.session_state.setdefault(K_P, 5.0)
-    p = c1.select_slider("p (%)", options=[1.0, 2.0, 3.0, 5.0, 7.0, 10.0], key=K_P, format_func=lambda v: f"{v:g}")
-    st.session_state.setdefault(K_RULES, list(SELECTIONS))
-    rules = c2.multiselect("Selection rules", list(SELECTIONS), key=K_RULES)
-    st.session_state.setdefault(K_SAMPLES, 256)
-    samples = int(c3.number_input("Scoring images", min_value=16, max_value=4096, step=64, key=K_SAMPLES,
+    p_values = [1.0, 2.0, 3.0, 5.0, 7.0, 10.0]
+    p = c1.select_slider("p (%)", options=p_values, format_func=lambda v: f"{v:g}", **keep(K_P, 5.0, valid=p_values))
+    rules = c2.multiselect("Selection rules", list(SELECTIONS), **keep(K_RULES, list(SELECTIONS), valid=list(SELECTIONS)))
+    samples = int(c3.number_input("Scoring images", min_value=16, max_value=4096, step=64, **keep(K_SAMPLES, 256),
                                   help="Training images the Hessian / Fisher scores are estimated on."))
     store = st.session_state.setdefault(K_FRACTIONS, {})
     base = compare.setup_key(prepared.setup)
@@ -81,14 +80,13 @@ def selection_section(prepared) -> None:
 def sweep_section(prepared) -> None:
     st.subheader("Forgetting against p")
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-    st.session_state.setdefault(K_SWEEP_P, list(P_OPTIONS))
-    ps = sorted(c1.multiselect("p values (%)", P_OPTIONS, key=K_SWEEP_P, format_func=lambda v: f"{v:g}"))
-    st.session_state.setdefault(K_SWEEP_RULES, ["sharpness", "random"])
-    rules = c2.multiselect("Rules to sweep", list(SELECTIONS), key=K_SWEEP_RULES)
+    ps = sorted(c1.multiselect("p values (%)", P_OPTIONS, format_func=lambda v: f"{v:g}",
+                               **keep(K_SWEEP_P, list(P_OPTIONS), valid=P_OPTIONS)))
+    rules = c2.multiselect("Rules to sweep", list(SELECTIONS),
+                           **keep(K_SWEEP_RULES, ["sharpness", "random"], valid=list(SELECTIONS)))
     defaults = compare.default_values("saps", prepared.setup.seed)
-    st.session_state.setdefault(K_EPOCHS, int(defaults["epochs"]))
-    epochs = int(c3.number_input("Epochs", min_value=1, max_value=20, step=1, key=K_EPOCHS))
-    samples = int(st.session_state.get(K_SAMPLES, 256))
+    epochs = int(c3.number_input("Epochs", min_value=1, max_value=20, step=1, **keep(K_EPOCHS, int(defaults["epochs"]))))
+    samples = int(kept(K_SAMPLES, 256))
     configs = {(rule, p): {**defaults, "selection": rule, "p": p, "epochs": epochs, "hessian_samples": samples}
                for rule in rules for p in ps}
     if len(configs) > MAX_SWEEP_RUNS:

@@ -21,7 +21,8 @@ from ui import layout, live, resources, sidebar  # noqa: E402
 from ui.errors import guard, show_error  # noqa: E402
 from ui.lesson import lesson_state  # noqa: E402
 from ui.presets import render_picker  # noqa: E402
-from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, LAMBDA_MAX, LAMBDA_MIN, LAMBDA_STEP, format_alpha  # noqa: E402
+from ui import state as lab_state  # noqa: E402
+from ui.state import K_ALPHA, K_LAMBDA  # noqa: E402
 from ui.sweep import alpha_sweep, sweep_figure  # noqa: E402
 from ui.theme import show_chart  # noqa: E402
 from ui.views import (  # noqa: E402
@@ -37,21 +38,18 @@ from ui.views import (  # noqa: E402
 
 render_picker("lesson")
 
-if st.session_state.get(K_STEP) not in STEP_KEYS:
-    st.session_state[K_STEP] = STEP_KEYS[0]
-
-
 def go(delta: int) -> None:
-    index = STEP_KEYS.index(st.session_state.get(K_STEP, STEP_KEYS[0]))
-    st.session_state[K_STEP] = STEP_KEYS[min(max(index + delta, 0), len(STEP_KEYS) - 1)]
+    index = STEP_KEYS.index(lab_state.kept(K_STEP, STEP_KEYS[0]))
+    lab_state.set_kept(K_STEP, STEP_KEYS[min(max(index + delta, 0), len(STEP_KEYS) - 1)])
 
 
 done: set = st.session_state.setdefault(K_DONE, set())
-st.segmented_control(
-    "Step", list(STEP_KEYS), key=K_STEP, required=True, label_visibility="collapsed", width="stretch",
+chosen_step = st.segmented_control(
+    "Step", list(STEP_KEYS), required=True, label_visibility="collapsed", width="stretch",
     format_func=lambda k: ("✓ " if k in done else "") + get_step(k).title,
+    **lab_state.keep(K_STEP, STEP_KEYS[0], valid=STEP_KEYS),
 )
-step = get_step(st.session_state[K_STEP])
+step = get_step(chosen_step if chosen_step in STEP_KEYS else STEP_KEYS[0])
 
 
 def metrics_at(prepared, alpha: float, lam: float) -> dict:
@@ -66,19 +64,17 @@ def metrics_at(prepared, alpha: float, lam: float) -> dict:
 
 
 def controls(prepared) -> tuple[float, float]:
-    if not step.controls:
-        return float(st.session_state[K_ALPHA]), float(st.session_state[K_LAMBDA])
-    columns = st.columns(len(step.controls))
-    for column, name in zip(columns, step.controls):
-        with column:
-            if name == "alpha":
-                st.select_slider("α — selection threshold (log scale)", options=list(ALPHA_VALUES), key=K_ALPHA,
-                                 persist_state="session", format_func=format_alpha,
-                                 help="Selected: I_f > α · I_D. Click the slider and use ← → to step.")
-            else:
-                st.slider("λ — dampening strength", min_value=LAMBDA_MIN, max_value=LAMBDA_MAX, step=LAMBDA_STEP,
-                          key=K_LAMBDA, persist_state="session", help="β = min(λ · I_D / I_f, 1).")
-    return float(st.session_state[K_ALPHA]), float(st.session_state[K_LAMBDA])
+    """This step's sliders (views of the session's alpha and lambda, the same as on the Unlearn page)."""
+    if step.controls:
+        for column, name in zip(st.columns(len(step.controls)), step.controls):
+            with column:
+                if name == "alpha":
+                    live.alpha_slider("α — selection threshold (log scale)", K_ALPHA,
+                                      "Selected: I_f > α · I_D. Click the slider and use ← → to step.")
+                else:
+                    live.lambda_slider("λ — dampening strength", K_LAMBDA, "β = min(λ · I_D / I_f, 1).")
+    s = lab_state.current()
+    return float(s.alpha), float(s.lam)
 
 
 def figure(prepared, result) -> None:
@@ -160,7 +156,6 @@ else:
         if setup.request.kind not in ("class", "subclass"):
             st.caption("The tasks are written for forgetting a whole class (try a classroom preset). With random or "
                        "picked samples, good forgetting looks like test accuracy on those samples, not 0%.")
-        live.init_sliders(prepared)
         st.subheader(step.title)
         st.markdown(step.text)
         st.latex(step.formula)

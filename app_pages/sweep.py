@@ -1,83 +1,89 @@
 """Landscape: forget accuracy, retain accuracy and MIA over a grid of alpha and lambda, the
-trade-off frontier, an alpha suggestion and a retrained reference; a click sends a setting to
-the live sliders of the Unlearn page."""
+trade-off frontier, an alpha suggestion and a retrained reference; every "Use" sets the session's
+alpha and lambda (the sliders on every page follow) and says so, with a link to the Unlearn page."""
 
 import streamlit as st
 
-from ui import layout, resources, sidebar
+from ui import layout, sidebar
+from ui import state as lab_state
 from ui import sweep as landscape
 from ui.errors import guard
 from ui.presets import render_picker
-from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, LAMBDA_MAX, LAMBDA_MIN, LAMBDA_STEP, snap_alpha
+from ui.state import ALPHA_VALUES, K_LAMBDA, paper_alpha
 from ui.sweep import alpha_sweep, recommend_alpha, sweep_figure, sweep_table
 from ui.theme import show_chart
 
 LAMBDA_LADDER = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0]
 K_SUGGESTION = "_landscape_suggestion"
 K_RETRAINED = "_landscape_retrained"
+GRID_DEFAULTS = {"ls_alpha_lo": 1.0, "ls_alpha_hi": 100.0, "ls_n_alpha": 10, "ls_lam_lo": 0.1, "ls_lam_hi": 5.0,
+                 "ls_n_lam": 6, "ls_budget": 60}
 
 st.title("Landscape: α and λ together")
 st.markdown(
     "SSD has two knobs. **α** decides *which* parameters are dampened (those with $I_f > \\alpha I_D$), **λ** "
     "decides *how hard* ($\\beta = \\min(\\lambda I_D / I_f, 1)$). This page dampens the model at every point of "
     "an α × λ grid, reusing the cached importances, and shows what is forgotten, what is kept and what a "
-    "membership-inference attack still sees. Click a point on the frontier to send it to the live sliders."
+    "membership-inference attack still sees. Click a point on the frontier to use that setting."
 )
 render_picker("landscape")
 
 setup = sidebar.run_setup()
 
 
-def current_setting() -> tuple[float, float] | None:
-    alpha, lam = st.session_state.get(K_ALPHA), st.session_state.get(K_LAMBDA)
-    return (float(alpha), float(lam)) if alpha is not None and lam is not None else None
+def current_setting() -> tuple[float, float]:
+    s = lab_state.current()
+    return float(s.alpha), float(s.lam)
 
 
 def applied_message() -> None:
+    """After a "Use" click: one line saying what was set, and the way to the live view."""
     applied = st.session_state.pop(landscape.K_APPLIED_SETTING, None)
     if applied:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
-        c1.success(f"Live sliders set to α = {applied[0]:g}, λ = {applied[1]:g}.", icon=":material/check:")
-        c2.page_link("pages/unlearn.py", label="Open Unlearn", icon=":material/auto_fix_high:")
+        c1.success(f"Now using α = {applied[0]:g}, λ = {applied[1]:g} on every page.", icon=":material/check:")
+        c2.page_link("app_pages/unlearn.py", label="Open Unlearn", icon=":material/auto_fix_high:")
+
+
+def _commit_grid() -> None:
+    lab_state.commit_kept(*GRID_DEFAULTS, "ls_eval_bound")
 
 
 def grid_controls(prepared) -> tuple[list[float], list[float], int | None, float, bool]:
     n_train = len(prepared.dataset.train_y)
-    st.session_state.setdefault("ls_alpha_lo", 1.0)
-    st.session_state.setdefault("ls_alpha_hi", 100.0)
-    st.session_state.setdefault("ls_n_alpha", 10)
-    st.session_state.setdefault("ls_lam_lo", 0.1)
-    st.session_state.setdefault("ls_lam_hi", 5.0)
-    st.session_state.setdefault("ls_n_lam", 6)
-    if st.session_state.get("_ls_bound_for") != prepared.setup.dataset:  # a new dataset gets its own default bound
-        st.session_state["ls_eval_bound"] = landscape.default_eval_bound(n_train)
-        st.session_state["_ls_bound_for"] = prepared.setup.dataset
-    st.session_state.setdefault("ls_budget", 60)
+    bound_default = landscape.default_eval_bound(n_train)
+    if lab_state.kept("_ls_bound_for") != prepared.setup.dataset:  # a new dataset gets its own default bound
+        lab_state.set_kept("ls_eval_bound", bound_default)
+        lab_state.set_kept("_ls_bound_for", prepared.setup.dataset)
+    keep = {key: lab_state.keep(key, default, in_form=True) for key, default in GRID_DEFAULTS.items()}
+    keep["ls_eval_bound"] = lab_state.keep("ls_eval_bound", bound_default, in_form=True)
     with st.form("landscape_form", border=True):
         c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 2, 2, 2, 2])
-        c1.select_slider("α from", options=list(ALPHA_VALUES), key="ls_alpha_lo", format_func=lambda a: f"{a:g}")
-        c2.select_slider("α to", options=list(ALPHA_VALUES), key="ls_alpha_hi", format_func=lambda a: f"{a:g}")
-        c3.slider("α values (log-spaced)", 2, len(ALPHA_VALUES), key="ls_n_alpha")
-        c4.select_slider("λ from", options=LAMBDA_LADDER, key="ls_lam_lo", format_func=lambda v: f"{v:g}")
-        c5.select_slider("λ to", options=LAMBDA_LADDER, key="ls_lam_hi", format_func=lambda v: f"{v:g}")
-        c6.slider("λ values (log-spaced)", 1, 12, key="ls_n_lam")
+        c1.select_slider("α from", options=list(ALPHA_VALUES), format_func=lambda a: f"{a:g}", **keep["ls_alpha_lo"])
+        c2.select_slider("α to", options=list(ALPHA_VALUES), format_func=lambda a: f"{a:g}", **keep["ls_alpha_hi"])
+        c3.slider("α values (log-spaced)", 2, len(ALPHA_VALUES), **keep["ls_n_alpha"])
+        c4.select_slider("λ from", options=LAMBDA_LADDER, format_func=lambda v: f"{v:g}", **keep["ls_lam_lo"])
+        c5.select_slider("λ to", options=LAMBDA_LADDER, format_func=lambda v: f"{v:g}", **keep["ls_lam_hi"])
+        c6.slider("λ values (log-spaced)", 1, 12, **keep["ls_n_lam"])
         c7, c8, c9 = st.columns([3, 3, 2], vertical_alignment="bottom")
         c7.number_input("Evaluate at most this many images per subset (0 = all)", min_value=0, max_value=100_000,
-                        step=50, key="ls_eval_bound",
+                        step=50, **keep["ls_eval_bound"],
                         help=f"{prepared.setup.dataset} has {n_train:,} training images. A subset (forget/retain × "
                         "train/test) bigger than this is evaluated on a fixed, seeded sample so the grid stays fast: on "
                         "the digits only retain-train (the members MIA learns from) is sampled; on data bigger than "
                         f"{landscape.BIG_DATASET:,} images every subset. 0 evaluates everything (numbers then equal single runs).")
-        c8.number_input("Time budget (seconds)", min_value=1, max_value=3600, step=10, key="ls_budget",
+        c8.number_input("Time budget (seconds)", min_value=1, max_value=3600, step=10, **keep["ls_budget"],
                         help="The sweep stops when this is spent; finished points are kept.")
-        submitted = c9.form_submit_button("Compute landscape", type="primary", icon=":material/grid_on:", width="stretch")
-    lo, hi = sorted((float(st.session_state["ls_alpha_lo"]), float(st.session_state["ls_alpha_hi"])))
-    paper_alpha = snap_alpha(resources.default_alpha(prepared.setup.method, prepared.setup.model))
-    alphas = landscape.alpha_grid(lo, hi, int(st.session_state["ls_n_alpha"]), anchor=paper_alpha)
-    lam_lo, lam_hi = sorted((float(st.session_state["ls_lam_lo"]), float(st.session_state["ls_lam_hi"])))
-    lams = landscape.lambda_grid(float(lam_lo), float(lam_hi), int(st.session_state["ls_n_lam"]))
-    bound = int(st.session_state["ls_eval_bound"]) or None
-    return alphas, lams, bound, float(st.session_state["ls_budget"]), submitted
+        submitted = c9.form_submit_button("Compute landscape", type="primary", icon=":material/grid_on:", width="stretch",
+                                          on_click=_commit_grid)
+    value = lab_state.kept
+    lo, hi = sorted((float(value("ls_alpha_lo")), float(value("ls_alpha_hi"))))
+    anchor = min(ALPHA_VALUES, key=lambda a: abs(a - paper_alpha(prepared.setup.method, prepared.setup.model)))
+    alphas = landscape.alpha_grid(lo, hi, int(value("ls_n_alpha")), anchor=anchor)
+    lam_lo, lam_hi = sorted((float(value("ls_lam_lo")), float(value("ls_lam_hi"))))
+    lams = landscape.lambda_grid(float(lam_lo), float(lam_hi), int(value("ls_n_lam")))
+    bound = int(value("ls_eval_bound")) or None
+    return alphas, lams, bound, float(value("ls_budget")), submitted
 
 
 def compute(prepared, alphas, lams, bound, budget) -> None:
@@ -102,7 +108,6 @@ def compute(prepared, alphas, lams, bound, budget) -> None:
 
 def show_landscape(prepared, stored) -> None:
     result = stored["result"]
-    setup = prepared.setup
     current = current_setting()
     total = len(result.alphas) * len(result.lams)
     sizes = result.eval_sizes
@@ -124,75 +129,71 @@ def show_landscape(prepared, stored) -> None:
     retrained = retrained[1] if retrained and retrained[0] == (prepared.key, stored["key"][3]) else None
 
     def on_select() -> None:
-        state = st.session_state.get("landscape_frontier")
-        point = landscape.pick_from_selection(state.get("selection") if state else None, result)
+        selection = st.session_state.get("landscape_frontier")
+        point = landscape.pick_from_selection(selection.get("selection") if selection else None, result)
         if point is not None:
-            landscape.apply_setting(point.alpha, point.lam, setup.model, setup.method)
+            landscape.apply_setting(point.alpha, point.lam)
 
     show_chart(landscape.frontier_figure(result, prepared, current, retrained), key="landscape_frontier",
                on_select=on_select, selection_mode=("points", "box"))
     with st.expander("How to read the landscape"):
         st.write(
-            "Heatmaps: each cell is one (α, λ) (rows λ, columns α, both log-spaced); yellow is good in every panel "
-            "(low forget accuracy, high retain accuracy, low MIA). Rings mark Pareto settings. Frontier: every "
-            "setting as (retain, forget) accuracy; the Pareto settings (orange) are those no other setting beats on "
-            "both. The star is the original model, the diamond a model retrained without the forget set (when "
-            "computed): the closer a setting lies to the diamond, the more it behaves like retraining. Click a point, "
-            "or drag a box around several (the best of them is taken), to send it to the Unlearn page's sliders."
+            "Heatmaps: each cell is one (α, λ) (rows λ, columns α, both log-spaced). One colour rule for all three: "
+            "yellow is better, dark is worse, and the top of every colour bar is the best value (low forget accuracy, "
+            "high retain accuracy, low MIA). Rings mark Pareto settings. Frontier: every setting as (retain, forget) "
+            "accuracy; the Pareto settings (orange) are those no other setting beats on both. The star is the "
+            "original model, the diamond a model retrained without the forget set (when computed): the closer a "
+            "setting lies to the diamond, the more it behaves like retraining. Click a point, or drag a box around "
+            "several (the best of them is taken), to use that setting."
         )
-    applied_message()
 
     front = sorted(result.pareto_points(),
                    key=lambda p: (-(landscape.retain_value(p) or 0.0), landscape.forget_value(p) or 0.0, -p.alpha))
     if front:
         c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
         options = [(p.alpha, p.lam) for p in front]
-        if st.session_state.get("ls_pick") not in options:
-            st.session_state["ls_pick"] = options[0]
         by = {(p.alpha, p.lam): p for p in front}
         pick = c1.selectbox(
-            "Pareto settings", options, key="ls_pick",
+            "Pareto settings", options, **lab_state.keep("ls_pick", options[0], valid=options),
             format_func=lambda o: (f"α {o[0]:g}, λ {o[1]:g}: forget {100 * (landscape.forget_value(by[o]) or 0):.1f}%, "
                                    f"retain {100 * (landscape.retain_value(by[o]) or 0):.1f}%, MIA "
                                    + ("n/a" if by[o].mia is None else f"{100 * by[o].mia:.1f}%")),
         )
         c2.button("Use this setting", key="ls_use_pareto", on_click=landscape.apply_setting,
-                  args=(pick[0], pick[1], setup.model, setup.method), icon=":material/check:", width="stretch")
+                  args=(pick[0], pick[1]), icon=":material/check:", width="stretch")
     with st.expander(f"All {len(result.points)} settings as a table"):
         st.dataframe(landscape.point_table(result.points), hide_index=True, width="stretch")
 
 
 def suggestion_panel(prepared, bound) -> None:
-    setup = prepared.setup
-    lam = float(st.session_state.get(K_LAMBDA, 1.0))
+    lam = float(lab_state.current().lam)
     st.markdown("##### Suggest α")
-    st.session_state.setdefault("ls_target", 5.0)
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    c1.number_input("Target forget accuracy (%)", min_value=0.0, max_value=100.0, step=1.0, key="ls_target",
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+    c1.number_input("Target forget accuracy (%)", min_value=0.0, max_value=100.0, step=1.0,
+                    **lab_state.keep("ls_target", 5.0),
                     help="The gentlest α (fewest parameters dampened) whose forget accuracy is at or below this, at the "
                     f"current λ = {lam:g}, found by bisection on log α.")
     if c2.button("Suggest α", key="ls_suggest", icon=":material/lightbulb:", width="stretch"):
         with st.spinner("bisecting α…"):
-            st.session_state[K_SUGGESTION] = ((prepared.key, bound), landscape.suggest(
-                prepared, float(st.session_state["ls_target"]) / 100.0, lam, bound))
+            st.session_state[K_SUGGESTION] = ((prepared.key, bound, lam), landscape.suggest(
+                prepared, float(lab_state.kept("ls_target", 5.0)) / 100.0, lam, bound))
     stored = st.session_state.get(K_SUGGESTION)
-    if stored and stored[0] == (prepared.key, bound):
+    if stored and stored[0] == (prepared.key, bound, lam):
         s = stored[1]
         if s.point is None:
             st.warning(f"Even α = {ALPHA_VALUES[0]:g} does not bring the forget accuracy down to {100 * s.target:.1f}% "
                        f"at λ = {s.lam:g}; try a smaller λ.", icon=":material/warning:")
         else:
-            p, q = s.point, s.ladder_point
+            p = s.point
             c1, c2 = st.columns([4, 1], vertical_alignment="center")
             c1.success(
                 f"Gentlest α reaching {100 * s.target:.1f}% forget accuracy at λ = {s.lam:g}: **α = {p.alpha:g}** "
                 f"(forget {100 * (landscape.forget_value(p) or 0):.1f}%, retain {100 * (landscape.retain_value(p) or 0):.1f}%, "
-                f"{p.fraction_selected:.2%} dampened). On the slider that is α = {s.ladder_alpha:g} "
-                f"(forget {100 * (landscape.forget_value(q) or 0):.1f}%, retain {100 * (landscape.retain_value(q) or 0):.1f}%).",
+                f"{p.fraction_selected:.2%} dampened).",
                 icon=":material/lightbulb:",
             )
             c2.button("Use it", key="ls_use_suggestion", on_click=landscape.apply_setting,
-                      args=(s.ladder_alpha, s.lam, setup.model, setup.method), icon=":material/check:", width="stretch")
+                      args=(p.alpha, s.lam), icon=":material/check:", width="stretch")
 
 
 def retrain_panel(prepared, stored, bound) -> None:
@@ -228,21 +229,19 @@ def retrain_panel(prepared, stored, bound) -> None:
                            f"(forget {pct(landscape.forget_value(best))}, retain {pct(best.retain_test_acc)}, MIA {pct(best.mia)}).",
                            icon=":material/target:")
                 c2.button("Use it", key="ls_use_retrain", on_click=landscape.apply_setting,
-                          args=(best.alpha, best.lam, prepared.setup.model, prepared.setup.method),
-                          icon=":material/check:", width="stretch")
+                          args=(best.alpha, best.lam), icon=":material/check:", width="stretch")
 
 
 def alpha_only(prepared) -> None:
     setup = prepared.setup
     st.subheader("Along α only (at the current λ)")
     st.caption("A quick one-dimensional cut through the landscape on test images (no MIA): every α of the slider.")
-    st.session_state.setdefault(K_LAMBDA, 1.0)
-    lam = st.slider("λ — dampening strength", min_value=LAMBDA_MIN, max_value=LAMBDA_MAX, step=LAMBDA_STEP,
-                    key=K_LAMBDA, persist_state="session")
+    lam = st.slider("λ — dampening strength", min_value=lab_state.LAMBDA_MIN, max_value=lab_state.LAMBDA_MAX,
+                    step=lab_state.LAMBDA_STEP, **lab_state.bind("lam", K_LAMBDA, float))
     bar = st.progress(0.0, text="sweeping α")
     rows = alpha_sweep(prepared, float(lam), progress=lambda f, m: bar.progress(f, text=m))
     bar.empty()
-    current = st.session_state.get(K_ALPHA)
+    current = float(lab_state.current().alpha)
     show_chart(sweep_figure(prepared, rows, current), key="chart-alpha-sweep",
                config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 3,
                                                                       "filename": f"{setup.slug()}-l{lam:g}-alpha-sweep"}})
@@ -255,13 +254,8 @@ def alpha_only(prepared) -> None:
             "keeps retain-test accuracy within 2 points of the original).",
             icon=":material/lightbulb:",
         )
-
-        def use_alpha(value: float = best["alpha"]) -> None:
-            st.session_state[K_ALPHA] = snap_alpha(value)
-            st.session_state[landscape.K_ALPHA_FOR] = (setup.model, setup.method)
-
-        if c2.button("Use this α", on_click=use_alpha, icon=":material/check:", width="stretch"):
-            st.switch_page("pages/unlearn.py")
+        c2.button("Use this α", key="ls_use_alpha", on_click=landscape.apply_setting, args=(best["alpha"], float(lam)),
+                  icon=":material/check:", width="stretch")
     with st.expander("Table"):
         st.dataframe(sweep_table(rows), hide_index=True, width="stretch")
 
@@ -272,6 +266,7 @@ else:
     prepared = layout.prepare_with_status(setup)
     if prepared is not None:
         layout.model_card(prepared)
+        applied_message()
         alphas, lams, bound, budget, submitted = grid_controls(prepared)
         stored = None
         with guard("sweeping the α × λ grid"):

@@ -19,11 +19,12 @@ import torch  # noqa: E402
 
 from ssd_core import figures_compare as figs  # noqa: E402
 from ssd_core.data import ForgetRequest, make_split, parse_indices  # noqa: E402
+from ssd_core.indices import format_indices  # noqa: E402
 from ssd_core.errors import InputError  # noqa: E402
 from ssd_core.methods.l2ul import MAX_FORGET, VARIANTS  # noqa: E402
 from ui import compare, layout, sidebar  # noqa: E402
 from ui.errors import guard, show_error  # noqa: E402
-from ui.state import K_INDICES, K_KIND  # noqa: E402
+from ui import state as lab_state  # noqa: E402
 
 PER_PAGE = 40
 COLUMNS = 8
@@ -58,22 +59,21 @@ def _toggle(index: int) -> None:
 
 
 def _random_k(n_train: int, seed: int) -> None:
-    k = int(st.session_state.get(K_K, 8))
+    k = int(lab_state.kept(K_K, 8))
     generator = torch.Generator().manual_seed(seed + len(st.session_state.get(K_RESULTS, {})))
     st.session_state[K_PICKED] = sorted(torch.randperm(n_train, generator=generator)[:k].tolist())
 
 
 def _from_text(n_train: int) -> None:
     try:
-        values = [i for i in parse_indices(st.session_state.get(K_TEXT, "")) if 0 <= i < n_train]
+        values = [i for i in parse_indices(str(lab_state.kept(K_TEXT, ""))) if 0 <= i < n_train]
         st.session_state[K_PICKED] = sorted(set(values))[:MAX_FORGET]
     except InputError:
         st.session_state[K_PICKED] = []
 
 
 def _to_sidebar() -> None:
-    st.session_state[K_KIND] = "indices"
-    st.session_state[K_INDICES] = ", ".join(str(i) for i in picked())
+    lab_state.update(forget_kind="indices", forget_indices=format_indices(picked()))
     st.session_state[K_APPLIED] = True
 
 
@@ -90,13 +90,17 @@ def gallery(dataset) -> None:
     pages = (n_train + PER_PAGE - 1) // PER_PAGE
     chosen = set(picked())
     c1, c2, c3, c4 = st.columns([1.2, 1.2, 2.4, 1.2], vertical_alignment="bottom")
-    page = int(c1.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key=K_PAGE))
-    st.session_state.setdefault(K_K, 8)
-    c2.number_input("k", min_value=1, max_value=min(MAX_FORGET, n_train - 1), step=1, key=K_K)
+    if not 1 <= int(lab_state.kept(K_PAGE, 1)) <= pages:
+        lab_state.set_kept(K_PAGE, 1)
+    page = int(c1.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, **lab_state.keep(K_PAGE, 1)))
+    k_max = min(MAX_FORGET, n_train - 1)
+    if not 1 <= int(lab_state.kept(K_K, 8)) <= k_max:
+        lab_state.set_kept(K_K, min(8, k_max))
+    c2.number_input("k", min_value=1, max_value=k_max, step=1, **lab_state.keep(K_K, 8))
     c3.button("Pick k random images", on_click=_random_k, args=(n_train, int(prepared.setup.seed)), key="inst_random")
     c4.button("Clear", on_click=lambda: st.session_state.update({K_PICKED: []}), key="inst_clear")
-    st.text_input("…or type training indices", key=K_TEXT, on_change=_from_text, args=(n_train,),
-                  placeholder="e.g. 0, 5, 17-20", help=f"Up to {MAX_FORGET} images.")
+    st.text_input("…or type training indices", placeholder="e.g. 0, 5, 17-20", help=f"Up to {MAX_FORGET} images.",
+                  **lab_state.keep(K_TEXT, "", then=lambda: _from_text(n_train)))
 
     start = (page - 1) * PER_PAGE
     indices = list(range(start, min(start + PER_PAGE, n_train)))
@@ -196,8 +200,7 @@ if prepared is not None:
                    "(Unlearn, Compare…) forget them too.")
 
     st.subheader("2. Unlearn them")
-    st.session_state.setdefault(K_VARIANTS, list(VARIANTS))
-    variants = st.multiselect("Variants", list(VARIANTS), key=K_VARIANTS)
+    variants = st.multiselect("Variants", list(VARIANTS), **lab_state.keep(K_VARIANTS, list(VARIANTS), valid=list(VARIANTS)))
     with st.expander("l2ul settings"):
         config = compare.settings_controls("l2ul", prepared.setup.seed, prefix="inst_cfg", skip=("variant",))
     config.pop("variant", None)

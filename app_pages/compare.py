@@ -19,6 +19,7 @@ from ssd_core import figures_compare as figs  # noqa: E402
 from ssd_core.metrics import entropy, per_sample_loss  # noqa: E402
 from ui import compare, layout, sidebar  # noqa: E402
 from ui.errors import guard, show_error  # noqa: E402
+from ui.state import keep  # noqa: E402
 
 K_METHODS = "cmp_methods"
 K_QUANTITY = "cmp_signal_quantity"
@@ -37,12 +38,8 @@ preload.empty()
 def controls(prepared) -> tuple[list[str], dict[str, dict], bool]:
     kind = prepared.setup.request.kind
     options = compare.methods_for(kind)
-    if K_METHODS in st.session_state:
-        st.session_state[K_METHODS] = [m for m in st.session_state[K_METHODS] if m in options]
-    else:
-        st.session_state[K_METHODS] = [m for m in DEFAULT_METHODS if m in options]
     chosen = st.multiselect(
-        "Methods", options, key=K_METHODS,
+        "Methods", options, **keep(K_METHODS, [m for m in DEFAULT_METHODS if m in options], valid=options),
         help=f"Every registered method that supports {prepared.setup.request.describe()} requests. "
         "Add retrain to get the gap-to-retrain columns.",
     )
@@ -135,7 +132,8 @@ def results(prepared, runs: dict) -> None:
     compare.show_figure(figs.per_class_methods_figure(prepared.dataset.classes, per_class, prepared.split.forget_classes),
                         "per-class", stem)
 
-    quantity = st.segmented_control("Forgetting signal", ["loss", "entropy"], key=K_QUANTITY, default="loss") or "loss"
+    quantity = st.segmented_control("Forgetting signal", ["loss", "entropy"], required=True,
+                                    **keep(K_QUANTITY, "loss", valid=["loss", "entropy"])) or "loss"
     signals = {m: signal_values(prepared, r, quantity) for m, r in runs.items()}
     compare.show_figure(figs.signal_histograms_figure(signals, quantity, {m: r.evaluation.mia for m, r in runs.items()}),
                         f"signal-{quantity}", stem)

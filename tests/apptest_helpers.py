@@ -1,0 +1,73 @@
+"""Helpers for driving the dashboard with streamlit.testing (AppTest) like a user would."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+TIMEOUT = 300
+PAGES = ("unlearn", "lesson", "sweep", "compare", "instances", "saps", "about")
+
+
+def new_app(query: dict[str, str] | None = None) -> AppTest:
+    """A new browser session (optionally opened on a URL's query parameters); not run yet."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    if query:
+        at.query_params.update(query)
+    return at
+
+
+def click_nav(at: AppTest, page: str) -> AppTest:
+    """What a click on a page in the navigation does: Streamlit clears the query and opens the page."""
+    at.query_params.clear()
+    return at.switch_page(f"app_pages/{page}.py").run()
+
+
+def shown_text(markdown: str) -> str:
+    """What a reader sees of Markdown whose punctuation was escaped (ui.text.plain)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def metric_values(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def chart_data(at: AppTest) -> dict[str, list]:
+    """Each chart's data (traces, without layout) by title: what a figure shows, for comparisons."""
+    out = {}
+    for element in at.get("plotly_chart"):
+        spec = json.loads(element.proto.spec)
+        title = spec.get("layout", {}).get("title", {})
+        name = title.get("text", "") if isinstance(title, dict) else str(title)
+        out[name] = spec.get("data", [])
+    return out
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def set_state(at: AppTest, **changes: Any) -> None:
+    """Change the session's run setup directly (as a preset or a 'Use' button would)."""
+    from ui.state import LabState
+
+    current = at.session_state["_lab_state"] if "_lab_state" in at.session_state else LabState()
+    at.session_state["_lab_state"] = replace(current, **changes)
+
+
+def set_kept(at: AppTest, **values: Any) -> None:
+    """Set page-local control values (ui.state.keep) before the next run draws them."""
+    kept = dict(at.session_state["_lab_kept"]) if "_lab_kept" in at.session_state else {}
+    kept.update(values)
+    at.session_state["_lab_kept"] = kept

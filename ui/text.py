@@ -1,0 +1,30 @@
+"""User-provided text shown in the page stays text.
+
+Streamlit renders st.warning, st.error, st.caption, st.success and st.markdown bodies as Markdown
+(with links, images, autolinked URLs and $-math). A value from a link, a file name, a tensor or
+class name from an upload, or a folder path could therefore plant a clickable link or make every
+visitor's browser fetch an outside image. :func:`plain` escapes every ASCII punctuation character
+(CommonMark lets any of them be backslash-escaped), which breaks every Markdown and autolink
+construct while the text reads the same; control characters become '?'.
+"""
+
+from __future__ import annotations
+
+import string
+
+_ESCAPE = {ord(ch): "\\" + ch for ch in string.punctuation}
+MAX_SHOWN = 60
+
+
+def printable(value: object, limit: int | None = MAX_SHOWN) -> str:
+    """``value`` as one printable line, shortened to ``limit`` characters (None: no limit)."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def plain(value: object, limit: int | None = MAX_SHOWN) -> str:
+    """``value`` made safe to put inside a Markdown string: printable, shortened, every
+    punctuation character escaped (no link, image, HTML, emphasis or math survives)."""
+    return printable(value, limit).translate(_ESCAPE)
