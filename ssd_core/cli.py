@@ -1,7 +1,8 @@
 """Command line: ``python -m ssd_core unlearn|train|list ...``.
 
 Bad arguments exit with status 2 and one sentence on stderr (no traceback); a progress bar goes
-to stderr; results go to stdout (JSON) and, with ``--json FILE``, to a file.
+to stderr. ``unlearn`` prints a short human summary; ``--json FILE`` also writes the full result as
+JSON, and ``--json -`` prints the JSON to stdout instead of the summary.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     unlearn = sub.add_parser("unlearn", help="unlearn a forget request and report before/after metrics")
     unlearn.add_argument("--dataset", default="digits")
-    unlearn.add_argument("--model", default="smallcnn")
+    unlearn.add_argument("--model", help="architecture (default: the dataset's own, e.g. shapes -> resnet18_narrow)")
     what = unlearn.add_mutually_exclusive_group()
     what.add_argument("--forget-class", help="class index or name")
     what.add_argument("--forget-subclass", help="fine class inside a superclass (e.g. cifar20: rocket)")
@@ -85,13 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--download", action="store_true", help="download the dataset if missing")
     unlearn.add_argument("--checkpoint", help="your own weights (.safetensors, or a .pt/.pth state dict)")
     unlearn.add_argument("--checkpoint-config", help="JSON config saved with an exported model")
-    unlearn.add_argument("--json", dest="json_path", help="also write the result to this file")
+    unlearn.add_argument("--json", dest="json_path", metavar="FILE",
+                         help="write the full result as JSON to FILE ('-': to stdout instead of the summary)")
     unlearn.add_argument("--save-model", help="write the unlearned model to PATH.safetensors + PATH.json")
     unlearn.add_argument("--quiet", action="store_true", help="no progress bar")
 
     train = sub.add_parser("train", help="train (or load) the original model and print its test accuracy")
     train.add_argument("--dataset", default="digits")
-    train.add_argument("--model", default="smallcnn")
+    train.add_argument("--model", help="architecture (default: the dataset's own)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto")
     train.add_argument("--data-dir")
@@ -112,10 +114,18 @@ def _request(args: argparse.Namespace, seed: int):
         return ForgetRequest("random", k=args.forget_random, seed=seed)
     if args.forget_indices is not None:
         return ForgetRequest("indices", indices=parse_indices(args.forget_indices))
-    target: int | str = args.forget_class if args.forget_class is not None else 0
+    if args.forget_class is None:
+        raise InputError("Say what to forget: --forget-class, --forget-subclass, --forget-random or --forget-indices.")
+    target: int | str = args.forget_class
     if isinstance(target, str) and target.lstrip("-").isdigit():
         target = int(target)
     return ForgetRequest("class", target=target)
+
+
+def _model(args: argparse.Namespace) -> str:
+    from .models import default_model_for
+
+    return args.model or default_model_for(args.dataset)
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -137,11 +147,11 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_unlearn(args: argparse.Namespace) -> int:
-    from .experiment import ExperimentConfig, json_ready, run_experiment
+    from .experiment import ExperimentConfig, json_ready, run_experiment, summary_text
 
     config = ExperimentConfig(
         dataset=args.dataset,
-        model=args.model,
+        model=_model(args),
         request=_request(args, args.seed),
         method=args.method,
         params=_params(args),
@@ -158,12 +168,17 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
         from .data import load_dataset
 
         dataset = load_dataset(args.dataset, args.data_dir)
-        save_model(result["_model"], config_for_dataset(args.model, dataset), args.save_model, {"method": args.method})
+        save_model(result["_model"], config_for_dataset(config.model, dataset), args.save_model, {"method": args.method})
     payload = json.dumps(json_ready(result), indent=2)
+    if args.json_path == "-":
+        print(payload)
+        return 0
     if args.json_path:
         with open(args.json_path, "w") as fh:
             fh.write(payload)
-    print(payload)
+    print(summary_text(result))
+    if args.json_path:
+        print(f"Full result (JSON): {args.json_path}")
     return 0
 
 
@@ -173,10 +188,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train import load_or_train
 
     dataset = load_dataset(args.dataset, args.data_dir, args.download)
-    trained = load_or_train(dataset, args.model, seed=args.seed, device=args.device, progress=ProgressBar(not args.quiet))
+    model = _model(args)
+    trained = load_or_train(dataset, model, seed=args.seed, device=args.device, progress=ProgressBar(not args.quiet))
     if args.out:
-        save_model(trained.model, config_for_dataset(args.model, dataset), args.out, {"test_acc": trained.test_acc})
-    print(json.dumps({"dataset": dataset.name, "model": args.model, "seed": args.seed, "test_acc": trained.test_acc, "source": trained.source, "train_seconds": trained.seconds}))
+        save_model(trained.model, config_for_dataset(model, dataset), args.out, {"test_acc": trained.test_acc})
+    print(json.dumps({"dataset": dataset.name, "model": model, "seed": args.seed, "test_acc": trained.test_acc, "source": trained.source, "train_seconds": trained.seconds}))
     return 0
 
 

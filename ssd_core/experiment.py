@@ -140,3 +140,36 @@ def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) 
 def json_ready(result: dict[str, Any]) -> dict[str, Any]:
     """The result without live objects (what the CLI writes)."""
     return {k: v for k, v in result.items() if not k.startswith("_")}
+
+
+SUMMARY_ROWS = (
+    ("forget (test)", "forget_test_acc"),
+    ("forget (train)", "forget_train_acc"),
+    ("retain (test)", "retain_test_acc"),
+    ("retain (train)", "retain_train_acc"),
+    ("test", "test_acc"),
+    ("MIA", "mia"),
+)
+
+
+def summary_text(result: dict[str, Any]) -> str:
+    """A few lines for a person: what ran, the metrics before and after, what SSD dampened."""
+    def pct(value: Any) -> str:
+        return "n/a" if value is None else f"{100 * float(value):.1f}%"
+
+    params = result.get("params", {})
+    knobs = ", ".join(f"{label} {params[k]:g}" for k, label in (("alpha", "alpha"), ("lam", "lambda"))
+                      if isinstance(params.get(k), (int, float)))
+    seconds = result.get("seconds", {}).get("total")
+    lines = [
+        f"{result['dataset']} / {result['model']}: {result['method']} forgetting {result['forget']['description']}"
+        + (f" ({knobs})" if knobs else "") + (f" in {seconds:.1f} s" if isinstance(seconds, float) else ""),
+        f"{'':16}{'before':>8}{'after':>9}",
+    ]
+    for label, key in SUMMARY_ROWS:
+        lines.append(f"{label:16}{pct(result['before'].get(key)):>8}{pct(result['after'].get(key)):>9}")
+    report = result.get("diagnostics", {}).get("report")
+    if isinstance(report, dict) and "total_selected" in report:
+        lines.append(f"dampened {report['total_selected']:,} of {report['total_params']:,} parameters "
+                     f"({report['fraction_selected']:.2%})")
+    return "\n".join(lines)

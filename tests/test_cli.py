@@ -35,7 +35,12 @@ def test_unlearn_json_schema_and_determinism(capsys, tmp_path):
     code, out, err = run_cli(capsys, *args)
     assert code == 0, err
     result = json.loads(out_file.read_text())
-    assert json.loads(out) == result
+    # stdout has a short summary for a person, the file the full result
+    assert out.splitlines()[0] == "digits / smallcnn: ssd forgetting class 3 (alpha 10, lambda 1) in " + \
+        f"{result['seconds']['total']:.1f} s"
+    assert f"forget (test)      97.3%{100 * result['after']['forget_test_acc']:8.1f}%" in out
+    assert f"dampened {result['diagnostics']['report']['total_selected']:,} of" in out
+    assert out.strip().endswith(f"Full result (JSON): {out_file}")
     assert {"dataset", "model", "method", "params", "forget", "seconds", "before", "after"} <= set(result)
     assert result["params"]["alpha"] == 10 and result["params"]["lam"] == 1
     assert result["forget"]["kind"] == "class" and result["forget"]["target"] == 3
@@ -46,7 +51,7 @@ def test_unlearn_json_schema_and_determinism(capsys, tmp_path):
         assert len(result[side]["per_class_acc"]) == 10
     assert result["after"]["forget_test_acc"] < result["before"]["forget_test_acc"]
     assert {"importance_full", "importance_forget", "dampening", "evaluation", "total"} <= set(result["seconds"])
-    code, out2, _ = run_cli(capsys, *args)
+    code, out2, _ = run_cli(capsys, *[a if a != str(out_file) else "-" for a in args])  # --json -: JSON on stdout
     assert strip_seconds(json.loads(out2)) == strip_seconds(result)
 
 
@@ -54,21 +59,25 @@ def test_unlearn_json_schema_and_determinism(capsys, tmp_path):
     "args",
     [
         ["--forget-random", "5", "--method", "lfssd", "--alpha", "5"],
+        ["--forget-class", "1", "--dataset", "shapes", "--alpha", "50"],  # the dataset brings its model
         ["--forget-indices", "0,1,2,10-12"],
         ["--forget-class", "7", "--device", "cpu", "--param", "estimator=fisher_exact"],
     ],
 )
 def test_other_requests(capsys, args):
-    code, out, err = run_cli(capsys, "unlearn", "--quiet", *args)
+    code, out, err = run_cli(capsys, "unlearn", "--quiet", "--json", "-", *args)
     assert code == 0, err
     result = json.loads(out)
     if "--forget-indices" in args:
         assert result["forget"]["n_forget_train"] == 6 and result["after"]["forget_test_acc"] is None
+    if "shapes" in args:
+        assert result["model"] == "resnet18_narrow" and result["model_source"] == "shipped"
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
+        ([], "Say what to forget"),
         (["--dataset", "imagenet"], "Unknown dataset"),
         (["--forget-class", "10"], "out of range"),
         (["--alpha", "0"], "alpha must be a positive number"),
@@ -84,7 +93,8 @@ def test_other_requests(capsys, args):
     ],
 )
 def test_bad_arguments_exit_2_with_one_sentence(capsys, args, message):
-    code, out, err = run_cli(capsys, "unlearn", "--quiet", *args)
+    code, out, err = run_cli(capsys, "unlearn", "--quiet", *(args if args == [] or any(a.startswith("--forget") for a in args)
+                                                              else ["--forget-class", "0", *args]))
     assert code == 2
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1

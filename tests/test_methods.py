@@ -340,7 +340,7 @@ def test_cli_runs_every_method_with_one_schema(capsys, digits):
     schemas = {}
     for name, options in CLI_OPTIONS.items():
         request = ["--forget-random", "8"] if name == "l2ul" else ["--forget-class", str(FORGET_CLASS)]
-        argv = ["unlearn", "--method", name, *request, "--quiet", "--device", "cpu"]
+        argv = ["unlearn", "--method", name, *request, "--quiet", "--device", "cpu", "--json", "-"]
         for option in options:
             argv += ["--param", option]
         assert main(argv) == 0, capsys.readouterr().err

@@ -59,7 +59,7 @@ def results_payload(p: Prepared, live: LiveResult) -> dict[str, Any]:
         "seconds": {**p.seconds, **live.seconds},
         "before": p.before_eval.to_dict(),
         "after": live.evaluation.to_dict(),
-        "dampening": live.report.to_dict(),
+        "diagnostics": {"report": live.report.to_dict()},  # the same name as in the CLI JSON
         "environment": environment(),
     }
 

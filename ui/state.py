@@ -38,17 +38,6 @@ UI_METHODS = ("ssd", "lfssd")  # the registry decides which of these exist
 DEVICES = ("auto", "cpu", "gpu")
 FORGET_KINDS = ("class", "subclass", "random", "indices")
 
-# the model each dataset is meant for (its shipped checkpoint where there is one)
-DATASET_MODELS = {
-    "digits": "smallcnn",
-    "shapes": "resnet18_narrow",
-    "mnist": "smallcnn",
-    "fashion_mnist": "smallcnn",
-    "cifar10": "resnet18",
-    "cifar100": "resnet18",
-    "cifar20": "resnet18",
-}
-
 # alpha: a 1-1.5-2-3-5-7 ladder from 0.1 to 100 (log-spaced, round numbers, includes 5 and 10)
 ALPHA_VALUES: tuple[float, ...] = tuple(
     float(f"{m * 10.0 ** e:.4g}") for e in (-1, 0, 1) for m in (1, 1.5, 2, 3, 5, 7)
@@ -186,7 +175,9 @@ class RunSetup:
 
 def default_model(dataset: str) -> str:
     """The model a dataset is meant for (its shipped checkpoint where there is one)."""
-    return DATASET_MODELS.get(dataset, DEFAULT_MODEL)
+    from ssd_core.models import default_model_for
+
+    return default_model_for(dataset)
 
 
 def method_defaults(method: str, model: str) -> dict[str, Any]:
