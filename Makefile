@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 run: install
-	$(VENV)/bin/streamlit run app.py --server.headless true --server.fileWatcherType none \
+	$(VENV)/bin/streamlit run serve.py --server.headless true --server.fileWatcherType none \
 		--server.port $(PORT) --browser.gatherUsageStats false --client.toolbarMode minimal
 
 test: install-test

@@ -6,6 +6,8 @@ fresh server's first request (and on every run under streamlit.testing), skippin
 the URL sync and the mirror below.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui import links
@@ -13,7 +15,8 @@ from ui.startup import load_libraries
 from ui.style import apply_style
 from ui.theme import presentation_toggle
 
-st.set_page_config(page_title="Unlearning Lab", page_icon=":material/neurology:", layout="wide")
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"  # a local file: a material icon is fetched from outside
+st.set_page_config(page_title="Unlearning Lab", page_icon=str(ICON), layout="wide")
 apply_style()
 presentation_toggle()  # projector mode: larger text, colour-blind-safe figures
 page = st.navigation(

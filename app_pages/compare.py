@@ -47,7 +47,7 @@ def controls(prepared) -> tuple[list[str], dict[str, dict], bool]:
     for method in chosen:
         with st.expander(f"{method} settings", expanded=False):
             st.caption(compare.available_methods()[method].description)
-            configs[method] = compare.settings_controls(method, prepared.setup.seed)
+            configs[method] = compare.settings_controls(method, prepared.setup.seed, model_spec=prepared.model_spec)
     run = st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not chosen, key="cmp_run")
     return chosen, configs, run
 
@@ -112,8 +112,16 @@ def results(prepared, runs: dict) -> None:
         )
     pct = {c: st.column_config.NumberColumn(c, format="percent") for c in table.columns
            if c not in ("method", "seconds", "data touched", "flag")}
-    st.dataframe(table, hide_index=True, column_config={**pct, "seconds": st.column_config.NumberColumn(format="%.2f")},
-                 key="cmp_table")
+    # two tables that each fit the page: the metrics, then the gap to retrain and what each method read
+    gaps = [c for c in table.columns if c.startswith("gap ")]
+    main = ["method", "flag", *[c for c in table.columns if c not in ("method", "flag", "data touched", *gaps)]]
+    config = {**pct, "seconds": st.column_config.NumberColumn(format="%.2f"),
+              "method": st.column_config.TextColumn(pinned=True), "flag": st.column_config.TextColumn("over-forgetting")}
+    st.dataframe(table[main], hide_index=True, width="stretch", key="cmp_table", column_config=config)
+    second = ["method", *(gaps if compare.GOLD in runs else []), "data touched"]
+    st.markdown("**Gap to retrain and the data each method read**" if compare.GOLD in runs
+                else "**The data each method read**")
+    st.dataframe(table[second], hide_index=True, width="stretch", key="cmp_table_gaps", column_config=config)
     c1, c2, _ = st.columns([1, 1, 4])
     c1.download_button("Table (CSV)", table.to_csv(index=False), f"{stem}.csv", "text/csv", icon=":material/download:")
     c2.download_button("Results (JSON)", compare.table_json(table, runs, setup), f"{stem}.json", "application/json",

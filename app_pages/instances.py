@@ -108,9 +108,10 @@ def gallery(dataset) -> None:
         cols = st.columns(COLUMNS)
         for col, index in zip(cols, indices[row : row + COLUMNS]):
             label = dataset.classes[int(dataset.train_y[index])]
-            col.image(thumbnail(dataset.train_x[index].numpy()), caption=f"#{index} · {label}", width=64)
+            tile = col.container(border=True)  # the image and its own checkbox, framed together
+            tile.image(thumbnail(dataset.train_x[index].numpy()), caption=f"#{index} · {label}", width=64)
             st.session_state[f"inst_cb_{index}"] = index in chosen
-            col.checkbox("forget", key=f"inst_cb_{index}", on_change=_toggle, args=(index,), label_visibility="collapsed")
+            tile.checkbox("forget", key=f"inst_cb_{index}", on_change=_toggle, args=(index,))
 
 
 def result_key(prepared, indices: tuple[int, ...], values: dict) -> tuple:

@@ -123,7 +123,8 @@ def sweep_section(prepared) -> None:
                            "retain test": r.evaluation.retain_test_acc, "MIA": r.evaluation.mia,
                            "selected": r.diagnostics.get("selected"), "seconds": round(r.total_seconds, 2)}
                           for (rule, p), r in done.items()])
-    st.dataframe(table, hide_index=True, key="saps_table")
+    st.dataframe(table, hide_index=True, key="saps_table", column_config={  # percent, as in the chart
+        name: st.column_config.NumberColumn(name, format="percent") for name in ("forget test", "retain test", "MIA")})
     st.download_button("Sweep (CSV)", table.to_csv(index=False), f"{stem}-sweep.csv", "text/csv",
                        icon=":material/download:")
 

@@ -84,6 +84,31 @@ def dampening_factors(
     return selected, beta
 
 
+def finite_ratios(full_importance: ImportanceDict, forget_importance: ImportanceDict) -> torch.Tensor:
+    """Every parameter's I_f / I_D where it is finite (I_D > 0), flattened into one float64 tensor.
+
+    Parameters with I_D = 0 and I_f > 0 (infinite ratio, selected at every alpha) and NaNs are
+    left out. The distribution of these ratios is what alpha is compared with.
+    """
+    parts = []
+    for name, full in full_importance.items():
+        forget = forget_importance[name]
+        f, d = forget.detach().reshape(-1).double().cpu(), full.detach().reshape(-1).double().cpu()
+        ratio = f / d
+        parts.append(ratio[torch.isfinite(ratio) & (d > 0)])
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+
+
+def alpha_selecting(ratios: torch.Tensor, count: int) -> float | None:
+    """The largest alpha that selects at least ``count`` finite-ratio parameters (just below the
+    ``count``-th largest ratio), or None when fewer parameters have a positive ratio."""
+    positive = ratios[ratios > 0]
+    if positive.numel() < count or count < 1:
+        return None
+    kth = float(torch.topk(positive, count).values[-1])
+    return kth * (1 - 1e-9)
+
+
 def _log_ratio_stats(full: torch.Tensor, forget: torch.Tensor, max_samples: int = 200_000) -> tuple[float, ...]:
     valid = (full > 0) & (forget > 0) & torch.isfinite(full) & torch.isfinite(forget)
     if not bool(valid.any()):

@@ -623,19 +623,25 @@ def landscape_heatmap_figure(
     theme: str = "default",
 ) -> go.Figure:
     """One metric over the (alpha, lambda) grid: rows = lambda, columns = alpha (both shown as
-    categories, log-spaced). ``grid`` holds fractions in [0, 1] exactly as given (None = not
-    computed); hover and colour bar show percent. ``better`` ("low"/"high") picks the colour
-    direction so that good is always the same colour. Pareto settings get a ring, the current
-    setting a cross."""
+    categories, log-spaced). ``grid`` holds fractions in [0, 1] (None = not computed).
+
+    One colour rule for every metric: the colour shows how good a cell is (yellow best, dark
+    worst) and the top of the colour bar is always the best value, its ticks labelled with the
+    metric's own percentages. So ``z`` is the goodness (the value itself when ``better`` is
+    "high", 1 - value when "low") and the metric's exact values are in ``customdata[..][2]`` (and
+    the hover). Pareto settings get a ring, the current setting a square."""
     x, y = _grid_labels(alphas), _grid_labels(lams)
-    z = [[None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in row] for row in grid]
-    scale = "Viridis" if better == "high" else "Viridis_r"
-    custom = [[[a, lam] for a in alphas] for lam in lams]
+    values = [[None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in row] for row in grid]
+    flip = better == "low"
+    z = [[None if v is None else (1.0 - v if flip else v) for v in row] for row in values]
+    custom = [[[a, lam, v] for a, v in zip(alphas, row)] for lam, row in zip(lams, values)]
+    ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=x, y=y, zmin=0.0, zmax=1.0, colorscale=scale, customdata=custom, xgap=1, ygap=1,
-            colorbar={"title": {"text": "%"}, "tickformat": ".0%", "thickness": 12},
-            hovertemplate="α %{x}, λ %{y}<br>" + metric_label + ": %{z:.1%}<extra></extra>",
+            z=z, x=x, y=y, zmin=0.0, zmax=1.0, colorscale="Viridis", customdata=custom, xgap=1, ygap=1,
+            colorbar={"title": {"text": "↑ better"}, "thickness": 12, "tickvals": ticks,
+                      "ticktext": [f"{100 * (1 - t if flip else t):.0f}%" for t in ticks]},
+            hovertemplate="α %{x}, λ %{y}<br>" + metric_label + ": %{customdata[2]:.1%}<extra></extra>",
             name=metric_label,
         )
     )

@@ -82,35 +82,42 @@ def per_class_methods_figure(
 
 def signal_histograms_figure(
     per_method: Mapping[str, Mapping[str, np.ndarray]], quantity: str = "loss",
-    mia: Mapping[str, float | None] | None = None, floor: float = 1e-6,
+    mia: Mapping[str, float | None] | None = None, floor: float = 1e-6, max_cols: int = 4,
 ) -> go.Figure:
-    """One panel per method: histograms of log10 per-sample ``quantity`` for forget/retain/test."""
+    """One panel per method (at most ``max_cols`` to a row, so ten methods stay readable):
+    histograms of log10 per-sample ``quantity`` for forget/retain/test."""
     names = list(per_method)
     titles = []
     for name in names:
         m = (mia or {}).get(name)
-        titles.append(f"{name} (MIA {100 * m:.1f}%)" if m is not None else name)
+        titles.append(f"{name}<br><span style='font-size:11px'>MIA {100 * m:.1f}%</span>" if m is not None else name)
     n = max(1, len(names))
-    fig = make_subplots(rows=1, cols=n, shared_yaxes=True, shared_xaxes=True, subplot_titles=titles or [""],
-                        horizontal_spacing=0.03)
+    cols = min(n, max_cols)
+    rows = (n + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, shared_yaxes=True, shared_xaxes=True, subplot_titles=titles or [""],
+                        horizontal_spacing=0.04, vertical_spacing=0.16 if rows > 1 else 0.1)
     logs = {m: {g: np.log10(np.maximum(np.asarray(v, dtype=np.float64), floor)) for g, v in groups.items()}
             for m, groups in per_method.items()}
     every = [v for groups in logs.values() for v in groups.values() if len(v)]
     lo = float(np.log10(floor))
     hi = float(max(np.concatenate(every).max(), lo + 1.0)) if every else lo + 1.0
     size = (hi - lo) / 40.0
-    for col, name in enumerate(names, start=1):
+    for i, name in enumerate(names):
+        row, col = i // cols + 1, i % cols + 1
         for group, values in logs[name].items():
             fig.add_trace(
-                go.Histogram(x=values, name=group, legendgroup=group, showlegend=col == 1,
+                go.Histogram(x=values, name=group, legendgroup=group, showlegend=i == 0,
                              marker_color=GROUP_COLOURS.get(group, TEST), opacity=0.6, histnorm="percent",
                              xbins={"start": lo, "end": hi + size, "size": size},
                              hovertemplate="log10 %{x:.2f}: %{y:.1f}%<extra>" + group + "</extra>"),
-                row=1, col=col,
+                row=row, col=col,
             )
-        fig.update_xaxes(title=f"log10 {quantity}", row=1, col=col)
-    fig.update_yaxes(title="% of the group", row=1, col=1)
-    return _style(fig, f"Per-sample {quantity} on forget / retain / test, per method", height=400,
+        fig.update_xaxes(nticks=4, row=row, col=col)
+        if row == rows or i + cols >= n:  # the lowest panel of each column names the axis
+            fig.update_xaxes(title=f"log10 {quantity}", row=row, col=col)
+    for row in range(1, rows + 1):
+        fig.update_yaxes(title="% of group" if row == (rows + 1) // 2 else None, nticks=4, row=row, col=1)
+    return _style(fig, f"Per-sample {quantity} on forget / retain / test, per method", height=180 + 240 * rows,
                   barmode="overlay", legend="bottom")
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 os.environ.setdefault("UNLEARNING_LAB_THREADS", "1")  # the lab machines are shared: stay small
+os.environ.setdefault("UNLEARNING_LAB_PREFETCH", "0")  # no background work between steps (tests enable it)
 torch.set_num_threads(1)
 
 

@@ -288,3 +288,30 @@ def test_export_panel_renders_images_and_builds_reloadable_files(app):
     _, after, _ = reference(0, 20.0, 1.0)
     assert reloaded.per_class_acc == pytest.approx(after.per_class_acc)
     assert reloaded.mia == pytest.approx(after.mia)
+
+
+def test_slider_neighbours_are_prefetched_with_the_numbers_a_move_would_compute(monkeypatch):
+    """After a move, the rungs either side are evaluated in the background; a later move there
+    shows exactly what computing it in the foreground gives."""
+    import time
+
+    from ui import resources
+    from ui.state import RunSetup
+
+    monkeypatch.setenv("UNLEARNING_LAB_PREFETCH", "1")
+    at = new_app()
+    at.run()
+    at.select_slider(key="alpha").set_value(20.0).run()
+    prepared = resources.peek_prepared(RunSetup())
+    store = resources.resource_store()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(store.peek("live", (prepared.key, a, 1.0)) for a in (15.0, 30.0)):
+        time.sleep(0.1)
+    prefetched = store.peek("live", (prepared.key, 30.0, 1.0))
+    assert prefetched is not None and store.peek("live", (prepared.key, 15.0, 1.0)) is not None
+    _, after, report = reference(0, 30.0, 1.0)
+    assert prefetched[1].per_class_acc == pytest.approx(after.per_class_acc)
+    assert prefetched[1].mia == pytest.approx(after.mia)
+    at.select_slider(key="alpha").set_value(30.0).run()
+    assert count(metric_values(at)["Dampened"]) == report.total_selected
+    assert pct(metric_values(at)["Forget (test)"]) == pytest.approx(after.forget_test_acc, abs=5e-4)

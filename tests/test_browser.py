@@ -37,15 +37,20 @@ def server_url():
 
 
 @pytest.fixture(scope="module")
-def page(server_url):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = bench.launch_browser(playwright)
-        context = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
-        yield context.new_page()
-        context.close()
-        browser.close()
+        launched = bench.launch_browser(playwright)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
+    yield context.new_page()
+    context.close()
 
 
 def test_default_result_slider_move_and_csv_download(page, server_url, tmp_path):
@@ -85,3 +90,102 @@ def test_default_result_slider_move_and_csv_download(page, server_url, tmp_path)
     assert float(rows[("summary", "forget_test_acc")]["before"]) > 0.9
     assert float(rows[("summary", "forget_test_acc")]["after"]) == pytest.approx(forget_at_20, abs=5e-4)
     page.screenshot(path=str(ARTIFACTS / "browser-export.png"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Page to page in a real browser, presentation mode, and nothing fetched from outside
+
+LINK = "/?dataset=shapes&model=resnet18_narrow&forget=class:3&method=ssd&alpha=40&lambda=1.5"
+
+
+def _cards(page) -> dict[str, str]:
+    page.locator('[data-testid="stMetric"]', has_text="Dampened").first.wait_for(timeout=180_000)
+    bench.figure_title(page, "Per-class test accuracy  α = 40, λ = 1.5").wait_for(timeout=180_000)
+    out = {}
+    for card in page.locator('[data-testid="stMetric"]').all():
+        label = card.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+        out[label] = card.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    return out
+
+
+def _nav(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+
+
+def test_arriving_on_unlearn_from_other_pages_shows_the_fresh_numbers(server_url, browser):
+    fresh = browser.new_page(viewport={"width": 1400, "height": 1000})
+    fresh.goto(server_url + LINK)
+    expected = _cards(fresh)
+    assert int(expected["Dampened"].replace(",", "")) > 0
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    for start, title in (("lesson", "Lesson"), ("sweep", "Landscape"), ("compare", "Compare methods")):
+        page.goto(server_url + LINK.replace("/?", f"/?page={start}&"))
+        page.get_by_role("heading", level=1).first.wait_for(timeout=120_000)
+        page.wait_for_url(f"**/{start}?**", timeout=60_000)
+        _nav(page, "Unlearn")
+        assert _cards(page) == expected, start
+        assert "alpha=40" in page.url and "dataset=shapes" in page.url
+        _nav(page, title)  # and back
+        page.wait_for_url(f"**/{start}?**", timeout=60_000)
+        assert "alpha=40" in page.url and ("forget=class%3A3" in page.url or "forget=class:3" in page.url)
+        _nav(page, "Unlearn")
+        assert _cards(page) == expected, f"{start} (back)"
+    page.close()
+    fresh.close()
+
+
+OVERFLOW_JS = """() => {
+  const cut = [];
+  const sel = '[data-testid="stMetric"] p, [data-testid^="stBaseButton"] p, [data-testid="stMetricDelta"] p';
+  for (const el of document.querySelectorAll(sel)) {
+    if (el.offsetParent === null) continue;
+    if (el.scrollWidth > el.clientWidth + 1 || el.innerText.includes('…')) cut.push(el.innerText);
+  }
+  return cut;
+}"""
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (1920, 1080)])
+def test_presentation_mode_is_readable_without_cut_off_text(server_url, browser, size):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.goto(server_url + LINK)
+    normal = _cards(page)
+    value_size = page.locator('[data-testid="stMetricValue"] p').first.evaluate(
+        "e => parseFloat(getComputedStyle(e).fontSize)")
+    page.get_by_text("Presentation mode").click()
+    page.wait_for_function("() => parseFloat(getComputedStyle(document.documentElement).fontSize) >= 20")
+    assert _cards(page) == normal  # the same numbers, larger
+    page.locator('[data-testid="stMetric"]').first.scroll_into_view_if_needed()
+    big = page.locator('[data-testid="stMetricValue"] p').first.evaluate(
+        "e => parseFloat(getComputedStyle(e).fontSize)")
+    assert big >= 1.4 * value_size, (big, value_size)
+    assert page.evaluate(OVERFLOW_JS) == []
+    page.screenshot(path=str(ARTIFACTS / f"presentation-{size[0]}x{size[1]}.png"))
+    page.close()
+
+
+def test_a_walk_through_every_page_makes_no_request_outside_and_none_fails(server_url, browser):
+    requests, failures = [], []
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("requestfailed", lambda r: failures.append((r.url, r.failure)))
+    page.on("response", lambda r: failures.append((r.url, r.status)) if r.status >= 400 else None)
+    page.goto(server_url)
+    bench.wait_for_default_result(page)
+    for name, title in (("lesson", "Lesson"), ("sweep", "Landscape"), ("compare", "Compare methods"),
+                        ("instances", "Forget instances"), ("saps", "SAPS selection"),
+                        ("about", "How SSD works")):
+        _nav(page, title)
+        page.wait_for_url(f"**/{name}**", timeout=60_000)
+        page.get_by_role("heading", level=1).first.wait_for(timeout=120_000)
+        page.wait_for_timeout(1500)
+    for name in ("compare", "lesson", "about"):  # a page URL opened directly (a reload, a bookmark)
+        page.goto(f"{server_url}/{name}")
+        page.get_by_role("heading", level=1).first.wait_for(timeout=120_000)
+        page.wait_for_timeout(1500)
+    page.close()
+    outside = [u for u in requests if not u.startswith(server_url) and not u.startswith(("data:", "blob:"))]
+    assert outside == []
+    assert failures == []
+    assert len(requests) > 20

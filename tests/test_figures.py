@@ -173,16 +173,20 @@ def test_landscape_heatmap_draws_the_grid_as_given():
                                            current=(10.0, 1.0), pareto=[(1.0, 0.5), (100.0, 1.0)])
     heat = fig.data[0]
     assert heat.type == "heatmap"
-    assert [list(row) for row in heat.z] == grid  # fractions, exactly, None kept
+    custom = np.asarray(heat.customdata, dtype=object)
+    assert custom.shape == (2, 3, 3) and list(heat.customdata[1][2]) == [100.0, 1.0, 0.75]
+    assert [[cell[2] for cell in row] for row in heat.customdata] == grid  # the values exactly, None kept
+    # one colour rule: the colour is how good a cell is, so a lower-is-better metric is drawn as 1 - value
+    assert [list(row) for row in heat.z] == [[1.0, 0.5, None], [0.75, 0.0, 0.25]]
     assert list(heat.x) == ["1", "10", "100"] and list(heat.y) == ["0.5", "1"]
     assert heat.zmin == 0 and heat.zmax == 1
-    assert np.asarray(heat.customdata).shape == (2, 3, 2) and list(heat.customdata[1][2]) == [100.0, 1.0]
+    assert list(heat.colorbar.ticktext) == ["100%", "75%", "50%", "25%", "0%"]  # the top is the best: 0% forgotten
     rings, cross = fig.data[1], fig.data[2]
     assert list(rings.x) == ["1", "100"] and list(rings.y) == ["0.5", "1"]
     assert list(cross.x) == ["10"] and list(cross.y) == ["1"]
-    # "better" flips the colour scale so that good is always the same end
     high = figures.landscape_heatmap_figure([1.0], [1.0], [[0.5]], "Retain", better="high")
-    assert heat.colorscale != high.data[0].colorscale
+    assert heat.colorscale == high.data[0].colorscale and list(high.data[0].z[0]) == [0.5]
+    assert list(high.data[0].colorbar.ticktext) == ["0%", "25%", "50%", "75%", "100%"]
 
 
 def test_frontier_marks_pareto_settings_and_carries_alpha_lambda():

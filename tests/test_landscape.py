@@ -139,9 +139,14 @@ def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepar
         heat = charts[title]["data"][0]
         assert heat["type"] == "heatmap"
         assert values(heat["x"]) == [f"{a:g}" for a in alphas] and values(heat["y"]) == [f"{v:g}" for v in lams]
-        assert values(heat["z"]) == reference.grid(metric), title  # the single runs' numbers, exactly
+        shown = [[cell[2] for cell in row] for row in heat["customdata"]]
+        assert shown == reference.grid(metric), title  # the single runs' numbers, exactly
         if metric != "mia":  # on digits only retain-train (MIA's members) is sampled: accuracies are whole-subset
-            assert values(heat["z"]) == unbounded.grid(metric), title
+            assert shown == unbounded.grid(metric), title
+        goodness = values(heat["z"])  # one colour rule: the colour is how good a cell is (1 best)
+        flip = metric != "retain_test_acc"
+        assert goodness == [[None if v is None else (1 - v if flip else v) for v in row] for row in shown], title
+        assert heat["colorbar"]["title"]["text"] == "↑ better"
 
     frontier = charts["Trade-off frontier"]["data"]
     every = [(x, y) for trace in frontier[:2] for x, y in zip(values(trace["x"]), values(trace["y"]))]

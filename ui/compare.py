@@ -165,12 +165,34 @@ def widget_key(method: str, name: str) -> str:
     return f"cmp_cfg_{method}_{name}"
 
 
-def settings_controls(method: str, seed: int, prefix: str = "cmp_cfg", skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Widgets for a method's config fields (number inputs with the field's min/max); returns the values."""
+ARCHITECTURE_FIELDS = ("model_name",)  # the dashboard always knows the architecture: not shown
+
+
+def architecture_defaults(method: str, model_spec: Any) -> tuple[dict[str, Any], str | None]:
+    """For options whose 0 means 'the architecture's own value' (retrain's schedule): the values
+    that 0 stands for, shown instead of 0, and one sentence saying where they come from."""
+    if method != "retrain" or model_spec is None:
+        return {}, None
+    values = {"epochs": int(model_spec.epochs), "lr": float(model_spec.lr), "batch_size": int(model_spec.batch_size)}
+    note = (f"Defaults: {model_spec.name}'s own training schedule ({model_spec.epochs} epochs, "
+            f"{model_spec.optimizer} with learning rate {model_spec.lr:g}, batch {model_spec.batch_size}), so the "
+            "retrained model is what training without the forget set would have given.")
+    return values, note
+
+
+def settings_controls(method: str, seed: int, prefix: str = "cmp_cfg", skip: tuple[str, ...] = (),
+                      model_spec: Any = None) -> dict[str, Any]:
+    """Widgets for a method's config fields (number inputs with the field's min/max); returns the values.
+    ``model_spec``: the architecture, for options that default to its own values (see
+    :func:`architecture_defaults`)."""
     values = default_values(method, seed)
+    resolved, note = architecture_defaults(method, model_spec)
+    values.update(resolved)
+    if note:
+        st.caption(note)
     fields = config_fields(available_methods()[method].config_cls)
     cols = st.columns(3)
-    for i, f in enumerate(f for f in fields if f["name"] not in skip):
+    for i, f in enumerate(f for f in fields if f["name"] not in skip and f["name"] not in ARCHITECTURE_FIELDS):
         name, default, help_text = f["name"], values[f["name"]], f.get("help")
         key = f"{prefix}_{method}_{name}"
         col = cols[i % 3]

@@ -162,7 +162,8 @@ def render_export(p: Prepared, live: LiveResult) -> None:
     pdf_ok, pdf_message = report.pdf_status()
     pdf_builder = export.lazy(lambda: report.html_to_pdf(html_builder()))
 
-    st.markdown(f"Files are named `{stem}-…` and hold the current settings (α = {alpha:g}, λ = {lam:g}).")
+    st.markdown(f"Every file holds the current settings (α = {alpha:g}, λ = {lam:g}); their names start with")
+    st.code(f"{stem}-", language=None, wrap_lines=True)
     st.markdown("##### Numbers and model")
     c1, c2, c3, c4, c5 = st.columns(5)
     c1.download_button("Metrics (CSV)", csv_bytes, f"{stem}-metrics.csv", "text/csv", key="dl_csv",
@@ -191,7 +192,7 @@ def render_export(p: Prepared, live: LiveResult) -> None:
     else:
         r2.caption(f"Report (HTML) above holds everything. {pdf_message}")
     with st.expander("Command line that reproduces these numbers"):
-        st.code(report_command(p, alpha, lam), language="bash")
+        st.code(report_command(p, alpha, lam), language="bash", wrap_lines=True)
 
     st.markdown("##### Figures as images")
     st.segmented_control(

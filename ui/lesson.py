@@ -87,6 +87,13 @@ def check_why(state: LessonState) -> Verdict:
                    "What is the reference every unlearning method is compared with?")
 
 
+def _layer(name: str) -> str:
+    """A tensor's name as the answer options show it (without the model's wrapper prefix)."""
+    from ssd_core.figures import short_layer_name
+
+    return short_layer_name(name)
+
+
 def check_importance(state: LessonState) -> Verdict:
     if not state.layer_medians:
         return False, "No tensor has both importances above zero here."
@@ -96,7 +103,7 @@ def check_importance(state: LessonState) -> Verdict:
     if state.answer not in state.layer_medians:
         return False, "That tensor has no finite importance ratio; pick one of the boxes in the figure."
     if state.answer == best:
-        return True, (f"Right: {state.answer} has the highest median log10(I_f / I_D) "
+        return True, (f"Right: {_layer(state.answer)} has the highest median log10(I_f / I_D) "
                       f"({state.layer_medians[best]:.2f}): its parameters matter most to the forget set relative to "
                       "all data, so SSD will dampen most there.")
     return False, (f"Its median log10(I_f / I_D) is {state.layer_medians[state.answer]:.2f}; another tensor's box sits "

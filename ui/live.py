@@ -12,6 +12,8 @@ import time
 
 import streamlit as st
 
+from ssd_core.dampening import alpha_selecting
+
 from . import links, resources, state
 from .errors import guard, show_error
 from .export_panel import render_export
@@ -72,9 +74,25 @@ def _pp(value: float | None) -> str:
 
 
 def _delta(before: float | None, after: float | None) -> str | None:
+    """The change in percentage points as shown ('+1.5 pp'); '±0.0 pp' when it rounds to nothing."""
     if before is None or after is None:
         return None
-    return f"{100 * (after - before):+.1f} pp"
+    change = round(100 * (after - before), 1)
+    return "±0.0 pp" if change == 0 else f"{change:+.1f} pp"
+
+
+def card_row(count: int) -> list:
+    """Places for ``count`` metric cards: in presentation mode a grid of three per row (large type,
+    readable at 1024x768), otherwise one row that wraps when the page is narrow."""
+    from .theme import presentation_on
+
+    if presentation_on():
+        places = []
+        for start in range(0, count, 3):
+            places.extend(st.columns(3))
+        return places[:count]
+    row = st.container(horizontal=True, key="metric_cards", gap="small")
+    return [row] * count
 
 
 def metric_cards(prepared: Prepared, live: LiveResult) -> None:
@@ -91,16 +109,41 @@ def metric_cards(prepared: Prepared, live: LiveResult) -> None:
         ("MIA", b.mia, a.mia, "inverse",
          "Share of forget samples a membership-inference attack calls members; lower is better forgetting."),
     ]
-    cols = st.columns(len(cards) + 1)
-    for col, (label, before, after, colour, help_text) in zip(cols, cards):
-        col.metric(label, _pp(after), _delta(before, after), delta_color=colour, border=True,
-                   help=f"{help_text} Before: {_pp(before)}.")
+    places = card_row(len(cards) + 1)
+    for place, (label, before, after, colour, help_text) in zip(places, cards):
+        delta = _delta(before, after)
+        still = delta == "±0.0 pp"  # no change: no coloured arrow
+        place.metric(label, _pp(after), delta, delta_color="off" if still else colour,
+                     delta_arrow="off" if still else "auto", border=True, help=f"{help_text} Before: {_pp(before)}.")
     r = live.report
-    cols[-1].metric(
+    places[-1].metric(
         "Dampened", f"{r.total_selected:,}", f"{r.fraction_selected:.2%} of {r.total_params:,}",
         delta_color="off", delta_arrow="off", border=True,
         help="Parameters where I_f > alpha x I_D; each is multiplied by beta = min(lambda x I_D / I_f, 1).",
     )
+
+
+FEW_DAMPENED = 100  # fewer parameters than this rarely forget anything
+
+
+def dampening_note(prepared: Prepared, live: LiveResult) -> None:
+    """When nothing or almost nothing is dampened, say why in one sentence and what to try."""
+    selected = live.report.total_selected
+    if selected >= FEW_DAMPENED:
+        return
+    ratios = resources.importance_ratios(prepared)
+    largest = float(ratios.max()) if ratios.numel() else 0.0
+    suggestion = alpha_selecting(ratios, FEW_DAMPENED)
+    try_text = (f" α = {suggestion:.3g} would dampen {FEW_DAMPENED}; lower α on the slider, or try the batch Fisher "
+                "estimator, whose importances are more spread out." if suggestion is not None else
+                " Too few parameters matter to the forget set at all: try another estimator or a larger forget set.")
+    if selected == 0:
+        text = (f"Nothing is dampened: at α = {live.alpha:g} no parameter is more than {live.alpha:g} times as important "
+                f"to the forget set as to all the data (the largest ratio I_f / I_D here is {largest:.3g}).")
+    else:
+        text = (f"Only {selected} parameter{'s are' if selected != 1 else ' is'} dampened at α = {live.alpha:g}, "
+                "too few to change what the model predicts.")
+    st.info(text + try_text, icon=":material/info:")
 
 
 def alpha_slider(label: str, key: str, help_text: str) -> float:
@@ -119,7 +162,7 @@ def lambda_slider(label: str, key: str, help_text: str) -> float:
 def live_panel(prepared: Prepared) -> None:
     """Sliders + metrics + views; reruns on its own when a control inside it changes."""
     setup = prepared.setup
-    c_alpha, c_lam, c_button = st.columns([5, 4, 2], vertical_alignment="bottom")
+    c_alpha, c_lam = st.columns(2)
     with c_alpha:
         alpha = alpha_slider(
             "α — selection threshold (log scale)", K_ALPHA,
@@ -129,12 +172,6 @@ def live_panel(prepared: Prepared) -> None:
     with c_lam:
         lam = lambda_slider("λ — dampening strength", K_LAMBDA,
                             "Selected parameters are multiplied by min(λ · I_D / I_f, 1): smaller λ dampens harder.")
-    with c_button:
-        st.button(
-            "Paper defaults", key="paper_defaults", on_click=_paper_defaults,
-            args=(setup.method, setup.model), icon=":material/restart_alt:", width="stretch",
-            help=f"α = {paper_alpha(setup.method, setup.model):g} (the paper's value for this model and method) and λ = 1.",
-        )
 
     links.mirror()  # a slider move reruns only this fragment: keep the shareable URL current
     live: LiveResult | None = None
@@ -142,11 +179,19 @@ def live_panel(prepared: Prepared) -> None:
         live = live_result(prepared, alpha, lam)
     if live is None:
         return
+    resources.prefetch_neighbours(prepared, alpha, lam, alpha_options(alpha))
     metric_cards(prepared, live)
-    st.caption(
+    c_note, c_button = st.columns([2, 1], vertical_alignment="center")
+    c_note.caption(
         f"This move: dampening {1000 * live.seconds['dampening']:.0f} ms, evaluation "
         f"{1000 * live.seconds['evaluation']:.0f} ms (importances reused from cache)."
     )
+    c_button.button(
+        "Paper defaults", key="paper_defaults", on_click=_paper_defaults,
+        args=(setup.method, setup.model), icon=":material/restart_alt:", width="stretch",
+        help=f"α = {paper_alpha(setup.method, setup.model):g} (the paper's value for this model and method) and λ = 1.",
+    )
+    dampening_note(prepared, live)
 
     # A segmented control rather than st.tabs: only the chosen view runs, and its charts stay
     # mounted between slider moves (redrawn in place), which keeps a move well under a second.

@@ -21,9 +21,9 @@ html { font-size: 20px; }
 h1 { font-size: 2.6rem !important; }
 h2, h3 { font-size: 1.9rem !important; }
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.15rem; line-height: 1.55; }
-[data-testid="stMetricValue"] { font-size: 2.4rem !important; font-weight: 700; }
-[data-testid="stMetricLabel"] p { font-size: 1.1rem !important; color: #000 !important; }
-[data-testid="stMetricDelta"] { font-size: 1.1rem !important; }
+[data-testid="stMetricValue"] p { font-size: 2.6rem !important; font-weight: 700; line-height: 1.2; }
+[data-testid="stMetricLabel"] p { font-size: 1.15rem !important; font-weight: 600; color: #000 !important; }
+[data-testid="stMetricDelta"] p { font-size: 1.1rem !important; }
 [data-testid="stSidebar"] * { font-size: 1.02rem; }
 [data-testid="stWidgetLabel"] p { font-size: 1.1rem !important; font-weight: 600; color: #000; }
 [data-testid="stCaptionContainer"] { font-size: 1rem !important; color: #222 !important; }
