@@ -25,6 +25,7 @@ from ssd_core.methods.l2ul import MAX_FORGET, VARIANTS  # noqa: E402
 from ui import compare, layout, sidebar  # noqa: E402
 from ui.errors import guard, show_error  # noqa: E402
 from ui import state as lab_state  # noqa: E402
+from ui.text import plain  # noqa: E402
 
 PER_PAGE = 40
 COLUMNS = 8
@@ -64,12 +65,25 @@ def _random_k(n_train: int, seed: int) -> None:
     st.session_state[K_PICKED] = sorted(torch.randperm(n_train, generator=generator)[:k].tolist())
 
 
+K_TEXT_ERROR = "_inst_text_error"
+
+
 def _from_text(n_train: int) -> None:
+    """Pick the typed indices (at most MAX_FORGET, inside the training set); say what was wrong."""
+    st.session_state.pop(K_TEXT_ERROR, None)
     try:
-        values = [i for i in parse_indices(str(lab_state.kept(K_TEXT, ""))) if 0 <= i < n_train]
-        st.session_state[K_PICKED] = sorted(set(values))[:MAX_FORGET]
-    except InputError:
+        values = parse_indices(str(lab_state.kept(K_TEXT, "")), limit=max(MAX_FORGET, n_train))
+    except InputError as exc:
         st.session_state[K_PICKED] = []
+        st.session_state[K_TEXT_ERROR] = str(exc)
+        return
+    inside = sorted(i for i in values if i < n_train)
+    if len(inside) < len(values):
+        st.session_state[K_TEXT_ERROR] = (f"{len(values) - len(inside)} of the indices are past the end of the "
+                                          f"training set (0 to {n_train - 1}) and were left out.")
+    elif len(inside) > MAX_FORGET:
+        st.session_state[K_TEXT_ERROR] = f"Only the first {MAX_FORGET} indices were picked (the most this method handles)."
+    st.session_state[K_PICKED] = inside[:MAX_FORGET]
 
 
 def _to_sidebar() -> None:
@@ -101,6 +115,8 @@ def gallery(dataset) -> None:
     c4.button("Clear", on_click=lambda: st.session_state.update({K_PICKED: []}), key="inst_clear")
     st.text_input("…or type training indices", placeholder="e.g. 0, 5, 17-20", help=f"Up to {MAX_FORGET} images.",
                   **lab_state.keep(K_TEXT, "", then=lambda: _from_text(n_train)))
+    if st.session_state.get(K_TEXT_ERROR):
+        st.warning(plain(st.session_state[K_TEXT_ERROR], None), icon=":material/warning:")
 
     start = (page - 1) * PER_PAGE
     indices = list(range(start, min(start + PER_PAGE, n_train)))

@@ -21,6 +21,7 @@ with one clear sentence.
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import logging
@@ -82,11 +83,19 @@ def _size_text(n: int) -> str:
 # Model config
 
 
+def _short_number(value: Any) -> str:
+    """A number as text that stays short however large it is (a config may say 10**400)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > 60:
+        return f"a number of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
 def _as_int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"The model config's {what} must be a whole number, not {value!r:.40}.")
+        raise InputError(f"The model config's {what} must be a whole number, not {_short_number(value)}.")
     if isinstance(value, float) and not value.is_integer():
-        raise InputError(f"The model config's {what} must be a whole number, not {value!r}.")
+        raise InputError(f"The model config's {what} must be a whole number, not {_short_number(value)}.")
     return int(value)
 
 
@@ -132,13 +141,14 @@ class ModelConfig:
             raise InputError("The model config's 'model' must be an architecture name.")
         get_spec(self.model)  # InputError naming the known models
         if not 2 <= self.num_classes <= MAX_CLASSES:
-            raise InputError(f"The model config's num_classes must be between 2 and {MAX_CLASSES}, not {self.num_classes}.")
+            raise InputError(f"The model config's num_classes must be between 2 and {MAX_CLASSES}, "
+                             f"not {_short_number(self.num_classes)}.")
         if len(self.input_shape) != 3:
             raise InputError("The model config's input_shape must be [channels, height, width].")
         c, h, w = self.input_shape
         if not 1 <= c <= MAX_CHANNELS or not 1 <= h <= MAX_IMAGE_SIDE or not 1 <= w <= MAX_IMAGE_SIDE:
             raise InputError(
-                f"The model config's input_shape {list(self.input_shape)} is out of range "
+                f"The model config's input_shape [{', '.join(_short_number(v) for v in self.input_shape)}] is out of range "
                 f"(1 to {MAX_CHANNELS} channels, sides of 1 to {MAX_IMAGE_SIDE} pixels)."
             )
         if len(self.mean) not in (1, c) or len(self.std) != len(self.mean):
@@ -233,6 +243,22 @@ _SAFETENSORS_ITEMSIZE = {
 }  # fmt: skip
 
 
+# What a checkpoint may hold: floating point weights of these dtypes, integer buffers (BatchNorm's
+# step counter). Anything else (float8, bool, unsigned 16-64 bit, complex) is refused by name
+# before any arithmetic is done on it (isfinite is not even implemented for float8).
+_FLOAT_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+_INT_DTYPES = frozenset({torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
+_SAFETENSORS_ALLOWED = frozenset({"F16", "BF16", "F32", "F64", "U8", "I8", "I16", "I32", "I64"})
+_SAFETENSORS_NAMES = {"F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "BOOL": "bool", "U16": "uint16",
+                      "U32": "uint32", "U64": "uint64"}
+
+
+def _unsupported_dtype(name: str, dtype: object) -> InputError:
+    shown = str(dtype).replace("torch.", "")
+    return InputError(f"The checkpoint's tensor '{name:.80}' has dtype {shown:.30}, which is not supported; "
+                      "save the weights as float32 (or float16, bfloat16, float64).")
+
+
 def _safetensors_error(detail: str) -> InputError:
     return InputError(f"The safetensors file is corrupt ({detail}) and cannot be read.")
 
@@ -266,6 +292,8 @@ def _check_safetensors_header(data: bytes) -> None:
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
         if dtype not in _SAFETENSORS_ITEMSIZE:
             raise InputError(f"The safetensors tensor '{name:.80}' has unsupported dtype {str(dtype):.20}.")
+        if dtype not in _SAFETENSORS_ALLOWED:
+            raise _unsupported_dtype(name, _SAFETENSORS_NAMES.get(dtype, dtype))
         if (
             not isinstance(shape, list)
             or len(shape) > 8
@@ -322,8 +350,9 @@ _ALLOWED_GLOBALS = frozenset(
     {
         ("collections", "OrderedDict"),
         ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch._utils", "_rebuild_tensor_v3"),  # tensors of newer dtypes (refused below by dtype, by name)
+        ("torch.storage", "UntypedStorage"),  # what _rebuild_tensor_v3 rebuilds from
         ("torch._utils", "_rebuild_parameter"),
-        ("torch._utils", "_rebuild_parameter_with_state"),
         ("torch", "Size"),
         ("torch", "device"),
     }
@@ -433,23 +462,47 @@ def _check_torch_zip(data: bytes, max_bytes: int) -> None:
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "model_state", "net", "weights")
 
 
+def _plain_mapping(value: object) -> bool:
+    """A dict or OrderedDict exactly (no subclass), with no attributes but a state dict's ``_metadata``:
+    a pickle's BUILD step can set attributes that shadow methods such as ``items``."""
+    if type(value) not in (dict, collections.OrderedDict):
+        return False
+    attrs = getattr(value, "__dict__", None) or {}
+    return set(attrs) <= {"_metadata"}
+
+
+def _plain_tensor(value: object) -> bool:
+    """A tensor or Parameter exactly, with no attributes set on it (that could shadow its methods)."""
+    return type(value) in (torch.Tensor, nn.Parameter) and not (getattr(value, "__dict__", None) or {})
+
+
+def _tensor_items(mapping: object) -> list[tuple[object, object]] | None:
+    """The (key, value) pairs of a plain mapping read with dict's own method, or None."""
+    if not _plain_mapping(mapping):
+        return None
+    return list(dict.items(mapping))  # type: ignore[arg-type]
+
+
 def _read_torch_zip(data: bytes, max_bytes: int) -> dict[str, torch.Tensor]:
     _check_torch_zip(data, max_bytes)
     try:
         loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True, mmap=False)
     except Exception as exc:
         raise InputError(f"The file is not a plain state dict and cannot be loaded safely; {_STATE_DICT_HINT}.") from exc
-    if not isinstance(loaded, dict):
-        raise InputError(f"The file holds a {type(loaded).__name__}, not a state dict of named tensors; {_STATE_DICT_HINT}.")
-    if loaded and not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+    items = _tensor_items(loaded)
+    if items is None:
+        raise InputError(f"The file does not hold a plain state dict of named tensors (it holds an object of type "
+                         f"{type(loaded).__name__:.40}, or one with extra attributes); {_STATE_DICT_HINT}.")
+    if items and not all(_plain_tensor(v) for _, v in items):
         # A training checkpoint: {"state_dict": {...}, "epoch": 3, ...}. Look one level down only.
+        by_key = {k: v for k, v in items if isinstance(k, str)}
         for key in _WRAPPER_KEYS:
-            inner = loaded.get(key)
-            if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
-                return inner
-        keys = ", ".join(repr(k)[:40] for k in list(loaded)[:5])
+            inner = _tensor_items(by_key.get(key))
+            if inner and all(_plain_tensor(v) for _, v in inner):
+                return dict(inner)  # type: ignore[arg-type]
+        keys = ", ".join(repr(k)[:40] for k, _ in items[:5])
         raise InputError(f"The file holds a dict without a state dict of tensors (keys: {keys}); {_STATE_DICT_HINT}.")
-    return loaded
+    return dict(items)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,6 +521,18 @@ def read_state_dict(
     """
     max_bytes = max_checkpoint_bytes() if max_bytes is None else int(max_bytes)
     data, _ = _read_bytes(source, max_bytes)
+    try:
+        return _state_dict_from_bytes(data, max_bytes)
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError("The checkpoint is too large to read in the memory this server allows.") from None
+    except Exception as exc:  # noqa: BLE001 - a reader error we did not foresee: still one sentence, no traceback
+        log.warning("unexpected error reading a checkpoint", exc_info=exc)
+        raise InputError(f"The checkpoint cannot be read ({type(exc).__name__}); {_STATE_DICT_HINT}.") from None
+
+
+def _state_dict_from_bytes(data: bytes, max_bytes: int) -> dict[str, torch.Tensor]:
     if data[:4] == b"PK\x03\x04":
         state = _read_torch_zip(data, max_bytes)
     elif len(data) >= 9 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") < 2**40:
@@ -492,19 +557,20 @@ def read_state_dict(
     if len(state) > MAX_TENSORS:
         raise InputError(f"The checkpoint has {len(state)} tensors, more than the {MAX_TENSORS} allowed.")
     out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+    for key, value in dict.items(state):
+        if not isinstance(key, str) or not _plain_tensor(value):
             raise InputError(f"The file does not hold a state dict of named tensors; {_STATE_DICT_HINT}.")
-        if value.layout != torch.strided or value.is_quantized or value.is_nested or value.device.type != "cpu":
+        tensor = torch.Tensor.detach(value)  # the base method: a tensor's own attributes are not trusted
+        if tensor.layout != torch.strided or tensor.is_quantized or tensor.is_nested or tensor.device.type != "cpu":
             raise InputError(f"The checkpoint's '{key:.80}' is not a plain dense tensor; {_STATE_DICT_HINT}.")
-        out[key] = value.detach()
+        if tensor.dtype not in _FLOAT_DTYPES and tensor.dtype not in _INT_DTYPES:
+            raise _unsupported_dtype(key, tensor.dtype)
+        out[key] = tensor
     return out
 
 
 # ---------------------------------------------------------------------------------------------
 # Public: load a model
-
-_INT_DTYPES = frozenset({torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
 
 
 def _strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

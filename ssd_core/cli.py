@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
+import os
 import sys
 import time
 from typing import Any, Sequence
@@ -53,13 +53,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _finite_float(text: str) -> float:
+    from .indices import parse_float
+
     try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from exc
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
-    return value
+        return parse_float(text)
+    except InputError:
+        raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a finite number written with the digits 0-9") from None
+
+
+def _whole(text: str) -> int:
+    from .indices import parse_whole_number
+
+    try:
+        return parse_whole_number(text)
+    except InputError:
+        raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a whole number written with the digits 0-9") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     what = unlearn.add_mutually_exclusive_group()
     what.add_argument("--forget-class", help="class index or name")
     what.add_argument("--forget-subclass", help="fine class inside a superclass (e.g. cifar20: rocket)")
-    what.add_argument("--forget-random", type=int, metavar="K", help="K random training samples")
+    what.add_argument("--forget-random", type=_whole, metavar="K", help="K random training samples")
     what.add_argument("--forget-indices", help="training indices, e.g. 1,5,9 or 10-20")
     unlearn.add_argument("--method", default="ssd")
     unlearn.add_argument("--alpha", type=_finite_float, help="selection threshold (SSD/LFSSD)")
@@ -80,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     unlearn.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="any method option, repeatable"
     )
-    unlearn.add_argument("--seed", type=int, default=0)
+    unlearn.add_argument("--seed", type=_whole, default=0)
     unlearn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     unlearn.add_argument("--data-dir", help="folder with the dataset files (file-based datasets)")
     unlearn.add_argument("--download", action="store_true", help="download the dataset if missing")
@@ -94,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train (or load) the original model and print its test accuracy")
     train.add_argument("--dataset", default="digits")
     train.add_argument("--model", help="architecture (default: the dataset's own)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_whole, default=0)
     train.add_argument("--device", default="auto")
     train.add_argument("--data-dir")
     train.add_argument("--download", action="store_true")
@@ -116,8 +124,10 @@ def _request(args: argparse.Namespace, seed: int):
         return ForgetRequest("indices", indices=parse_indices(args.forget_indices))
     if args.forget_class is None:
         raise InputError("Say what to forget: --forget-class, --forget-subclass, --forget-random or --forget-indices.")
-    target: int | str = args.forget_class
-    if isinstance(target, str) and target.lstrip("-").isdigit():
+    from .indices import is_whole_number
+
+    target: int | str = args.forget_class.strip()
+    if is_whole_number(str(target)) and len(str(target)) <= 9:
         target = int(target)
     return ForgetRequest("class", target=target)
 
@@ -129,26 +139,44 @@ def _model(args: argparse.Namespace) -> str:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
+    from .indices import parse_float
+
     params: dict[str, Any] = {}
     for item in args.param:
         if "=" not in item:
-            raise InputError(f"--param expects NAME=VALUE; got '{item}'.")
+            raise InputError(f"--param expects NAME=VALUE; got '{item[:40]}'.")
         name, value = item.split("=", 1)
         params[name.strip().replace("-", "_")] = value.strip()
     if args.alpha is not None:
         params["alpha"] = args.alpha
     if args.lam is not None:
         params["lam"] = args.lam
-    if "alpha" in params and float(params["alpha"]) <= 0:
+    if "alpha" in params and parse_float(params["alpha"], "alpha") <= 0:
         raise InputError(f"alpha must be a positive number; got {params['alpha']}.")
-    if "lam" in params and float(params["lam"]) < 0:
+    if "lam" in params and parse_float(params["lam"], "lambda") < 0:
         raise InputError(f"lambda must be zero or positive; got {params['lam']}.")
     return params
+
+
+def _check_writable(path_stem: str) -> None:
+    """Refuse --save-model before the run when its folder cannot be written (not after it)."""
+    import os
+    from pathlib import Path
+
+    folder = Path(path_stem).expanduser().parent
+    if not folder.is_dir():
+        raise InputError(f"Cannot save the model: the folder '{str(folder)[:120]}' does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"Cannot save the model: the folder '{str(folder)[:120]}' is not writable.")
 
 
 def _cmd_unlearn(args: argparse.Namespace) -> int:
     from .experiment import ExperimentConfig, json_ready, run_experiment, summary_text
 
+    if args.save_model:
+        _check_writable(args.save_model)
+    if args.json_path and args.json_path != "-":
+        _check_writable(args.json_path)
     config = ExperimentConfig(
         dataset=args.dataset,
         model=_model(args),
@@ -226,6 +254,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: the run needed more memory than this machine has; try smaller data or a smaller model.",
+              file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug, not bad input: one line, the traceback on request
+        if os.environ.get("UNLEARNING_LAB_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {str(exc)[:200]} (set UNLEARNING_LAB_DEBUG=1 for the "
+              "traceback).", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ every method and metric uses: forget-train, retain-train, forget-test, retain-te
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Iterator, Literal, Sequence
 
@@ -326,14 +327,18 @@ class ForgetSplit:
         return self.dataset.test()
 
 
+_INDEX = re.compile(r"-?[0-9]{1,9}")  # a class index as text: ASCII digits only ('³'.isdigit() is True)
+
+
 def resolve_class(dataset: ImageDataset, target: int | str | None) -> int:
     """A class index from an index or a class name, with a clear error when out of range."""
     if target is None:
         raise InputError("Say which class to forget.")
-    if isinstance(target, str) and not target.lstrip("-").isdigit():
+    if isinstance(target, str) and not _INDEX.fullmatch(target.strip()):
         if target not in dataset.classes:
+            shown = target if len(target) <= 40 else target[:39] + "…"
             raise InputError(
-                f"'{target}' is not a class of {dataset.name}; classes are "
+                f"'{shown}' is not a class of {dataset.name}; classes are "
                 f"{', '.join(dataset.classes[:20])}{'...' if dataset.num_classes > 20 else ''}."
             )
         return dataset.classes.index(target)
@@ -360,7 +365,7 @@ def make_split(dataset: ImageDataset, request: ForgetRequest) -> ForgetSplit:
                 f"{dataset.name} has no sub-classes; sub-class forgetting needs a dataset like cifar20."
             )
         fine_names = dataset.subclass_names
-        if request.target not in fine_names and not str(request.target).isdigit():
+        if request.target not in fine_names and not _INDEX.fullmatch(str(request.target)):
             raise InputError(f"'{request.target}' is not a sub-class of {dataset.name}.")
         fine = (
             fine_names.index(request.target)

@@ -150,20 +150,36 @@ def _read_file(path: Path) -> np.ndarray:
 
 
 def _mean_std(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std in [0, 1] of uint8 images (N, C, H, W), in chunks."""
+    """Per-channel mean and std in [0, 1] of uint8 images (N, C, H, W).
+
+    Streams in chunks of at most ``memory.CHUNK_BYTES`` of float32 (a whole dataset is never
+    converted at once); the sums are accumulated in float64, so the result does not depend on the
+    chunk size beyond rounding."""
+    from .memory import chunk_rows
+
     channels = x.shape[1]
     total = np.zeros(channels, dtype=np.float64)
     total_sq = np.zeros(channels, dtype=np.float64)
-    for start in range(0, len(x), 4096):
-        chunk = x[start : start + 4096].astype(np.float64)
-        total += chunk.sum(axis=(0, 2, 3))
-        total_sq += np.square(chunk).sum(axis=(0, 2, 3))
+    step = chunk_rows(int(np.prod(x.shape[1:])) * 4)
+    for start in range(0, len(x), step):
+        chunk = x[start : start + step].astype(np.float32)
+        total += chunk.sum(axis=(0, 2, 3), dtype=np.float64)
+        np.square(chunk, out=chunk)
+        total_sq += chunk.sum(axis=(0, 2, 3), dtype=np.float64)
     count = max(x.shape[0] * x.shape[2] * x.shape[3], 1)
     mean = total / count
     var = np.maximum(total_sq / count - mean**2, 0.0) * (count / max(count - 1, 1))
     std = np.sqrt(var)
     std = np.where(std > 0, std, 255.0)  # constant images: avoid dividing by zero later
     return tuple(float(v) / 255 for v in mean), tuple(float(v) / 255 for v in std)
+
+
+def display_name(name: str, limit: int = 100) -> str:
+    """A class name from a folder or file as it may be shown anywhere, figures included: printable,
+    at most ``limit`` characters, and '<' '>' replaced by '‹' '›' (plotly renders some HTML tags in
+    text, a link among them)."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(name)).replace("<", "‹").replace(">", "›")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _make_dataset(
@@ -176,6 +192,7 @@ def _make_dataset(
     **subclass: object,
 ) -> ImageDataset:
     mean, std = _mean_std(train_x)
+    classes = [display_name(c) for c in classes]
     return ImageDataset(
         name=name,
         train_x=torch.from_numpy(train_x),
@@ -282,9 +299,30 @@ def _download_archive(url: str, root: Path, label: str, hint_dir: Path) -> None:
 # MNIST / Fashion-MNIST (IDX files)
 
 
+def _idx_declared_bytes(path: Path) -> int:
+    """The bytes an IDX file's header says it holds (read from its first bytes, .gz or not)."""
+    try:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            head = handle.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                return 0  # read_idx says what is wrong
+            dims = handle.read(4 * head[3])
+    except (OSError, EOFError, zlib.error):
+        return 0
+    if len(dims) < 4 * head[3]:
+        return 0
+    return int(np.prod(np.frombuffer(dims, dtype=">u4").astype(np.int64), dtype=np.int64)) if head[3] else 0
+
+
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """An IDX file (plain or .gz) of unsigned bytes as a uint8 array shaped by its header."""
+    """An IDX file (plain or .gz) of unsigned bytes as a uint8 array shaped by its header.
+
+    The size its header declares is checked against the memory budget before the file is read."""
+    from .memory import check_memory
+
     path = Path(path)
+    check_memory(2 * _idx_declared_bytes(path), f"reading {path.name}")
     data = _read_file(path)
     if data.size < 4 or data[0] != 0 or data[1] != 0:
         raise InputError(f"{path} is not an IDX file (bad magic number); it may be corrupt.")
@@ -382,6 +420,9 @@ def _read_records(paths: list[Path], record: int) -> np.ndarray:
                 f"{path} is {size} bytes, not a whole number of {record}-byte records; it is truncated or corrupt."
             )
         sizes.append(size // record)
+    from .memory import check_memory
+
+    check_memory(3 * sum(sizes) * record, f"reading {', '.join(p.name for p in paths[:3])}")  # records, images, splits
     out = np.empty((sum(sizes), record), dtype=np.uint8)
     start = 0
     for path, n in zip(paths, sizes, strict=True):
@@ -556,8 +597,6 @@ def read_image_folder(
     ``data_dir`` holds ``train/<class>/`` and ``test/<class>/``, or just one sub-folder per class,
     which is then split into train/test (seeded, stratified, ``test_fraction`` for testing).
     """
-    from PIL import Image, UnidentifiedImageError
-
     if not 0.0 < test_fraction < 1.0:
         raise InputError(f"The test fraction must be between 0 and 1, not {test_fraction}.")
     root = Path(data_dir).expanduser()
@@ -590,46 +629,43 @@ def read_image_folder(
         return path.relative_to(root).as_posix()
 
     # Pass 1: headers only (size and mode), to check sizes and size the array.
+    from .images import PixelBomb, check_dataset_memory, decode, read_header, stored_size
+
+    max_pixels = 4096 * 4096
     skipped: list[str] = []
     headers: list[tuple[Path, int, bool]] = []
-    size: tuple[int, int] | None = None
-    first: Path | None = None
-    grey = True
+    found = []
     for path, label, is_train in files:
         try:
-            with Image.open(path) as img:
-                img_size, mode = img.size, img.mode
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            header = read_header(path, max_pixels)
+        except PixelBomb as bomb:
+            what = f"{bomb.size[0]}x{bomb.size[1]} pixels" if bomb.size else "too many pixels"
+            raise InputError(f"{rel(path)} is {what}, more than the {max_pixels:,} allowed per image.") from None
+        if header is None:
             skipped.append(rel(path))
             continue
-        if size is None:
-            size, first = img_size, path
-        elif img_size != size:
-            assert first is not None
-            raise InputError(
-                f"All images must have the same size, but {rel(path)} is {img_size[0]}x{img_size[1]} "
-                f"and {rel(first)} is {size[0]}x{size[1]}."
-            )
-        grey = grey and mode in _GREY_MODES
         headers.append((path, label, is_train))
-    if size is None:
+        found.append(header)
+    if not headers:
         shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
         raise InputError(
             f"No readable images in {root}; could not read: {shown or 'nothing found'}."
         )
-
-    # Pass 2: decode into one preallocated uint8 array.
+    width, height, notes = stored_size(found, None, [rel(p) for p, _, _ in headers], square=False)
+    for note in notes:
+        logger.warning("%s: %s", root, note)
+    grey = all(h.grey for h in found)
     channels, mode = (1, "L") if grey else (3, "RGB")
-    width, height = size
+    check_dataset_memory(len(headers), channels, width, height, f"reading the images in {root}")
+
+    # Pass 2: decode into one preallocated uint8 array, one image at a time.
     x = np.empty((len(headers), channels, height, width), dtype=np.uint8)
     y = np.empty(len(headers), dtype=np.int64)
     is_train_arr = np.empty(len(headers), dtype=bool)
     ok = np.zeros(len(headers), dtype=bool)
     for i, (path, label, is_train) in enumerate(headers):
-        try:
-            with Image.open(path) as img:
-                pixels = np.asarray(img.convert(mode), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        pixels = decode(path, mode, (width, height))
+        if pixels is None:
             skipped.append(rel(path))
             continue
         x[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)

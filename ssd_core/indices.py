@@ -1,5 +1,5 @@
-"""Whole numbers and index lists typed by people ('1,5,9-12'): one parser and one formatter for
-the CLI, the dashboard and shared links.
+"""Numbers and index lists typed by people ('1,5,9-12', '1e-3'): one set of parsers (and one
+index formatter) for the CLI, method options, the dashboard and shared links.
 
 Only ASCII digits count as digits ('³'.isdigit() is true in Python, but int('³') fails), and a
 list's size is checked before it is expanded, so '0-999999999' is refused in microseconds instead
@@ -8,6 +8,8 @@ of filling the memory.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Iterable
 
 from .errors import InputError
@@ -29,6 +31,40 @@ def parse_whole_number(text: str, what: str = "value", *, maximum: int | None = 
     value = int(text)
     if maximum is not None and value > maximum:
         raise InputError(f"The {what} must be at most {maximum:,}.")
+    return value
+
+
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_int(text: object, what: str = "value") -> int:
+    """An int written with ASCII digits (and an optional sign), or InputError naming ``what``."""
+    if isinstance(text, bool):
+        raise InputError(f"The {what} must be a whole number, not {text}.")
+    if isinstance(text, int):
+        return text
+    raw = str(text).strip()
+    if not _INT.fullmatch(raw) or len(raw) > 19:
+        shown = raw if len(raw) <= 20 else raw[:19] + "…"
+        raise InputError(f"The {what} must be a whole number written with the digits 0-9, not '{shown}'.")
+    return int(raw)
+
+
+def parse_float(text: object, what: str = "value") -> float:
+    """A finite float written with ASCII digits ('0.5', '-3', '1e-3'), or InputError naming ``what``."""
+    if isinstance(text, bool):
+        raise InputError(f"The {what} must be a number, not {text}.")
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        raw = str(text).strip()
+        if not _FLOAT.fullmatch(raw) or len(raw) > 40:
+            shown = raw if len(raw) <= 20 else raw[:19] + "…"
+            raise InputError(f"The {what} must be a number like 0.5 or 1e-3, not '{shown}'.")
+        value = float(raw)
+    if not math.isfinite(value):
+        raise InputError(f"The {what} must be a finite number.")
     return value
 
 

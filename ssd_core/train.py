@@ -99,7 +99,14 @@ def fit(
     progress: OptionalProgress = None,
     cosine: bool = True,
 ) -> nn.Module:
-    """Plain supervised training in place (shuffled with ``seed``, cosine learning rate)."""
+    """Plain supervised training in place (shuffled with ``seed``, cosine learning rate).
+
+    Refuses (InputError) before the first step when the estimated peak memory of one training
+    step is above the budget (see :mod:`ssd_core.memory`)."""
+    from .memory import check_training_memory
+
+    if len(data):
+        check_training_memory(model, tuple(data.x.shape[1:]), min(batch_size, len(data)), type(getattr(model, "net", model)).__name__)
     device = torch.device(device)
     model.to(device).train()
     opt = make_optimizer(model.parameters(), optimizer, lr, weight_decay)
@@ -182,9 +189,11 @@ def estimate_training_seconds(
     opt = make_optimizer(model.parameters(), config.optimizer, config.lr, config.weight_decay)
     n = len(dataset.train_y)
     batch = min(config.batch_size, n)
+    pixels = int(dataset.train_x.shape[2] * dataset.train_x.shape[3])
+    probe = max(1, min(batch, 8 * 32 * 32 // pixels))  # a few samples per step, scaled up: the probe stays small
     steps = max(1, config.epochs * ((n + config.batch_size - 1) // config.batch_size))
-    x = to_float(dataset.train_x[:batch], device)
-    y = dataset.train_y[:batch].to(device)
+    x = to_float(dataset.train_x[:probe], device)
+    y = dataset.train_y[:probe].to(device)
     timings = []
     for _ in range(probe_steps + 1):
         start = time.perf_counter()
@@ -193,7 +202,7 @@ def estimate_training_seconds(
         loss.backward()
         opt.step()
         timings.append(time.perf_counter() - start)
-    per_step = sorted(timings[1:])[len(timings[1:]) // 2]
+    per_step = sorted(timings[1:])[len(timings[1:]) // 2] * batch / probe
     return per_step * steps
 
 

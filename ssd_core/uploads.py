@@ -37,15 +37,14 @@ from typing import BinaryIO
 import numpy as np
 
 from .data import ImageDataset
-from .data_files import _GREY_MODES, IMAGE_EXTENSIONS, _make_dataset, _stratified_split, default_data_dir
+from .data_files import IMAGE_EXTENSIONS, _make_dataset, _stratified_split, default_data_dir
 from .errors import InputError
+from .images import HEADER_BYTES, Header, PixelBomb, check_dataset_memory, decode, read_header, stored_size
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 
-# Pillow decoders allowed for uploads: plain raster formats only (no EPS/Ghostscript, no PSD, ...).
-PIL_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
 _SUPPORTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 _SPLIT_TEST_NAMES = ("test", "val", "valid", "validation")
 _BYTES_PER_CENTRAL_ENTRY = 512  # generous: 46 fixed bytes + name + extras
@@ -127,38 +126,43 @@ def _listing(names: list[str], limit: int = 3) -> str:
 # The archive
 
 
-def _read_upload(source: bytes | str | os.PathLike[str] | BinaryIO, max_bytes: int) -> bytes:
+def _open_upload(source: bytes | str | os.PathLike[str] | BinaryIO, max_bytes: int) -> BinaryIO:
+    """The upload as a seekable binary file: bytes are wrapped, a path is opened (never read into
+    memory whole: the zip is read member by member from disk), an open file is used as it is."""
     too_big = f"The upload is larger than the {_size_text(max_bytes)} limit."
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
+        if len(source) > max_bytes:
+            raise InputError(too_big)
+        handle: BinaryIO = io.BytesIO(bytes(source))
     elif hasattr(source, "read"):
-        data = source.read(max_bytes + 1)  # type: ignore[union-attr]
-        if not isinstance(data, (bytes, bytearray)):
-            raise InputError("The upload must be opened in binary mode.")
-        data = bytes(data)
+        handle = source  # type: ignore[assignment]
     else:
         path = Path(source).expanduser()
         if not path.is_file():
-            raise InputError(f"The zip file '{path}' does not exist.")
-        if path.stat().st_size > max_bytes:
-            raise InputError(too_big)
-        with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)
-    if not data:
+            raise InputError(f"The zip file '{_shown(str(path))}' does not exist.")
+        handle = open(path, "rb")  # noqa: SIM115 - closed by load_image_zip
+    try:
+        handle.seek(0, io.SEEK_END)
+        size = handle.tell()
+        handle.seek(0)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputError("The upload must be a seekable binary file.") from exc
+    if size == 0:
         raise InputError("The upload is empty.")
-    if len(data) > max_bytes:
+    if size > max_bytes:
         raise InputError(too_big)
-    return data
+    return handle
 
 
-def _precheck_directory(data: bytes, limits: UploadLimits) -> None:
+def _precheck_directory(handle: BinaryIO, limits: UploadLimits) -> None:
     """Count entries from the end-of-archive record before Python parses the whole directory."""
     max_entries = 2 * limits.max_files + 100  # files plus their folders
     end_record = getattr(zipfile, "_EndRecData", None)
     if end_record is None:  # pragma: no cover - private helper gone in some future Python
         return
     try:
-        record = end_record(io.BytesIO(data))
+        record = end_record(handle)
+        handle.seek(0)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise InputError("The upload is not a valid zip file.") from exc
     if not record:
@@ -202,7 +206,7 @@ def _screen(infos: list[zipfile.ZipInfo], limits: UploadLimits) -> None:
                 f"The zip uses an unsupported compression method for '{_shown(info.filename)}'; re-create it with standard (deflate) compression."
             )
         ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size > limits.ratio_min_bytes and ratio > limits.max_compression_ratio:
+        if info.file_size >= limits.ratio_min_bytes and ratio > limits.max_compression_ratio:
             raise InputError(
                 f"The zip is refused as a possible zip bomb: '{_shown(info.filename)}' expands {ratio:.0f} times "
                 f"(at most {limits.max_compression_ratio:g} is allowed)."
@@ -226,13 +230,14 @@ class _Budget:
     def __init__(self, limit: int) -> None:
         self.limit, self.used = limit, 0
 
-    def read(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    def read(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, head: int | None = None) -> bytes:
+        """The member's bytes (only the first ``head`` bytes when given), counted against the budget."""
         chunks: list[bytes] = []
         size = 0
         try:
             with archive.open(info) as handle:
-                while True:
-                    chunk = handle.read(_READ_CHUNK)
+                while head is None or size < head:
+                    chunk = handle.read(_READ_CHUNK if head is None else min(_READ_CHUNK, head - size))
                     if not chunk:
                         break
                     size += len(chunk)
@@ -246,7 +251,7 @@ class _Budget:
                     chunks.append(chunk)
         except InputError:
             raise
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the decompressor raises: one sentence
             raise InputError(
                 f"The zip file is damaged: '{_shown(info.filename)}' cannot be unpacked ({_shown(str(exc), 60)}); re-create the zip."
             ) from exc
@@ -340,19 +345,6 @@ def _layout(infos: list[zipfile.ZipInfo], warnings: list[str]) -> tuple[list[_Me
 # Images
 
 
-def _open_image(raw: bytes):
-    from PIL import Image
-
-    return Image.open(io.BytesIO(raw), formats=[f for f in PIL_FORMATS if f in _pil_registered()])
-
-
-def _pil_registered() -> set[str]:
-    from PIL import Image
-
-    Image.init()
-    return set(Image.OPEN)
-
-
 def _too_many_pixels(name: str, size: tuple[int, int] | None, limits: UploadLimits) -> InputError:
     side = int(math.isqrt(limits.max_image_pixels))
     what = f"is {size[0]}x{size[1]} pixels" if size else "has too many pixels"
@@ -362,24 +354,15 @@ def _too_many_pixels(name: str, size: tuple[int, int] | None, limits: UploadLimi
     )
 
 
-def _pixels_checked(raw: bytes, name: str, limits: UploadLimits):
-    """An opened (not yet decoded) image whose size is within the limit; None if unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
+def _header(budget: "_Budget", archive: zipfile.ZipFile, member: "_Member", limits: UploadLimits) -> Header | None:
+    """An image's header from the first bytes of its member (all of it only when that is not enough)."""
     try:
-        img = _open_image(raw)
-    except Image.DecompressionBombError as exc:  # Pillow's own, larger limit
-        raise _too_many_pixels(name, None, limits) from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
-        return None
-    width, height = img.size
-    if width < 1 or height < 1:
-        img.close()
-        return None
-    if width * height > limits.max_image_pixels:
-        img.close()
-        raise _too_many_pixels(name, (width, height), limits)
-    return img
+        header = read_header(budget.read(archive, member.info, head=HEADER_BYTES), limits.max_image_pixels)
+        if header is None and member.info.file_size > HEADER_BYTES:
+            header = read_header(budget.read(archive, member.info), limits.max_image_pixels)
+    except PixelBomb as bomb:
+        raise _too_many_pixels(member.name, bomb.size, limits) from None
+    return header
 
 
 def load_image_zip(
@@ -400,21 +383,29 @@ def load_image_zip(
     ``image_size=None`` they must all have the same size. All-greyscale images give one channel,
     anything else RGB. Raises :class:`InputError` (one sentence) for anything unsafe or unusable.
     """
-    from PIL import Image
-
     limits = limits or UploadLimits()
     if not 0.0 < test_fraction < 1.0:
         raise InputError(f"The test fraction must be between 0 and 1, not {test_fraction}.")
     if image_size is not None:
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-            raise InputError(f"The image size must be a positive whole number of pixels, not {image_size!r}.")
-        if image_size * image_size > limits.max_image_pixels:
-            raise InputError(f"The image size {image_size} is too large; at most {int(math.isqrt(limits.max_image_pixels))} is allowed.")
+        stored_size([], image_size, [])  # a bad or too large size is refused before anything is read
 
-    raw_zip = _read_upload(data, limits.max_upload_bytes)
-    _precheck_directory(raw_zip, limits)
+    handle = _open_upload(data, limits.max_upload_bytes)
     try:
-        archive = zipfile.ZipFile(io.BytesIO(raw_zip))
+        return _load_zip(handle, image_size=image_size, test_fraction=test_fraction, seed=seed, limits=limits,
+                         name=name)
+    except MemoryError:
+        raise InputError("The images do not fit in the memory this server has left; upload fewer or smaller "
+                         "images, or pick a smaller image size.") from None
+    finally:
+        if handle is not data:
+            handle.close()
+
+
+def _load_zip(handle: BinaryIO, *, image_size: int | None, test_fraction: float, seed: int, limits: UploadLimits,
+              name: str) -> UploadResult:
+    _precheck_directory(handle, limits)
+    try:
+        archive = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
         raise InputError("The upload is not a valid zip file.") from exc
 
@@ -426,33 +417,25 @@ def load_image_zip(
         members, classes, presplit = _layout(infos, warnings)
         budget = _Budget(limits.max_total_bytes)
 
-        # Pass 1: headers only (size and mode); nothing is decoded yet.
-        readable: list[tuple[_Member, tuple[int, int]]] = []
-        grey = True
+        # Pass 1: headers only (size and mode), from each file's first bytes; nothing is decoded yet.
+        readable: list[tuple[_Member, Header]] = []
         for member in members:
-            img = _pixels_checked(budget.read(archive, member.info), member.name, limits)
-            if img is None:
+            header = _header(budget, archive, member, limits)
+            if header is None:
                 skipped.append(member.name)
-                continue
-            with img:
-                readable.append((member, img.size))
-                grey = grey and img.mode in _GREY_MODES
+            else:
+                readable.append((member, header))
         if not readable:
             raise InputError(f"No image in the zip could be read ({_listing(skipped)}); use PNG, JPEG, BMP, GIF, WebP, TIFF or PPM files.")
-        total_pixels = sum(w * h for _, (w, h) in readable)
+        total_pixels = sum(h.width * h.height for _, h in readable)
         if total_pixels > limits.max_total_pixels:
             raise InputError(
                 f"The images hold {total_pixels:,} pixels in all, more than the {limits.max_total_pixels:,} allowed; "
                 "upload fewer or smaller images."
             )
-        sizes = {size for _, size in readable}
-        if image_size is None and len(sizes) > 1:
-            (first, a), (other, b) = readable[0], next((m, s) for m, s in readable if s != readable[0][1])
-            raise InputError(
-                f"The images have different sizes ({_shown(first.name, 60)} is {a[0]}x{a[1]}, "
-                f"{_shown(other.name, 60)} is {b[0]}x{b[1]}); pick an image size to resize to."
-            )
-        width, height = (image_size, image_size) if image_size is not None else readable[0][1]
+        width, height, notes = stored_size([h for _, h in readable], image_size, [_shown(m.name, 60) for m, _ in readable])
+        warnings.extend(notes)
+        grey = all(h.grey for _, h in readable)
         channels, mode = (1, "L") if grey else (3, "RGB")
         needed = len(readable) * channels * width * height
         if needed > limits.max_dataset_bytes:
@@ -460,39 +443,29 @@ def load_image_zip(
                 f"The dataset would take {_size_text(needed)} in memory, more than the {_size_text(limits.max_dataset_bytes)} allowed; "
                 "pick a smaller image size or upload fewer images."
             )
+        check_dataset_memory(len(readable), channels, width, height, "decoding the uploaded images")
 
-        # Pass 2: decode into one preallocated uint8 array (read again: the bytes are not kept).
+        # Pass 2: decode into one preallocated uint8 array, one image at a time (read again: the
+        # bytes are not kept), shrunk to the stored size while decoding.
         budget = _Budget(limits.max_total_bytes)
         x = np.empty((len(readable), channels, height, width), dtype=np.uint8)
         y = np.empty(len(readable), dtype=np.int64)
         is_train = np.empty(len(readable), dtype=bool)
         ok = np.zeros(len(readable), dtype=bool)
         resized = 0
-        for i, (member, size) in enumerate(readable):
-            img = _pixels_checked(budget.read(archive, member.info), member.name, limits)
-            if img is None:
-                skipped.append(member.name)
-                continue
-            try:
-                with img:
-                    if img.size != (width, height):
-                        img.draft(mode, (width, height))  # JPEG: decode at a reduced scale, much faster
-                    img.load()
-                    converted = img.convert(mode)
-                    if converted.size != (width, height):
-                        converted = converted.resize((width, height), Image.Resampling.BILINEAR)
-                        resized += 1
-                    pixels = np.asarray(converted, dtype=np.uint8)
-            except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        for i, (member, header) in enumerate(readable):
+            pixels = decode(budget.read(archive, member.info), mode, (width, height))
+            if pixels is None:
                 skipped.append(member.name)  # a header that reads but a body that does not
                 continue
+            resized += (header.width, header.height) != (width, height)
             x[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
             y[i] = classes.index(member.class_name)
             is_train[i], ok[i] = member.is_train, True
 
     if skipped:
         warnings.append(f"Skipped {len(skipped)} unreadable image(s): {_listing(skipped)}.")
-    if resized:
+    if resized and image_size is not None:
         warnings.append(f"Resized {resized} image(s) to {width}x{height} (aspect ratios not kept).")
     if not ok.all():
         x, y, is_train = x[ok], y[ok], is_train[ok]
@@ -519,10 +492,54 @@ def load_image_zip(
     alone = [c for i, c in enumerate(classes) if not np.any(y[test_idx] == i)]
     if alone:
         warnings.append(f"No test images for class(es) {_listing(alone)}; add more images to measure them.")
-    if len(sizes) == 1 and width != height and image_size is None:
-        warnings.append(f"The images are {width}x{height}; the models here need square images, so pick an image size.")
     dataset = _make_dataset(name, x[train_idx], y[train_idx], x[test_idx], y[test_idx], list(classes))
     return UploadResult(dataset, skipped, warnings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Keeping uploads out of memory
+
+
+def spool(source: BinaryIO, folder: str | os.PathLike[str], name: str = "upload.zip",
+          max_bytes: int | None = None) -> Path:
+    """Copy an open upload to a file in ``folder`` in 1 MB chunks (never more in memory at once)."""
+    target = Path(folder) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    limit = max_bytes if max_bytes is not None else UploadLimits().max_upload_bytes
+    written = 0
+    source.seek(0)
+    with open(target, "wb") as out:
+        while chunk := source.read(_READ_CHUNK):
+            written += len(chunk)
+            if written > limit:
+                out.close()
+                target.unlink(missing_ok=True)
+                raise InputError(f"The upload is larger than the {_size_text(limit)} limit.")
+            out.write(chunk)
+    return target
+
+
+def spill_to_disk(dataset: ImageDataset, folder: str | os.PathLike[str]) -> ImageDataset:
+    """The same dataset with its images in memory-mapped files under ``folder``: a session keeps
+    its upload on disk, and only the pages a computation touches are read in (and can be dropped
+    by the operating system again)."""
+    import torch
+
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for split in ("train_x", "test_x"):
+        path = root / f"{split}.npy"
+        np.save(path, getattr(dataset, split).numpy())
+        arrays[split] = torch.from_numpy(np.load(path, mmap_mode="c"))  # copy-on-write: never written back
+    spilled = ImageDataset(
+        name=dataset.name, train_x=arrays["train_x"], train_y=dataset.train_y, test_x=arrays["test_x"],
+        test_y=dataset.test_y, classes=list(dataset.classes), mean=dataset.mean, std=dataset.std,
+        subclass_train_y=dataset.subclass_train_y, subclass_test_y=dataset.subclass_test_y,
+        subclass_names=dataset.subclass_names,
+    )
+    spilled._fingerprint = dataset.fingerprint()
+    return spilled
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,6 +562,8 @@ def check_local_data_dir(path: str | os.PathLike[str], allowed_roots: list[str] 
     text = os.fspath(path) if not isinstance(path, str) else path
     if not text or not text.strip() or "\x00" in text:
         raise InputError("The data directory must be a folder path.")
+    if len(text) > 4096:
+        raise InputError("The data directory's path is longer than 4,096 characters.")
     roots = [Path(r).expanduser() for r in allowed_roots] if allowed_roots is not None else allowed_data_roots()
     try:
         resolved = Path(text).expanduser().resolve(strict=False)
@@ -556,6 +575,10 @@ def check_local_data_dir(path: str | os.PathLike[str], allowed_roots: list[str] 
         raise InputError(
             f"Reading data from '{_shown(text)}' is not allowed on this server; use a folder under: {shown}."
         )
-    if resolved.exists() and not resolved.is_dir():
+    try:
+        is_file = resolved.exists() and not resolved.is_dir()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, and the like
+        raise InputError(f"The data directory '{_shown(text)}' cannot be used ({_shown(exc.strerror or str(exc), 60)}).") from None
+    if is_file:
         raise InputError(f"The data directory '{_shown(text)}' is a file, not a folder.")
     return resolved

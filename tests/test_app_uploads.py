@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from apptest_helpers import shown_text  # noqa: E402
+from hostile import png, zip_of  # noqa: E402
 
 from ssd_core.checkpoints import config_for_dataset, load_model, model_bytes, read_model_config, save_model  # noqa: E402
 from ssd_core.dampening import dampen  # noqa: E402
@@ -75,7 +76,9 @@ def errors(at: AppTest) -> list[str]:
 
 
 def upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
-    at.file_uploader(key=key).set_value((name, data, "application/octet-stream"))
+    """Upload a file with the uploader whose key is (or starts with, for the zip's) ``key``."""
+    widget = next(w for w in at.get("file_uploader") if w.key == key or (w.key or "").startswith(f"{key}_"))
+    widget.set_value((name, data, "application/octet-stream"))
     return at.run()
 
 
@@ -99,20 +102,8 @@ def exported(digits, tmp_path_factory):
     return weights.read_bytes(), meta.read_bytes(), evaluate(model, split0)
 
 
-def _png(color, size=(8, 8)) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buf.getvalue()
+_png = png
+_zip = zip_of
 
 
 def _shapes_zip(n: int = 12) -> bytes:

@@ -88,7 +88,7 @@ def test_other_requests(capsys, args):
         (["--forget-indices", "0-1436"], "every training sample"),
         (["--method", "magic"], "Unknown method"),
         (["--model", "alexnet"], "Unknown model"),
-        (["--alpha", "abc"], "not a number"),
+        (["--alpha", "abc"], "is not a finite number"),
         (["--forget-subclass", "rocket"], "no sub-classes"),
     ],
 )

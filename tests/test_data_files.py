@@ -504,7 +504,7 @@ def test_image_folder_mixed_sizes(tmp_path: Path) -> None:
     png(tmp_path / "a" / "0.png", np.zeros((8, 8, 3), np.uint8))
     png(tmp_path / "a" / "1.png", np.zeros((8, 8, 3), np.uint8))
     png(tmp_path / "b" / "odd.png", np.zeros((9, 8, 3), np.uint8))
-    with pytest.raises(InputError, match=r"same size.*b/odd\.png is 8x9"):
+    with pytest.raises(InputError, match=r"different sizes.*b/odd\.png is 8x9"):
         load_file_dataset("imagefolder", str(tmp_path))
 
 

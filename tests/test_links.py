@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from apptest_helpers import shown_text  # noqa: E402
 from ui.links import (  # noqa: E402
     LinkChoices,
     LinkState,
@@ -148,13 +149,6 @@ def _app():
     from streamlit.testing.v1 import AppTest
 
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-
-
-def shown_text(markdown: str) -> str:
-    """What a reader sees of Markdown whose punctuation was escaped (ui.text.plain)."""
-    import re
-
-    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def _metrics(at) -> dict[str, str]:

@@ -15,19 +15,11 @@ from PIL import Image
 from ssd_core.errors import InputError
 from ssd_core.uploads import UploadLimits, check_local_data_dir, load_image_zip
 
-
-def _png(color, size=(8, 8), mode="RGB") -> bytes:
-    buf = io.BytesIO()
-    Image.new(mode, size, color).save(buf, "PNG")
-    return buf.getvalue()
+from hostile import png, zip_of
 
 
-def _zip(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buf.getvalue()
+_png = png
+_zip = zip_of
 
 
 def _two_classes(n: int = 5, prefix: str = "", size=(8, 8)) -> dict[str, bytes]:

@@ -41,6 +41,7 @@ from ssd_core import figures, jobs
 from ssd_core.data import EMBEDDED_DATASETS, FILE_DATASETS, ForgetSplit, ImageDataset, load_dataset, make_split
 from ssd_core.dampening import DampeningReport, dampen
 from ssd_core.errors import InputError
+from ssd_core.indices import is_whole_number
 from ssd_core.importance import ImportanceCache, model_fingerprint
 from ssd_core.methods import available_methods, get_method
 from ssd_core.methods.base import MethodSpec
@@ -126,7 +127,7 @@ class ResourceStore:
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "")
-    return int(raw) if raw.isdigit() and int(raw) >= 1 else default
+    return int(raw) if is_whole_number(raw) and len(raw) < 10 and int(raw) >= 1 else default
 
 
 @st.cache_resource(show_spinner=False)
@@ -166,7 +167,7 @@ def heavy_slot(progress: OptionalProgress):
 def configure_torch() -> None:
     """Keep torch from grabbing every core of a shared machine (UNLEARNING_LAB_THREADS overrides)."""
     wanted = os.environ.get("UNLEARNING_LAB_THREADS")
-    threads = int(wanted) if wanted and wanted.isdigit() else min(4, os.cpu_count() or 1)
+    threads = int(wanted) if wanted and is_whole_number(wanted) and len(wanted) < 4 else min(4, os.cpu_count() or 1)
     if torch.get_num_threads() != max(1, threads):
         torch.set_num_threads(max(1, threads))
 
@@ -260,7 +261,11 @@ def training_estimate(setup: RunSetup) -> tuple[float, int, int]:
     config = TrainConfig.default(dataset.name, setup.model, setup.seed)
     device = resolve_device(setup.device)
     key = (dataset.fingerprint(), setup.model, setup.seed, str(device))
-    seconds = resource_store().get("train_estimate", key, lambda: estimate_training_seconds(dataset, config, device))
+    def measure() -> float:
+        with heavy_slot(None):
+            return estimate_training_seconds(dataset, config, device)
+
+    seconds = resource_store().get("train_estimate", key, measure)
     return float(seconds), config.epochs, len(dataset.train_y)
 
 

@@ -5,15 +5,21 @@ Streamlit renders st.warning, st.error, st.caption, st.success and st.markdown b
 class name from an upload, or a folder path could therefore plant a clickable link or make every
 visitor's browser fetch an outside image. :func:`plain` escapes every ASCII punctuation character
 (CommonMark lets any of them be backslash-escaped), which breaks every Markdown and autolink
-construct while the text reads the same; control characters become '?'.
+construct while the text reads the same; control characters become '?'. The renderer also turns
+bare addresses into links after escapes are resolved (GitHub's autolink extension: 'https://…',
+'www.…', 'name@host'), so a zero-width space is put where such an address would start ('https:​//',
+'www​.', '@​'): the text looks the same and copies as a broken address.
 """
 
 from __future__ import annotations
 
+import re
 import string
 
 _ESCAPE = {ord(ch): "\\" + ch for ch in string.punctuation}
 MAX_SHOWN = 60
+ZWSP = "\u200b"
+_AUTOLINK = re.compile(r"(?i)(://|www\.|@|mailto:|xmpp:)")
 
 
 def printable(value: object, limit: int | None = MAX_SHOWN) -> str:
@@ -26,5 +32,7 @@ def printable(value: object, limit: int | None = MAX_SHOWN) -> str:
 
 def plain(value: object, limit: int | None = MAX_SHOWN) -> str:
     """``value`` made safe to put inside a Markdown string: printable, shortened, every
-    punctuation character escaped (no link, image, HTML, emphasis or math survives)."""
-    return printable(value, limit).translate(_ESCAPE)
+    punctuation character escaped and every would-be address broken (no link, image, HTML,
+    emphasis or math survives)."""
+    text = _AUTOLINK.sub(lambda m: m.group(0)[0] + ZWSP + m.group(0)[1:], printable(value, limit))
+    return text.translate(_ESCAPE)

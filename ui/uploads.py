@@ -14,6 +14,9 @@ the sidebar widgets and call them.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +30,10 @@ from ssd_core.checkpoints import MB, ModelConfig, load_model, max_checkpoint_byt
 from ssd_core.data import DATASETS, FILE_DATASETS, ImageDataset
 from ssd_core.errors import InputError
 from ssd_core.importance import model_fingerprint
+from .state import keep, kept
 from .text import plain
-from ssd_core.uploads import UploadLimits, allowed_data_roots, check_local_data_dir, load_image_zip
+from ssd_core.uploads import (UploadLimits, allowed_data_roots, check_local_data_dir, load_image_zip, spill_to_disk,
+                              spool)
 
 # session_state keys
 K_MODELS = "_uploaded_models"  # id -> UploadedModel
@@ -37,6 +42,8 @@ K_LOCAL = "_local_datasets"  # id -> LocalDataset
 K_CKPT_MEMO = "_checkpoint_upload_memo"
 K_ZIP_MEMO = "_zip_upload_memo"
 K_LOCAL_MEMO = "_local_folder_memo"
+K_ZIP_CURRENT = "_zip_current"  # (file_id, file name, SessionFolder holding the spooled zip)
+K_ZIP_GEN = "_zip_uploader_generation"  # bumped to empty the uploader once its file is on disk
 # widget keys
 K_CKPT_FILE = "upload_checkpoint"
 K_CKPT_CONFIG = "upload_checkpoint_config"
@@ -73,13 +80,28 @@ class UploadedModel:
         return self.config.num_classes == dataset.num_classes and tuple(self.config.input_shape) == dataset.input_shape
 
 
+class SessionFolder:
+    """A folder on disk that lives as long as the object: when the session (or the upload) that
+    holds it is dropped, the folder and its files are deleted."""
+
+    def __init__(self, prefix: str = "session-") -> None:
+        root = Path(tempfile.gettempdir()) / "unlearning-lab-uploads"
+        root.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+    def remove(self) -> None:
+        self._finalizer()
+
+
 @dataclass
 class UploadedDataset:
     id: str
     filename: str
-    dataset: ImageDataset
+    dataset: ImageDataset  # its images memory-mapped from files in ``folder`` (not held in memory)
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    folder: SessionFolder | None = field(default=None, repr=False, compare=False)
 
     def label(self) -> str:
         ds = self.dataset
@@ -186,7 +208,7 @@ def add_checkpoint(
 
 def add_dataset_zip(
     state: MutableMapping[str, Any],
-    data: bytes,
+    data: bytes | str | Path,
     filename: str,
     *,
     image_size: int | None,
@@ -195,7 +217,8 @@ def add_dataset_zip(
     limits: UploadLimits | None = None,
     on_wait: Callable[[int], None] | None = None,
 ) -> UploadedDataset:
-    """Read an uploaded zip of an image folder and keep the dataset in ``state``; InputError if refused."""
+    """Read an uploaded zip of an image folder (its bytes, or the file it was spooled to) and keep
+    the dataset in ``state``, its images on disk; InputError (one sentence) if refused."""
     name = safe_stem(filename, "upload")
     if name in DATASETS:
         name = f"{name}_upload"  # never mistaken for the built-in dataset of that name
@@ -203,8 +226,10 @@ def add_dataset_zip(
         result = load_image_zip(data, image_size=image_size, test_fraction=float(test_fraction), seed=int(seed),
                                 limits=limits or UploadLimits(), name=name)
         dataset_id = f"{UPLOAD_PREFIX}{result.dataset.fingerprint()}"
-    upload = UploadedDataset(dataset_id, Path(str(filename)).name[:80] or "upload.zip", result.dataset,
-                             list(result.warnings), list(result.skipped))
+        folder = SessionFolder("dataset-")
+        dataset = spill_to_disk(result.dataset, folder.path)
+    upload = UploadedDataset(dataset_id, Path(str(filename)).name[:80] or "upload.zip", dataset,
+                             list(result.warnings), list(result.skipped), folder)
     _remember(_store(state, K_DATASETS), upload.id, upload)
     return upload
 
@@ -269,45 +294,62 @@ def dataset_panel(seed: int, model_input_size: int | None) -> str | None:
     added: str | None = None
     slot = st.empty()  # "Queued: …" while waiting, then this panel's messages
     with st.expander("Your own data", icon=":material/upload_file:"):
+        generation = int(st.session_state.get(K_ZIP_GEN, 0))
         zip_file = st.file_uploader(
-            "Image folder as a .zip", type=["zip"], key=K_ZIP_FILE, max_upload_size=_size_mb(limits.max_upload_bytes),
+            "Image folder as a .zip", type=["zip"], key=f"{K_ZIP_FILE}_{generation}",
+            max_upload_size=_size_mb(limits.max_upload_bytes),
             help="One sub-folder of images per class (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM), optionally inside "
-            "train/ and test/. Checked before use; nothing is written to the server's disk.",
+            "train/ and test/. Checked before use; it is kept on the server's disk for your session only.",
         )
+        current = st.session_state.get(K_ZIP_CURRENT)
+        if current is not None:
+            st.caption(f"In use: {plain(current[1], 60)} (kept on disk for this session).")
         st.caption("Uploads stay in your browser session only; shareable links leave them out.")
-        st.slider("Test fraction", 0.05, 0.5, 0.2, 0.05, key=K_ZIP_TEST,
+        st.slider("Test fraction", 0.05, 0.5, step=0.05, **keep(K_ZIP_TEST, 0.2),
                   help="The share of each class held out for testing (when the zip has no test/ folder).")
         sizes: list[Any] = [OWN_SIZE, *IMAGE_SIZES]
         if model_input_size and model_input_size not in sizes:
             sizes.insert(1, model_input_size)
         default = model_input_size if model_input_size else OWN_SIZE
-        if st.session_state.get(K_ZIP_SIZE) not in sizes:
-            st.session_state[K_ZIP_SIZE] = default
         st.selectbox(
-            "Image size", sizes, key=K_ZIP_SIZE,
+            "Image size", sizes, **keep(K_ZIP_SIZE, default, valid=sizes),
             format_func=lambda s: "the images' own (all must match)" if s == OWN_SIZE else f"resize to {s}×{s}",
             help="Your model's input size when you use an uploaded checkpoint; otherwise the images' own size.",
         )
         st.markdown("**or** a dataset folder on this server")
-        if st.session_state.get(K_LOCAL_NAME) not in FILE_DATASETS:
-            st.session_state[K_LOCAL_NAME] = FILE_DATASETS[0]
-        local_name = st.selectbox("Format", list(FILE_DATASETS), key=K_LOCAL_NAME)
-        local_dir = st.text_input("Folder", key=K_LOCAL_DIR, placeholder=str(allowed_data_roots()[0]),
+        local_name = st.selectbox("Format", list(FILE_DATASETS), **keep(K_LOCAL_NAME, FILE_DATASETS[0],
+                                                                         valid=list(FILE_DATASETS)))
+        local_dir = st.text_input("Folder", **keep(K_LOCAL_DIR, ""), placeholder=str(allowed_data_roots()[0]),
                                   help="Only folders under " + ", ".join(str(r) for r in allowed_data_roots())
                                   + " ($UNLEARNING_LAB_DATA_ROOTS) can be read.")
         load_clicked = st.button("Load folder", key=K_LOCAL_LOAD, icon=":material/folder_open:")
 
     state = st.session_state
     notes: list[tuple[str, str]] = []  # (kind, text)
-    # a zip: processed once per (file, options)
+    # a new zip: spooled to disk in chunks, then the uploader is emptied (Streamlit drops its copy)
     if zip_file is not None:
-        size = state.get(K_ZIP_SIZE)
+        current = state.get(K_ZIP_CURRENT)
+        if current is None or current[0] != zip_file.file_id:
+            try:
+                folder = SessionFolder("zip-")
+                spool(zip_file, folder.path, "upload.zip", limits.max_upload_bytes)
+                state[K_ZIP_CURRENT] = (zip_file.file_id, zip_file.name, folder)
+            except InputError as exc:
+                notes.append(("error", str(exc)))
+        state[K_ZIP_GEN] = int(state.get(K_ZIP_GEN, 0)) + 1
+        if not notes:
+            st.rerun()  # draw the emptied uploader now, so the next file goes into it
+    # the zip in use: processed once per (file, options), from disk
+    current = state.get(K_ZIP_CURRENT)
+    if current is not None:
+        file_id, filename, folder = current
+        size = kept(K_ZIP_SIZE, OWN_SIZE)
         image_size = None if size == OWN_SIZE else int(size)
-        signature = (zip_file.file_id, float(state.get(K_ZIP_TEST, 0.2)), image_size, int(seed))
+        signature = (file_id, float(kept(K_ZIP_TEST, 0.2)), image_size, int(seed))
         memo = state.get(K_ZIP_MEMO)
         if memo is None or memo[0] != signature:
             try:
-                upload = add_dataset_zip(state, zip_file.getvalue(), zip_file.name, image_size=image_size,
+                upload = add_dataset_zip(state, folder.path / "upload.zip", filename, image_size=image_size,
                                          test_fraction=signature[1], seed=seed, limits=limits,
                                          on_wait=_queued(slot))
                 memo = (signature, upload.id, None)
@@ -325,8 +367,6 @@ def dataset_panel(seed: int, model_input_size: int | None) -> str | None:
                 notes.append(("success", f"Loaded {upload.filename}: {upload.dataset.num_classes} classes, "
                                          f"{len(upload.dataset.train_y)} training and {len(upload.dataset.test_y)} "
                                          "test images; it is now the dataset in use."))
-    else:
-        state.pop(K_ZIP_MEMO, None)
 
     # a server folder: on the button
     if load_clicked:
@@ -374,13 +414,11 @@ def checkpoint_panel(dataset: ImageDataset, registry: list[str], default_arch: s
             "Model config .json (optional)", type=["json"], key=K_CKPT_CONFIG,
             help="The .json saved next to the weights by this dashboard's export; it sets the architecture and classes.",
         )
-        if state.get(K_CKPT_ARCH) not in registry:
-            state[K_CKPT_ARCH] = default_arch if default_arch in registry else registry[0]
-        if K_CKPT_CLASSES not in state:
-            state[K_CKPT_CLASSES] = dataset.num_classes
         st.caption("Uploads stay in your browser session only; shareable links leave them out.")
-        arch = st.selectbox("Architecture", registry, key=K_CKPT_ARCH, disabled=config_file is not None)
-        classes = st.number_input("Number of classes", min_value=2, max_value=10_000, step=1, key=K_CKPT_CLASSES,
+        arch = st.selectbox("Architecture", registry, disabled=config_file is not None,
+                            **keep(K_CKPT_ARCH, default_arch if default_arch in registry else registry[0], valid=registry))
+        classes = st.number_input("Number of classes", min_value=2, max_value=10_000, step=1,
+                                  **keep(K_CKPT_CLASSES, dataset.num_classes),
                                   disabled=config_file is not None,
                                   help=f"{dataset.name} has {dataset.num_classes}; the model must have one output per class.")
     if weights is None:

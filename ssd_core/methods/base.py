@@ -16,6 +16,7 @@ from torch import nn
 
 from ..data import ForgetSplit
 from ..errors import InputError
+from ..indices import parse_float, parse_int
 from ..progress import OptionalProgress
 
 # What a method reads besides the model (the dashboard shows it; cheaper is better).
@@ -90,12 +91,16 @@ def make_config(config_cls: type, values: dict[str, Any]) -> Any:
             raise InputError(f"Unknown option '{name}' for this method; options are {', '.join(known)}.")
         f = known[name]
         kind = type(f.default)
-        try:
-            value = kind(value) if kind in (int, float, str) else value
-            if kind is bool and isinstance(value, str):
-                value = value.lower() in ("1", "true", "yes", "on")
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"Option '{name}' must be a {kind.__name__}; got {value!r}.") from exc
+        if kind is int:
+            value = parse_int(value, f"option '{name}'")
+        elif kind is float:
+            value = parse_float(value, f"option '{name}'")
+        elif kind is str:
+            value = str(value)
+        elif kind is bool and isinstance(value, str):
+            if value.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise InputError(f"Option '{name}' must be true or false, not '{value[:20]}'.")
+            value = value.strip().lower() in ("1", "true", "yes", "on")
         lo, hi, choices = f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("choices")
         if lo is not None and value < lo:
             raise InputError(f"Option '{name}' must be at least {lo}; got {value}.")

@@ -1,0 +1,121 @@
+"""Memory is budgeted before it is allocated.
+
+Every path that decodes, converts or trains on user data (an uploaded zip, a server folder, the
+MNIST/CIFAR files, training a model on them) estimates its peak from the sizes the input declares
+(count x side x side x channels x bytes, for each conversion it does) and refuses with one
+sentence when that is above the budget, instead of letting the process be killed halfway.
+
+The budget is ``UNLEARNING_LAB_MEMORY_BUDGET_MB`` (default 2048 MB: on a 24 GB server shared by a
+class of 30, the heavy-job gate lets two such jobs run at once, and every session keeps room).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+DEFAULT_BUDGET_MB = 2048
+CHUNK_BYTES = 64 * MB  # conversions (uint8 -> float32) run in chunks of at most this much
+
+
+def memory_budget() -> int:
+    """The most bytes one job may allocate for user data: ``$UNLEARNING_LAB_MEMORY_BUDGET_MB``."""
+    raw = os.environ.get("UNLEARNING_LAB_MEMORY_BUDGET_MB")
+    if raw:
+        try:
+            value = float(raw)
+            if value > 0 and math.isfinite(value):
+                return int(value * MB)
+        except ValueError:
+            pass
+        log.warning("Ignoring UNLEARNING_LAB_MEMORY_BUDGET_MB=%r (not a positive number).", raw)
+    return DEFAULT_BUDGET_MB * MB
+
+
+def size_text(n: float) -> str:
+    """Bytes for a person: '1.5 GB', '320 MB', '12 KB', '10 bytes'."""
+    if n >= 1024 * MB:
+        return f"{n / (1024 * MB):.3g} GB"
+    if n >= MB:
+        return f"{n / MB:.4g} MB"
+    if n >= 1024:
+        return f"{n / 1024:.4g} KB"
+    return f"{int(n)} bytes"
+
+
+def check_memory(needed: float, what: str, hint: str = "") -> None:
+    """Refuse (InputError, one sentence) when ``needed`` bytes exceed the budget."""
+    budget = memory_budget()
+    if needed > budget:
+        raise InputError(
+            f"{what[0].upper()}{what[1:]} would need about {size_text(needed)} of memory, more than the "
+            f"{size_text(budget)} this server allows (UNLEARNING_LAB_MEMORY_BUDGET_MB)" + (f"; {hint}" if hint else "") + "."
+        )
+
+
+def images_bytes(count: int, channels: int, height: int, width: int, itemsize: int = 1) -> int:
+    return int(count) * int(channels) * int(height) * int(width) * int(itemsize)
+
+
+def chunk_rows(row_bytes: int, budget: int = CHUNK_BYTES) -> int:
+    """How many rows of ``row_bytes`` fit in one conversion chunk (at least one)."""
+    return max(1, budget // max(1, row_bytes))
+
+
+def activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """The bytes one sample's forward pass produces (every module's tensor outputs), measured with
+    forward hooks on a copy of the model on PyTorch's 'meta' device, where shapes are computed but
+    nothing is allocated (so measuring a huge input costs nothing); the model is not touched."""
+    import copy
+
+    total = 0
+
+    def count(_module: nn.Module, _inputs: object, output: object) -> None:
+        nonlocal total
+        for tensor in _tensors(output):
+            total += tensor.numel() * tensor.element_size()
+
+    probe = copy.deepcopy(model).to("meta").eval()
+    for module in probe.modules():
+        if module is not probe:
+            module.register_forward_hook(count)
+    with torch.no_grad():
+        probe(torch.zeros((1, *input_shape), device="meta"))
+    return total
+
+
+def _tensors(output: object) -> Iterable[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        yield output
+    elif isinstance(output, (list, tuple)):
+        for item in output:
+            yield from _tensors(item)
+    elif isinstance(output, dict):
+        for item in output.values():
+            yield from _tensors(item)
+
+
+def training_bytes(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> int:
+    """Peak memory of training ``model`` on batches of ``input_shape`` (an estimate on the safe
+    side): the batch, every activation kept for the backward pass and its gradient, and the
+    weights with their gradients and two optimiser states."""
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    per_sample = activation_bytes(model, input_shape) + 4 * math.prod(input_shape)
+    return int(batch_size * per_sample * 2 + params * 4)
+
+
+def check_training_memory(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, what: str) -> None:
+    """Refuse training ``what`` when its estimated peak is above the budget (see :func:`training_bytes`)."""
+    c, h, w = (tuple(input_shape) + (1, 1, 1))[:3]
+    check_memory(training_bytes(model, input_shape, batch_size), f"training {what} on {c}x{h}x{w} images",
+                 "pick a smaller image size")
