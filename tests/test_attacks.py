@@ -170,11 +170,21 @@ def test_names_from_an_upload_are_shown_as_text():
     widget = next(w for w in at.get("file_uploader") if (w.key or "").startswith(uploads.K_ZIP_FILE))
     widget.set_value(("[Log in](http:evil.example).zip", hostile.markdown_names_zip(), "application/zip")).run()
     assert not at.exception
+    # a checkpoint whose tensor names are Markdown, and a server folder path that is
+    import torch
+
+    state = {"![t](https://evil.example/p.png)": torch.zeros(2), "[x](https://evil.example)": torch.zeros(2)}
+    checkpoint = next(w for w in at.get("file_uploader") if w.key == uploads.K_CKPT_FILE)
+    checkpoint.set_value(("<b>w</b>.pt", hostile.torch_bytes(state), "application/octet-stream")).run()
+    at.text_input(key=uploads.K_LOCAL_DIR).input("/tmp/[x](https://evil.example)\\..\\b").run()
+    at.button(key=uploads.K_LOCAL_LOAD).click().run()
+    assert not at.exception
     shown = [m.value for m in (*at.success, *at.warning, *at.error, *at.caption, *at.info)]
-    assert any("evil" in m for m in shown)
+    assert sum("evil" in m for m in shown) >= 3
     for message in shown:
-        if "evil" in message or "<img" in message:
+        if "evil" in message or "<img" in message or "<b>" in message:
             assert escaped_everywhere(message), message
+    assert any("\\\\\\.\\.\\\\b" in m for m in shown)  # the backslashes of the path kept, escaped
 
 
 # ---------------------------------------------------------------------------------------------
