@@ -202,9 +202,8 @@ def _server_memory_mb(pid: int) -> float:
     return int(fields["RssAnon"].split()[0]) / 1024
 
 
-def test_attacks_against_a_live_server_leave_it_serving_and_its_memory_where_it_was(tmp_path):
+def test_attacks_against_a_live_server_leave_it_serving_and_its_memory_where_it_was(tmp_path, browser):
     import hostile
-    from playwright.sync_api import sync_playwright
 
     files = {"rect_only.zip": hostile.rectangles_zip(), "zeros.zip": hostile.zero_files_zip(),
              "fuzzed.zip": hostile.fuzzed_tiff_zip(), "[names](http:evil.example).zip": hostile.markdown_names_zip(),
@@ -213,49 +212,45 @@ def test_attacks_against_a_live_server_leave_it_serving_and_its_memory_where_it_
         (tmp_path / name).write_bytes(data)
     query = "&".join(f"{k}={v}" for k, v in hostile.LINK_PAYLOADS.items())
     outside = []
-    with bench.serve(env={"UNLEARNING_LAB_THREADS": "1"}) as (url, process), sync_playwright() as playwright:
-        browser = bench.launch_browser(playwright)
-        try:
-            # warm up: a benign upload, so the one-time cost of the first training step (PyTorch's
-            # autograd and kernel caches, ~70 MB) is in the baseline and only what an attack leaves is measured
-            (tmp_path / "ok.zip").write_bytes(hostile.zip_of({f"ok/{c}/{i}.png": hostile.png(col) for c, col in
-                                                              (("a", (250, 0, 0)), ("b", (0, 0, 250))) for i in range(6)}))
-            first = browser.new_page(viewport={"width": 1400, "height": 1000})
-            first.goto(url)
-            bench.wait_for_default_result(first)
-            first.get_by_text("Your own data").click()
-            first.locator('[data-testid="stFileUploader"]', has_text="zip").locator('input[type="file"]') \
-                .set_input_files(str(tmp_path / "ok.zip"))
-            first.get_by_text("Training it here takes about").wait_for(timeout=60_000)
-            first.close()
-            time.sleep(2)
-            start_mb = _server_memory_mb(process.pid)
+    with bench.serve(env={"UNLEARNING_LAB_THREADS": "1"}) as (url, process):
+        # warm up: a benign upload, so the one-time cost of the first training step (PyTorch's
+        # autograd and kernel caches, ~70 MB) is in the baseline and only what an attack leaves is measured
+        (tmp_path / "ok.zip").write_bytes(hostile.zip_of({f"ok/{c}/{i}.png": hostile.png(col) for c, col in
+                                                          (("a", (250, 0, 0)), ("b", (0, 0, 250))) for i in range(6)}))
+        first = browser.new_page(viewport={"width": 1400, "height": 1000})
+        first.goto(url)
+        bench.wait_for_default_result(first)
+        first.get_by_text("Your own data").click()
+        first.locator('[data-testid="stFileUploader"]', has_text="zip").locator('input[type="file"]') \
+            .set_input_files(str(tmp_path / "ok.zip"))
+        first.get_by_text("Training it here takes about").wait_for(timeout=60_000)
+        first.close()
+        time.sleep(2)
+        start_mb = _server_memory_mb(process.pid)
 
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
-            page.goto(f"{url}/?{query}")
-            bench.wait_for_default_result(page)
-            page.get_by_text("Log in again", exact=False).first.wait_for(timeout=30_000)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
+        page.goto(f"{url}/?{query}")
+        bench.wait_for_default_result(page)
+        page.get_by_text("Log in again", exact=False).first.wait_for(timeout=30_000)
+        assert page.locator('a[href*="evil"]').count() == 0 and page.locator('img[src*="evil"]').count() == 0
+        page.get_by_text("Your own data").click()
+        for name in files:
+            page.locator('[data-testid="stFileUploader"]', has_text="zip").locator('input[type="file"]') \
+                .set_input_files(str(tmp_path / name))
+            page.wait_for_timeout(1500)
+            page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=120_000)
             assert page.locator('a[href*="evil"]').count() == 0 and page.locator('img[src*="evil"]').count() == 0
-            page.get_by_text("Your own data").click()
-            for name in files:
-                page.locator('[data-testid="stFileUploader"]', has_text="zip").locator('input[type="file"]') \
-                    .set_input_files(str(tmp_path / name))
-                page.wait_for_timeout(1500)
-                page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=120_000)
-                assert page.locator('a[href*="evil"]').count() == 0 and page.locator('img[src*="evil"]').count() == 0
-                assert page.get_by_text("Traceback").count() == 0, name
-            page.get_by_text("shrunk to 128x128").first.wait_for(timeout=60_000)
-            page.close()
+            assert page.get_by_text("Traceback").count() == 0, name
+        page.get_by_text("shrunk to 128x128").first.wait_for(timeout=60_000)
+        page.close()
 
-            fresh = browser.new_page(viewport={"width": 1400, "height": 1000})
-            fresh.goto(url)
-            bench.wait_for_default_result(fresh)  # a fresh session still gets the default first screen
-            assert bench.metric_value(fresh, "Dampened") != "0"
-            fresh.close()
-            time.sleep(2)
-            end_mb = _server_memory_mb(process.pid)
-        finally:
-            browser.close()
+        fresh = browser.new_page(viewport={"width": 1400, "height": 1000})
+        fresh.goto(url)
+        bench.wait_for_default_result(fresh)  # a fresh session still gets the default first screen
+        assert bench.metric_value(fresh, "Dampened") != "0"
+        fresh.close()
+        time.sleep(2)
+        end_mb = _server_memory_mb(process.pid)
     assert outside == []
     assert end_mb <= 1.10 * start_mb, (start_mb, end_mb)
