@@ -15,7 +15,7 @@ st.markdown(
 )
 preload = preload_charts()
 
-from ssd_core import figures_compare as figs  # noqa: E402
+from unlearning_lab import figures_compare as figs  # noqa: E402
 from ssd_core.metrics import entropy, per_sample_loss  # noqa: E402
 from ui import compare, layout, sidebar  # noqa: E402
 from ui.errors import guard, show_error  # noqa: E402

@@ -17,7 +17,7 @@ preload = preload_charts()
 
 import torch  # noqa: E402
 
-from ssd_core import figures_compare as figs  # noqa: E402
+from unlearning_lab import figures_compare as figs  # noqa: E402
 from ssd_core.data import ForgetRequest, make_split, parse_indices  # noqa: E402
 from ssd_core.indices import format_indices  # noqa: E402
 from ssd_core.errors import InputError  # noqa: E402
@@ -25,7 +25,7 @@ from ssd_core.methods.l2ul import MAX_FORGET, VARIANTS  # noqa: E402
 from ui import compare, layout, sidebar  # noqa: E402
 from ui.errors import guard, show_error  # noqa: E402
 from ui import state as lab_state  # noqa: E402
-from ui.text import plain  # noqa: E402
+from unlearning_lab.text import plain  # noqa: E402
 
 PER_PAGE = 40
 COLUMNS = 8

@@ -16,7 +16,7 @@ st.markdown(
     "example in one click."
 )
 
-from ssd_core.figures import short_layer_name  # noqa: E402  (heavy imports after the first paint)
+from unlearning_lab.figures import short_layer_name  # noqa: E402  (heavy imports after the first paint)
 from ui import layout, live, resources, sidebar  # noqa: E402
 from ui.errors import guard, show_error  # noqa: E402
 from ui.lesson import lesson_state  # noqa: E402

@@ -14,9 +14,9 @@ st.markdown(
 )
 preload = preload_charts()
 
-from ssd_core import figures_compare as figs  # noqa: E402
+from unlearning_lab import figures_compare as figs  # noqa: E402
 from ssd_core.methods import get_method, make_config  # noqa: E402
-from ssd_core.methods._common import per_layer_fraction, top_fraction_mask  # noqa: E402
+from ssd_core.methods.loops import per_layer_fraction, top_fraction_mask  # noqa: E402
 from ssd_core.methods.saps import SELECTIONS, selection_scores  # noqa: E402
 from ui import compare, layout, sidebar  # noqa: E402
 from ui.errors import show_error  # noqa: E402
@@ -62,7 +62,7 @@ def selection_section(prepared) -> None:
                                          {"selection": rule, "p": p, "hessian_samples": samples,
                                           "seed": prepared.setup.seed})
                     bar.progress(i / len(missing), text=f"scoring by {rule}")
-                    scores = selection_scores(prepared.model, prepared.split, config, prepared.device)
+                    scores = selection_scores(prepared.model, prepared.split.train, config, prepared.device)
                     masks = top_fraction_mask(scores, config.p / 100.0)
                     store[keys[rule]] = per_layer_fraction(masks)
             status.update(label="Selections ready", state="complete", expanded=False)

@@ -31,7 +31,12 @@ from pathlib import Path
 from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("UNLEARNING_LAB_CHROMIUM", "/usr/bin/chromium")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from ssd_core.settings import settings  # noqa: E402  (light: no torch)
+
+CHROMIUM = settings().chromium
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

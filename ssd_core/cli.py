@@ -72,6 +72,8 @@ def _whole(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m ssd_core", description="Machine unlearning for image classifiers.")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                        help="a Python file that registers methods (repeatable; importing it runs it)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     unlearn = sub.add_parser("unlearn", help="unlearn a forget request and report before/after metrics")
@@ -246,6 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         args = build_parser().parse_args(argv)
+        if args.plugin:
+            from .methods import load_plugin
+
+            for path in args.plugin:
+                load_plugin(path)
         handler = {"unlearn": _cmd_unlearn, "train": _cmd_train, "list": _cmd_list}[args.command]
         return handler(args)
     except InputError as exc:
@@ -259,7 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - a bug, not bad input: one line, the traceback on request
-        if os.environ.get("UNLEARNING_LAB_DEBUG"):
+        from .settings import settings
+
+        if settings().debug:
             raise
         print(f"error: unexpected {type(exc).__name__}: {str(exc)[:200]} (set UNLEARNING_LAB_DEBUG=1 for the "
               "traceback).", file=sys.stderr)

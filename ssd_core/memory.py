@@ -30,16 +30,9 @@ CHUNK_BYTES = 64 * MB  # conversions (uint8 -> float32) run in chunks of at most
 
 def memory_budget() -> int:
     """The most bytes one job may allocate for user data: ``$UNLEARNING_LAB_MEMORY_BUDGET_MB``."""
-    raw = os.environ.get("UNLEARNING_LAB_MEMORY_BUDGET_MB")
-    if raw:
-        try:
-            value = float(raw)
-            if value > 0 and math.isfinite(value):
-                return int(value * MB)
-        except ValueError:
-            pass
-        log.warning("Ignoring UNLEARNING_LAB_MEMORY_BUDGET_MB=%r (not a positive number).", raw)
-    return DEFAULT_BUDGET_MB * MB
+    from .settings import settings
+
+    return int(settings().memory_budget_mb * MB)
 
 
 def size_text(n: float) -> str:

@@ -2,8 +2,8 @@
 
 A checkpoint is two files side by side: ``<key>.safetensors`` (the weights) and ``<key>.json``
 (the training config, the dataset fingerprint and the test accuracy). The key is derived from the
-config, so the same config finds the same file. Shipped checkpoints in ``assets/checkpoints`` are
-looked up first, then the user cache (``~/.cache/unlearning-lab`` or ``$UNLEARNING_LAB_CACHE``).
+config, so the same config finds the same file. Shipped checkpoints in ``checkpoints/shipped`` (package
+data) are looked up first, then the user cache (``~/.cache/unlearning-lab`` or ``$UNLEARNING_LAB_CACHE``).
 """
 
 from __future__ import annotations
@@ -26,13 +26,15 @@ from .progress import OptionalProgress, report
 
 log = logging.getLogger(__name__)
 
-ASSETS_DIR = Path(os.environ.get("UNLEARNING_LAB_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
-SHIPPED_CHECKPOINTS = ASSETS_DIR / "checkpoints"
+# Inside the package (package data), so an installed copy finds them as the repository does.
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints" / "shipped"
 
 
 def cache_dir() -> Path:
     """Where trained models and importances are cached on disk."""
-    root = Path(os.environ.get("UNLEARNING_LAB_CACHE", Path.home() / ".cache" / "unlearning-lab"))
+    from .settings import settings
+
+    root = settings().cache_dir
     root.mkdir(parents=True, exist_ok=True)
     return root
 

@@ -34,7 +34,7 @@ def click_nav(at: AppTest, page: str) -> AppTest:
 
 
 def shown_text(markdown: str) -> str:
-    """What a reader sees of Markdown whose punctuation was escaped (ui.text.plain)."""
+    """What a reader sees of Markdown whose punctuation was escaped (unlearning_lab.text.plain)."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")
 
 

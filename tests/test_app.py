@@ -255,7 +255,7 @@ def test_errors_show_one_sentence_and_keep_the_page_usable():
 
 
 def test_export_panel_renders_images_and_builds_reloadable_files(app):
-    from ssd_core import export
+    from unlearning_lab import export
     from ssd_core.checkpoints import ModelConfig, load_model
     from ui import export_panel, resources
     from ui.state import RunSetup

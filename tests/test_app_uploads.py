@@ -32,7 +32,7 @@ from ssd_core.methods.ssd import ssd_importances  # noqa: E402
 from ssd_core.metrics import evaluate  # noqa: E402
 from ssd_core.models import build_model  # noqa: E402
 from ssd_core.train import load_or_train  # noqa: E402
-from ssd_core.uploads import load_image_zip  # noqa: E402
+from unlearning_lab.uploads import load_image_zip  # noqa: E402
 
 TIMEOUT = 120
 CKPT, CKPT_CONFIG, ZIP = "upload_checkpoint", "upload_checkpoint_config", "upload_dataset_zip"
@@ -335,7 +335,7 @@ def test_a_server_folder_is_read_only_under_the_allowed_roots(tmp_path, monkeypa
 def test_heavy_jobs_queue_with_their_place_and_identical_builds_run_once():
     import threading
 
-    from ssd_core import jobs
+    from unlearning_lab import jobs
     from ui import resources
 
     gate = jobs.default_gate()
@@ -373,7 +373,9 @@ def test_heavy_jobs_queue_with_their_place_and_identical_builds_run_once():
     assert entered.is_set() and gate.active == 0
 
     # identical requests from two sessions: one build, the other is told and shares the result
-    store = resources.ResourceStore()
+    from unlearning_lab.store import ResultStore
+
+    store = ResultStore()
     started, finish, builds, shared = threading.Event(), threading.Event(), [], []
 
     def build():

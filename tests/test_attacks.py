@@ -21,7 +21,7 @@ from apptest_helpers import ROOT, assert_clean, metric_values, new_app, shown_te
 from ssd_core.checkpoints import read_model_config, read_state_dict
 from ssd_core.errors import InputError
 from ssd_core.indices import parse_indices
-from ssd_core.uploads import load_image_zip
+from unlearning_lab.uploads import load_image_zip
 
 SIX_GB = 6 * 1024**3
 
@@ -70,7 +70,7 @@ def escaped_everywhere(markdown: str) -> bool:
 def test_huge_images_zip_is_shrunk_while_decoding_and_trains_under_a_6_gb_limit():
     proc = run_limited("""
         import json, resource, hostile
-        from ssd_core.uploads import load_image_zip
+        from unlearning_lab.uploads import load_image_zip
         from ssd_core.train import TrainConfig, train_model
         out = {}
         for n in (40, 340):
@@ -105,7 +105,7 @@ def test_a_training_run_that_would_not_fit_is_refused_before_it_starts(monkeypat
 def test_a_file_dataset_above_the_budget_is_refused_from_its_header(tmp_path, monkeypatch):
     import numpy as np
 
-    from ssd_core.data_files import read_idx
+    from ssd_core.data.files import read_idx
 
     path = tmp_path / "train-images-idx3-ubyte"
     header = bytes([0, 0, 8, 3]) + np.array([60000, 28, 28], dtype=">u4").tobytes()
@@ -223,7 +223,7 @@ def test_a_fuzzed_tiff_is_skipped_by_name():
 
 
 def test_a_server_folder_path_that_is_too_long_gives_one_sentence(tmp_path, monkeypatch):
-    from ssd_core.uploads import check_local_data_dir
+    from unlearning_lab.uploads import check_local_data_dir
 
     monkeypatch.setenv("UNLEARNING_LAB_DATA_ROOTS", str(tmp_path))
     assert "File name too long" in refused(check_local_data_dir, str(tmp_path / ("a" * 300)))

@@ -16,9 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ssd_core import data, data_files
+from ssd_core import data
+from ssd_core.data import files as data_files
 from ssd_core.data import ForgetRequest, load_dataset, make_split
-from ssd_core.data_files import (
+from ssd_core.data.files import (
     CIFAR10_CLASSES,
     CIFAR100_COARSE_CLASSES,
     CIFAR100_FINE_CLASSES,
@@ -441,7 +442,7 @@ def test_image_folder_split_corrupt_file_skipped(
     written = _rgb_folder(root)
     (root / "cat" / "bad.png").write_bytes(b"\x89PNG this is not really a png")
     (root / "cat" / "notes.txt").write_text("ignored")
-    with caplog.at_level(logging.WARNING, logger="ssd_core.data_files"):
+    with caplog.at_level(logging.WARNING, logger="ssd_core.data.files"):
         ds = load_dataset("imagefolder", str(root))
     assert "cat/bad.png" in caplog.text
     assert ds.skipped_files == ["cat/bad.png"]  # type: ignore[attr-defined]

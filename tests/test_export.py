@@ -1,4 +1,4 @@
-"""ssd_core.export: every exported file opens and holds what it says."""
+"""unlearning_lab.export: every exported file opens and holds what it says."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import zipfile
 import pytest
 from PIL import Image
 
-from ssd_core import export, figures
+from unlearning_lab import export, figures
 from ssd_core.checkpoints import ModelConfig, config_for_dataset, load_model
 from ssd_core.dampening import dampen
 from ssd_core.metrics import evaluate

@@ -1,4 +1,4 @@
-"""ssd_core.figures: each builder draws exactly the numbers it is given (or derives them correctly)."""
+"""unlearning_lab.figures: each builder draws exactly the numbers it is given (or derives them correctly)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from ssd_core import figures
+from unlearning_lab import figures
 from ssd_core.dampening import dampen
 from ssd_core.metrics import evaluate
 
@@ -21,7 +21,7 @@ def dampened(digits_run):
 
 
 def test_figures_module_is_ui_free():
-    import ssd_core.figures as module
+    import unlearning_lab.figures as module
 
     source = open(module.__file__).read()
     assert "streamlit" not in source

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from ssd_core.jobs import HeavyJobGate, QueueTimeout, SharedResults, default_gate
+from unlearning_lab.jobs import HeavyJobGate, QueueTimeout, default_gate
+from unlearning_lab.store import ResultStore
 
 TIMEOUT = 10  # seconds; only reached if something deadlocks
 
@@ -107,7 +108,7 @@ def _expect_timeout(gate: HeavyJobGate, out: list[BaseException]) -> None:
 
 
 def test_default_gate_reads_the_environment(monkeypatch):
-    import ssd_core.jobs as jobs
+    import unlearning_lab.jobs as jobs
 
     monkeypatch.setattr(jobs, "_default_gate", None)
     monkeypatch.setenv("UNLEARNING_LAB_MAX_HEAVY_JOBS", "3")
@@ -120,8 +121,8 @@ def test_default_gate_reads_the_environment(monkeypatch):
         HeavyJobGate(0)
 
 
-def test_single_flight_computes_once_for_concurrent_identical_keys():
-    shared = SharedResults()
+def test_the_store_builds_once_for_concurrent_identical_keys():
+    shared = ResultStore()
     calls = {"same": 0, "other": 0}
     proceed = threading.Event()
     results: list[object] = []
@@ -136,13 +137,13 @@ def test_single_flight_computes_once_for_concurrent_identical_keys():
         return fn
 
     def ask(key: str) -> None:
-        results.append(shared.single_flight(key, compute(key), on_shared=lambda: told.append(1)))
+        results.append(shared.get("ns", key, compute(key), on_shared=lambda: told.append(1)))
 
     threads = [threading.Thread(target=ask, args=("same",)) for _ in range(4)]
     threads.append(threading.Thread(target=ask, args=("other",)))
     for thread in threads:
         thread.start()
-    _until(lambda: shared.followers("same") == 3 and shared.in_flight() == 2, "followers to join")
+    _until(lambda: shared.waiting("ns", "same") == 3 and shared.building() == 2, "followers to join")
     proceed.set()
     for thread in threads:
         thread.join(TIMEOUT)
@@ -150,14 +151,14 @@ def test_single_flight_computes_once_for_concurrent_identical_keys():
     same = [r for r in results if r["key"] == "same"]
     assert len(same) == 4 and all(r is same[0] for r in same)  # one shared object
     assert len(told) == 3
-    assert shared.in_flight() == 0
-    # Finished calls are not cached: asking again computes again.
-    assert shared.single_flight("same", compute("same")) == {"key": "same"}
-    assert calls["same"] == 2
+    assert shared.building() == 0
+    # Finished builds are kept: asking again returns the same object without building.
+    assert shared.get("ns", "same", compute("same")) is same[0]
+    assert calls["same"] == 1
 
 
-def test_single_flight_shares_errors_but_not_interruptions():
-    shared = SharedResults()
+def test_the_store_shares_errors_but_not_interruptions():
+    shared = ResultStore()
     started = threading.Event()
     proceed = threading.Event()
     outcomes: list[object] = []
@@ -169,16 +170,16 @@ def test_single_flight_shares_errors_but_not_interruptions():
 
     def follower() -> None:
         try:
-            outcomes.append(shared.single_flight("k", lambda: "follower computed"))
+            outcomes.append(shared.get("ns", "k", lambda: "follower computed"))
         except ValueError as exc:
             outcomes.append(exc)
 
-    leader = threading.Thread(target=lambda: pytest.raises(ValueError, shared.single_flight, "k", failing))
+    leader = threading.Thread(target=lambda: pytest.raises(ValueError, shared.get, "ns", "k", failing))
     leader.start()
     started.wait(TIMEOUT)
     thread = threading.Thread(target=follower)
     thread.start()
-    _until(lambda: shared.followers("k") == 1, "follower to join")
+    _until(lambda: shared.waiting("ns", "k") == 1, "follower to join")
     proceed.set()
     leader.join(TIMEOUT)
     thread.join(TIMEOUT)
@@ -198,7 +199,7 @@ def test_single_flight_shares_errors_but_not_interruptions():
 
     def stopped_leader() -> None:
         try:
-            shared.single_flight("k", stopped)
+            shared.get("ns", "k", stopped)
         except Stopped:
             pass
 
@@ -207,7 +208,7 @@ def test_single_flight_shares_errors_but_not_interruptions():
     started.wait(TIMEOUT)
     thread = threading.Thread(target=follower)
     thread.start()
-    _until(lambda: shared.followers("k") == 1, "follower to join")
+    _until(lambda: shared.waiting("ns", "k") == 1, "follower to join")
     proceed.set()
     leader.join(TIMEOUT)
     thread.join(TIMEOUT)

@@ -16,7 +16,7 @@ from ssd_core.data import ForgetRequest, Subset, load_dataset, make_split
 from ssd_core.errors import InputError
 from ssd_core.importance import hessian_diagonal
 from ssd_core.methods import available_methods, config_fields, get_method, make_config, run_method
-from ssd_core.methods._common import architecture_name, top_fraction_mask
+from ssd_core.methods.loops import architecture_name, top_fraction_mask
 from ssd_core.methods.base import FORGET_ONLY, RETAIN_ONLY
 from ssd_core.methods.saps import SAPSConfig, selection_scores
 from ssd_core.train import accuracy, load_or_train
@@ -221,7 +221,7 @@ def test_saps_changes_only_the_selected_entries(class_run, class_split, digits, 
     dataset, original, state = digits
     result = class_run("saps")
     config = SAPSConfig()
-    masks = top_fraction_mask(selection_scores(original, class_split, config, torch.device("cpu")), config.p / 100)
+    masks = top_fraction_mask(selection_scores(original, class_split.train, config, torch.device("cpu")), config.p / 100)
     new_state = result.model.state_dict()
     changed_total = 0
     for name, before in state.items():
@@ -242,7 +242,7 @@ def test_saps_changes_only_the_selected_entries(class_run, class_split, digits, 
 def test_saps_random_selection_also_stays_inside_its_mask(digits, class_split):
     dataset, original, state = digits
     result = run_method("saps", original, class_split, device="cpu", selection="random", p=1, epochs=1)
-    masks = top_fraction_mask(selection_scores(original, class_split, SAPSConfig(selection="random", p=1), torch.device("cpu")), 0.01)
+    masks = top_fraction_mask(selection_scores(original, class_split.train, SAPSConfig(selection="random", p=1), torch.device("cpu")), 0.01)
     for name, param in result.model.named_parameters():
         moved = param.detach() != state[name]
         assert not bool((moved & ~masks[name]).any())

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ssd_core import report  # noqa: E402
+from unlearning_lab import report  # noqa: E402
 from ssd_core.cli import build_parser  # noqa: E402
 from ssd_core.data import ForgetRequest  # noqa: E402
 from ui.state import RunSetup  # noqa: E402

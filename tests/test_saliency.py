@@ -1,4 +1,4 @@
-"""ssd_core.saliency: maps of the right shape, deterministic, and the model left as it was."""
+"""unlearning_lab.saliency: maps of the right shape, deterministic, and the model left as it was."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from ssd_core import saliency
+from unlearning_lab import saliency
 from ssd_core.dampening import dampen
 from ssd_core.errors import InputError
 from ssd_core.models import Classifier

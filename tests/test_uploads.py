@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from ssd_core.errors import InputError
-from ssd_core.uploads import UploadLimits, check_local_data_dir, load_image_zip
+from unlearning_lab.uploads import UploadLimits, check_local_data_dir, load_image_zip
 
 from hostile import png, zip_of
 

@@ -20,9 +20,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from ssd_core import jobs
+from unlearning_lab import jobs
 from ssd_core.data import ForgetSplit
-from ssd_core.export import modebar_config
+from unlearning_lab.export import modebar_config
 from ssd_core.methods import available_methods, config_fields, make_config, run_method
 from ssd_core.metrics import (
     ACCURACY_KEYS,

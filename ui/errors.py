@@ -10,7 +10,7 @@ import streamlit as st
 
 from ssd_core.errors import InputError
 
-from .text import plain
+from unlearning_lab.text import plain
 
 log = logging.getLogger("unlearning_lab.ui")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from ssd_core import export, report
+from unlearning_lab import export, report
 from ssd_core.checkpoints import config_for_dataset
 from ssd_core.experiment import environment
 
@@ -97,7 +97,7 @@ def forget_text(p: Prepared) -> str:
 
 def _html(p: Prepared, alpha: float, lam: float, options: ViewOptions, stem: str, theme_name: str = "default",
           extra_figures: dict[str, Any] | None = None) -> str:
-    """The one-click report (ssd_core.report): setup, metrics, every figure, parameters, environment,
+    """The one-click report (unlearning_lab.report): setup, metrics, every figure, parameters, environment,
     seed and the CLI command that reproduces the numbers."""
     live = _fresh_live(p, alpha, lam)
     figs = {name: themed(fig, theme_name) for name, fig in all_figures(p, live, options).items()}

@@ -8,7 +8,7 @@ from . import resources
 from .errors import guard
 from .resources import Prepared
 from .state import RunSetup
-from .text import plain
+from unlearning_lab.text import plain
 
 SOURCES = {"shipped": "shipped checkpoint", "cache": "cached checkpoint", "trained": "trained just now"}
 

@@ -89,7 +89,7 @@ def check_why(state: LessonState) -> Verdict:
 
 def _layer(name: str) -> str:
     """A tensor's name as the answer options show it (without the model's wrapper prefix)."""
-    from ssd_core.figures import short_layer_name
+    from unlearning_lab.figures import short_layer_name
 
     return short_layer_name(name)
 

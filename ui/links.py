@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ssd_core.errors import InputError
 from ssd_core.indices import MAX_INDICES, format_indices, is_whole_number, parse_indices
 
-from .text import printable
+from unlearning_lab.text import printable
 
 # Query parameter names, in the order they are written.
 P_PAGE, P_DATASET, P_MODEL, P_FORGET, P_METHOD, P_ESTIMATOR, P_BATCH, P_ALPHA, P_LAMBDA, P_DEVICE, P_SEED, P_VIEW = (
@@ -492,7 +492,7 @@ def show_warnings() -> None:
     """Show (once) what was wrong with the URL this session followed (as plain text)."""
     import streamlit as st
 
-    from .text import plain
+    from unlearning_lab.text import plain
 
     for message in st.session_state.pop(K_WARNINGS, None) or ():
         st.warning(plain(message, limit=None), icon=":material/link_off:")

@@ -1,4 +1,4 @@
-"""The preset picker (on the Lesson and Landscape pages): choose one of ``ssd_core.presets`` and
+"""The preset picker (on the Lesson and Landscape pages): choose one of ``unlearning_lab.presets`` and
 apply it, i.e. set the session's run setup (and alpha/lambda) and rerun.
 
 :func:`preset_state` is pure (preset in, :class:`ui.state.LabState` out) and is what the tests
@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from ssd_core.presets import CLASSROOM, PAPER, PRESETS, Preset, class_index, get_preset
+from unlearning_lab.presets import CLASSROOM, PAPER, PRESETS, Preset, class_index, get_preset
 
 from . import resources
 from . import state as lab_state

@@ -1,7 +1,7 @@
 """Shared, read-only resources: datasets, original models, importances and everything about a
 run setup that does not depend on alpha or lambda.
 
-They live in one process-wide :class:`ResourceStore` held by ``st.cache_resource``, so every
+They live in one process-wide :class:`unlearning_lab.store.ResultStore` held by ``st.cache_resource``, so every
 session shares them and nothing is computed twice. The store (rather than caching the loaders
 themselves with ``st.cache_resource``) lets the long steps report progress to the page that
 asked for them. Nothing here is ever mutated after it is built: sessions dampen into their own
@@ -9,9 +9,9 @@ scratch copy (see :mod:`ui.live`).
 
 Many users: the store is also how identical concurrent requests share one computation (one
 builder per key, the others wait for its result; no second mechanism such as
-``ssd_core.jobs.single_flight`` is layered on top). The heavy part of every build (training or
+``unlearning_lab.jobs.single_flight`` is layered on top). The heavy part of every build (training or
 loading the original, importances, evaluation) runs inside a slot of the process-wide
-``ssd_core.jobs.default_gate()`` (``UNLEARNING_LAB_MAX_HEAVY_JOBS``, default 2), so a crowd
+``unlearning_lab.jobs.default_gate()`` (``UNLEARNING_LAB_MAX_HEAVY_JOBS``, default 2), so a crowd
 queues ("Queued: N ahead of you") instead of thrashing the CPU; slider moves are cheap and never
 queue.
 
@@ -37,11 +37,12 @@ import streamlit as st
 import torch
 from torch import nn
 
-from ssd_core import figures, jobs
+from unlearning_lab import figures, jobs
+from unlearning_lab.store import ResultStore
 from ssd_core.data import EMBEDDED_DATASETS, FILE_DATASETS, ForgetSplit, ImageDataset, load_dataset, make_split
 from ssd_core.dampening import DampeningReport, dampen
 from ssd_core.errors import InputError
-from ssd_core.indices import is_whole_number
+from ssd_core.settings import settings
 from ssd_core.importance import ImportanceCache, model_fingerprint
 from ssd_core.methods import available_methods, get_method
 from ssd_core.methods.base import MethodSpec
@@ -60,78 +61,8 @@ log = logging.getLogger("unlearning_lab.ui")
 # The store
 
 
-class ResourceStore:
-    """A thread-safe, size-bounded cache: one builder runs per key, other callers wait for it."""
-
-    def __init__(
-        self,
-        limits: dict[str, int] | None = None,
-        byte_limits: dict[str, tuple[int, Callable[[Any], int]]] | None = None,
-    ) -> None:
-        """``limits``: entries kept per namespace (default 8); ``byte_limits``: an optional
-        (budget in bytes, size of a value) per namespace, evicting the oldest entries above it."""
-        self._lock = threading.Lock()
-        self._items: dict[str, OrderedDict[Hashable, Any]] = {}
-        self._sizes: dict[str, dict[Hashable, int]] = {}
-        self._key_locks: dict[tuple[str, Hashable], threading.Lock] = {}
-        self._limits = limits or {}
-        self._byte_limits = byte_limits or {}
-
-    def peek(self, namespace: str, key: Hashable) -> Any | None:
-        with self._lock:
-            return self._items.get(namespace, OrderedDict()).get(key)
-
-    def get(
-        self, namespace: str, key: Hashable, build: Callable[[], Any], on_shared: Callable[[], None] | None = None
-    ) -> Any:
-        """The value for ``key``, built once; a caller that finds the same key being built waits for
-        that build (``on_shared()`` is called first, so a page can say so) instead of building again.
-        If the build fails, the next waiter builds (and reports its own error)."""
-        with self._lock:
-            items = self._items.setdefault(namespace, OrderedDict())
-            if key in items:
-                items.move_to_end(key)
-                return items[key]
-            key_lock = self._key_locks.setdefault((namespace, key), threading.Lock())
-        if not key_lock.acquire(blocking=False):
-            if on_shared is not None:
-                on_shared()
-            key_lock.acquire()
-        try:
-            with self._lock:
-                if key in items:
-                    return items[key]
-            value = build()  # outside the global lock: other keys stay available
-            budget, sizeof = self._byte_limits.get(namespace, (0, None))
-            size = sizeof(value) if sizeof is not None else 0
-            with self._lock:
-                items[key] = value
-                items.move_to_end(key)
-                sizes = self._sizes.setdefault(namespace, {})
-                sizes[key] = size
-                limit = self._limits.get(namespace, 8)
-                while len(items) > 1 and (len(items) > limit or (budget and sum(sizes.values()) > budget)):
-                    old_key, _ = items.popitem(last=False)
-                    sizes.pop(old_key, None)
-                    self._key_locks.pop((namespace, old_key), None)
-            return value
-        finally:
-            key_lock.release()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._sizes.clear()
-            self._key_locks.clear()
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if is_whole_number(raw) and len(raw) < 10 and int(raw) >= 1 else default
-
-
 @st.cache_resource(show_spinner=False)
-def resource_store() -> ResourceStore:
+def resource_store() -> ResultStore:
     """The process-wide store (one per server process, shared by all sessions).
 
     ``UNLEARNING_LAB_MAX_PREPARED`` (default 8) bounds how many prepared runs (original model,
@@ -140,11 +71,11 @@ def resource_store() -> ResourceStore:
     ``UNLEARNING_LAB_LIVE_CACHE_MB`` (default 256) bound the evaluations of slider settings kept
     (their logits on the train and test splits; see :func:`compute_live`).
     """
-    return ResourceStore(
-        {"model": 4, "prepared": _env_int("UNLEARNING_LAB_MAX_PREPARED", 8), "saliency_before": 16,
-         "live": _env_int("UNLEARNING_LAB_MAX_LIVE", 64)},
-        {"live": (_env_int("UNLEARNING_LAB_LIVE_CACHE_MB", 256) * 1024 * 1024, _live_bytes),
-         "original_outputs": (_env_int("UNLEARNING_LAB_LIVE_CACHE_MB", 256) * 1024 * 1024, lambda o: _live_bytes((o, None)))},
+    config = settings()
+    return ResultStore(
+        {"model": 4, "prepared": config.max_prepared, "saliency_before": 16, "live": config.max_live},
+        {"live": (config.live_cache_mb * 1024 * 1024, _live_bytes),
+         "original_outputs": (config.live_cache_mb * 1024 * 1024, lambda o: _live_bytes((o, None)))},
     )
 
 
@@ -166,8 +97,7 @@ def heavy_slot(progress: OptionalProgress):
 
 def configure_torch() -> None:
     """Keep torch from grabbing every core of a shared machine (UNLEARNING_LAB_THREADS overrides)."""
-    wanted = os.environ.get("UNLEARNING_LAB_THREADS")
-    threads = int(wanted) if wanted and is_whole_number(wanted) and len(wanted) < 4 else min(4, os.cpu_count() or 1)
+    threads = settings().threads
     if torch.get_num_threads() != max(1, threads):
         torch.set_num_threads(max(1, threads))
 
@@ -200,7 +130,7 @@ def _file_dataset_present(name: str, root: Path) -> bool:
 
 def available_datasets(data_dir: str | None = None) -> list[str]:
     """Embedded datasets, plus file-based ones whose files exist in the data directory."""
-    from ssd_core.data_files import default_data_dir
+    from ssd_core.data.files import default_data_dir
 
     root = Path(data_dir).expanduser() if data_dir else default_data_dir()
     present = []
@@ -650,7 +580,7 @@ def _prefetcher() -> _Prefetcher:
 def prefetch_neighbours(prepared: Prepared, alpha: float, lam: float, options: list[float]) -> None:
     """Evaluate, in the background, the slider values just above and below ``alpha`` (shared runs
     only; a session's own upload is never worked on outside its requests)."""
-    if prepared.setup.is_session_local or os.environ.get("UNLEARNING_LAB_PREFETCH", "1") == "0":
+    if prepared.setup.is_session_local or not settings().prefetch:
         return
     if alpha not in options:
         return

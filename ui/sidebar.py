@@ -43,7 +43,7 @@ from .state import (
     RunSetup,
     bind,
 )
-from .text import plain
+from unlearning_lab.text import plain
 
 KIND_LABELS = {
     "class": "a whole class",

@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from ssd_core import figures
+from unlearning_lab import figures
 from ssd_core.dampening import dampen
 from ssd_core.metrics import logits_of
 from ssd_core.progress import OptionalProgress, report, scaled

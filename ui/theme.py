@@ -1,6 +1,6 @@
 """Presentation mode: a sidebar toggle (drawn by app.py on every page) that switches every figure to
 the projector theme (larger type, Okabe-Ito colour-blind-safe palette; see
-``ssd_core.figures.apply_theme``) and the page to larger text.
+``unlearning_lab.figures.apply_theme``) and the page to larger text.
 
 Pages and views show charts through :func:`show_chart` (or pass figures through :func:`themed`),
 so the toggle reaches every figure, including the ones redrawn inside fragments.
@@ -55,7 +55,7 @@ def presentation_toggle() -> bool:
 
 def themed(fig: Any, theme: str | None = None) -> Any:
     """``fig`` in this session's theme (unchanged in the default theme)."""
-    from ssd_core.figures import apply_theme
+    from unlearning_lab.figures import apply_theme
 
     name = theme or current_theme()
     return fig if name == "default" else apply_theme(fig, name)

@@ -3,7 +3,7 @@
 Everything a user uploads stays in their session (``st.session_state``): it is never put in the
 process-wide resource store, and a setup using it is prepared in the session only (see
 :func:`ui.resources.prepare`). Files are checked by ``ssd_core.checkpoints`` and
-``ssd_core.uploads``; a refused file shows their one-sentence message and changes nothing, so the
+``unlearning_lab.uploads``; a refused file shows their one-sentence message and changes nothing, so the
 model and dataset in use before stay in use.
 
 The handlers (:func:`add_checkpoint`, :func:`add_dataset_zip`, :func:`add_local_dataset`) take
@@ -25,14 +25,14 @@ from typing import Any, Callable, MutableMapping
 import streamlit as st
 from torch import nn
 
-from ssd_core import jobs
+from unlearning_lab import jobs
 from ssd_core.checkpoints import MB, ModelConfig, load_model, max_checkpoint_bytes, read_model_config
 from ssd_core.data import DATASETS, FILE_DATASETS, ImageDataset
 from ssd_core.errors import InputError
 from ssd_core.importance import model_fingerprint
 from .state import keep, kept
-from .text import plain
-from ssd_core.uploads import (UploadLimits, allowed_data_roots, check_local_data_dir, load_image_zip, spill_to_disk,
+from unlearning_lab.text import plain
+from unlearning_lab.uploads import (UploadLimits, allowed_data_roots, check_local_data_dir, load_image_zip, spill_to_disk,
                               spool)
 
 # session_state keys

@@ -1,4 +1,4 @@
-"""The result views: each builds its figures with ssd_core.figures and shows them with a short
+"""The result views: each builds its figures with unlearning_lab.figures and shows them with a short
 plain-language explanation. Figure builders here take (prepared run, live result, options) and
 are shared by the page and the export panel, so an exported figure is the one on screen."""
 
@@ -12,8 +12,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ssd_core import figures, saliency
-from ssd_core.export import modebar_config
+from unlearning_lab import figures, saliency
+from unlearning_lab.export import modebar_config
 from ssd_core.metrics import entropy, per_sample_loss
 
 from . import resources

@@ -1,26 +1,35 @@
-"""Unlearning methods, one module each, all with the signature in :mod:`.base`."""
+"""Unlearning methods, one module each, all with the contract in :mod:`.base`, run by :mod:`.runner`.
+
+Shared loops and helpers live in :mod:`.loops`. Methods from other packages are found through the
+``ssd_core.methods`` entry-point group; files with ``python -m ssd_core --plugin FILE``.
+"""
 
 from .base import (
+    FORGET_ONLY,
+    FULL_DATA,
+    FULL_RETAIN,
+    READS,
+    RETAIN_ONLY,
+    RETAIN_SUBSET,
+    MethodOutcome,
     MethodResult,
     MethodSpec,
     available_methods,
     config_fields,
     get_method,
+    load_plugin,
     make_config,
+    param,
     register_method,
-    run_method,
 )
-from . import ssd  # noqa: F401  (registers ssd and lfssd)
-from . import retrain, finetune, neggrad_plus, random_labels, bad_teacher, scrub, salun  # noqa: F401,E401  (baselines)
-from . import l2ul, saps  # noqa: F401,E401  (instance-wise unlearning, sharpness-aware selection)
+from .runner import DataContractError, MethodData, run_method
+
+from . import ssd  # noqa: F401,E402  (registers ssd and lfssd)
+from . import retrain, finetune, neggrad_plus, random_labels, bad_teacher, scrub, salun  # noqa: F401,E401,E402
+from . import l2ul, saps  # noqa: F401,E401,E402  (instance-wise unlearning, sharpness-aware selection)
 
 __all__ = [
-    "MethodResult",
-    "MethodSpec",
-    "available_methods",
-    "config_fields",
-    "get_method",
-    "make_config",
-    "register_method",
-    "run_method",
+    "FORGET_ONLY", "FULL_DATA", "FULL_RETAIN", "READS", "RETAIN_ONLY", "RETAIN_SUBSET", "DataContractError",
+    "MethodData", "MethodOutcome", "MethodResult", "MethodSpec", "available_methods", "config_fields", "get_method",
+    "load_plugin", "make_config", "param", "register_method", "run_method",
 ]

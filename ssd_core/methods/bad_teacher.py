@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data import ForgetSplit, Subset, to_float
+from ..data import Subset, to_float
 from ..progress import OptionalProgress, report
-from ._common import Stopwatch, distill_kl, fresh_model_like, frozen_copy, require_nonempty, seeded, shuffled_batches, steps_per_epoch, working_copy
-from .base import RETAIN_SUBSET, MethodResult, MethodSpec, param, register_method
+from .base import RETAIN_SUBSET, MethodOutcome, MethodSpec, param, register_method, seed_param
+from .loops import Stopwatch, distill_kl, fresh_model_like, frozen_copy, shuffled_batches, steps_per_epoch
+from .runner import MethodData
 
 
 @dataclass
@@ -36,51 +37,43 @@ class BadTeacherConfig:
     retain_fraction: float = param(0.3, "fraction of the retain set used", min=0.01, max=1.0)
     temperature: float = param(1.0, "distillation temperature T", min=0.1, max=100.0)
     model_name: str = param("", "architecture of the incompetent teacher; empty = recognise it from the model")
-    seed: int = param(0, "seed for the retain subset, the data order and the incompetent teacher", min=0, max=2**31 - 1)
+    seed: int = seed_param("the retain subset, the data order and the incompetent teacher")
 
 
-def _run(model: nn.Module, split: ForgetSplit, config: BadTeacherConfig, *, device: torch.device, progress: OptionalProgress = None) -> MethodResult:
+def _run(student: nn.Module, data: MethodData, config: BadTeacherConfig, *, device: torch.device,
+         progress: OptionalProgress = None) -> MethodOutcome:
     watch = Stopwatch()
-    require_nonempty(split.retain_train, "retain set", "Bad Teacher")
-    generator = torch.Generator().manual_seed(config.seed)
-    with seeded(config.seed, device):
-        with watch.step("setup"):
-            student = working_copy(model, device)
-            competent = frozen_copy(model, device)
-            incompetent, arch = fresh_model_like(model, split.dataset, config.model_name, seed=config.seed, device=device)
-            incompetent = frozen_copy(incompetent, device)
-            n_keep = max(1, int(round(config.retain_fraction * len(split.retain_train))))
-            keep = torch.randperm(len(split.retain_train), generator=generator)[:n_keep]
-            retain = split.retain_train.select(keep)
-            x_all = torch.cat([split.forget_train.x, retain.x])
-            is_forget = torch.cat([torch.ones(len(split.forget_train), dtype=torch.bool), torch.zeros(n_keep, dtype=torch.bool)])
-            data = Subset(x_all, is_forget.long(), torch.arange(len(x_all)))
-        with watch.step("training"):
-            opt = torch.optim.Adam(student.parameters(), lr=config.lr)
-            total = config.epochs * steps_per_epoch(len(data), config.batch_size)
-            stream = shuffled_batches(len(data), config.batch_size, generator)
-            student.train()
-            history = []
-            for step in range(total):
-                idx = next(stream)
-                x = to_float(data.x[idx], device)
-                forget_mask = is_forget[idx].to(device).unsqueeze(1)
-                with torch.no_grad():
-                    target = torch.where(forget_mask, incompetent(x), competent(x))
-                loss = distill_kl(student(x), target, config.temperature)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if step % 10 == 0 or step == total - 1:
-                    history.append({"step": step, "kl": loss.item()})
-                    report(progress, (step + 1) / total, f"Bad Teacher step {step + 1}/{total}, KL {loss.item():.3f}")
-    student.eval()
-    return MethodResult(
-        model=student,
-        seconds=watch.finish(),
-        data_touched=RETAIN_SUBSET,
-        diagnostics={"steps": total, "n_retain_used": n_keep, "incompetent_teacher": arch, "history": history},
-    )
+    retain = data.require("retain_train", "retain set")  # the runner drew retain_fraction of it
+    forget = data.forget_train
+    generator = data.generator
+    with watch.step("setup"):
+        competent = frozen_copy(student, device)
+        incompetent, arch = fresh_model_like(student, data.dataset, config.model_name, seed=config.seed, device=device)
+        incompetent = frozen_copy(incompetent, device)
+        x_all = torch.cat([forget.x, retain.x])
+        is_forget = torch.cat([torch.ones(len(forget), dtype=torch.bool), torch.zeros(len(retain), dtype=torch.bool)])
+        mixed = Subset(x_all, is_forget.long(), torch.arange(len(x_all)))
+    with watch.step("training"):
+        opt = torch.optim.Adam(student.parameters(), lr=config.lr)
+        total = config.epochs * steps_per_epoch(len(mixed), config.batch_size)
+        stream = shuffled_batches(len(mixed), config.batch_size, generator)
+        student.train()
+        history = []
+        for step in range(total):
+            idx = next(stream)
+            x = to_float(mixed.x[idx], device)
+            forget_mask = is_forget[idx].to(device).unsqueeze(1)
+            with torch.no_grad():
+                target = torch.where(forget_mask, incompetent(x), competent(x))
+            loss = distill_kl(student(x), target, config.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step % 10 == 0 or step == total - 1:
+                history.append({"step": step, "kl": loss.item()})
+                report(progress, (step + 1) / total, f"Bad Teacher step {step + 1}/{total}, KL {loss.item():.3f}")
+    diagnostics = {"steps": total, "n_retain_used": len(retain), "incompetent_teacher": arch, "history": history}
+    return MethodOutcome(student, diagnostics, watch.seconds)
 
 
 register_method(

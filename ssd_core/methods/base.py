@@ -1,60 +1,75 @@
-"""The one signature every unlearning method shares, and the registry that lists them.
+"""The method contract: a spec, a config dataclass, a registry, and where methods come from.
 
-A method is ``run(model, split, config, *, device, progress) -> MethodResult``. It never modifies
-``model``; it returns a new one. Its config is a dataclass whose fields carry ``metadata`` with
-``help`` and, for numbers, ``min``/``max`` (what the CLI and the dashboard build controls from).
+A method is ``run(model, data, config, *, device, progress) -> MethodOutcome`` registered with a
+:class:`MethodSpec`. :func:`ssd_core.methods.runner.run_method` calls it: the ``model`` it gets is
+already the runner's own copy (on ``device``, eval mode, gradients on) and ``data`` holds only the
+subsets the spec declares it reads (:data:`READS`), so what the lab shows as "data touched" is
+enforced, not claimed. Its config is a dataclass whose fields carry ``help`` and, for numbers,
+``min``/``max`` (what the CLI and the dashboard build controls from; see :func:`param`).
+
+Methods come from this package, from installed packages through the ``ssd_core.methods``
+entry-point group, and from files named with ``python -m ssd_core --plugin FILE`` (see
+:func:`load_plugin`). A name can be registered once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import logging
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
-from ..data import ForgetSplit
 from ..errors import InputError
 from ..indices import parse_float, parse_int
-from ..progress import OptionalProgress
 
-# What a method reads besides the model (the dashboard shows it; cheaper is better).
+log = logging.getLogger(__name__)
+
+# What a method reads besides the model (the dashboard shows it; cheaper is better). The runner
+# hands a method exactly these subsets of the training data and nothing else.
 FORGET_ONLY = "forget set only"
 RETAIN_SUBSET = "forget set + a retain subset"
 FULL_RETAIN = "forget set + full retain set"
-FULL_DATA = "full training data (importance cached)"
 RETAIN_ONLY = "full retain set"
+FULL_DATA = "full training data"
+READS = (FORGET_ONLY, RETAIN_SUBSET, FULL_RETAIN, RETAIN_ONLY, FULL_DATA)
 
 ALL_REQUESTS = frozenset({"class", "subclass", "random", "indices"})
+ENTRY_POINT_GROUP = "ssd_core.methods"
+
+
+@dataclass
+class MethodOutcome:
+    """What a method returns to the runner: the unlearned model, optional seconds per step, and
+    anything worth reporting (plain numbers, strings, lists, dicts, or objects with to_dict)."""
+
+    model: nn.Module
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class MethodResult:
+    """What :func:`~ssd_core.methods.runner.run_method` returns."""
+
     model: nn.Module
     seconds: dict[str, float]  # per step, always with "total"
-    data_touched: str
+    data_touched: str  # what the method was given to read (one of READS)
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
-RunFunction = Callable[..., MethodResult]
-
-
-def on_device(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` itself when already on ``device`` (read-only use), else a copy moved there."""
-    try:
-        current = next(model.parameters()).device
-    except StopIteration:
-        return model
-    if current == torch.device(device) or (current.type == torch.device(device).type == "cpu"):
-        return model
-    import copy
-
-    return copy.deepcopy(model).to(device)
+RunFunction = Callable[..., MethodOutcome]
 
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """A registered method. ``data_touched`` is one of :data:`READS`; for :data:`RETAIN_SUBSET`
+    the config needs a ``retain_fraction`` field (the share of the retain set the runner draws)."""
+
     name: str
     description: str
     config_cls: type
@@ -66,10 +81,37 @@ class MethodSpec:
         return make_config(self.config_cls, overrides)
 
 
-def param(default: Any, help: str, min: float | None = None, max: float | None = None, choices: tuple | None = None, log: bool = False) -> Any:
+# ---------------------------------------------------------------------------------------------
+# Config fields
+
+
+def param(default: Any, help: str, min: float | None = None, max: float | None = None, choices: tuple | None = None,
+          log: bool = False) -> Any:
     """A config field with the metadata controls are built from."""
     meta = {"help": help, "min": min, "max": max, "choices": choices, "log": log}
     return field(default=default, metadata=meta)
+
+
+# The schedule fields most methods share, written once.
+def seed_param(what: str = "the data order") -> Any:
+    return param(0, f"seed for {what}", min=0, max=2**31 - 1)
+
+
+def epochs_param(default: int, over: str = "the retain set") -> Any:
+    return param(default, f"epochs over {over}", min=1, max=1000)
+
+
+def lr_param(default: float, optimiser: str = "SGD learning rate (momentum 0.9)", low: float = 1e-6,
+             high: float = 10.0) -> Any:
+    return param(default, optimiser, min=low, max=high, log=True)
+
+
+def batch_param(default: int = 64, what: str = "retain batch size") -> Any:
+    return param(default, what, min=2, max=4096)
+
+
+def forget_batch_param(default: int = 32) -> Any:
+    return param(default, "forget batch size", min=1, max=4096)
 
 
 def config_fields(config_cls: type) -> list[dict[str, Any]]:
@@ -112,40 +154,95 @@ def make_config(config_cls: type, values: dict[str, Any]) -> Any:
     return config_cls(**clean)
 
 
+def check_config(spec: MethodSpec, config: Any) -> Any:
+    """``config`` checked against the spec: the right dataclass, every value in range."""
+    if not isinstance(config, spec.config_cls):
+        raise InputError(f"Method '{spec.name}' needs a {spec.config_cls.__name__}, not a {type(config).__name__}.")
+    return make_config(spec.config_cls, dataclasses.asdict(config))
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry
+
 _METHODS: dict[str, MethodSpec] = {}
+_ENTRY_POINTS_LOADED = False
+_PLUGINS: dict[Path, Any] = {}
 
 
-def register_method(spec: MethodSpec) -> None:
+def register_method(spec: MethodSpec) -> MethodSpec:
+    """Add a method to the registry. A name is registered once (a second, different method with the
+    same name is an error; registering the very same spec again, e.g. from a re-imported plugin,
+    changes nothing). Returns the spec."""
+    if not spec.name or not spec.name.replace("_", "").isalnum() or not spec.name.isascii():
+        raise ValueError(f"A method name must be letters, digits and '_'; got {spec.name!r}.")
+    if spec.data_touched not in READS:
+        raise ValueError(f"Method '{spec.name}' declares data_touched={spec.data_touched!r}; use one of {READS}.")
+    if spec.data_touched == RETAIN_SUBSET and "retain_fraction" not in {f.name for f in dataclasses.fields(spec.config_cls)}:
+        raise ValueError(f"Method '{spec.name}' reads a retain subset: its config needs a retain_fraction field.")
+    existing = _METHODS.get(spec.name)
+    if existing is not None:
+        same = (getattr(existing.run, "__qualname__", None), getattr(existing.run, "__module__", None)) == \
+               (getattr(spec.run, "__qualname__", None), getattr(spec.run, "__module__", None))
+        if not same:
+            raise ValueError(f"A method named '{spec.name}' is already registered (by {existing.run.__module__}).")
     _METHODS[spec.name] = spec
+    return spec
+
+
+def _load_entry_points() -> None:
+    """Import the methods installed packages declare in the ``ssd_core.methods`` entry-point group
+    (once). An entry point may name a module (whose import registers its methods) or a MethodSpec."""
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry.load()
+        except Exception:  # noqa: BLE001 - one broken plugin must not hide the others
+            log.warning("could not load the method plugin %r", entry.value, exc_info=True)
+            continue
+        if isinstance(loaded, MethodSpec):
+            register_method(loaded)
+
+
+def load_plugin(path: str | Path) -> None:
+    """Import a Python file that registers methods (``register_method``), once per file.
+
+    Importing a file runs its code: only name files you trust."""
+    resolved = Path(path).expanduser().resolve()
+    if resolved in _PLUGINS:
+        return
+    if not resolved.is_file() or resolved.suffix != ".py":
+        raise InputError(f"The plugin '{str(path)[:120]}' is not a .py file.")
+    name = f"ssd_core_plugin_{len(_PLUGINS)}_{resolved.stem}"
+    module_spec = importlib.util.spec_from_file_location(name, resolved)
+    if module_spec is None or module_spec.loader is None:
+        raise InputError(f"The plugin '{str(path)[:120]}' cannot be imported.")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except InputError:
+        raise
+    except Exception as exc:
+        del sys.modules[name]
+        raise InputError(f"The plugin '{resolved.name}' failed to import ({type(exc).__name__}: {str(exc)[:120]}).") from exc
+    _PLUGINS[resolved] = module
 
 
 def available_methods() -> dict[str, MethodSpec]:
+    """Every registered method: the built-in ones, installed plugins and loaded plugin files."""
     import ssd_core.methods  # noqa: F401  (importing the package registers the built-in methods)
 
+    _load_entry_points()
     return dict(_METHODS)
 
 
 def get_method(name: str) -> MethodSpec:
     methods = available_methods()
     if name not in methods:
-        raise InputError(f"Unknown method '{name}'; choose one of: {', '.join(methods)}.")
+        raise InputError(f"Unknown method '{str(name)[:40]}'; choose one of: {', '.join(methods)}.")
     return methods[name]
-
-
-def run_method(
-    name: str,
-    model: nn.Module,
-    split: ForgetSplit,
-    config: Any = None,
-    *,
-    device: torch.device | str = "cpu",
-    progress: OptionalProgress = None,
-    **options: Any,
-) -> MethodResult:
-    """Look up ``name`` and run it, checking the request kind is supported."""
-    spec = get_method(name)
-    if split.request.kind not in spec.supports:
-        raise InputError(f"Method '{name}' does not support {split.request.kind} forget requests.")
-    if config is None:
-        config = spec.default_config(**options)
-    return spec.run(model, split, config, device=torch.device(device), progress=progress)

@@ -17,46 +17,30 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data import ForgetSplit
-from ..progress import OptionalProgress, report
+from ..progress import OptionalProgress
 from ..train import fit
-from ._common import Stopwatch, require_nonempty, seeded, working_copy
-from .base import RETAIN_ONLY, MethodResult, MethodSpec, param, register_method
+from .base import RETAIN_ONLY, MethodOutcome, MethodSpec, batch_param, epochs_param, lr_param, param, register_method, seed_param
+from .loops import Stopwatch
+from .runner import MethodData
 
 
 @dataclass
 class FinetuneConfig:
-    epochs: int = param(8, "epochs over the retain set", min=1, max=1000)
-    lr: float = param(0.02, "SGD learning rate (momentum 0.9, cosine decay)", min=1e-6, max=10.0, log=True)
-    batch_size: int = param(64, "batch size", min=2, max=4096)
+    epochs: int = epochs_param(8)
+    lr: float = lr_param(0.02, "SGD learning rate (momentum 0.9, cosine decay)")
+    batch_size: int = batch_param(64, "batch size")
     weight_decay: float = param(0.05, "SGD weight decay (what erodes weights only the forget set used)", min=0.0, max=1.0)
-    seed: int = param(0, "seed for the data order", min=0, max=2**31 - 1)
+    seed: int = seed_param()
 
 
-def _run(model: nn.Module, split: ForgetSplit, config: FinetuneConfig, *, device: torch.device, progress: OptionalProgress = None) -> MethodResult:
+def _run(work: nn.Module, data: MethodData, config: FinetuneConfig, *, device: torch.device,
+         progress: OptionalProgress = None) -> MethodOutcome:
     watch = Stopwatch()
-    require_nonempty(split.retain_train, "retain set", "Finetune")
-    with watch.step("training"), seeded(config.seed, device):
-        work = working_copy(model, device)
-        fit(
-            work,
-            split.retain_train,
-            epochs=config.epochs,
-            lr=config.lr,
-            batch_size=config.batch_size,
-            optimizer="sgd",
-            weight_decay=config.weight_decay,
-            seed=config.seed,
-            device=device,
-            progress=progress,
-        )
-    report(progress, 1.0, "finetuned")
-    return MethodResult(
-        model=work.eval(),
-        seconds=watch.finish(),
-        data_touched=RETAIN_ONLY,
-        diagnostics={"epochs": config.epochs, "n_retain": len(split.retain_train)},
-    )
+    retain = data.require("retain_train", "retain set")
+    with watch.step("training"):
+        fit(work, retain, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, optimizer="sgd",
+            weight_decay=config.weight_decay, seed=config.seed, device=device, progress=progress)
+    return MethodOutcome(work, {"epochs": config.epochs, "n_retain": len(retain)}, watch.seconds)
 
 
 register_method(

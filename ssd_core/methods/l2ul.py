@@ -69,12 +69,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..data import ForgetSplit, to_float
+from ..data import to_float
 from ..errors import InputError
 from ..importance import compute_importance
 from ..progress import OptionalProgress, report, scaled
-from ._common import Stopwatch, frozen_copy, seeded, working_copy
-from .base import FORGET_ONLY, MethodResult, MethodSpec, param, register_method
+from .base import FORGET_ONLY, MethodOutcome, MethodSpec, param, register_method, seed_param
+from .loops import Stopwatch, frozen_copy
+from .runner import MethodData
 
 VARIANTS = ("naive", "adv", "adv+imp")
 MAX_FORGET = 128
@@ -97,7 +98,7 @@ class L2ULConfig:
     neighbour_radius: float = param(1.0, "L2 distance of those neighbours from their image, [0, 1] pixel space", min=0.01, max=100.0)
     reg_weight: float = param(0.3, "strength of the weight-importance regulariser (adv+imp)", min=0.0, max=1e6)
     importance_batch_size: int = param(64, "batch size for the MAS importance", min=1, max=4096)
-    seed: int = param(0, "seed for the attack targets, random relabels and the adversarial batches", min=0, max=2**31 - 1)
+    seed: int = seed_param("the attack targets, random relabels and the adversarial batches")
 
 
 def parse_relabel(text: str, labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor | None:
@@ -185,88 +186,88 @@ def _batch_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
     return F.cross_entropy(model(x), y)
 
 
-def _run(model: nn.Module, split: ForgetSplit, config: L2ULConfig, *, device: torch.device, progress: OptionalProgress = None) -> MethodResult:
+def _run(work: nn.Module, data: MethodData, config: L2ULConfig, *, device: torch.device,
+         progress: OptionalProgress = None) -> MethodOutcome:
     watch = Stopwatch()
-    forget = split.forget_train
+    forget = data.forget_train
     k = len(forget)
     if k == 0:
         raise InputError("Instance-wise unlearning needs at least one forget instance.")
     if k > MAX_FORGET:
         raise InputError(f"Instance-wise unlearning handles 1 to {MAX_FORGET} instances; this request has {k}.")
-    num_classes = split.dataset.num_classes
-    generator = torch.Generator().manual_seed(config.seed)
+    num_classes = data.dataset.num_classes
+    generator = data.generator
     new_labels = parse_relabel(config.relabel, forget.y, num_classes, generator)
     use_adv = config.variant in ("adv", "adv+imp")
     use_imp = config.variant == "adv+imp"
 
-    with seeded(config.seed, device):
-        original = frozen_copy(model, device)
-        xf = to_float(forget.x, device)
-        yf = forget.y.to(device)
-        targets_f = new_labels.to(device) if new_labels is not None else None
-        with torch.no_grad():
-            before = original(xf).argmax(1)
+    original = frozen_copy(work, device)
+    xf = to_float(forget.x, device)
+    yf = forget.y.to(device)
+    targets_f = new_labels.to(device) if new_labels is not None else None
+    with torch.no_grad():
+        before = original(xf).argmax(1)
 
-        adv_x = adv_y = None
-        adv_success = None
-        if use_adv:
-            with watch.step("adversarial_examples"):
-                targets = random_target_labels(forget.y, config.adv_per_image, num_classes, generator)
-                adv_y = targets.reshape(-1).to(device)
-                source = xf.repeat_interleave(config.adv_per_image, dim=0)
-                adv_x = targeted_l2_pgd(original, source, adv_y, config.adv_eps, config.adv_step, config.adv_steps)
-                with torch.no_grad():
-                    adv_success = float((original(adv_x).argmax(1) == adv_y).float().mean())
-            report(progress, 0.2, f"{len(adv_y)} adversarial examples ({adv_success:.0%} reach their target)")
-        near_x = near_y = None
-        if use_adv and config.neighbours_per_image > 0:
-            near_x = random_neighbours(xf, config.neighbours_per_image, config.neighbour_radius, generator)
+    adv_x = adv_y = None
+    adv_success = None
+    if use_adv:
+        with watch.step("adversarial_examples"):
+            targets = random_target_labels(forget.y, config.adv_per_image, num_classes, generator)
+            adv_y = targets.reshape(-1).to(device)
+            source = xf.repeat_interleave(config.adv_per_image, dim=0)
+            adv_x = targeted_l2_pgd(original, source, adv_y, config.adv_eps, config.adv_step, config.adv_steps)
             with torch.no_grad():
-                near_y = original(near_x).argmax(1)
+                adv_success = float((original(adv_x).argmax(1) == adv_y).float().mean())
+        report(progress, 0.2, f"{len(adv_y)} adversarial examples ({adv_success:.0%} reach their target)")
+    near_x = near_y = None
+    if use_adv and config.neighbours_per_image > 0:
+        near_x = random_neighbours(xf, config.neighbours_per_image, config.neighbour_radius, generator)
+        with torch.no_grad():
+            near_y = original(near_x).argmax(1)
 
-        work = working_copy(model, device).eval()
-        anchor_weights = None
-        if use_imp:
-            with watch.step("importance"):
-                importance = compute_importance(work, forget, "mas", config.importance_batch_size, device)
-                anchor_weights = inverted_importance(importance)
-            report(progress, 0.25, "weight importance ready")
+    work.eval()
+    anchor_weights = None
+    if use_imp:
+        with watch.step("importance"):
+            importance = compute_importance(work, forget, "mas", config.importance_batch_size, device)
+            anchor_weights = inverted_importance(importance)
+        report(progress, 0.25, "weight importance ready")
 
-        named = [(n, p) for n, p in work.named_parameters() if p.requires_grad]
-        theta0 = {n: p.detach().clone() for n, p in named}
-        opt = torch.optim.SGD([p for _, p in named], lr=config.lr, momentum=0.9)
-        train_progress = scaled(progress, 0.25 if use_adv else 0.0, 1.0)
-        steps = 0
-        history = []
-        with watch.step("unlearning"):
-            while True:
-                logits = work(xf)
-                wrong = logits.argmax(1) != yf
-                if bool(wrong.all()) or steps >= config.max_steps:
-                    break
-                if targets_f is None:
-                    ce = F.cross_entropy(logits, yf, reduction="none")
-                    # weight 1 / (1 - p(label)): every instance gets a unit push in logit space
-                    weight = (~wrong).float() / (-torch.expm1(-ce)).clamp_min(1e-6).detach()
-                    per_instance = -ce * weight
-                else:
-                    per_instance = F.cross_entropy(logits, targets_f, reduction="none")
-                loss = config.forget_weight * per_instance.sum()
-                if adv_x is not None:
-                    loss = loss + config.adv_weight * _batch_ce(work, adv_x, adv_y, config.adv_batch_size, generator)
-                if near_x is not None:
-                    loss = loss + _batch_ce(work, near_x, near_y, config.adv_batch_size, generator)
-                if anchor_weights is not None:
-                    penalty = sum((anchor_weights[n] * (p - theta0[n]).pow(2)).sum() for n, p in named) / 2
-                    loss = loss + config.reg_weight * penalty
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                steps += 1
-                if steps % 10 == 1:
-                    history.append({"step": steps, "loss": loss.item(), "forgotten": int(wrong.sum())})
-                    report(train_progress, steps / config.max_steps, f"step {steps}: {int(wrong.sum())}/{k} forgotten")
-        after = logits.argmax(1).detach()
+    named = [(n, p) for n, p in work.named_parameters() if p.requires_grad]
+    theta0 = {n: p.detach().clone() for n, p in named}
+    opt = torch.optim.SGD([p for _, p in named], lr=config.lr, momentum=0.9)
+    train_progress = scaled(progress, 0.25 if use_adv else 0.0, 1.0)
+    steps = 0
+    history = []
+    with watch.step("unlearning"):
+        while True:
+            logits = work(xf)
+            wrong = logits.argmax(1) != yf
+            if bool(wrong.all()) or steps >= config.max_steps:
+                break
+            if targets_f is None:
+                ce = F.cross_entropy(logits, yf, reduction="none")
+                # weight 1 / (1 - p(label)): every instance gets a unit push in logit space
+                weight = (~wrong).float() / (-torch.expm1(-ce)).clamp_min(1e-6).detach()
+                per_instance = -ce * weight
+            else:
+                per_instance = F.cross_entropy(logits, targets_f, reduction="none")
+            loss = config.forget_weight * per_instance.sum()
+            if adv_x is not None:
+                loss = loss + config.adv_weight * _batch_ce(work, adv_x, adv_y, config.adv_batch_size, generator)
+            if near_x is not None:
+                loss = loss + _batch_ce(work, near_x, near_y, config.adv_batch_size, generator)
+            if anchor_weights is not None:
+                penalty = sum((anchor_weights[n] * (p - theta0[n]).pow(2)).sum() for n, p in named) / 2
+                loss = loss + config.reg_weight * penalty
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+            if steps % 10 == 1:
+                history.append({"step": steps, "loss": loss.item(), "forgotten": int(wrong.sum())})
+                report(train_progress, steps / config.max_steps, f"step {steps}: {int(wrong.sum())}/{k} forgotten")
+    after = logits.argmax(1).detach()
     n_forgotten = int((after != yf).sum())
     report(progress, 1.0, f"{n_forgotten}/{k} instances forgotten in {steps} steps")
     instances = []
@@ -275,11 +276,9 @@ def _run(model: nn.Module, split: ForgetSplit, config: L2ULConfig, *, device: to
         if new_labels is not None:
             row["new_label"] = int(new_labels[i])
         instances.append(row)
-    return MethodResult(
-        model=work.eval(),
-        seconds=watch.finish(),
-        data_touched=FORGET_ONLY,
-        diagnostics={
+    return MethodOutcome(
+        work,
+        {
             "variant": config.variant,
             "steps": steps,
             "all_forgotten": n_forgotten == k,
@@ -291,6 +290,7 @@ def _run(model: nn.Module, split: ForgetSplit, config: L2ULConfig, *, device: to
             "instances": instances,
             "history": history,
         },
+        watch.seconds,
     )
 
 

@@ -26,36 +26,39 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..data import ForgetSplit
-from ..progress import OptionalProgress, report
-from ._common import (
-    Stopwatch,
-    mask_gradients,
-    paired_batches,
-    require_nonempty,
-    seeded,
-    sgd,
-    steps_per_epoch,
-    take,
-    working_copy,
+from ..data import Subset
+from ..progress import OptionalProgress
+from .base import (
+    FULL_RETAIN,
+    MethodOutcome,
+    MethodSpec,
+    batch_param,
+    epochs_param,
+    forget_batch_param,
+    lr_param,
+    param,
+    register_method,
+    seed_param,
 )
-from .base import FULL_RETAIN, MethodResult, MethodSpec, param, register_method
+from .loops import Stopwatch, paired_update, sgd
+from .runner import MethodData
 
 
 @dataclass
 class NegGradPlusConfig:
-    epochs: int = param(2, "epochs over the retain set (the forget set is cycled alongside)", min=1, max=1000)
-    lr: float = param(0.005, "SGD learning rate (momentum 0.9, cosine decay)", min=1e-6, max=10.0, log=True)
-    batch_size: int = param(64, "retain batch size", min=2, max=4096)
-    forget_batch_size: int = param(32, "forget batch size", min=1, max=4096)
+    epochs: int = epochs_param(2, "the retain set (the forget set is cycled alongside)")
+    lr: float = lr_param(0.005, "SGD learning rate (momentum 0.9, cosine decay)")
+    batch_size: int = batch_param(64)
+    forget_batch_size: int = forget_batch_param(32)
     forget_weight: float = param(0.5, "weight of the ascent term on the forget set", min=0.0, max=100.0)
     forget_loss_cap: float = param(3.0, "stop ascending once the forget batch's loss exceeds this (nats)", min=0.1, max=1e6, log=True)
-    seed: int = param(0, "seed for the data order", min=0, max=2**31 - 1)
+    seed: int = seed_param()
 
 
 def neggrad_plus_update(
     work: nn.Module,
-    split: ForgetSplit,
+    retain: Subset,
+    forget: Subset,
     *,
     epochs: int,
     lr: float,
@@ -76,55 +79,32 @@ def neggrad_plus_update(
     uses so that nothing outside the selected parameters changes. No weight decay is applied, so
     with masked gradients the momentum of unselected entries stays exactly zero.
     """
-    named = [(n, p) for n, p in work.named_parameters() if p.requires_grad]
-    opt = sgd([p for _, p in named], lr, momentum=momentum, weight_decay=0.0)
-    generator = torch.Generator().manual_seed(seed)
-    total = epochs * steps_per_epoch(len(split.retain_train), batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
-    work.train(train_mode)
-    history = []
-    for step, r_idx, f_idx in paired_batches(
-        len(split.retain_train), len(split.forget_train), batch_size, forget_batch_size, total, generator
-    ):
-        xr, yr = take(split.retain_train, r_idx, device)
-        xf, yf = take(split.forget_train, f_idx, device)
-        logits = work(torch.cat([xr, xf]))
+
+    def step_loss(model, xr, yr, xf, yf, _generator):
+        logits = model(torch.cat([xr, xf]))
         retain_loss = F.cross_entropy(logits[: len(yr)], yr)
         forget_loss = F.cross_entropy(logits[len(yr) :], yf)
         loss = retain_loss - forget_weight * torch.clamp(forget_loss, max=forget_loss_cap)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if masks is not None:
-            mask_gradients(named, masks)
-        opt.step()
-        schedule.step()
-        if step % 10 == 0 or step == total - 1:
-            history.append({"step": step, "retain_loss": retain_loss.item(), "forget_loss": forget_loss.item()})
-            report(progress, (step + 1) / total, f"NegGrad+ step {step + 1}/{total}, forget loss {forget_loss.item():.2f}")
-    work.eval()
-    return {"steps": total, "history": history}
+        return loss, {"retain_loss": retain_loss, "forget_loss": forget_loss}
+
+    optimizer = sgd([p for p in work.parameters() if p.requires_grad], lr, momentum=momentum, weight_decay=0.0)
+    return paired_update(work, retain, forget, step_loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                         forget_batch_size=forget_batch_size, generator=torch.Generator().manual_seed(seed),
+                         device=device, cosine=True, masks=masks, train_mode=train_mode, progress=progress,
+                         label="NegGrad+")
 
 
-def _run(model: nn.Module, split: ForgetSplit, config: NegGradPlusConfig, *, device: torch.device, progress: OptionalProgress = None) -> MethodResult:
+def _run(work: nn.Module, data: MethodData, config: NegGradPlusConfig, *, device: torch.device,
+         progress: OptionalProgress = None) -> MethodOutcome:
     watch = Stopwatch()
-    require_nonempty(split.retain_train, "retain set", "NegGrad+")
-    with watch.step("training"), seeded(config.seed, device):
-        work = working_copy(model, device)
+    retain = data.require("retain_train", "retain set")
+    with watch.step("training"):
         info = neggrad_plus_update(
-            work,
-            split,
-            epochs=config.epochs,
-            lr=config.lr,
-            batch_size=config.batch_size,
-            forget_batch_size=config.forget_batch_size,
-            forget_weight=config.forget_weight,
-            forget_loss_cap=config.forget_loss_cap,
-            seed=config.seed,
-            device=device,
-            progress=progress,
+            work, retain, data.forget_train, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+            forget_batch_size=config.forget_batch_size, forget_weight=config.forget_weight,
+            forget_loss_cap=config.forget_loss_cap, seed=config.seed, device=device, progress=progress,
         )
-    report(progress, 1.0, "NegGrad+ done")
-    return MethodResult(model=work, seconds=watch.finish(), data_touched=FULL_RETAIN, diagnostics=info)
+    return MethodOutcome(work, info, watch.seconds)
 
 
 register_method(

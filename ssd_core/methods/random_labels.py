@@ -16,36 +16,39 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..data import ForgetSplit
-from ..progress import OptionalProgress, report
-from ._common import (
-    Stopwatch,
-    mask_gradients,
-    paired_batches,
-    random_other_labels,
-    require_nonempty,
-    seeded,
-    sgd,
-    steps_per_epoch,
-    take,
-    working_copy,
+from ..data import Subset
+from ..progress import OptionalProgress
+from .base import (
+    FULL_RETAIN,
+    MethodOutcome,
+    MethodSpec,
+    batch_param,
+    epochs_param,
+    forget_batch_param,
+    lr_param,
+    param,
+    register_method,
+    seed_param,
 )
-from .base import FULL_RETAIN, MethodResult, MethodSpec, param, register_method
+from .loops import Stopwatch, paired_update, random_other_labels, sgd
+from .runner import MethodData
 
 
 @dataclass
 class RandomLabelsConfig:
-    epochs: int = param(2, "epochs over the retain set (the forget set is cycled alongside)", min=1, max=1000)
-    lr: float = param(0.01, "SGD learning rate (momentum 0.9)", min=1e-6, max=10.0, log=True)
-    batch_size: int = param(64, "retain batch size", min=2, max=4096)
-    forget_batch_size: int = param(32, "forget batch size", min=1, max=4096)
+    epochs: int = epochs_param(2, "the retain set (the forget set is cycled alongside)")
+    lr: float = lr_param(0.01)
+    batch_size: int = batch_param(64)
+    forget_batch_size: int = forget_batch_param(32)
     weight_decay: float = param(5e-4, "SGD weight decay", min=0.0, max=1.0)
-    seed: int = param(0, "seed for the data order and the random labels", min=0, max=2**31 - 1)
+    seed: int = seed_param("the data order and the random labels")
 
 
 def random_label_update(
     work: nn.Module,
-    split: ForgetSplit,
+    retain: Subset,
+    forget: Subset,
+    num_classes: int,
     *,
     epochs: int,
     lr: float,
@@ -59,51 +62,29 @@ def random_label_update(
     label: str = "random labels",
 ) -> dict:
     """Train ``work`` in place on Dr + Df-with-random-wrong-labels; ``masks`` restricts the update."""
-    named = [(n, p) for n, p in work.named_parameters() if p.requires_grad]
-    opt = sgd([p for _, p in named], lr, weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(seed)
-    num_classes = split.dataset.num_classes
-    total = epochs * steps_per_epoch(len(split.retain_train), batch_size)
-    work.train()
-    history = []
-    for step, r_idx, f_idx in paired_batches(
-        len(split.retain_train), len(split.forget_train), batch_size, forget_batch_size, total, generator
-    ):
-        xr, yr = take(split.retain_train, r_idx, device)
-        xf, yf = take(split.forget_train, f_idx, device)
+
+    def step_loss(model, xr, yr, xf, yf, generator):
         wrong = random_other_labels(yf, num_classes, generator)
-        loss = F.cross_entropy(work(torch.cat([xr, xf])), torch.cat([yr, wrong]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if masks is not None:
-            mask_gradients(named, masks)
-        opt.step()
-        if step % 10 == 0 or step == total - 1:
-            history.append({"step": step, "loss": loss.item()})
-            report(progress, (step + 1) / total, f"{label} step {step + 1}/{total}, loss {loss.item():.2f}")
-    work.eval()
-    return {"steps": total, "history": history}
+        loss = F.cross_entropy(model(torch.cat([xr, xf])), torch.cat([yr, wrong]))
+        return loss, {"loss": loss}
+
+    optimizer = sgd([p for p in work.parameters() if p.requires_grad], lr, weight_decay=weight_decay)
+    return paired_update(work, retain, forget, step_loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                         forget_batch_size=forget_batch_size, generator=torch.Generator().manual_seed(seed),
+                         device=device, masks=masks, progress=progress, label=label)
 
 
-def _run(model: nn.Module, split: ForgetSplit, config: RandomLabelsConfig, *, device: torch.device, progress: OptionalProgress = None) -> MethodResult:
+def _run(work: nn.Module, data: MethodData, config: RandomLabelsConfig, *, device: torch.device,
+         progress: OptionalProgress = None) -> MethodOutcome:
     watch = Stopwatch()
-    require_nonempty(split.retain_train, "retain set", "Random labels")
-    with watch.step("training"), seeded(config.seed, device):
-        work = working_copy(model, device)
+    retain = data.require("retain_train", "retain set")
+    with watch.step("training"):
         info = random_label_update(
-            work,
-            split,
-            epochs=config.epochs,
-            lr=config.lr,
-            batch_size=config.batch_size,
-            forget_batch_size=config.forget_batch_size,
-            weight_decay=config.weight_decay,
-            seed=config.seed,
-            device=device,
-            progress=progress,
+            work, retain, data.forget_train, data.dataset.num_classes, epochs=config.epochs, lr=config.lr,
+            batch_size=config.batch_size, forget_batch_size=config.forget_batch_size,
+            weight_decay=config.weight_decay, seed=config.seed, device=device, progress=progress,
         )
-    report(progress, 1.0, "random labels done")
-    return MethodResult(model=work, seconds=watch.finish(), data_touched=FULL_RETAIN, diagnostics=info)
+    return MethodOutcome(work, info, watch.seconds)
 
 
 register_method(

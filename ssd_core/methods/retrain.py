@@ -4,7 +4,7 @@ The architecture is re-created, not reset layer by layer: a freshly initialised 
 registered architecture (``models.build_for_dataset``) is trained on Dr with ``train.fit``.
 Which architecture: the ``model_name`` option when given, otherwise it is recognised from the
 model itself (same class and the same parameter names and shapes as exactly one registry entry;
-see ``_common.architecture_name``), so the method keeps the shared signature and needs no
+see ``loops.architecture_name``), so the method keeps the shared signature and needs no
 extra argument.
 
 Default schedule: the architecture's own training schedule from the model registry (``epochs``,
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data import ForgetSplit
 from ..models import build_for_dataset, get_spec
-from ..progress import OptionalProgress, report
+from ..progress import OptionalProgress
 from ..train import fit
-from ._common import Stopwatch, architecture_name, require_nonempty
-from .base import RETAIN_ONLY, MethodResult, MethodSpec, param, register_method
+from .base import RETAIN_ONLY, MethodOutcome, MethodSpec, param, register_method, seed_param
+from .loops import Stopwatch, architecture_name
+from .runner import MethodData
 
 
 @dataclass
@@ -34,45 +34,25 @@ class RetrainConfig:
     epochs: int = param(0, "training epochs on the retain set; 0 = the architecture's default schedule", min=0, max=1000)
     lr: float = param(0.0, "learning rate; 0 = the architecture's default", min=0.0, max=10.0)
     batch_size: int = param(0, "batch size; 0 = the architecture's default", min=0, max=4096)
-    seed: int = param(0, "seed for the initialisation and the data order", min=0, max=2**31 - 1)
+    seed: int = seed_param("the initialisation and the data order")
 
 
-def _run(model: nn.Module, split: ForgetSplit, config: RetrainConfig, *, device: torch.device, progress: OptionalProgress = None) -> MethodResult:
+def _run(work: nn.Module, data: MethodData, config: RetrainConfig, *, device: torch.device,
+         progress: OptionalProgress = None) -> MethodOutcome:
     watch = Stopwatch()
-    require_nonempty(split.retain_train, "retain set", "Retrain")
-    name = architecture_name(model, split.dataset, config.model_name)
+    retain = data.require("retain_train", "retain set")
+    name = architecture_name(work, data.dataset, config.model_name)  # only the architecture is used
     spec = get_spec(name)
     epochs = config.epochs or spec.epochs
     lr = config.lr or spec.lr
     batch_size = config.batch_size or spec.batch_size
     with watch.step("training"):
-        fresh = build_for_dataset(name, split.dataset, seed=config.seed)
-        fit(
-            fresh,
-            split.retain_train,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            optimizer=spec.optimizer,
-            weight_decay=spec.weight_decay,
-            seed=config.seed,
-            device=device,
-            progress=progress,
-        )
-    report(progress, 1.0, "retrained")
-    return MethodResult(
-        model=fresh.eval(),
-        seconds=watch.finish(),
-        data_touched=RETAIN_ONLY,
-        diagnostics={
-            "architecture": name,
-            "epochs": epochs,
-            "lr": lr,
-            "batch_size": batch_size,
-            "optimizer": spec.optimizer,
-            "n_retain": len(split.retain_train),
-        },
-    )
+        fresh = build_for_dataset(name, data.dataset, seed=config.seed)
+        fit(fresh, retain, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=spec.optimizer,
+            weight_decay=spec.weight_decay, seed=config.seed, device=device, progress=progress)
+    diagnostics = {"architecture": name, "epochs": epochs, "lr": lr, "batch_size": batch_size,
+                   "optimizer": spec.optimizer, "n_retain": len(retain)}
+    return MethodOutcome(fresh, diagnostics, watch.seconds)
 
 
 register_method(

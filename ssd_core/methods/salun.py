@@ -21,21 +21,33 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..data import ForgetSplit, Subset, batches
+from ..data import Subset, batches
 from ..progress import OptionalProgress, report, scaled
-from ._common import Stopwatch, per_layer_fraction, per_tensor_fraction, require_nonempty, seeded, top_fraction_mask, working_copy
-from .base import FULL_RETAIN, MethodResult, MethodSpec, param, register_method
+from .base import (
+    FULL_RETAIN,
+    MethodOutcome,
+    MethodSpec,
+    batch_param,
+    epochs_param,
+    forget_batch_param,
+    lr_param,
+    param,
+    register_method,
+    seed_param,
+)
+from .loops import Stopwatch, mask_summary, top_fraction_mask
 from .random_labels import random_label_update
+from .runner import MethodData
 
 
 @dataclass
 class SalUnConfig:
     mask_fraction: float = param(0.5, "fraction of parameter entries updated (largest forget-loss gradient)", min=0.001, max=1.0)
-    epochs: int = param(2, "epochs over the retain set (the forget set is cycled alongside)", min=1, max=1000)
-    lr: float = param(0.02, "SGD learning rate (momentum 0.9)", min=1e-6, max=10.0, log=True)
-    batch_size: int = param(64, "retain batch size", min=2, max=4096)
-    forget_batch_size: int = param(32, "forget batch size", min=1, max=4096)
-    seed: int = param(0, "seed for the data order and the random labels", min=0, max=2**31 - 1)
+    epochs: int = epochs_param(2, "the retain set (the forget set is cycled alongside)")
+    lr: float = lr_param(0.02)
+    batch_size: int = batch_param(64)
+    forget_batch_size: int = forget_batch_param(32)
+    seed: int = seed_param("the data order and the random labels")
 
 
 def forget_gradient_saliency(model: nn.Module, forget: Subset, device: torch.device, batch_size: int = 64) -> dict[str, torch.Tensor]:
@@ -56,43 +68,22 @@ def forget_gradient_saliency(model: nn.Module, forget: Subset, device: torch.dev
     return {n: t.abs() for (n, _), t in zip(named, totals)}
 
 
-def _run(model: nn.Module, split: ForgetSplit, config: SalUnConfig, *, device: torch.device, progress: OptionalProgress = None) -> MethodResult:
+def _run(work: nn.Module, data: MethodData, config: SalUnConfig, *, device: torch.device,
+         progress: OptionalProgress = None) -> MethodOutcome:
     watch = Stopwatch()
-    require_nonempty(split.retain_train, "retain set", "SalUn")
-    with seeded(config.seed, device):
-        work = working_copy(model, device)
-        with watch.step("saliency"):
-            saliency = forget_gradient_saliency(work, split.forget_train, device)
-            masks = top_fraction_mask(saliency, config.mask_fraction)
-        report(progress, 0.05, "saliency mask ready")
-        with watch.step("training"):
-            info = random_label_update(
-                work,
-                split,
-                epochs=config.epochs,
-                lr=config.lr,
-                batch_size=config.batch_size,
-                forget_batch_size=config.forget_batch_size,
-                weight_decay=0.0,
-                seed=config.seed,
-                device=device,
-                masks=masks,
-                progress=scaled(progress, 0.05, 1.0),
-                label="SalUn",
-            )
-    report(progress, 1.0, "SalUn done")
-    selected = sum(int(m.sum()) for m in masks.values())
-    total = sum(m.numel() for m in masks.values())
-    info.update(
-        {
-            "selected": selected,
-            "total_parameters": total,
-            "selected_fraction": selected / total,
-            "per_layer_fraction": per_layer_fraction(masks),
-            "per_tensor_fraction": per_tensor_fraction(masks),
-        }
-    )
-    return MethodResult(model=work, seconds=watch.finish(), data_touched=FULL_RETAIN, diagnostics=info)
+    retain, forget = data.require("retain_train", "retain set"), data.forget_train
+    with watch.step("saliency"):
+        saliency = forget_gradient_saliency(work, forget, device)
+        masks = top_fraction_mask(saliency, config.mask_fraction)
+    report(progress, 0.05, "saliency mask ready")
+    with watch.step("training"):
+        info = random_label_update(
+            work, retain, forget, data.dataset.num_classes, epochs=config.epochs, lr=config.lr,
+            batch_size=config.batch_size, forget_batch_size=config.forget_batch_size, weight_decay=0.0,
+            seed=config.seed, device=device, masks=masks, progress=scaled(progress, 0.05, 1.0), label="SalUn",
+        )
+    info.update(mask_summary(masks))
+    return MethodOutcome(work, info, watch.seconds)
 
 
 register_method(

@@ -30,21 +30,24 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data import ForgetSplit
+from ..data import Subset
 from ..importance import compute_importance, hessian_diagonal
 from ..progress import OptionalProgress, report, scaled
-from ._common import (
-    Stopwatch,
-    per_layer_fraction,
-    per_tensor_fraction,
-    require_nonempty,
-    restore_unselected,
-    seeded,
-    top_fraction_mask,
-    working_copy,
+from .base import (
+    FULL_DATA,
+    MethodOutcome,
+    MethodSpec,
+    batch_param,
+    epochs_param,
+    forget_batch_param,
+    lr_param,
+    param,
+    register_method,
+    seed_param,
 )
-from .base import FULL_RETAIN, MethodResult, MethodSpec, param, register_method
+from .loops import Stopwatch, frozen_copy, mask_summary, restore_unselected, top_fraction_mask
 from .neggrad_plus import neggrad_plus_update
+from .runner import MethodData
 
 SELECTIONS = ("sharpness", "fisher", "magnitude", "random")
 
@@ -56,26 +59,25 @@ class SAPSConfig:
     n_probes: int = param(4, "Hutchinson probe vectors per batch (sharpness only)", min=1, max=1000)
     hessian_samples: int = param(256, "training images used to score the parameters", min=1, max=1_000_000)
     hessian_batch_size: int = param(128, "batch size for the Hessian/Fisher estimate", min=1, max=4096)
-    epochs: int = param(3, "NegGrad+ epochs over the retain set", min=1, max=1000)
-    lr: float = param(0.01, "SGD learning rate (momentum 0.9, cosine decay, no weight decay)", min=1e-6, max=10.0, log=True)
-    batch_size: int = param(64, "retain batch size", min=2, max=4096)
-    forget_batch_size: int = param(32, "forget batch size", min=1, max=4096)
+    epochs: int = epochs_param(3, "the retain set (NegGrad+)")
+    lr: float = lr_param(0.01, "SGD learning rate (momentum 0.9, cosine decay, no weight decay)")
+    batch_size: int = batch_param(64)
+    forget_batch_size: int = forget_batch_param(32)
     forget_weight: float = param(1.0, "weight of the ascent term on the forget set", min=0.0, max=100.0)
     forget_loss_cap: float = param(3.0, "stop ascending once the forget batch's loss exceeds this (nats)", min=0.1, max=1e6, log=True)
-    seed: int = param(0, "seed for the scoring subset, the probes, random selection and the data order", min=0, max=2**31 - 1)
+    seed: int = seed_param("the scoring subset, the probes, random selection and the data order")
 
 
 def selection_scores(
-    model: nn.Module, split: ForgetSplit, config: SAPSConfig, device: torch.device, progress: OptionalProgress = None
+    model: nn.Module, train: Subset, config: SAPSConfig, device: torch.device, progress: OptionalProgress = None
 ) -> dict[str, torch.Tensor]:
-    """A score per parameter entry; the top ``p`` percent are updated."""
+    """A score per parameter entry (on ``train``, the training data D); the top ``p`` percent are updated."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     generator = torch.Generator().manual_seed(config.seed)
     if config.selection == "magnitude":
         return {n: p.detach().abs() for n, p in named}
     if config.selection == "random":
         return {n: torch.rand(p.shape, generator=generator).to(device) for n, p in named}
-    train = split.train
     if config.hessian_samples < len(train):
         train = train.select(torch.randperm(len(train), generator=generator)[: config.hessian_samples])
     if config.selection == "fisher":
@@ -83,46 +85,25 @@ def selection_scores(
     return hessian_diagonal(model, train, config.n_probes, config.hessian_batch_size, device, progress, seed=config.seed)
 
 
-def _run(model: nn.Module, split: ForgetSplit, config: SAPSConfig, *, device: torch.device, progress: OptionalProgress = None) -> MethodResult:
+def _run(work: nn.Module, data: MethodData, config: SAPSConfig, *, device: torch.device,
+         progress: OptionalProgress = None) -> MethodOutcome:
     watch = Stopwatch()
-    require_nonempty(split.retain_train, "retain set", "SAPS")
-    with seeded(config.seed, device):
-        work = working_copy(model, device)
-        with watch.step("selection"):
-            scores = selection_scores(work, split, config, device, scaled(progress, 0.0, 0.4))
-            masks = top_fraction_mask(scores, config.p / 100.0)
-        report(progress, 0.4, f"selected the top {config.p:g}% by {config.selection}")
-        with watch.step("update"):
-            info = neggrad_plus_update(
-                work,
-                split,
-                epochs=config.epochs,
-                lr=config.lr,
-                batch_size=config.batch_size,
-                forget_batch_size=config.forget_batch_size,
-                forget_weight=config.forget_weight,
-                forget_loss_cap=config.forget_loss_cap,
-                seed=config.seed,
-                device=device,
-                masks=masks,
-                train_mode=False,
-                progress=scaled(progress, 0.4, 1.0),
-            )
-            restore_unselected(work, model, masks)
-    report(progress, 1.0, "SAPS done")
-    selected = sum(int(m.sum()) for m in masks.values())
-    total = sum(m.numel() for m in masks.values())
-    info.update(
-        {
-            "selection": config.selection,
-            "selected": selected,
-            "total_parameters": total,
-            "selected_fraction": selected / total,
-            "per_layer_fraction": per_layer_fraction(masks),
-            "per_tensor_fraction": per_tensor_fraction(masks),
-        }
-    )
-    return MethodResult(model=work, seconds=watch.finish(), data_touched=FULL_RETAIN, diagnostics=info)
+    retain = data.require("retain_train", "retain set")
+    original = frozen_copy(work, device)
+    with watch.step("selection"):
+        scores = selection_scores(work, data.train, config, device, scaled(progress, 0.0, 0.4))
+        masks = top_fraction_mask(scores, config.p / 100.0)
+    report(progress, 0.4, f"selected the top {config.p:g}% by {config.selection}")
+    with watch.step("update"):
+        info = neggrad_plus_update(
+            work, retain, data.forget_train, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+            forget_batch_size=config.forget_batch_size, forget_weight=config.forget_weight,
+            forget_loss_cap=config.forget_loss_cap, seed=config.seed, device=device, masks=masks, train_mode=False,
+            progress=scaled(progress, 0.4, 1.0),
+        )
+        restore_unselected(work, original, masks)
+    info.update({"selection": config.selection, **mask_summary(masks)})
+    return MethodOutcome(work, info, watch.seconds)
 
 
 register_method(
@@ -131,6 +112,6 @@ register_method(
         "Sharpness-aware parameter selection: NegGrad+ on only the top p% of weights by Hessian diagonal.",
         SAPSConfig,
         _run,
-        data_touched=FULL_RETAIN,
+        data_touched=FULL_DATA,  # the scores are of the training loss over D
     )
 )

@@ -29,40 +29,50 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..data import ForgetSplit
 from ..progress import OptionalProgress, report
-from ._common import Stopwatch, distill_kl, frozen_copy, require_nonempty, seeded, sgd, shuffled_batches, steps_per_epoch, take, working_copy
-from .base import FULL_RETAIN, MethodResult, MethodSpec, param, register_method
+from .base import (
+    FULL_RETAIN,
+    MethodOutcome,
+    MethodSpec,
+    batch_param,
+    forget_batch_param,
+    lr_param,
+    param,
+    register_method,
+    seed_param,
+)
+from .loops import Stopwatch, distill_kl, frozen_copy, sgd, shuffled_batches, steps_per_epoch, take
+from .runner import MethodData
 
 
 @dataclass
 class ScrubConfig:
     epochs: int = param(3, "epochs (each: optional max pass over Df, then a min pass over Dr)", min=1, max=1000)
     max_epochs: int = param(2, "how many of the first epochs include the max (forget) pass", min=0, max=1000)
-    lr: float = param(0.005, "SGD learning rate (momentum 0.9)", min=1e-6, max=10.0, log=True)
-    batch_size: int = param(64, "retain batch size", min=2, max=4096)
-    forget_batch_size: int = param(32, "forget batch size", min=1, max=4096)
+    lr: float = lr_param(0.005)
+    batch_size: int = batch_param(64)
+    forget_batch_size: int = forget_batch_param(32)
     temperature: float = param(4.0, "distillation temperature T", min=0.1, max=100.0)
     forget_kl_cap: float = param(2.0, "stop pushing a forget batch away once its KL to the teacher exceeds this", min=0.01, max=1e6, log=True)
     alpha: float = param(0.001, "weight of KL to the teacher on the retain set", min=0.0, max=100.0)
     gamma: float = param(1.0, "weight of cross-entropy on the retain set", min=0.0, max=100.0)
     weight_decay: float = param(5e-4, "SGD weight decay", min=0.0, max=1.0)
-    seed: int = param(0, "seed for the data order", min=0, max=2**31 - 1)
+    seed: int = seed_param()
 
 
-def _run(model: nn.Module, split: ForgetSplit, config: ScrubConfig, *, device: torch.device, progress: OptionalProgress = None) -> MethodResult:
+def _run(student: nn.Module, data: MethodData, config: ScrubConfig, *, device: torch.device,
+         progress: OptionalProgress = None) -> MethodOutcome:
     watch = Stopwatch()
-    require_nonempty(split.retain_train, "retain set", "SCRUB")
-    generator = torch.Generator().manual_seed(config.seed)
-    n_f, n_r = len(split.forget_train), len(split.retain_train)
+    retain, forget = data.require("retain_train", "retain set"), data.forget_train
+    generator = data.generator
+    n_f, n_r = len(forget), len(retain)
     forget_steps = steps_per_epoch(n_f, config.forget_batch_size)
     retain_steps = steps_per_epoch(n_r, config.batch_size)
     max_epochs = min(config.max_epochs, config.epochs)
     total = max_epochs * forget_steps + config.epochs * retain_steps
     history = []
-    with watch.step("training"), seeded(config.seed, device):
-        student = working_copy(model, device)
-        teacher = frozen_copy(model, device)
+    with watch.step("training"):
+        teacher = frozen_copy(student, device)
         opt = sgd(student.parameters(), config.lr, weight_decay=config.weight_decay)
         forget_stream = shuffled_batches(n_f, config.forget_batch_size, generator)
         retain_stream = shuffled_batches(n_r, config.batch_size, generator)
@@ -72,7 +82,7 @@ def _run(model: nn.Module, split: ForgetSplit, config: ScrubConfig, *, device: t
             record = {"epoch": epoch}
             if epoch < max_epochs:
                 for _ in range(forget_steps):
-                    x, _y = take(split.forget_train, next(forget_stream), device)
+                    x, _y = take(forget, next(forget_stream), device)
                     with torch.no_grad():
                         target = teacher(x)
                     divergence = distill_kl(student(x), target, config.temperature)
@@ -85,7 +95,7 @@ def _run(model: nn.Module, split: ForgetSplit, config: ScrubConfig, *, device: t
                 record["forget_kl"] = divergence.item()
                 report(progress, done / total, f"SCRUB epoch {epoch + 1}: max step, KL {divergence.item():.3f}")
             for _ in range(retain_steps):
-                x, y = take(split.retain_train, next(retain_stream), device)
+                x, y = take(retain, next(retain_stream), device)
                 with torch.no_grad():
                     target = teacher(x)
                 logits = student(x)
@@ -99,14 +109,7 @@ def _run(model: nn.Module, split: ForgetSplit, config: ScrubConfig, *, device: t
             record["retain_loss"] = loss.item()
             history.append(record)
             report(progress, done / total, f"SCRUB epoch {epoch + 1}/{config.epochs}: min step, loss {loss.item():.3f}")
-    student.eval()
-    report(progress, 1.0, "SCRUB done")
-    return MethodResult(
-        model=student,
-        seconds=watch.finish(),
-        data_touched=FULL_RETAIN,
-        diagnostics={"steps": total, "max_epochs": max_epochs, "history": history},
-    )
+    return MethodOutcome(student, {"steps": total, "max_epochs": max_epochs, "history": history}, watch.seconds)
 
 
 register_method(

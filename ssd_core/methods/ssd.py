@@ -17,7 +17,8 @@ from ..dampening import check_hyperparameters, dampen
 from ..data import ForgetSplit
 from ..importance import ImportanceCache, ImportanceDict, compute_importance, default_cache
 from ..progress import OptionalProgress, report, scaled
-from .base import FULL_DATA, MethodResult, MethodSpec, on_device, param, register_method
+from .base import FULL_DATA, MethodOutcome, MethodSpec, param, register_method
+from .runner import MethodData
 
 
 @dataclass
@@ -49,7 +50,7 @@ class SSDImportances:
 
 def ssd_importances(
     model: nn.Module,
-    split: ForgetSplit,
+    split: ForgetSplit | MethodData,
     estimator: str = "fisher",
     batch_size: int = 64,
     *,
@@ -58,14 +59,29 @@ def ssd_importances(
     model_key: str | None = None,
     progress: OptionalProgress = None,
 ) -> SSDImportances:
-    """I_D over the whole training set (from the cache when possible) and I_f over forget-train."""
+    """I_D over the whole training set (from the cache when possible) and I_f over forget-train.
+
+    Args:
+        model: the original model (not modified).
+        split: the forget split (or the method data the runner hands SSD).
+        estimator: "fisher", "fisher_exact" or "lossfree".
+        batch_size: importance batch size (the batch Fisher depends on it).
+        device: where to compute.
+        cache: the I_D cache (default: memory and disk, see :func:`~ssd_core.importance.default_cache`).
+        model_key: the model's fingerprint when known (saves hashing it).
+        progress: ``progress(fraction, message)`` callback.
+
+    Returns:
+        Both importances and how long each took.
+    """
     cache = cache or default_cache()
     misses = cache.misses
     start = time.perf_counter()
+    data_key = split.data_key if isinstance(split, MethodData) else f"{split.dataset.fingerprint()}-train"
     full = cache.full_importance(
         model,
         split.train,
-        data_key=f"{split.dataset.fingerprint()}-train",
+        data_key=data_key,
         estimator=estimator,
         batch_size=batch_size,
         device=device,
@@ -78,25 +94,19 @@ def ssd_importances(
     return SSDImportances(full, forget, full_seconds, time.perf_counter() - start, cache.misses == misses)
 
 
-def _run(model: nn.Module, split: ForgetSplit, config, *, device: torch.device, progress: OptionalProgress = None) -> MethodResult:
+def _run(work: nn.Module, data: MethodData, config, *, device: torch.device, progress: OptionalProgress = None) -> MethodOutcome:
     check_hyperparameters(config.alpha, config.lam)
-    total_start = time.perf_counter()
-    work = on_device(model, device)
-    importances = ssd_importances(work, split, config.estimator, config.batch_size, device=device, progress=scaled(progress, 0, 0.95))
+    importances = ssd_importances(work, data, config.estimator, config.batch_size, device=device,
+                                  progress=scaled(progress, 0, 0.95))
     start = time.perf_counter()
     new_model, dampening_report = dampen(work, importances.full, importances.forget, config.alpha, config.lam)
     dampen_seconds = time.perf_counter() - start
     report(progress, 1.0, f"dampened {dampening_report.total_selected} parameters")
-    return MethodResult(
-        model=new_model,
-        seconds={
-            "importance_full": importances.full_seconds,
-            "importance_forget": importances.forget_seconds,
-            "dampening": dampen_seconds,
-            "total": time.perf_counter() - total_start,
-        },
-        data_touched=FULL_DATA,
-        diagnostics={"report": dampening_report, "full_importance_cached": importances.full_cached},
+    return MethodOutcome(
+        new_model,
+        {"report": dampening_report, "full_importance_cached": importances.full_cached},
+        {"importance_full": importances.full_seconds, "importance_forget": importances.forget_seconds,
+         "dampening": dampen_seconds},
     )
 
 

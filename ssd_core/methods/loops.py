@@ -1,4 +1,7 @@
-"""Small helpers the training-based unlearning methods share (not a public API).
+"""The loops and helpers the training-based unlearning methods share, written once.
+
+- :func:`paired_update`: the step loop over paired retain and forget batches (NegGrad+, random
+  labels, SalUn, SAPS), each method giving only its loss, optionally on a mask of entries.
 
 - :func:`working_copy` / :func:`frozen_copy`: the input model is never touched; methods train a
   deep copy and read teachers from another frozen copy.
@@ -16,14 +19,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..data import ImageDataset, Subset, to_float
+from ..data import Subset, to_float
 from ..errors import InputError
+from ..progress import OptionalProgress, report
 
 
 def working_copy(model: nn.Module, device: torch.device) -> nn.Module:
@@ -117,6 +121,62 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# Paired retain/forget batches
+
+StepLoss = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def paired_update(
+    work: nn.Module,
+    retain: Subset,
+    forget: Subset,
+    step_loss: StepLoss,
+    *,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    batch_size: int,
+    forget_batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+    cosine: bool = False,
+    masks: dict[str, torch.Tensor] | None = None,
+    train_mode: bool = True,
+    progress: OptionalProgress = None,
+    label: str = "update",
+) -> dict:
+    """Train ``work`` in place for ``epochs`` passes over ``retain``, each step on a retain batch
+    and a forget batch (the forget set is cycled, both reshuffled per pass, drawn from
+    ``generator``): ``step_loss(work, xr, yr, xf, yf, generator) -> (loss, record)``.
+
+    ``masks`` zeroes the gradient of every unselected entry (with no weight decay their momentum
+    stays zero too); ``train_mode=False`` keeps BatchNorm's running statistics untouched;
+    ``cosine`` decays the learning rate to 0. Returns the steps and a sparse loss history."""
+    named = [(n, p) for n, p in work.named_parameters() if p.requires_grad]
+    total = epochs * steps_per_epoch(len(retain), batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total) if cosine else None
+    work.train(train_mode)
+    history = []
+    for step, r_idx, f_idx in paired_batches(len(retain), len(forget), batch_size, forget_batch_size, total, generator):
+        xr, yr = take(retain, r_idx, device)
+        xf, yf = take(forget, f_idx, device)
+        loss, record = step_loss(work, xr, yr, xf, yf, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if masks is not None:
+            mask_gradients(named, masks)
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        if step % 10 == 0 or step == total - 1:
+            values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in record.items()}
+            history.append({"step": step, **values})
+            shown = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in values.items())
+            report(progress, (step + 1) / total, f"{label} step {step + 1}/{total}, {shown}")
+    work.eval()
+    return {"steps": total, "history": history}
+
+
+# ---------------------------------------------------------------------------------------------
 # Masks over parameter entries
 
 
@@ -170,6 +230,19 @@ def per_layer_fraction(masks: dict[str, torch.Tensor]) -> dict[str, float]:
     return {layer: chosen[layer] / sizes[layer] for layer in chosen}
 
 
+def mask_summary(masks: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """How many entries a selection picked, in all and per layer and tensor (for diagnostics)."""
+    selected = sum(int(m.sum()) for m in masks.values())
+    total = sum(m.numel() for m in masks.values())
+    return {
+        "selected": selected,
+        "total_parameters": total,
+        "selected_fraction": selected / max(1, total),
+        "per_layer_fraction": per_layer_fraction(masks),
+        "per_tensor_fraction": per_tensor_fraction(masks),
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Architecture lookup
 
@@ -184,7 +257,7 @@ def _matches(candidate: nn.Module, model: nn.Module) -> bool:
     return ours == theirs
 
 
-def architecture_name(model: nn.Module, dataset: ImageDataset, model_name: str = "") -> str:
+def architecture_name(model: nn.Module, dataset: Any, model_name: str = "") -> str:
     """The registry name of ``model``'s architecture.
 
     ``model_name`` wins when given (and must fit the model); otherwise each registered
@@ -214,7 +287,7 @@ def architecture_name(model: nn.Module, dataset: ImageDataset, model_name: str =
 
 
 def fresh_model_like(
-    model: nn.Module, dataset: ImageDataset, model_name: str = "", seed: int = 0, device: torch.device | str = "cpu"
+    model: nn.Module, dataset: Any, model_name: str = "", seed: int = 0, device: torch.device | str = "cpu"
 ) -> tuple[nn.Module, str]:
     """A freshly initialised (seeded) model of ``model``'s architecture, and that architecture's name."""
     from ..models import build_for_dataset

@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from .errors import InputError
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,9 @@ _STATE_DICT_HINT = "save model.state_dict() with torch.save, or as safetensors"
 
 def max_checkpoint_bytes() -> int:
     """The size cap for checkpoints: ``$UNLEARNING_LAB_MAX_CHECKPOINT_MB`` (default 200 MB)."""
-    raw = os.environ.get("UNLEARNING_LAB_MAX_CHECKPOINT_MB")
-    if raw:
-        try:
-            value = float(raw)
-            if value > 0 and math.isfinite(value):
-                return int(value * MB)
-        except ValueError:
-            pass
-        log.warning("Ignoring UNLEARNING_LAB_MAX_CHECKPOINT_MB=%r (not a positive number).", raw)
-    return DEFAULT_MAX_MB * MB
+    from ..settings import settings
+
+    return int(settings().max_checkpoint_mb * MB)
 
 
 DEFAULT_MAX_BYTES = max_checkpoint_bytes()  # at import time; the functions read the env at call time
@@ -135,7 +128,7 @@ class ModelConfig:
 
     def validate(self) -> "ModelConfig":
         """Check the values (a config may come from an uploaded JSON); returns self."""
-        from .models import get_spec
+        from ..models import get_spec
 
         if not isinstance(self.model, str) or not self.model:
             raise InputError("The model config's 'model' must be an architecture name.")
@@ -597,7 +590,7 @@ def _describe(config: ModelConfig) -> str:
 
 def _guess_architecture(state: dict[str, torch.Tensor], config: ModelConfig) -> str | None:
     """The registered architecture whose names and shapes (head aside) match the checkpoint; built on 'meta', so free."""
-    from .models import available_models, build_model
+    from ..models import available_models, build_model
 
     for name in available_models():
         if name == config.model:
@@ -679,7 +672,7 @@ def load_model(
 
     ``max_bytes`` defaults to :func:`max_checkpoint_bytes`. The model comes back in eval mode.
     """
-    from .models import build_model
+    from ..models import build_model
 
     if not isinstance(config, ModelConfig):
         raise InputError("load_model needs a ModelConfig (see ModelConfig.from_dict / read_model_config).")

@@ -1,8 +1,8 @@
 """Train the shipped checkpoints (run once when a default model or its training config changes).
 
-    .venv/bin/python assets/build_checkpoints.py
+    .venv/bin/python scripts/build_checkpoints.py
 
-Writes assets/checkpoints/<key>.safetensors + <key>.json, the key being the one
+Writes ssd_core/checkpoints/shipped/<key>.safetensors + <key>.json (package data), the key being the one
 ssd_core.train.load_or_train looks for, so a first run of the app or CLI trains nothing.
 """
 

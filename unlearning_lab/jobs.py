@@ -1,23 +1,16 @@
-"""Many users at once: a queue for heavy jobs and single-flight sharing of identical requests.
+"""Many users at once: a queue for heavy jobs.
 
-Streamlit runs every browser session in its own thread of one process, so these helpers are
-thread-based and process-wide:
-
-- :class:`HeavyJobGate` lets at most ``max_concurrent`` heavy jobs (training, importance, method
-  runs) run at once; the others wait in a first-come, first-served line and are told their place
-  through ``on_wait`` (so the UI can show "queued, 2 ahead"). :func:`default_gate` is the shared
-  one (``UNLEARNING_LAB_MAX_HEAVY_JOBS``, default 2).
-- :class:`SharedResults` / :func:`single_flight`: when several sessions ask for the same thing
-  (same key) at the same time, it is computed once and everyone gets the result. It does not
-  cache finished results (the caches in ``train``/``importance`` and the UI do that).
+Streamlit runs every browser session in its own thread of one process, so the gate is
+thread-based and process-wide: :class:`HeavyJobGate` lets at most ``max_concurrent`` heavy jobs
+(training, importance, method runs) run at once; the others wait in a first-come, first-served
+line and are told their place through ``on_wait`` (so the UI can show "queued, 2 ahead").
+:func:`default_gate` is the shared one (``UNLEARNING_LAB_MAX_HEAVY_JOBS``, default 2). Sharing one
+computation between sessions that ask for the same thing is :mod:`unlearning_lab.store`'s job.
 
 Typical use::
 
-    def compute():
-        with default_gate().slot(on_wait=lambda n: status.update(label=f"Queued: {n - 1} ahead")):
-            return heavy_work()
-
-    result = single_flight(("importance", model_key, data_key), compute)
+    with default_gate().slot(on_wait=lambda n: status.update(label=f"Queued: {n - 1} ahead")):
+        heavy_work()
 """
 
 from __future__ import annotations
@@ -30,7 +23,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Hashable, Iterator, TypeVar
 
-from .errors import InputError
+from ssd_core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +37,9 @@ class QueueTimeout(InputError):
 
 
 def _env_max_jobs() -> int:
-    raw = os.environ.get("UNLEARNING_LAB_MAX_HEAVY_JOBS")
-    if raw:
-        try:
-            value = int(raw)
-            if value >= 1:
-                return value
-        except ValueError:
-            pass
-        log.warning("Ignoring UNLEARNING_LAB_MAX_HEAVY_JOBS=%r (not a whole number >= 1).", raw)
-    return DEFAULT_MAX_HEAVY_JOBS
+    from ssd_core.settings import settings
+
+    return settings().max_heavy_jobs
 
 
 def release_memory() -> None:
@@ -197,89 +183,3 @@ def default_gate() -> HeavyJobGate:
         if _default_gate is None:
             _default_gate = HeavyJobGate()
         return _default_gate
-
-
-# ---------------------------------------------------------------------------------------------
-# Single flight
-
-
-class _Call:
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.followers = 0
-
-
-class SharedResults:
-    """Computes each key once among concurrent callers and hands everyone the same result.
-
-    Only calls that overlap in time are shared; a call after the computation finished computes
-    again. If the computation raises an ``Exception``, every caller waiting on it gets that
-    exception. If it is interrupted by a ``BaseException`` that is not an ``Exception`` (a
-    session being stopped, e.g. Streamlit's StopException), the waiters do not inherit it: one of
-    them computes instead.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: dict[Hashable, _Call] = {}
-
-    def in_flight(self) -> int:
-        """How many keys are being computed now."""
-        with self._lock:
-            return len(self._calls)
-
-    def followers(self, key: Hashable) -> int:
-        """How many callers are waiting for the computation of ``key`` (besides the one computing)."""
-        with self._lock:
-            call = self._calls.get(key)
-            return call.followers if call is not None else 0
-
-    def single_flight(self, key: Hashable, fn: Callable[[], T], on_shared: Callable[[], None] | None = None) -> T:
-        """``fn()``, unless the same ``key`` is being computed now: then wait for that result.
-
-        ``on_shared()`` is called (once, from this thread) when this caller joins a computation
-        already running for someone else, so a UI can say so.
-        """
-        told = False
-        while True:
-            with self._lock:
-                call = self._calls.get(key)
-                leader = call is None
-                if leader:
-                    call = _Call()
-                    self._calls[key] = call
-                else:
-                    call.followers += 1
-            if leader:
-                return self._lead(key, call, fn)
-            if on_shared is not None and not told:
-                told = True
-                on_shared()
-            call.done.wait()
-            if call.error is None:
-                return call.result
-            if isinstance(call.error, Exception):
-                raise call.error
-            # The leader was stopped (not failed): try again, possibly as the new leader.
-
-    def _lead(self, key: Hashable, call: _Call, fn: Callable[[], T]) -> T:
-        try:
-            call.result = fn()
-            return call.result
-        except BaseException as exc:
-            call.error = exc
-            raise
-        finally:
-            with self._lock:
-                del self._calls[key]
-            call.done.set()
-
-
-_default_results = SharedResults()
-
-
-def single_flight(key: Hashable, fn: Callable[[], T], on_shared: Callable[[], None] | None = None) -> T:
-    """:meth:`SharedResults.single_flight` on the process-wide instance."""
-    return _default_results.single_flight(key, fn, on_shared)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .data import EMBEDDED_DATASETS, SHAPE_CLASSES, ForgetRequest
+from ssd_core.data import EMBEDDED_DATASETS, SHAPE_CLASSES, ForgetRequest
 
 PAPER = "paper"
 CLASSROOM = "classroom"
@@ -123,7 +123,7 @@ _BY_KEY = {p.key: p for p in PRESETS}
 
 def get_preset(key: str) -> Preset:
     if key not in _BY_KEY:
-        from .errors import InputError
+        from ssd_core.errors import InputError
 
         raise InputError(f"Unknown preset '{key}'; choose one of: {', '.join(_BY_KEY)}.")
     return _BY_KEY[key]
@@ -143,12 +143,12 @@ def class_index(preset: Preset, classes: list[str] | None = None) -> int | None:
         return target
     names = classes
     if names is None:
-        from .data_files import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES
+        from ssd_core.data.files import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES
 
         names = {"cifar100": CIFAR100_FINE_CLASSES, "cifar20": CIFAR100_COARSE_CLASSES,
                  "cifar10": CIFAR10_CLASSES}.get(preset.dataset)
     if names is None or target not in names:
-        from .errors import InputError
+        from ssd_core.errors import InputError
 
         raise InputError(f"Preset '{preset.key}': '{target}' is not a class of {preset.dataset}.")
     return list(names).index(str(target))

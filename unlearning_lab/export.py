@@ -24,7 +24,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .progress import OptionalProgress, report
+from ssd_core.progress import OptionalProgress, report
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +111,7 @@ def render_images(
     available, message = image_export_status()
     if not available:
         raise ImageExportUnavailable(message)
-    browser = find_browser()
-    if browser and not os.environ.get("BROWSER_PATH"):
-        os.environ["BROWSER_PATH"] = browser  # make kaleido use exactly the browser we found
+    browser = find_browser()  # handed to kaleido as its path: the process environment is left alone
     import kaleido
 
     out: dict[str, bytes] = {}
@@ -123,7 +121,7 @@ def render_images(
         started_here = False
         try:
             if server is not None and not server.is_running():
-                kaleido.start_sync_server(n=1, timeout=90, silence_warnings=True)
+                kaleido.start_sync_server(n=1, timeout=90, silence_warnings=True, **({"path": browser} if browser else {}))
                 started_here = True
             for i, (name, fig, fmt) in enumerate(jobs):
                 report(progress, i / max(1, len(jobs)), f"rendering {name}.{fmt}")
@@ -301,7 +299,7 @@ def results_json(payload: Mapping[str, Any]) -> bytes:
 def model_files(model: Any, config: Any, file_stem: str, extra: Mapping[str, Any] | None = None) -> dict[str, bytes]:
     """{'<stem>.safetensors': weights, '<stem>.json': config} readable by checkpoints.load_model
     (with ``ModelConfig.from_dict`` on the JSON)."""
-    from .checkpoints import model_bytes
+    from ssd_core.checkpoints import model_bytes
 
     stem = safe_name(file_stem)
     meta = {**config.to_dict(), **_jsonable(dict(extra or {}))}

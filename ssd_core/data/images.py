@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .memory import CHUNK_BYTES, check_memory, images_bytes
+from ..errors import InputError
+from ..memory import CHUNK_BYTES, check_memory, images_bytes
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,9 @@ HEADER_BYTES = 64 * 1024  # enough of a file for Pillow to read its size and mod
 
 def max_image_side() -> int:
     """The largest side images are stored at: ``$UNLEARNING_LAB_UPLOAD_MAX_SIDE`` (default 128)."""
-    raw = os.environ.get("UNLEARNING_LAB_UPLOAD_MAX_SIDE", "")
-    if raw.strip().isascii() and raw.strip().isdigit() and 1 <= int(raw) <= 4096:
-        return int(raw)
-    return DEFAULT_MAX_SIDE
+    from ..settings import settings
+
+    return settings().upload_max_side
 
 
 def _formats() -> list[str]:

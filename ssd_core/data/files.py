@@ -24,8 +24,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
-from .data import ImageDataset
-from .errors import InputError
+from ..errors import InputError
+from .dataset import ImageDataset
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +96,9 @@ _DOWNLOAD_HINT = "or pass download=True (--download in the CLI)"
 
 def default_data_dir() -> Path:
     """Where datasets live when no directory is given: $UNLEARNING_LAB_DATA or ~/.cache/..."""
-    env = os.environ.get("UNLEARNING_LAB_DATA")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "unlearning-lab" / "data"
+    from ..settings import settings
+
+    return settings().data_dir
 
 
 def load_file_dataset(
@@ -155,7 +154,7 @@ def _mean_std(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     Streams in chunks of at most ``memory.CHUNK_BYTES`` of float32 (a whole dataset is never
     converted at once); the sums are accumulated in float64, so the result does not depend on the
     chunk size beyond rounding."""
-    from .memory import chunk_rows
+    from ..memory import chunk_rows
 
     channels = x.shape[1]
     total = np.zeros(channels, dtype=np.float64)
@@ -182,7 +181,7 @@ def display_name(name: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _make_dataset(
+def make_dataset(
     name: str,
     train_x: np.ndarray,
     train_y: np.ndarray,
@@ -319,7 +318,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """An IDX file (plain or .gz) of unsigned bytes as a uint8 array shaped by its header.
 
     The size its header declares is checked against the memory budget before the file is read."""
-    from .memory import check_memory
+    from ..memory import check_memory
 
     path = Path(path)
     check_memory(2 * _idx_declared_bytes(path), f"reading {path.name}")
@@ -403,7 +402,7 @@ def load_mnist(
         splits.append((images[:, None], labels))
     (train_x, train_y), (test_x, test_y) = splits
     classes = FASHION_MNIST_CLASSES if fashion else MNIST_CLASSES
-    return _make_dataset(name, train_x, train_y, test_x, test_y, list(classes))
+    return make_dataset(name, train_x, train_y, test_x, test_y, list(classes))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,7 +419,7 @@ def _read_records(paths: list[Path], record: int) -> np.ndarray:
                 f"{path} is {size} bytes, not a whole number of {record}-byte records; it is truncated or corrupt."
             )
         sizes.append(size // record)
-    from .memory import check_memory
+    from ..memory import check_memory
 
     check_memory(3 * sum(sizes) * record, f"reading {', '.join(p.name for p in paths[:3])}")  # records, images, splits
     out = np.empty((sum(sizes), record), dtype=np.uint8)
@@ -485,7 +484,7 @@ def load_cifar10(
                 f"{path} has label {int(rows[:, 0].max())}; CIFAR-10 labels are 0 to 9."
             )
     classes = _read_names(directory / "batches.meta.txt", 10, CIFAR10_CLASSES)
-    return _make_dataset(
+    return make_dataset(
         "cifar10",
         np.ascontiguousarray(train[:, 1:]).reshape(-1, 3, 32, 32),
         train[:, 0].copy(),
@@ -537,11 +536,11 @@ def load_cifar100(
     train_x = np.ascontiguousarray(train[:, 2:]).reshape(-1, 3, 32, 32)
     test_x = np.ascontiguousarray(test[:, 2:]).reshape(-1, 3, 32, 32)
     if not coarse:
-        return _make_dataset(
+        return make_dataset(
             "cifar100", train_x, train[:, 1].copy(), test_x, test[:, 1].copy(), fine_names
         )
     coarse_names = _read_names(directory / "coarse_label_names.txt", 20, CIFAR100_COARSE_CLASSES)
-    return _make_dataset(
+    return make_dataset(
         "cifar20",
         train_x,
         train[:, 0].copy(),
@@ -572,7 +571,7 @@ def _class_dirs(root: Path) -> dict[str, list[Path]]:
     return out
 
 
-def _stratified_split(
+def stratified_split(
     labels: np.ndarray, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded per-class split; every class with two or more images gets at least one of each."""
@@ -682,12 +681,12 @@ def read_image_folder(
     if presplit:
         train_idx, test_idx = np.flatnonzero(is_train_arr), np.flatnonzero(~is_train_arr)
     else:
-        train_idx, test_idx = _stratified_split(y, test_fraction, seed)
+        train_idx, test_idx = stratified_split(y, test_fraction, seed)
     if len(train_idx) == 0 or len(test_idx) == 0:
         raise InputError(
             f"Image folder {root} needs readable images for both training and testing; add more images per class."
         )
-    dataset = _make_dataset(
+    dataset = make_dataset(
         "imagefolder", x[train_idx], y[train_idx], x[test_idx], y[test_idx], classes
     )
     return dataset, skipped

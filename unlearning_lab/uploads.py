@@ -36,10 +36,11 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .data import ImageDataset
-from .data_files import IMAGE_EXTENSIONS, _make_dataset, _stratified_split, default_data_dir
-from .errors import InputError
-from .images import HEADER_BYTES, Header, PixelBomb, check_dataset_memory, decode, read_header, stored_size
+from ssd_core.data import ImageDataset
+from ssd_core.data.files import IMAGE_EXTENSIONS, make_dataset, stratified_split, default_data_dir
+from ssd_core.errors import InputError
+from ssd_core.settings import settings
+from ssd_core.data.images import HEADER_BYTES, Header, PixelBomb, check_dataset_memory, decode, read_header, stored_size
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +50,6 @@ _SUPPORTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_
 _SPLIT_TEST_NAMES = ("test", "val", "valid", "validation")
 _BYTES_PER_CENTRAL_ENTRY = 512  # generous: 46 fixed bytes + name + extras
 _READ_CHUNK = 1 * MB
-
-
-def _env_number(name: str, default: float, scale: float = 1.0) -> float:
-    raw = os.environ.get(name)
-    if raw:
-        try:
-            value = float(raw)
-            if value > 0 and math.isfinite(value):
-                return value * scale
-        except ValueError:
-            pass
-        log.warning("Ignoring %s=%r (not a positive number); using %s.", name, raw, default)
-    return default * scale
 
 
 @dataclass(frozen=True)
@@ -84,13 +72,13 @@ class UploadLimits:
     files compress well without being bombs. Read the environment when constructed.
     """
 
-    max_upload_bytes: int = field(default_factory=lambda: int(_env_number("UNLEARNING_LAB_UPLOAD_MAX_ZIP_MB", 500, MB)))
-    max_files: int = field(default_factory=lambda: int(_env_number("UNLEARNING_LAB_UPLOAD_MAX_FILES", 20_000)))
-    max_total_bytes: int = field(default_factory=lambda: int(_env_number("UNLEARNING_LAB_UPLOAD_MAX_MB", 500, MB)))
-    max_image_pixels: int = field(default_factory=lambda: int(_env_number("UNLEARNING_LAB_UPLOAD_MAX_PIXELS", 4096 * 4096)))
-    max_total_pixels: int = field(default_factory=lambda: int(_env_number("UNLEARNING_LAB_UPLOAD_MAX_TOTAL_PIXELS", 2e9)))
-    max_compression_ratio: float = field(default_factory=lambda: _env_number("UNLEARNING_LAB_UPLOAD_MAX_RATIO", 200.0))
-    max_dataset_bytes: int = field(default_factory=lambda: int(_env_number("UNLEARNING_LAB_UPLOAD_MAX_DATASET_MB", 2048, MB)))
+    max_upload_bytes: int = field(default_factory=lambda: int(settings().upload_max_zip_mb * MB))
+    max_files: int = field(default_factory=lambda: settings().upload_max_files)
+    max_total_bytes: int = field(default_factory=lambda: int(settings().upload_max_mb * MB))
+    max_image_pixels: int = field(default_factory=lambda: settings().upload_max_pixels)
+    max_total_pixels: int = field(default_factory=lambda: settings().upload_max_total_pixels)
+    max_compression_ratio: float = field(default_factory=lambda: settings().upload_max_ratio)
+    max_dataset_bytes: int = field(default_factory=lambda: int(settings().upload_max_dataset_mb * MB))
     ratio_min_bytes: int = 1 * MB
 
 
@@ -486,13 +474,13 @@ def _load_zip(handle: BinaryIO, *, image_size: int | None, test_fraction: float,
     if presplit:
         train_idx, test_idx = np.flatnonzero(is_train), np.flatnonzero(~is_train)
     else:
-        train_idx, test_idx = _stratified_split(y, test_fraction, seed)
+        train_idx, test_idx = stratified_split(y, test_fraction, seed)
     if len(test_idx) == 0:
         raise InputError("The zip needs enough images for both training and testing; add at least two images per class.")
     alone = [c for i, c in enumerate(classes) if not np.any(y[test_idx] == i)]
     if alone:
         warnings.append(f"No test images for class(es) {_listing(alone)}; add more images to measure them.")
-    dataset = _make_dataset(name, x[train_idx], y[train_idx], x[test_idx], y[test_idx], list(classes))
+    dataset = make_dataset(name, x[train_idx], y[train_idx], x[test_idx], y[test_idx], list(classes))
     return UploadResult(dataset, skipped, warnings)
 
 
@@ -548,9 +536,7 @@ def spill_to_disk(dataset: ImageDataset, folder: str | os.PathLike[str]) -> Imag
 
 def allowed_data_roots() -> list[Path]:
     """``$UNLEARNING_LAB_DATA_ROOTS`` (colon-separated), or just the default data directory."""
-    raw = os.environ.get("UNLEARNING_LAB_DATA_ROOTS", "")
-    roots = [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
-    return roots or [default_data_dir()]
+    return list(settings().data_roots)
 
 
 def check_local_data_dir(path: str | os.PathLike[str], allowed_roots: list[str] | None = None) -> Path:

@@ -21,7 +21,8 @@ from html import escape
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .data import ForgetRequest
+from ssd_core.data import ForgetRequest
+from ssd_core.settings import settings
 
 REPORT_TITLE = "Unlearning Lab report"
 METRIC_LABELS = {
@@ -330,4 +331,4 @@ def html_to_pdf(html: str, *, timeout_s: float = 90.0) -> bytes:
         except (OSError, subprocess.SubprocessError) as exc:
             errors.append(f"chromium: {exc}")
     raise PdfUnavailable("The browser could not print the report to PDF; download the HTML report and print it "
-                         "from your browser instead." + (f" ({errors[-1][:160]})" if os.environ.get("UNLEARNING_LAB_DEBUG") else ""))
+                         "from your browser instead." + (f" ({errors[-1][:160]})" if settings().debug else ""))

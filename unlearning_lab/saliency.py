@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import ForgetSplit, to_float
-from .errors import InputError
-from .models import has_conv_layers, last_conv_layer
+from ssd_core.data import ForgetSplit, to_float
+from ssd_core.errors import InputError
+from ssd_core.models import has_conv_layers, last_conv_layer
 
 SALIENCY_METHODS: tuple[str, ...] = ("saliency", "integrated_gradients", "smoothgrad", "gradcam")
 METHOD_LABELS = {
