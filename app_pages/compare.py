@@ -1,7 +1,6 @@
 """Compare: run several unlearning methods on the sidebar's forget request and compare them with
 retraining from scratch (the gold standard)."""
 
-import numpy as np
 import streamlit as st
 
 from ui.style import preload_charts
@@ -15,8 +14,9 @@ st.markdown(
 )
 preload = preload_charts()
 
+from unlearning_lab import figures  # noqa: E402
 from unlearning_lab import figures_compare as figs  # noqa: E402
-from ssd_core.metrics import entropy, per_sample_loss  # noqa: E402
+from ssd_core.metrics import OVER_FORGETTING_TOLERANCE  # noqa: E402
 from ui import compare, layout, sidebar  # noqa: E402
 from ui.errors import guard, show_error  # noqa: E402
 from ui.state import keep  # noqa: E402
@@ -24,7 +24,6 @@ from ui.state import keep  # noqa: E402
 K_METHODS = "cmp_methods"
 K_QUANTITY = "cmp_signal_quantity"
 DEFAULT_METHODS = ("ssd", "finetune", "retrain")
-MAX_SIGNAL_SAMPLES = 2000
 
 setup = sidebar.run_setup()
 prepared = None
@@ -57,43 +56,9 @@ def run_all(prepared, chosen: list[str], configs: dict[str, dict]) -> None:
         if compare.cached_run(prepared.setup, method, configs[method]) is not None:
             continue
         with guard(f"running {method}"):
-            with st.status(f"Running {method}…", expanded=True) as status:
-                bar = st.progress(0.0, text="starting")
-
-                def progress(fraction: float, message: str) -> None:
-                    bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
-
-                def queued(message: str) -> None:
-                    status.update(label=f"{method}: {message}")
-
-                try:
-                    run = compare.run_cached(prepared, method, configs[method], progress, on_wait=queued)
-                except BaseException:
-                    status.update(label=f"{method} failed", state="error", expanded=False)
-                    raise
-                status.update(label=f"{method} done in {run.total_seconds:.1f} s", state="complete", expanded=False)
-
-
-def signal_values(prepared, run, quantity: str) -> dict[str, np.ndarray]:
-    split, ds = prepared.split, prepared.dataset
-    train_logits, test_logits = run.outputs.train_logits, run.outputs.test_logits
-    rng = np.random.default_rng(prepared.setup.seed)
-
-    def cap(idx):
-        idx = idx.numpy() if hasattr(idx, "numpy") else np.asarray(idx)
-        return idx if len(idx) <= MAX_SIGNAL_SAMPLES else np.sort(rng.choice(idx, MAX_SIGNAL_SAMPLES, replace=False))
-
-    def values(logits, labels, idx):
-        idx = cap(idx)
-        if quantity == "entropy":
-            return entropy(logits[idx]).numpy()
-        return per_sample_loss(logits[idx], labels[idx]).numpy()
-
-    return {
-        "forget": values(train_logits, ds.train_y, split.forget_train.indices),
-        "retain": values(train_logits, ds.train_y, split.retain_train.indices),
-        "test": values(test_logits, ds.test_y, np.arange(len(ds.test_y))),
-    }
+            with layout.working(f"Running {method}…", failed=f"{method} failed") as work:
+                run = compare.run_cached(prepared, method, configs[method], work.progress, on_wait=work.waiting)
+                work.done(f"{method} done in {run.total_seconds:.1f} s")
 
 
 def results(prepared, runs: dict) -> None:
@@ -106,7 +71,8 @@ def results(prepared, runs: dict) -> None:
     flagged = [row["method"] for _, row in table.iterrows() if row["flag"]]
     if flagged:
         st.warning(
-            f"Over-forgetting: {', '.join(flagged)} — forget accuracy more than 10 points below retrain's. A model "
+            f"Over-forgetting: {', '.join(flagged)} — forget accuracy more than {100 * OVER_FORGETTING_TOLERANCE:.0f} "
+            "points below retrain's. A model "
             "that forgets *more* than one never trained on the data reveals that the data was removed.",
             icon=":material/warning:",
         )
@@ -142,7 +108,8 @@ def results(prepared, runs: dict) -> None:
 
     quantity = st.segmented_control("Forgetting signal", ["loss", "entropy"], required=True,
                                     **keep(K_QUANTITY, "loss", valid=["loss", "entropy"])) or "loss"
-    signals = {m: signal_values(prepared, r, quantity) for m, r in runs.items()}
+    signals = {m: figures.signal_values(r.outputs, prepared.split, quantity, seed=prepared.setup.seed)
+               for m, r in runs.items()}
     compare.show_figure(figs.signal_histograms_figure(signals, quantity, {m: r.evaluation.mia for m, r in runs.items()}),
                         f"signal-{quantity}", stem)
     st.caption("After good unlearning the forget set (red) looks like the test set (grey), as it does for retrain; "

@@ -132,8 +132,7 @@ def gallery(dataset) -> None:
 
 def result_key(prepared, indices: tuple[int, ...], values: dict) -> tuple:
     """What an l2ul result depends on: the original model (dataset, model, seed, device), the images, the config."""
-    model_key = compare.setup_key(prepared.setup)
-    return (model_key[:3] + model_key[8:], str(prepared.device), indices,
+    return (prepared.setup.model_key(), str(prepared.device), indices,
             tuple(sorted((k, repr(v)) for k, v in values.items())))
 
 
@@ -145,21 +144,10 @@ def run_variants(prepared, indices: tuple[int, ...], variants: list[str], config
         values = {**config, "variant": variant}
         key = result_key(prepared, indices, values)
         if key not in store:
-            with st.status(f"Unlearning {len(indices)} images with {variant}…", expanded=True) as status:
-                bar = st.progress(0.0, text="starting")
-
-                def progress(fraction: float, message: str) -> None:
-                    bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
-
-                try:
-                    store[key] = compare.run_on_split(
-                        prepared, split, "l2ul", values, progress,
-                        on_wait=lambda message: status.update(label=f"{variant}: {message}"))
-                except BaseException:
-                    status.update(label=f"{variant} failed", state="error", expanded=False)
-                    raise
-                status.update(label=f"{variant} done in {store[key].total_seconds:.1f} s", state="complete",
-                              expanded=False)
+            with layout.working(f"Unlearning {len(indices)} images with {variant}…", failed=f"{variant} failed") as work:
+                store[key] = compare.run_on_split(prepared, split, "l2ul", values, work.progress,
+                                                  on_wait=work.waiting)
+                work.done(f"{variant} done in {store[key].total_seconds:.1f} s")
             while len(store) > 12:
                 store.pop(next(iter(store)))
         out[variant] = store[key]

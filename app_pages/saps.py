@@ -50,22 +50,20 @@ def selection_section(prepared) -> None:
     samples = int(c3.number_input("Scoring images", min_value=16, max_value=4096, step=64, **keep(K_SAMPLES, 256),
                                   help="Training images the Hessian / Fisher scores are estimated on."))
     store = st.session_state.setdefault(K_FRACTIONS, {})
-    base = compare.setup_key(prepared.setup)
+    base = prepared.setup.split_key()
     keys = {rule: (base, rule, float(p), samples) for rule in rules}
     missing = [rule for rule in rules if keys[rule] not in store]
     if missing and st.button("Compute selections", key="saps_select", icon=":material/play_arrow:"):
-        with st.status("Scoring parameters…", expanded=True) as status:
-            bar = st.progress(0.0)
-            with compare.gate_slot(lambda message: status.update(label=message)):
-                for i, rule in enumerate(missing):
-                    config = make_config(get_method("saps").config_cls,
-                                         {"selection": rule, "p": p, "hessian_samples": samples,
-                                          "seed": prepared.setup.seed})
-                    bar.progress(i / len(missing), text=f"scoring by {rule}")
-                    scores = selection_scores(prepared.model, prepared.split.train, config, prepared.device)
-                    masks = top_fraction_mask(scores, config.p / 100.0)
-                    store[keys[rule]] = per_layer_fraction(masks)
-            status.update(label="Selections ready", state="complete", expanded=False)
+        with layout.working("Scoring parameters…") as work, compare.gate_slot(work.waiting):
+            for i, rule in enumerate(missing):
+                config = make_config(get_method("saps").config_cls,
+                                     {"selection": rule, "p": p, "hessian_samples": samples,
+                                      "seed": prepared.setup.seed})
+                work.progress(i / len(missing), f"scoring by {rule}")
+                scores = selection_scores(prepared.model, prepared.split.train, config, prepared.device)
+                masks = top_fraction_mask(scores, config.p / 100.0)
+                store[keys[rule]] = per_layer_fraction(masks)
+            work.done("Selections ready")
     ready = {rule: store[keys[rule]] for rule in rules if keys[rule] in store}
     if ready:
         stem = f"saps-{prepared.setup.dataset}-{prepared.setup.model}-{prepared.setup.forget_slug()}"
@@ -94,17 +92,14 @@ def sweep_section(prepared) -> None:
         return
     missing = [k for k, c in configs.items() if compare.cached_run(prepared.setup, "saps", c) is None]
     if missing and st.button(f"Run the sweep ({len(missing)} runs)", key="saps_sweep", icon=":material/play_arrow:"):
-        with st.status("Sweeping p…", expanded=True) as status:
-            overall = st.progress(0.0)
+        with layout.working("Sweeping p…") as work:
             for i, (rule, p) in enumerate(missing):
 
                 def progress(fraction: float, message: str, i=i, rule=rule, p=p) -> None:
-                    overall.progress(min(1.0, (i + max(0.0, min(1.0, fraction))) / len(missing)),
-                                     text=f"{rule}, p = {p:g}%: {message}")
+                    work.progress((i + min(max(fraction, 0.0), 1.0)) / len(missing), f"{rule}, p = {p:g}%: {message}")
 
-                compare.run_cached(prepared, "saps", configs[(rule, p)], progress,
-                                   on_wait=lambda message: status.update(label=message))
-            status.update(label=f"Sweep done ({len(missing)} runs)", state="complete", expanded=False)
+                compare.run_cached(prepared, "saps", configs[(rule, p)], progress, on_wait=work.waiting)
+            work.done(f"Sweep done ({len(missing)} runs)")
     done = {k: r for k, c in configs.items() if (r := compare.cached_run(prepared.setup, "saps", c)) is not None}
     if not done:
         if configs:

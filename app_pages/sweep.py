@@ -10,14 +10,11 @@ from ui import sweep as landscape
 from ui.errors import guard
 from ui.presets import render_picker
 from ui.state import ALPHA_VALUES, K_LAMBDA, paper_alpha
-from ui.sweep import alpha_sweep, recommend_alpha, sweep_figure, sweep_table
+from ui.sweep import LAMBDA_LADDER, GridForm, alpha_sweep, recommend_alpha, sweep_figure, sweep_table
 from ui.theme import show_chart
 
-LAMBDA_LADDER = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0]
 K_SUGGESTION = "_landscape_suggestion"
 K_RETRAINED = "_landscape_retrained"
-GRID_DEFAULTS = {"ls_alpha_lo": 1.0, "ls_alpha_hi": 100.0, "ls_n_alpha": 10, "ls_lam_lo": 0.1, "ls_lam_hi": 5.0,
-                 "ls_n_lam": 6, "ls_budget": 60}
 
 st.title("Landscape: α and λ together")
 st.markdown(
@@ -46,44 +43,36 @@ def applied_message() -> None:
 
 
 def _commit_grid() -> None:
-    lab_state.commit_kept(*GRID_DEFAULTS, "ls_eval_bound")
+    lab_state.commit_kept(*GridForm.keys())
 
 
 def grid_controls(prepared) -> tuple[list[float], list[float], int | None, float, bool]:
     n_train = len(prepared.dataset.train_y)
     bound_default = landscape.default_eval_bound(n_train)
-    if lab_state.kept("_ls_bound_for") != prepared.setup.dataset:  # a new dataset gets its own default bound
-        lab_state.set_kept("ls_eval_bound", bound_default)
-        lab_state.set_kept("_ls_bound_for", prepared.setup.dataset)
-    keep = {key: lab_state.keep(key, default, in_form=True) for key, default in GRID_DEFAULTS.items()}
-    keep["ls_eval_bound"] = lab_state.keep("ls_eval_bound", bound_default, in_form=True)
+    GridForm.reset_bound_for(prepared.setup.dataset, bound_default)
+    keep = GridForm.widget_kwargs(bound_default)
     with st.form("landscape_form", border=True):
         c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 2, 2, 2, 2])
-        c1.select_slider("α from", options=list(ALPHA_VALUES), format_func=lambda a: f"{a:g}", **keep["ls_alpha_lo"])
-        c2.select_slider("α to", options=list(ALPHA_VALUES), format_func=lambda a: f"{a:g}", **keep["ls_alpha_hi"])
-        c3.slider("α values (log-spaced)", 2, len(ALPHA_VALUES), **keep["ls_n_alpha"])
-        c4.select_slider("λ from", options=LAMBDA_LADDER, format_func=lambda v: f"{v:g}", **keep["ls_lam_lo"])
-        c5.select_slider("λ to", options=LAMBDA_LADDER, format_func=lambda v: f"{v:g}", **keep["ls_lam_hi"])
-        c6.slider("λ values (log-spaced)", 1, 12, **keep["ls_n_lam"])
+        c1.select_slider("α from", options=list(ALPHA_VALUES), format_func=lambda a: f"{a:g}", **keep["alpha_lo"])
+        c2.select_slider("α to", options=list(ALPHA_VALUES), format_func=lambda a: f"{a:g}", **keep["alpha_hi"])
+        c3.slider("α values (log-spaced)", 2, len(ALPHA_VALUES), **keep["n_alpha"])
+        c4.select_slider("λ from", options=LAMBDA_LADDER, format_func=lambda v: f"{v:g}", **keep["lam_lo"])
+        c5.select_slider("λ to", options=LAMBDA_LADDER, format_func=lambda v: f"{v:g}", **keep["lam_hi"])
+        c6.slider("λ values (log-spaced)", 1, 12, **keep["n_lam"])
         c7, c8, c9 = st.columns([3, 3, 2], vertical_alignment="bottom")
         c7.number_input("Evaluate at most this many images per subset (0 = all)", min_value=0, max_value=100_000,
-                        step=50, **keep["ls_eval_bound"],
+                        step=50, **keep["eval_bound"],
                         help=f"{prepared.setup.dataset} has {n_train:,} training images. A subset (forget/retain × "
                         "train/test) bigger than this is evaluated on a fixed, seeded sample so the grid stays fast: on "
                         "the digits only retain-train (the members MIA learns from) is sampled; on data bigger than "
                         f"{landscape.BIG_DATASET:,} images every subset. 0 evaluates everything (numbers then equal single runs).")
-        c8.number_input("Time budget (seconds)", min_value=1, max_value=3600, step=10, **keep["ls_budget"],
+        c8.number_input("Time budget (seconds)", min_value=1, max_value=3600, step=10, **keep["budget"],
                         help="The sweep stops when this is spent; finished points are kept.")
         submitted = c9.form_submit_button("Compute landscape", type="primary", icon=":material/grid_on:", width="stretch",
                                           on_click=_commit_grid)
-    value = lab_state.kept
-    lo, hi = sorted((float(value("ls_alpha_lo")), float(value("ls_alpha_hi"))))
-    anchor = min(ALPHA_VALUES, key=lambda a: abs(a - paper_alpha(prepared.setup.method, prepared.setup.model)))
-    alphas = landscape.alpha_grid(lo, hi, int(value("ls_n_alpha")), anchor=anchor)
-    lam_lo, lam_hi = sorted((float(value("ls_lam_lo")), float(value("ls_lam_hi"))))
-    lams = landscape.lambda_grid(float(lam_lo), float(lam_hi), int(value("ls_n_lam")))
-    bound = int(value("ls_eval_bound")) or None
-    return alphas, lams, bound, float(value("ls_budget")), submitted
+    form = GridForm.kept(bound_default)
+    alphas, lams, bound = form.grid(paper_alpha(prepared.setup.method, prepared.setup.model))
+    return alphas, lams, bound, float(form.budget), submitted
 
 
 def compute(prepared, alphas, lams, bound, budget) -> None:
@@ -154,7 +143,7 @@ def show_landscape(prepared, stored) -> None:
         options = [(p.alpha, p.lam) for p in front]
         by = {(p.alpha, p.lam): p for p in front}
         pick = c1.selectbox(
-            "Pareto settings", options, **lab_state.keep("ls_pick", options[0], valid=options),
+            "Pareto settings", options, **lab_state.keep(landscape.K_PICK, options[0], valid=options),
             format_func=lambda o: (f"α {o[0]:g}, λ {o[1]:g}: forget {100 * (landscape.forget_value(by[o]) or 0):.1f}%, "
                                    f"retain {100 * (landscape.retain_value(by[o]) or 0):.1f}%, MIA "
                                    + ("n/a" if by[o].mia is None else f"{100 * by[o].mia:.1f}%")),
@@ -170,13 +159,13 @@ def suggestion_panel(prepared, bound) -> None:
     st.markdown("##### Suggest α")
     c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
     c1.number_input("Target forget accuracy (%)", min_value=0.0, max_value=100.0, step=1.0,
-                    **lab_state.keep("ls_target", 5.0),
+                    **lab_state.keep(landscape.K_TARGET, 5.0),
                     help="The gentlest α (fewest parameters dampened) whose forget accuracy is at or below this, at the "
                     f"current λ = {lam:g}, found by bisection on log α.")
     if c2.button("Suggest α", key="ls_suggest", icon=":material/lightbulb:", width="stretch"):
         with st.spinner("bisecting α…"):
             st.session_state[K_SUGGESTION] = ((prepared.key, bound, lam), landscape.suggest(
-                prepared, float(lab_state.kept("ls_target", 5.0)) / 100.0, lam, bound))
+                prepared, float(lab_state.kept(landscape.K_TARGET, 5.0)) / 100.0, lam, bound))
     stored = st.session_state.get(K_SUGGESTION)
     if stored and stored[0] == (prepared.key, bound, lam):
         s = stored[1]
@@ -209,10 +198,9 @@ def retrain_panel(prepared, stored, bound) -> None:
     )
     key = (prepared.key, bound)
     if st.button("Retrain from scratch", key="ls_retrain", icon=":material/model_training:"):
-        bar = st.progress(0.0, text="retraining")
-        st.session_state[K_RETRAINED] = (key, landscape.retrain_reference(
-            prepared, bound, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m)))
-        bar.empty()
+        with layout.working(f"Retraining {spec.name}…") as work:
+            st.session_state[K_RETRAINED] = (key, landscape.retrain_reference(prepared, bound, progress=work.progress))
+            work.done(f"Retrained in {st.session_state[K_RETRAINED][1]['seconds']:.0f} s")
         st.rerun()  # redraw the frontier with the retrained point
     done = st.session_state.get(K_RETRAINED)
     if done and done[0] == key:

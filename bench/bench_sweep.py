@@ -17,14 +17,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
 from ssd_core.methods.ssd import ssd_importances  # noqa: E402
-from ssd_core.sweep import MemoEvaluator, SplitEvaluator, default_eval_bound, log_grid, sweep  # noqa: E402
+from ssd_core.metrics import Evaluator  # noqa: E402
+from ssd_core.sweep import MemoEvaluator, default_eval_bound, log_grid, sweep  # noqa: E402
 from ssd_core.train import load_or_train  # noqa: E402
 
 ALPHAS, LAMBDAS = log_grid(0.3, 300, 10), log_grid(0.03, 3, 10)
 
 
 def _timed_sweep(model, imp, split, device: str, bound: int | None) -> dict:
-    evaluator = MemoEvaluator(SplitEvaluator(split, device, bound))
+    evaluator = MemoEvaluator(Evaluator(split, device, max_per_subset=bound))
     result = sweep(model, imp.full, imp.forget, split, ALPHAS, LAMBDAS, device=device, evaluator=evaluator)
     return {
         "seconds": result.seconds,

@@ -32,7 +32,7 @@ from ssd_core.dampening import dampen  # noqa: E402
 from ssd_core.data import ForgetRequest, Subset, batches, load_dataset, load_shapes, make_split  # noqa: E402
 from ssd_core.importance import ImportanceCache, compute_importance  # noqa: E402
 from ssd_core.methods.ssd import ssd_importances  # noqa: E402
-from ssd_core.metrics import entropy, evaluate, logits_of, mia_from_entropies, test_accuracies  # noqa: E402
+from ssd_core.metrics import Evaluator, entropy, evaluate, logits_of, mia_from_entropies  # noqa: E402
 from ssd_core.models import build_for_dataset, resolve_device  # noqa: E402
 from ssd_core.train import TrainConfig, load_or_train, train_model  # noqa: E402
 
@@ -91,11 +91,12 @@ def dampen_eval_ms(model, split, device: torch.device, moves: int = 30) -> dict:
     imp = ssd_importances(model, split, device=device, cache=ImportanceCache(directory=None))
     scratch = build_for_dataset("smallcnn", split.dataset).to(device)
     alphas = [10 ** (0.5 + 1.5 * i / moves) for i in range(moves)]
+    accuracies = Evaluator(split, device, subsets=("forget_test", "retain_test"), with_mia=False)
     samples = []
     for alpha in alphas:
         start = time.perf_counter()
         damped, _ = dampen(model, imp.full, imp.forget, alpha, 1.0, into=scratch, with_statistics=False)
-        test_accuracies(damped, split, device)
+        accuracies(damped)
         _sync(device)
         samples.append((time.perf_counter() - start) * 1000)
     return {"median_ms": statistics.median(samples), "p95_ms": sorted(samples)[int(0.95 * len(samples)) - 1]}

@@ -1,7 +1,10 @@
 """Evaluation: accuracies, per-class accuracy, confusion matrix, MIA, ZRF, gap to retrain.
 
-One batched forward pass over the training and test splits gives every number; subsets are
-read off by index. Accuracies are fractions in [0, 1]; a metric over an empty subset is None.
+One path computes every number, for the CLI, the sweep, the pages and the reports:
+:class:`Evaluator` runs one batched forward pass over the images it needs (the whole training and
+test splits, or a fixed, seeded sample of at most ``max_per_subset`` of each subset) and reads the
+subsets off by index. :func:`evaluate` and :func:`evaluate_outputs` are its two common uses.
+Accuracies are fractions in [0, 1]; a metric over an empty subset is None.
 
 MIA (as in the SSD paper): the per-sample entropy of the softmax output is the only feature; a
 logistic regression (class_weight="balanced") learns retain-train samples = member (1) against
@@ -190,51 +193,131 @@ def zrf_score(model_logits: torch.Tensor, random_logits: torch.Tensor) -> float 
     return float(1.0 - js_divergence(model_logits, random_logits).mean())
 
 
-def evaluate_outputs(
-    outputs: SplitOutputs,
-    split: ForgetSplit,
-    *,
-    with_mia: bool = True,
-    random_forget_logits: torch.Tensor | None = None,
-) -> Evaluation:
-    """All metrics from precomputed logits (so figures and metrics share one forward pass)."""
-    train_logits, test_logits = outputs.train_logits, outputs.test_logits
-    ds = split.dataset
-    f_tr, r_tr = split.forget_train.indices, split.retain_train.indices
-    f_te, r_te = split.forget_test.indices, split.retain_test.indices
-    test_pred = test_logits.argmax(1)
-    k = ds.num_classes
-    confusion = torch.bincount(ds.test_y * k + test_pred, minlength=k * k).view(k, k)
-    per_class: list[float | None] = []
-    for c in range(k):
-        total = int(confusion[c].sum())
-        per_class.append(float(confusion[c, c]) / total if total else None)
-    mia = None
-    if with_mia:
-        train_entropy = entropy(train_logits)
-        mia = mia_from_entropies(train_entropy[r_tr], entropy(test_logits), train_entropy[f_tr])
-    zrf = None
-    if random_forget_logits is not None:
-        zrf = zrf_score(train_logits[f_tr], random_forget_logits)
-    return Evaluation(
-        retain_test_acc=_acc(test_logits[r_te], ds.test_y[r_te]),
-        forget_test_acc=_acc(test_logits[f_te], ds.test_y[f_te]),
-        retain_train_acc=_acc(train_logits[r_tr], ds.train_y[r_tr]),
-        forget_train_acc=_acc(train_logits[f_tr], ds.train_y[f_tr]),
-        test_acc=_acc(test_logits, ds.test_y),
-        mia=mia,
-        per_class_acc=per_class,
-        confusion=confusion.tolist(),
-        zrf=zrf,
-    )
-
-
 def random_reference_logits(model_name: str, split: ForgetSplit, device: torch.device | str, seed: int = 0) -> torch.Tensor:
     """Logits of a randomly initialised same-architecture model on the forget-train set (for ZRF)."""
     from .models import build_for_dataset
 
     reference = build_for_dataset(model_name, split.dataset, seed=seed).to(device)
     return logits_of(reference, split.forget_train, device)
+
+
+SUBSETS = ("forget_train", "retain_train", "forget_test", "retain_test")
+
+
+def _subsample(subset: Subset, limit: int | None, seed: int) -> torch.Tensor:
+    """Indices (into the split) of at most ``limit`` members of ``subset``, a fixed seeded sample."""
+    indices = subset.indices
+    if limit is None or len(indices) <= limit:
+        return indices
+    generator = torch.Generator().manual_seed(seed)
+    return indices[torch.randperm(len(indices), generator=generator)[:limit].sort().values]
+
+
+class Evaluator:
+    """Evaluates models on one forget split, with one forward pass over the images it needs.
+
+    Args:
+        split: the forget split.
+        device: where to run the model.
+        max_per_subset: None evaluates every image; a number evaluates a fixed sample of at most
+            that many images of each subset (forget/retain x train/test; seeds ``seed`` to
+            ``seed + 3``), for sweeps that must stay fast.
+        seed: the sample's seed.
+        subsets: which subsets to evaluate (the others' metrics are None; MIA needs retain-train,
+            forget-train and a test subset).
+        with_mia: whether to compute the membership-inference score.
+        random_forget_logits: a random model's logits on forget-train, for ZRF (full forget-train only).
+        batch_size: images per forward pass (default: what is fastest for the image size).
+    """
+
+    def __init__(self, split: ForgetSplit, device: torch.device | str = "cpu", *, max_per_subset: int | None = None,
+                 seed: int = 0, subsets: tuple[str, ...] = SUBSETS, with_mia: bool = True,
+                 random_forget_logits: torch.Tensor | None = None, batch_size: int | None = None) -> None:
+        ds = split.dataset
+        self.split, self.device, self.batch_size = split, device, batch_size
+        self.with_mia = with_mia and {"forget_train", "retain_train"} <= set(subsets)
+        self.random_forget_logits = random_forget_logits
+        self.index = {name: _subsample(getattr(split, name), max_per_subset, seed + i)
+                      for i, name in enumerate(SUBSETS) if name in subsets}
+        self.full = max_per_subset is None and set(subsets) == set(SUBSETS)
+
+        def union(names: tuple[str, ...], size: int) -> torch.Tensor:
+            parts = [self.index[n] for n in names if n in self.index]
+            return torch.cat(parts).sort().values if parts else torch.zeros(0, dtype=torch.long)
+
+        self.train_index = torch.arange(len(ds.train_y)) if self.full else union(("forget_train", "retain_train"), len(ds.train_y))
+        self.test_index = torch.arange(len(ds.test_y)) if self.full else union(("forget_test", "retain_test"), len(ds.test_y))
+        self.train = Subset(ds.train_x[self.train_index], ds.train_y[self.train_index], self.train_index)
+        self.test = Subset(ds.test_x[self.test_index], ds.test_y[self.test_index], self.test_index)
+        self._train_pos = self._positions(self.train_index, len(ds.train_y))
+        self._test_pos = self._positions(self.test_index, len(ds.test_y))
+
+    @staticmethod
+    def _positions(index: torch.Tensor, size: int) -> torch.Tensor:
+        positions = torch.full((size,), -1, dtype=torch.long)
+        positions[index] = torch.arange(len(index))
+        return positions
+
+    def sizes(self) -> dict[str, int]:
+        """How many images of each subset are evaluated."""
+        return {name: len(index) for name, index in self.index.items()}
+
+    def outputs(self, model: nn.Module) -> SplitOutputs:
+        """The model's logits on the evaluated train and test images (all of them when full)."""
+        train = logits_of(model, self.train, self.device, self.batch_size) if len(self.train) else torch.empty(0, 0)
+        test = logits_of(model, self.test, self.device, self.batch_size) if len(self.test) else torch.empty(0, 0)
+        return SplitOutputs(train, test)
+
+    def from_outputs(self, outputs: SplitOutputs) -> Evaluation:
+        """Every metric from logits :meth:`outputs` produced (or, when full, any model's full logits)."""
+        ds = self.split.dataset
+        train_logits, test_logits = outputs.train_logits, outputs.test_logits
+
+        def rows(name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+            if name not in self.index:
+                return None
+            on_train = name.endswith("train")
+            pos = (self._train_pos if on_train else self._test_pos)[self.index[name]]
+            logits = train_logits if on_train else test_logits
+            labels = (ds.train_y if on_train else ds.test_y)[self.index[name]]
+            return logits[pos], labels
+
+        def acc(name: str) -> float | None:
+            got = rows(name)
+            return None if got is None else _acc(*got)
+
+        k = ds.num_classes
+        test_labels = ds.test_y[self.test_index]
+        confusion = torch.bincount(test_labels * k + test_logits.argmax(1), minlength=k * k).view(k, k) \
+            if len(self.test_index) else torch.zeros(k, k, dtype=torch.long)
+        per_class: list[float | None] = []
+        for c in range(k):
+            total = int(confusion[c].sum())
+            per_class.append(float(confusion[c, c]) / total if total else None)
+        mia = None
+        if self.with_mia and len(self.test_index):
+            retain, forget = rows("retain_train"), rows("forget_train")
+            mia = mia_from_entropies(entropy(retain[0]), entropy(test_logits), entropy(forget[0]))  # type: ignore[index]
+        zrf = None
+        if self.random_forget_logits is not None and "forget_train" in self.index:
+            zrf = zrf_score(rows("forget_train")[0], self.random_forget_logits)  # type: ignore[index]
+        return Evaluation(
+            retain_test_acc=acc("retain_test"),
+            forget_test_acc=acc("forget_test"),
+            retain_train_acc=acc("retain_train"),
+            forget_train_acc=acc("forget_train"),
+            test_acc=_acc(test_logits, test_labels) if len(self.test_index) else None,
+            mia=mia,
+            per_class_acc=per_class,
+            confusion=confusion.tolist(),
+            zrf=zrf,
+        )
+
+    def __call__(self, model: nn.Module) -> Evaluation:
+        start = time.perf_counter()
+        result = self.from_outputs(self.outputs(model))
+        result.seconds = time.perf_counter() - start
+        return result
 
 
 def evaluate(
@@ -245,24 +328,24 @@ def evaluate(
     with_mia: bool = True,
     random_forget_logits: torch.Tensor | None = None,
     batch_size: int | None = None,
+    max_per_subset: int | None = None,
+    seed: int = 0,
 ) -> Evaluation:
-    """Every metric of ``model`` on ``split`` (one batched pass over train and test)."""
-    start = time.perf_counter()
-    outputs = split_outputs(model, split, device, batch_size)
-    result = evaluate_outputs(outputs, split, with_mia=with_mia, random_forget_logits=random_forget_logits)
-    result.seconds = time.perf_counter() - start
-    return result
+    """Every metric of ``model`` on ``split`` (see :class:`Evaluator`; all images unless bounded)."""
+    return Evaluator(split, device, max_per_subset=max_per_subset, seed=seed, with_mia=with_mia,
+                     random_forget_logits=random_forget_logits, batch_size=batch_size)(model)
 
 
-@torch.no_grad()
-def test_accuracies(model: nn.Module, split: ForgetSplit, device: torch.device | str = "cpu") -> tuple[float | None, float | None]:
-    """(retain-test, forget-test) accuracy: the cheap pair a slider move needs."""
-    logits = logits_of(model, split.test, device)
-    ds = split.dataset
-    return (
-        _acc(logits[split.retain_test.indices], ds.test_y[split.retain_test.indices]),
-        _acc(logits[split.forget_test.indices], ds.test_y[split.forget_test.indices]),
-    )
+def evaluate_outputs(
+    outputs: SplitOutputs,
+    split: ForgetSplit,
+    *,
+    with_mia: bool = True,
+    random_forget_logits: torch.Tensor | None = None,
+) -> Evaluation:
+    """All metrics from a model's logits on the whole train and test splits (so figures and metrics
+    share one forward pass)."""
+    return Evaluator(split, with_mia=with_mia, random_forget_logits=random_forget_logits).from_outputs(outputs)
 
 
 def gap_to_retrain(result: Evaluation, retrain: Evaluation) -> dict[str, float | None]:
@@ -274,7 +357,10 @@ def gap_to_retrain(result: Evaluation, retrain: Evaluation) -> dict[str, float |
     return gaps
 
 
-def is_over_forgetting(result: Evaluation, retrain: Evaluation, tolerance: float = 0.1) -> bool:
+OVER_FORGETTING_TOLERANCE = 0.1  # forget accuracy this far below the retrained model's is flagged
+
+
+def is_over_forgetting(result: Evaluation, retrain: Evaluation, tolerance: float = OVER_FORGETTING_TOLERANCE) -> bool:
     """Forget accuracy far below the retrained model's (it would itself reveal the forgetting)."""
     ours = result.forget_test_acc if result.forget_test_acc is not None else result.forget_train_acc
     gold = retrain.forget_test_acc if retrain.forget_test_acc is not None else retrain.forget_train_acc

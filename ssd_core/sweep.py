@@ -16,7 +16,7 @@ import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from .dampening import check_hyperparameters, dampen
 from .data import ForgetSplit, Subset
 from .errors import InputError
 from .importance import ImportanceDict
-from .metrics import entropy, logits_of, mia_from_entropies, to_channels_last
+from .metrics import Evaluation, Evaluator, to_channels_last
 from .progress import OptionalProgress, report
 
 
@@ -94,65 +94,12 @@ def default_eval_bound(n_train: int) -> int:
     return SMALL_EVAL_BOUND if n_train <= BIG_DATASET else BIG_EVAL_BOUND
 
 
-def _subsample(subset: Subset, limit: int | None, seed: int) -> torch.Tensor:
-    """Positions (into the split's full tensors) of at most ``limit`` members of ``subset``."""
-    indices = subset.indices
-    if limit is None or len(indices) <= limit:
-        return indices
-    generator = torch.Generator().manual_seed(seed)
-    return indices[torch.randperm(len(indices), generator=generator)[:limit].sort().values]
-
-
-class SplitEvaluator:
-    """Evaluates many models on the same (possibly subsampled) split with one forward pass each."""
-
-    def __init__(self, split: ForgetSplit, device: torch.device | str, max_per_subset: int | None = None, seed: int = 0):
-        ds = split.dataset
-        self.device = device
-        self.forget_train = _subsample(split.forget_train, max_per_subset, seed)
-        self.retain_train = _subsample(split.retain_train, max_per_subset, seed + 1)
-        self.forget_test = _subsample(split.forget_test, max_per_subset, seed + 2)
-        self.retain_test = _subsample(split.retain_test, max_per_subset, seed + 3)
-        full = max_per_subset is None
-        # Evaluate on the union (in the split's order, so full evaluation matches metrics.evaluate).
-        self.train_index = torch.arange(len(ds.train_y)) if full else torch.cat([self.retain_train, self.forget_train]).sort().values
-        self.test_index = torch.arange(len(ds.test_y)) if full else torch.cat([self.retain_test, self.forget_test]).sort().values
-        self.train = Subset(ds.train_x[self.train_index], ds.train_y[self.train_index], self.train_index)
-        self.test = Subset(ds.test_x[self.test_index], ds.test_y[self.test_index], self.test_index)
-        self._train_pos = self._positions(self.train_index, len(ds.train_y))
-        self._test_pos = self._positions(self.test_index, len(ds.test_y))
-
-    @staticmethod
-    def _positions(index: torch.Tensor, size: int) -> torch.Tensor:
-        positions = torch.full((size,), -1, dtype=torch.long)
-        positions[index] = torch.arange(len(index))
-        return positions
-
-    def sizes(self) -> dict[str, int]:
-        return {k: len(getattr(self, k)) for k in ("forget_train", "retain_train", "forget_test", "retain_test")}
-
-    def __call__(self, model: nn.Module) -> dict[str, float | None]:
-        train_logits = logits_of(model, self.train, self.device)
-        test_logits = logits_of(model, self.test, self.device)
-
-        def acc(logits: torch.Tensor, labels: torch.Tensor, which: torch.Tensor, pos: torch.Tensor) -> float | None:
-            if len(which) == 0:
-                return None
-            rows = pos[which]
-            return int((logits[rows].argmax(1) == labels[rows]).sum()) / len(which)
-
-        train_entropy = entropy(train_logits)
-        return {
-            "forget_test_acc": acc(test_logits, self.test.y, self.forget_test, self._test_pos),
-            "retain_test_acc": acc(test_logits, self.test.y, self.retain_test, self._test_pos),
-            "forget_train_acc": acc(train_logits, self.train.y, self.forget_train, self._train_pos),
-            "retain_train_acc": acc(train_logits, self.train.y, self.retain_train, self._train_pos),
-            "mia": mia_from_entropies(
-                train_entropy[self._train_pos[self.retain_train]],
-                entropy(test_logits),
-                train_entropy[self._train_pos[self.forget_train]],
-            ),
-        }
+def point_of(alpha: float, lam: float, report: Any, evaluation: Evaluation) -> SweepPoint:
+    """A grid point from a dampening report and the dampened model's evaluation."""
+    return SweepPoint(alpha=alpha, lam=lam, forget_test_acc=evaluation.forget_test_acc,
+                      retain_test_acc=evaluation.retain_test_acc, forget_train_acc=evaluation.forget_train_acc,
+                      retain_train_acc=evaluation.retain_train_acc, mia=evaluation.mia,
+                      selected=report.total_selected, fraction_selected=report.fraction_selected)
 
 
 class MemoEvaluator:
@@ -162,9 +109,9 @@ class MemoEvaluator:
     or lambda >= I_f/I_D for every selected parameter (beta = 1 there); on digits about a quarter
     of a 10 x 10 grid. The key is a hash of every parameter's bytes, so reuse is exact."""
 
-    def __init__(self, evaluator: SplitEvaluator) -> None:
+    def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
-        self.cache: dict[str, dict[str, float | None]] = {}
+        self.cache: dict[str, Evaluation] = {}
         self.hits = 0
 
     @staticmethod
@@ -174,13 +121,13 @@ class MemoEvaluator:
             digest.update(p.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
 
-    def __call__(self, model: nn.Module) -> dict[str, float | None]:
+    def __call__(self, model: nn.Module) -> Evaluation:
         key = self.fingerprint(model)
         if key in self.cache:
             self.hits += 1
         else:
             self.cache[key] = self.evaluator(model)
-        return dict(self.cache[key])
+        return self.cache[key]
 
     def sizes(self) -> dict[str, int]:
         return self.evaluator.sizes()
@@ -215,7 +162,7 @@ def sweep(
     time_budget_s: float | None = None,
     should_stop: Callable[[], bool] | None = None,
     progress: OptionalProgress = None,
-    evaluator: SplitEvaluator | MemoEvaluator | None = None,
+    evaluator: Evaluator | MemoEvaluator | None = None,
 ) -> SweepResult:
     """Dampen and evaluate every (alpha, lambda); bounded by ``time_budget_s`` / ``should_stop``.
 
@@ -226,7 +173,7 @@ def sweep(
         for lam in lams:
             check_hyperparameters(a, lam)
     start = time.perf_counter()
-    evaluator = evaluator or SplitEvaluator(split, device, max_eval_per_subset)
+    evaluator = evaluator or Evaluator(split, device, max_per_subset=max_eval_per_subset)
     if not isinstance(evaluator, MemoEvaluator):
         evaluator = MemoEvaluator(evaluator)
     scratch = _scratch_copy(model)
@@ -239,7 +186,7 @@ def sweep(
                 complete = False
                 break
             damped, rep = dampen(model, full_importance, forget_importance, a, lam, into=scratch, with_statistics=False)
-            points.append(SweepPoint(alpha=a, lam=lam, selected=rep.total_selected, fraction_selected=rep.fraction_selected, **evaluator(damped)))
+            points.append(point_of(a, lam, rep, evaluator(damped)))
             report(progress, len(points) / total, f"alpha {a:g}, lambda {lam:g}")
         if not complete:
             break
@@ -264,18 +211,18 @@ def suggest_alpha(
     high: float = 1000.0,
     steps: int = 14,
     device: torch.device | str = "cpu",
-    evaluator: SplitEvaluator | None = None,
+    evaluator: Evaluator | None = None,
 ) -> SweepPoint | None:
     """The gentlest setting (largest alpha, i.e. fewest parameters dampened) whose forget accuracy
     is at or below ``target_forget_acc``, found by bisection on log(alpha). None if even ``low``
     does not reach it. (Any smaller alpha also reaches the target, by dampening more.)
     """
-    evaluator = evaluator or SplitEvaluator(split, device)
+    evaluator = evaluator or Evaluator(split, device)
     scratch = _scratch_copy(model)
 
     def point(a: float) -> SweepPoint:
         damped, rep = dampen(model, full_importance, forget_importance, a, lam, into=scratch, with_statistics=False)
-        return SweepPoint(alpha=a, lam=lam, selected=rep.total_selected, fraction_selected=rep.fraction_selected, **evaluator(damped))
+        return point_of(a, lam, rep, evaluator(damped))
 
     def forget_of(p: SweepPoint) -> float:
         value = p.forget_test_acc if p.forget_test_acc is not None else p.forget_train_acc

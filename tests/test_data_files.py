@@ -529,3 +529,30 @@ def test_image_folder_errors(tmp_path: Path) -> None:
 def test_unknown_file_dataset() -> None:
     with pytest.raises(InputError, match="Unknown file dataset"):
         load_file_dataset("svhn", None)
+
+
+def test_one_locator_lists_exactly_what_loads(tmp_path: Path) -> None:
+    """The sidebar's list comes from the loaders' own locator: a CIFAR-10 folder with only
+    test_batch.bin is not listed (it would fail to load), and one that loads is."""
+    from ui.resources import available_datasets
+
+    x = RNG.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    y = np.array([9, 0, 1, 2], dtype=np.uint8)
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    (folder / "test_batch.bin").write_bytes(cifar_records([y], x))
+    assert not data_files.dataset_files_present("cifar10", tmp_path)
+    assert "cifar10" not in available_datasets(str(tmp_path))
+    with pytest.raises(InputError):
+        load_file_dataset("cifar10", str(tmp_path))
+    (folder / "data_batch_2.bin").write_bytes(cifar_records([y], x))
+    assert "cifar10" in available_datasets(str(tmp_path))
+    assert load_file_dataset("cifar10", str(tmp_path)).test_y.tolist() == [9, 0, 1, 2]
+    arrays = make_mnist_arrays()
+    for name, arr in arrays.items():
+        if name != "t10k-labels-idx1-ubyte":  # one of the four files missing
+            write_idx(tmp_path / "mnist" / name, arr)
+    assert "mnist" not in available_datasets(str(tmp_path))
+    write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte", arrays["t10k-labels-idx1-ubyte"])
+    assert "mnist" in available_datasets(str(tmp_path))
+    assert len(load_file_dataset("mnist", str(tmp_path)).test_y) == 10

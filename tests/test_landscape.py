@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ssd_core.sweep import SplitEvaluator, SweepPoint, SweepResult, mark_pareto, sweep  # noqa: E402
+from ssd_core.metrics import Evaluator  # noqa: E402
+from ssd_core.sweep import SweepPoint, SweepResult, mark_pareto, sweep  # noqa: E402
 from ui import sweep as landscape  # noqa: E402
 from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, RunSetup  # noqa: E402
 
@@ -127,7 +128,7 @@ def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepar
     alphas = landscape.alpha_grid(3.0, 100.0, 4)
     lams = [0.5, 2.0]
     bound = landscape.default_eval_bound(len(prepared.dataset.train_y))  # the page's default: retain-train sampled
-    evaluator = SplitEvaluator(prepared.split, prepared.device, bound, seed=prepared.setup.seed)
+    evaluator = Evaluator(prepared.split, prepared.device, max_per_subset=bound, seed=prepared.setup.seed)
     reference = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,
                       alphas, lams, device=prepared.device, evaluator=evaluator)
     unbounded = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,

@@ -4,7 +4,7 @@ and the per-method settings controls.
 
 A result depends on (setup key without the sidebar's live method, method name, config values);
 it is kept in ``st.session_state`` under that key, so a re-render never recomputes. Metrics come
-from ``ssd_core.metrics`` exactly as a notebook would compute them: ``evaluate_outputs`` on one
+from ``ssd_core.metrics`` exactly as a notebook would compute them: its ``Evaluator`` on one
 batched pass with the prepared run's random reference logits for ZRF (the same as
 ``random_reference_logits(model, split, device, seed)``).
 """
@@ -27,11 +27,10 @@ from ssd_core.methods import available_methods, config_fields, make_config, run_
 from ssd_core.metrics import (
     ACCURACY_KEYS,
     Evaluation,
+    Evaluator,
     SplitOutputs,
-    evaluate_outputs,
     gap_to_retrain,
     is_over_forgetting,
-    split_outputs,
 )
 
 from .resources import Prepared
@@ -67,15 +66,8 @@ class MethodRun:
         return float(self.seconds.get("total", sum(self.seconds.values())))
 
 
-def setup_key(setup: RunSetup) -> tuple:
-    """Everything that decides the original model and the forget split (not the live method)."""
-    r = setup.request
-    return (setup.dataset, setup.data_dir, setup.model, r.kind, r.target, r.k, r.indices, r.seed, setup.device,
-            setup.seed, setup.data_upload, setup.model_upload, setup.owner)
-
-
 def result_key(setup: RunSetup, method: str, config: dict[str, Any]) -> tuple:
-    return (setup_key(setup), method, tuple(sorted((k, repr(v)) for k, v in config.items())))
+    return (setup.split_key(), method, tuple(sorted((k, repr(v)) for k, v in config.items())))
 
 
 def methods_for(kind: str) -> list[str]:
@@ -118,8 +110,9 @@ def run_on_split(
     with gate_slot(on_wait or (lambda message: progress and progress(0.0, message))):
         result = run_method(method, prepared.model, split, cfg, device=prepared.device, progress=progress)
         start = time.perf_counter()
-        outputs = split_outputs(result.model, split, prepared.device)
-        evaluation = evaluate_outputs(outputs, split, random_forget_logits=random_logits)
+        evaluator = Evaluator(split, prepared.device, random_forget_logits=random_logits)
+        outputs = evaluator.outputs(result.model)
+        evaluation = evaluator.from_outputs(outputs)
         evaluation.seconds = time.perf_counter() - start
     seconds = dict(result.seconds)
     return MethodRun(method, dict(config), evaluation, outputs, seconds, result.data_touched,

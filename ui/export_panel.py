@@ -21,6 +21,7 @@ from ssd_core.experiment import environment
 
 from . import resources
 from .errors import show_error
+from .layout import working
 from .resources import LiveResult, Prepared
 from .state import K_IMAGE_FORMAT, keep
 from .theme import current_theme, themed
@@ -212,18 +213,16 @@ def render_export(p: Prepared, live: LiveResult) -> None:
         )
     elif images is None:
         if st.button("Render PNG and SVG of every figure", key="render_images", icon=":material/photo_library:"):
-            with st.status("Rendering figures…", expanded=True) as status:
-                bar = st.progress(0.0, text="building figures")
-                try:
+            try:
+                with working("Rendering figures…", failed="Rendering failed") as work:
                     figs = {k: themed(v, theme_name) for k, v in all_figures(
-                        p, live, options, progress=lambda f, m: bar.progress(0.2 * f, text=m)).items()}
-                    images = export.render_images(figs, progress=lambda f, m: bar.progress(0.2 + 0.8 * f, text=m))
+                        p, live, options, progress=lambda f, m: work.progress(0.2 * f, m)).items()}
+                    images = export.render_images(figs, progress=lambda f, m: work.progress(0.2 + 0.8 * f, m))
                     st.session_state[K_IMAGES] = (images_key, images)
-                    status.update(label=f"Rendered {len(images)} images", state="complete", expanded=False)
-                except Exception as exc:  # noqa: BLE001
-                    status.update(label="Rendering failed", state="error")
-                    show_error(exc, "rendering images")
-                    images = None
+                    work.done(f"Rendered {len(images)} images")
+            except Exception as exc:  # noqa: BLE001 - any renderer failure is one sentence, the page goes on
+                show_error(exc, "rendering images")
+                images = None
         else:
             st.caption(f"{message} Rendering every figure takes a few seconds.")
     if images is not None:

@@ -1,6 +1,9 @@
-"""Shared page parts: preparing a run with visible progress, and the model card."""
+"""Shared page parts: a status box for long work, preparing a run, and the model card."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import streamlit as st
 
@@ -11,6 +14,44 @@ from .state import RunSetup
 from unlearning_lab.text import plain
 
 SOURCES = {"shipped": "shipped checkpoint", "cache": "cached checkpoint", "trained": "trained just now"}
+
+
+class Work:
+    """What long work reports to its status box: progress, waiting for a slot, the closing label."""
+
+    def __init__(self, status, label: str) -> None:
+        self._status = status
+        self._label = label
+        self._bar = st.progress(0.0, text="starting")
+        self.done_label = f"{label.rstrip('…')}: done"
+
+    def progress(self, fraction: float, message: str) -> None:
+        """A progress callback in ssd_core's shape (fraction in [0, 1], message)."""
+        self._bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+
+    def waiting(self, message: str) -> None:
+        """Shown in the box's label while the job waits for a free slot."""
+        self._status.update(label=f"{self._label.rstrip('…')}: {message}")
+
+    def done(self, label: str) -> None:
+        """The label the box closes with."""
+        self.done_label = label
+
+
+@contextlib.contextmanager
+def working(label: str, failed: str | None = None) -> Iterator[Work]:
+    """A status box with a progress bar; it closes as complete, or as failed when the work raises.
+
+    The exception still propagates, so a surrounding :func:`~ui.errors.guard` shows the one sentence.
+    """
+    with st.status(label, expanded=True) as status:
+        work = Work(status, label)
+        try:
+            yield work
+        except BaseException:
+            status.update(label=failed or f"{label.rstrip('…')} failed", state="error", expanded=False)
+            raise
+        status.update(label=work.done_label, state="complete", expanded=False)
 
 
 K_TRAIN_OK = "_train_confirmed"  # the setups whose training this session confirmed
@@ -56,22 +97,10 @@ def prepare_with_status(setup: RunSetup) -> Prepared | None:
     with guard("preparing the model and importances"):
         if resources.needs_training(setup) and not confirm_training(setup):
             return None
-        with st.status(f"Preparing {plain(setup.describe(), None)}…", expanded=True) as status:
-            bar = st.progress(0.0, text="starting")
-
-            def progress(fraction: float, message: str) -> None:
-                bar.progress(min(max(fraction, 0.0), 1.0), text=message)
-
-            try:
-                prepared = resources.prepare(setup, progress)
-            except BaseException:
-                status.update(label="Preparation failed", state="error", expanded=False)
-                raise
+        with working(f"Preparing {plain(setup.describe(), None)}…", failed="Preparation failed") as work:
+            prepared = resources.prepare(setup, work.progress)
             source = SOURCES.get(prepared.original.trained.source, prepared.original.trained.source)
-            status.update(
-                label=f"Ready: {source}, set up in {sum(prepared.seconds.values()):.1f} s",
-                state="complete", expanded=False,
-            )
+            work.done(f"Ready: {source}, set up in {sum(prepared.seconds.values()):.1f} s")
     return prepared
 
 

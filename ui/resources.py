@@ -112,31 +112,12 @@ def cached_dataset(name: str, data_dir: str | None = None) -> ImageDataset:
     return load_dataset(name, data_dir)
 
 
-def _file_dataset_present(name: str, root: Path) -> bool:
-    """Whether the files of a file-based dataset exist under ``root`` (without reading them)."""
-    if name in ("mnist", "fashion_mnist"):
-        aliases = ["fashion_mnist", "fashion-mnist", "FashionMNIST"] if name == "fashion_mnist" else ["mnist", "MNIST"]
-        dirs = [root] + [d for a in aliases for d in (root / a, root / a / "raw")]
-        needed = ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
-        return all(any((d / f).is_file() or (d / f"{f}.gz").is_file() for d in dirs) for f in needed)
-    if name == "cifar10":
-        dirs = [root / "cifar-10-batches-bin", root, root / "cifar10" / "cifar-10-batches-bin", root / "cifar10"]
-        return any((d / "test_batch.bin").is_file() for d in dirs)
-    if name in ("cifar100", "cifar20"):
-        dirs = [root / "cifar-100-binary", root, root / "cifar100" / "cifar-100-binary", root / "cifar100"]
-        return any((d / "train.bin").is_file() and (d / "test.bin").is_file() for d in dirs)
-    return False  # imagefolder needs an explicit folder
-
-
 def available_datasets(data_dir: str | None = None) -> list[str]:
-    """Embedded datasets, plus file-based ones whose files exist in the data directory."""
-    from ssd_core.data.files import default_data_dir
+    """Embedded datasets, plus file-based ones whose files are in the data directory (found as the
+    loaders find them: ``ssd_core.data.files.dataset_files_present``)."""
+    from ssd_core.data.files import dataset_files_present
 
-    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
-    present = []
-    if root.is_dir():
-        present = [name for name in FILE_DATASETS if _file_dataset_present(name, root)]
-    return list(EMBEDDED_DATASETS) + present
+    return list(EMBEDDED_DATASETS) + [name for name in FILE_DATASETS if dataset_files_present(name, data_dir)]
 
 
 def ui_methods() -> dict[str, MethodSpec]:

@@ -150,6 +150,16 @@ class RunSetup:
                 self.method, self.estimator, self.batch_size, self.device, self.seed,
                 self.data_upload, self.model_upload, self.owner)
 
+    def model_key(self) -> tuple:
+        """What decides the original model (not the forget request or the live method)."""
+        return (self.dataset, self.data_dir, self.model, self.device, self.seed, self.data_upload, self.model_upload,
+                self.owner)
+
+    def split_key(self) -> tuple:
+        """What decides the original model and the forget split (not the live method)."""
+        r = self.request
+        return (*self.model_key(), r.kind, r.target, r.k, r.indices, r.seed)
+
     def forget_slug(self) -> str:
         r = self.request
         if r.kind in ("class", "subclass"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -20,11 +21,11 @@ import torch
 
 from unlearning_lab import figures
 from ssd_core.dampening import dampen
-from ssd_core.metrics import logits_of
+from ssd_core.metrics import Evaluator
 from ssd_core.progress import OptionalProgress, report, scaled
 from ssd_core.sweep import BIG_DATASET, default_eval_bound  # noqa: F401  (the page reads them from here)
-from ssd_core.sweep import (MemoEvaluator, SplitEvaluator, SweepPoint, SweepResult, closest_to_retrain, log_grid,
-                            mark_pareto, suggest_alpha, sweep)
+from ssd_core.sweep import (MemoEvaluator, SweepPoint, SweepResult, closest_to_retrain, log_grid, mark_pareto,
+                            point_of, suggest_alpha, sweep)
 
 from . import resources
 from . import state as lab_state
@@ -32,10 +33,6 @@ from .resources import Prepared
 from .state import ALPHA_VALUES, LAMBDA_MAX, LAMBDA_MIN, clamp_lambda, snap_alpha
 
 K_SWEEP = "_alpha_sweep"
-
-
-def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float | None:
-    return None if len(labels) == 0 else float((logits.argmax(1) == labels).float().mean())
 
 
 def alpha_sweep(prepared: Prepared, lam: float, progress: Callable[[float, str], None] | None = None) -> list[dict[str, Any]]:
@@ -56,7 +53,8 @@ def alpha_sweep(prepared: Prepared, lam: float, progress: Callable[[float, str],
 def _alpha_rows(prepared: Prepared, lam: float, progress: Callable[[float, str], None] | None) -> list[dict[str, Any]]:
     split, device = prepared.split, prepared.device
     use_test = len(split.forget_test) > 0
-    forget_subset = split.forget_test if use_test else split.forget_train
+    forget_name = "forget_test" if use_test else "forget_train"
+    evaluator = Evaluator(split, device, subsets=(forget_name, "retain_test"), with_mia=False)
     scratch = resources.scratch_model(prepared)
     rows = []
     for i, alpha in enumerate(ALPHA_VALUES):
@@ -64,12 +62,11 @@ def _alpha_rows(prepared: Prepared, lam: float, progress: Callable[[float, str],
             progress(i / len(ALPHA_VALUES), f"α = {alpha:g}")
         model, report = dampen(prepared.model, prepared.importances.full, prepared.importances.forget, alpha, lam,
                                with_statistics=False, into=scratch)
-        retain_logits = logits_of(model, split.retain_test, device)
-        forget_logits = logits_of(model, forget_subset, device)
+        evaluation = evaluator(model)
         rows.append({
             "alpha": alpha,
-            "forget_acc": _accuracy(forget_logits, forget_subset.y),
-            "retain_acc": _accuracy(retain_logits, split.retain_test.y),
+            "forget_acc": evaluation.forget_test_acc if use_test else evaluation.forget_train_acc,
+            "retain_acc": evaluation.retain_test_acc,
             "fraction_dampened": report.fraction_selected,
             "dampened": report.total_selected,
             "forget_split": "test" if use_test else "train",
@@ -118,6 +115,61 @@ def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 # The alpha/lambda landscape
 
 K_LANDSCAPE = "_landscape"
+K_BOUND_FOR = "_ls_bound_for"  # the dataset the kept evaluation bound was chosen for
+K_PICK = "ls_pick"
+K_TARGET = "ls_target"
+LAMBDA_LADDER = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0]
+
+
+@dataclass(frozen=True)
+class GridForm:
+    """The landscape page's grid form: its own controls (not part of the run setup), kept per session
+    under ``ls_<field>``. ``eval_bound`` of None means the dataset's default bound."""
+
+    alpha_lo: float = 1.0
+    alpha_hi: float = 100.0
+    n_alpha: int = 10
+    lam_lo: float = 0.1
+    lam_hi: float = 5.0
+    n_lam: int = 6
+    budget: int = 60
+    eval_bound: int | None = None
+
+    @staticmethod
+    def key(field: str) -> str:
+        return f"ls_{field}"
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [cls.key(f.name) for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def widget_kwargs(cls, eval_bound_default: int) -> dict[str, dict[str, Any]]:
+        """Per field, the kwargs that bind its widget to the kept value (inside a form)."""
+        defaults = {**dataclasses.asdict(cls()), "eval_bound": eval_bound_default}
+        return {name: lab_state.keep(cls.key(name), default, in_form=True) for name, default in defaults.items()}
+
+    @classmethod
+    def kept(cls, eval_bound_default: int) -> "GridForm":
+        defaults = {**dataclasses.asdict(cls()), "eval_bound": eval_bound_default}
+        return cls(**{name: lab_state.kept(cls.key(name), default) for name, default in defaults.items()})
+
+    @staticmethod
+    def reset_bound_for(dataset: str, bound_default: int) -> None:
+        """A new dataset gets its own default evaluation bound."""
+        if lab_state.kept(K_BOUND_FOR) != dataset:
+            lab_state.set_kept(GridForm.key("eval_bound"), bound_default)
+            lab_state.set_kept(K_BOUND_FOR, dataset)
+
+    def grid(self, anchor_alpha: float) -> tuple[list[float], list[float], int | None]:
+        """The alphas, lambdas and evaluation bound (None: everything) this form asks for."""
+        lo, hi = sorted((float(self.alpha_lo), float(self.alpha_hi)))
+        anchor = min(ALPHA_VALUES, key=lambda a: abs(a - anchor_alpha))
+        lam_lo, lam_hi = sorted((float(self.lam_lo), float(self.lam_hi)))
+        return (alpha_grid(lo, hi, int(self.n_alpha), anchor=anchor),
+                lambda_grid(lam_lo, lam_hi, int(self.n_lam)), int(self.eval_bound or 0) or None)
+
+
 K_APPLIED_SETTING = "_landscape_applied"
 METRICS = {  # heatmaps: metric -> (label, better, note)
     "forget": ("Forget accuracy", "low", None),
@@ -178,7 +230,7 @@ def run_landscape(
     Returns the result (Pareto points marked over the whole grid) and how many settings reused an
     identical model's evaluation."""
     split, device = prepared.split, prepared.device
-    evaluator = MemoEvaluator(SplitEvaluator(split, device, max_eval_per_subset, seed=prepared.setup.seed))
+    evaluator = MemoEvaluator(Evaluator(split, device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed))
     start = time.perf_counter()
     points: list[SweepPoint] = []
     complete = True
@@ -311,18 +363,17 @@ class Suggestion:
     ladder_point: SweepPoint | None = None  # that setting, evaluated
 
 
-def _evaluate_setting(prepared: Prepared, alpha: float, lam: float, evaluator: SplitEvaluator) -> SweepPoint:
+def _evaluate_setting(prepared: Prepared, alpha: float, lam: float, evaluator: Evaluator) -> SweepPoint:
     model, rep = dampen(prepared.model, prepared.importances.full, prepared.importances.forget, alpha, lam,
                         with_statistics=False)
-    return SweepPoint(alpha=alpha, lam=lam, selected=rep.total_selected, fraction_selected=rep.fraction_selected,
-                      **evaluator(model))
+    return point_of(alpha, lam, rep, evaluator(model))
 
 
 def suggest(prepared: Prepared, target_forget_acc: float, lam: float, max_eval_per_subset: int | None = None) -> Suggestion:
     """The gentlest alpha (fewest parameters dampened) whose forget accuracy reaches the target, by
     bisection (``ssd_core.sweep.suggest_alpha``) over the slider's range; then the slider value at
     or just below it (lower alpha dampens more, so it reaches the target too), evaluated."""
-    evaluator = SplitEvaluator(prepared.split, prepared.device, max_eval_per_subset, seed=prepared.setup.seed)
+    evaluator = Evaluator(prepared.split, prepared.device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed)
     point = suggest_alpha(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,
                           target_forget_acc, lam=lam, low=ALPHA_VALUES[0], high=ALPHA_VALUES[-1],
                           device=prepared.device, evaluator=evaluator)
@@ -352,8 +403,8 @@ def retrain_reference(prepared: Prepared, max_eval_per_subset: int | None = None
         start = time.perf_counter()
         result = run_method("retrain", prepared.model, prepared.split, device=prepared.device, progress=progress,
                             seed=prepared.setup.seed)
-        evaluator = SplitEvaluator(prepared.split, prepared.device, max_eval_per_subset, seed=prepared.setup.seed)
-        metrics = evaluator(result.model)
+        evaluator = Evaluator(prepared.split, prepared.device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed)
+        metrics = {k: v for k, v in evaluator(result.model).summary().items() if k not in ("test_acc", "zrf")}
         return {**metrics, "seconds": time.perf_counter() - start}
 
     return resources.resource_store().get("retrain", key, build)

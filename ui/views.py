@@ -14,7 +14,6 @@ import torch
 
 from unlearning_lab import figures, saliency
 from unlearning_lab.export import modebar_config
-from ssd_core.metrics import entropy, per_sample_loss
 
 from . import resources
 from .errors import guard
@@ -220,27 +219,11 @@ def fig_saliency(p: Prepared, live: LiveResult, options: ViewOptions) -> Any:
     )
 
 
-def signal_groups(p: Prepared, live: LiveResult, quantity: str, max_per_group: int = 2000) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    ds, split = p.dataset, p.split
-    rng = np.random.default_rng(p.setup.seed)
-
-    def values(outputs) -> tuple[torch.Tensor, torch.Tensor]:
-        if quantity == "entropy":
-            return entropy(outputs.train_logits), entropy(outputs.test_logits)
-        return per_sample_loss(outputs.train_logits, ds.train_y), per_sample_loss(outputs.test_logits, ds.test_y)
-
-    def cap(index: torch.Tensor) -> np.ndarray:
-        idx = index.numpy()
-        return np.sort(rng.choice(idx, size=max_per_group, replace=False)) if idx.size > max_per_group else idx
-
-    forget_idx, retain_idx = cap(split.forget_train.indices), cap(split.retain_train.indices)
-    test_idx = cap(torch.arange(len(ds.test_y)))
-    (b_train, b_test), (a_train, a_test) = values(p.before_outputs), values(live.outputs)
-    return {
-        "forget": (b_train.numpy()[forget_idx], a_train.numpy()[forget_idx]),
-        "retain": (b_train.numpy()[retain_idx], a_train.numpy()[retain_idx]),
-        "test": (b_test.numpy()[test_idx], a_test.numpy()[test_idx]),
-    }
+def signal_groups(p: Prepared, live: LiveResult, quantity: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The forgetting signal before and after, image by image (the same sample for both)."""
+    before = figures.signal_values(p.before_outputs, p.split, quantity, seed=p.setup.seed)
+    after = figures.signal_values(live.outputs, p.split, quantity, seed=p.setup.seed)
+    return {group: (before[group], after[group]) for group in before}
 
 
 def fig_signal(p: Prepared, live: LiveResult, quantity: str) -> Any:

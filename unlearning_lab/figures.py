@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -871,3 +871,36 @@ def apply_theme(fig: go.Figure, theme: str | Theme = "default") -> go.Figure:
     if isinstance(layout.get("height"), (int, float)):
         layout["height"] = int(layout["height"] * 1.12)
     return go.Figure({"data": traces, "layout": layout}, skip_invalid=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The forgetting signal's data
+
+
+def signal_values(outputs: Any, split: Any, quantity: str, seed: int = 0, max_per_group: int = 2000) -> dict[str, np.ndarray]:
+    """Per-sample ``quantity`` ("loss" or "entropy") of one model on forget-train, retain-train and
+    test images (a model's ``SplitOutputs``), each group capped at ``max_per_group`` images by a
+    seeded sample: the same seed picks the same images for every model, so two models' values
+    line up image by image."""
+    from ssd_core.metrics import entropy, per_sample_loss
+
+    ds = split.dataset
+    rng = np.random.default_rng(seed)
+
+    def cap(index: torch.Tensor) -> np.ndarray:
+        idx = index.numpy()
+        return np.sort(rng.choice(idx, size=max_per_group, replace=False)) if idx.size > max_per_group else idx
+
+    def values(logits: torch.Tensor, labels: torch.Tensor, idx: np.ndarray) -> np.ndarray:
+        chosen = torch.from_numpy(idx)
+        if quantity == "entropy":
+            return entropy(logits[chosen]).numpy()
+        return per_sample_loss(logits[chosen], labels[chosen]).numpy()
+
+    forget_idx, retain_idx = cap(split.forget_train.indices), cap(split.retain_train.indices)
+    test_idx = cap(torch.arange(len(ds.test_y)))
+    return {
+        "forget": values(outputs.train_logits, ds.train_y, forget_idx),
+        "retain": values(outputs.train_logits, ds.train_y, retain_idx),
+        "test": values(outputs.test_logits, ds.test_y, test_idx),
+    }

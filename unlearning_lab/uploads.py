@@ -39,6 +39,7 @@ import numpy as np
 from ssd_core.data import ImageDataset
 from ssd_core.data.files import IMAGE_EXTENSIONS, make_dataset, stratified_split, default_data_dir
 from ssd_core.errors import InputError
+from ssd_core.memory import size_text
 from ssd_core.settings import settings
 from ssd_core.data.images import HEADER_BYTES, Header, PixelBomb, check_dataset_memory, decode, read_header, stored_size
 
@@ -91,14 +92,6 @@ class UploadResult:
     warnings: list[str]
 
 
-def _size_text(n: float) -> str:
-    if n >= MB:
-        return f"{n / MB:.4g} MB"
-    if n >= 1024:
-        return f"{n / 1024:.4g} KB"
-    return f"{int(n)} bytes"
-
-
 def _shown(name: str, limit: int = 100) -> str:
     """A member name safe to put in a message: no control characters, not too long."""
     clean = "".join(ch if ch.isprintable() else "?" for ch in name)
@@ -117,7 +110,7 @@ def _listing(names: list[str], limit: int = 3) -> str:
 def _open_upload(source: bytes | str | os.PathLike[str] | BinaryIO, max_bytes: int) -> BinaryIO:
     """The upload as a seekable binary file: bytes are wrapped, a path is opened (never read into
     memory whole: the zip is read member by member from disk), an open file is used as it is."""
-    too_big = f"The upload is larger than the {_size_text(max_bytes)} limit."
+    too_big = f"The upload is larger than the {size_text(max_bytes)} limit."
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > max_bytes:
             raise InputError(too_big)
@@ -203,7 +196,7 @@ def _screen(infos: list[zipfile.ZipInfo], limits: UploadLimits) -> None:
         compressed += info.compress_size
     if total > limits.max_total_bytes:
         raise InputError(
-            f"The zip unpacks to {_size_text(total)}, more than the {_size_text(limits.max_total_bytes)} allowed."
+            f"The zip unpacks to {size_text(total)}, more than the {size_text(limits.max_total_bytes)} allowed."
         )
     if total > limits.ratio_min_bytes and total / max(compressed, 1) > limits.max_compression_ratio:
         raise InputError(
@@ -235,7 +228,7 @@ class _Budget:
                             f"The zip is refused because its headers are inconsistent: '{_shown(info.filename)}' is larger than it claims."
                         )
                     if self.used > self.limit:
-                        raise InputError(f"The zip unpacks to more than the {_size_text(self.limit)} allowed.")
+                        raise InputError(f"The zip unpacks to more than the {size_text(self.limit)} allowed.")
                     chunks.append(chunk)
         except InputError:
             raise
@@ -428,7 +421,7 @@ def _load_zip(handle: BinaryIO, *, image_size: int | None, test_fraction: float,
         needed = len(readable) * channels * width * height
         if needed > limits.max_dataset_bytes:
             raise InputError(
-                f"The dataset would take {_size_text(needed)} in memory, more than the {_size_text(limits.max_dataset_bytes)} allowed; "
+                f"The dataset would take {size_text(needed)} in memory, more than the {size_text(limits.max_dataset_bytes)} allowed; "
                 "pick a smaller image size or upload fewer images."
             )
         check_dataset_memory(len(readable), channels, width, height, "decoding the uploaded images")
@@ -502,7 +495,7 @@ def spool(source: BinaryIO, folder: str | os.PathLike[str], name: str = "upload.
             if written > limit:
                 out.close()
                 target.unlink(missing_ok=True)
-                raise InputError(f"The upload is larger than the {_size_text(limit)} limit.")
+                raise InputError(f"The upload is larger than the {size_text(limit)} limit.")
             out.write(chunk)
     return target
 

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..memory import size_text
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +63,6 @@ def max_checkpoint_bytes() -> int:
 
 
 DEFAULT_MAX_BYTES = max_checkpoint_bytes()  # at import time; the functions read the env at call time
-
-
-def _size_text(n: int) -> str:
-    if n >= MB:
-        return f"{n / MB:.4g} MB"
-    if n >= 1024:
-        return f"{n / 1024:.4g} KB"
-    return f"{n} bytes"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +191,7 @@ def read_model_config(source: str | Path | bytes | BinaryIO) -> ModelConfig:
 
 def _read_bytes(source: str | Path | bytes | BinaryIO, max_bytes: int, what: str = "checkpoint") -> tuple[bytes, str]:
     """The bytes of a path, a bytes object or an open binary file; never more than ``max_bytes``."""
-    limit = f"The {what} is larger than the {_size_text(max_bytes)} limit."
+    limit = f"The {what} is larger than the {size_text(max_bytes)} limit."
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "upload"
     elif hasattr(source, "read"):
@@ -261,7 +254,7 @@ def _check_safetensors_header(data: bytes) -> None:
     header_len = int.from_bytes(data[:8], "little")
     if header_len > SAFETENSORS_MAX_HEADER:
         raise InputError(
-            f"The safetensors header is {_size_text(header_len)}, more than the {_size_text(SAFETENSORS_MAX_HEADER)} allowed."
+            f"The safetensors header is {size_text(header_len)}, more than the {size_text(SAFETENSORS_MAX_HEADER)} allowed."
         )
     if 8 + header_len > len(data):
         raise InputError("The safetensors file is truncated: it ends inside its header.")
@@ -309,7 +302,7 @@ def _check_safetensors_header(data: bytes) -> None:
     available = len(data) - 8 - header_len
     if position > available:
         raise InputError(
-            f"The safetensors file is truncated: its header promises {_size_text(position)} of tensor data but only {_size_text(available)} follow."
+            f"The safetensors file is truncated: its header promises {size_text(position)} of tensor data but only {size_text(available)} follow."
         )
     if position < available:
         raise _safetensors_error("it has trailing bytes after the tensors")
@@ -419,7 +412,7 @@ def _check_torch_zip(data: bytes, max_bytes: int) -> None:
             if len(names) > MAX_TENSORS + 16:
                 raise InputError(f"The PyTorch file has {len(names)} entries, more than the {MAX_TENSORS} allowed.")
             if sum(info.file_size for info in infos) > max_bytes:
-                raise InputError(f"The PyTorch file unpacks to more than the {_size_text(max_bytes)} limit.")
+                raise InputError(f"The PyTorch file unpacks to more than the {size_text(max_bytes)} limit.")
             if len(set(names)) != len(names):
                 raise InputError("The PyTorch file is malformed: it has duplicate entries.")
             prefixes = {name.split("/", 1)[0] for name in names}

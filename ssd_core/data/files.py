@@ -361,8 +361,7 @@ def load_mnist(
     name = "fashion_mnist" if fashion else "mnist"
     label = "Fashion-MNIST" if fashion else "MNIST"
     root = Path(data_dir).expanduser()
-    aliases = ["fashion_mnist", "fashion-mnist", "FashionMNIST"] if fashion else ["mnist", "MNIST"]
-    dirs = [root] + [d for alias in aliases for d in (root / alias, root / alias / "raw")]
+    dirs = _mnist_dirs(root, fashion)
     found = {f: _find_file(dirs, f) for f in IDX_FILES}
     missing = [f for f, p in found.items() if p is None]
     home = root / name
@@ -455,6 +454,39 @@ def _find_cifar10(root: Path) -> Path | None:
     return None
 
 
+def _find_cifar100(root: Path) -> Path | None:
+    candidates = [
+        root / "cifar-100-binary",
+        root,
+        root / "cifar100" / "cifar-100-binary",
+        root / "cifar100",
+        root / "cifar20" / "cifar-100-binary",
+    ]
+    return _first_dir(candidates, ["train.bin", "test.bin"])
+
+
+def _mnist_dirs(root: Path, fashion: bool) -> list[Path]:
+    aliases = ["fashion_mnist", "fashion-mnist", "FashionMNIST"] if fashion else ["mnist", "MNIST"]
+    return [root] + [d for alias in aliases for d in (root / alias, root / alias / "raw")]
+
+
+def dataset_files_present(name: str, data_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Whether the files the loader of file dataset ``name`` needs are in ``data_dir`` (default:
+    :func:`default_data_dir`), found exactly as the loader finds them (nothing is read).
+    ``imagefolder`` needs an explicit folder, so it is never listed."""
+    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    if not root.is_dir():
+        return False
+    if name in ("mnist", "fashion_mnist"):
+        dirs = _mnist_dirs(root, name == "fashion_mnist")
+        return all(_find_file(dirs, f) is not None for f in IDX_FILES)
+    if name == "cifar10":
+        return _find_cifar10(root) is not None
+    if name in ("cifar100", "cifar20"):
+        return _find_cifar100(root) is not None
+    return False
+
+
 def load_cifar10(
     data_dir: str | os.PathLike[str], *, download: bool = False, url_base: str | None = None
 ) -> ImageDataset:
@@ -503,22 +535,14 @@ def load_cifar100(
 ) -> ImageDataset:
     """CIFAR-100 (binary version); ``coarse`` gives cifar20: 20 superclasses, fine sub-classes."""
     root = Path(data_dir).expanduser()
-    required = ["train.bin", "test.bin"]
-    candidates = [
-        root / "cifar-100-binary",
-        root,
-        root / "cifar100" / "cifar-100-binary",
-        root / "cifar100",
-        root / "cifar20" / "cifar-100-binary",
-    ]
-    directory = _first_dir(candidates, required)
+    directory = _find_cifar100(root)
     home = root / "cifar-100-binary"
     if directory is None and download:
         url = (
             CIFAR100_URL if url_base is None else url_base.rstrip("/") + "/cifar-100-binary.tar.gz"
         )
         _download_archive(url, root, "CIFAR-100", home)
-        directory = _first_dir(candidates, required)
+        directory = _find_cifar100(root)
     if directory is None:
         raise InputError(
             f"CIFAR-100 files not found: put train.bin and test.bin (from cifar-100-binary.tar.gz) "
