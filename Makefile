@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test bench install install-test clean
+.PHONY: run test lint bench install install-test clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,15 @@ run: install
 	$(VENV)/bin/streamlit run serve.py --server.headless true --server.fileWatcherType none \
 		--server.port $(PORT) --browser.gatherUsageStats false --client.toolbarMode minimal
 
-test: install-test
+lint: install-test
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: lint
 	$(PY) -m pytest -q
 
 bench: install
 	$(PY) bench/run.py --json bench/results.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

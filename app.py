@@ -31,7 +31,7 @@ page = st.navigation(
     ]
 )
 load_libraries()  # once per server: sessions arriving together must not import torch side by side
-from ui.sidebar import follow_url  # noqa: E402  (heavy: torch; after load_libraries)
+from ui.sidebar import follow_url  # heavy (torch): imported after load_libraries
 
 follow_url(page)  # the run setup follows a URL changed from outside (a shared link, the back button)
 page.run()

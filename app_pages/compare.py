@@ -14,12 +14,12 @@ st.markdown(
 )
 preload = preload_charts()
 
-from unlearning_lab import figures  # noqa: E402
-from unlearning_lab import figures_compare as figs  # noqa: E402
-from ssd_core.metrics import OVER_FORGETTING_TOLERANCE  # noqa: E402
-from ui import compare, layout, sidebar  # noqa: E402
-from ui.errors import guard, show_error  # noqa: E402
-from ui.state import keep  # noqa: E402
+from ssd_core.metrics import OVER_FORGETTING_TOLERANCE
+from ui import compare, layout, sidebar
+from ui.errors import guard, show_error
+from ui.state import keep
+from unlearning_lab import figures
+from unlearning_lab import figures_compare as figs
 
 K_METHODS = "cmp_methods"
 K_QUANTITY = "cmp_signal_quantity"
@@ -99,9 +99,9 @@ def results(prepared, runs: dict) -> None:
         gold = runs[compare.GOLD].evaluation
         from ssd_core.metrics import gap_to_retrain
 
-        gaps = {m: gap_to_retrain(r.evaluation, gold) for m, r in runs.items() if m != compare.GOLD}
-        if gaps:
-            compare.show_figure(figs.gap_figure(gaps), "gap-to-retrain", stem)
+        to_gold = {m: gap_to_retrain(r.evaluation, gold) for m, r in runs.items() if m != compare.GOLD}
+        if to_gold:
+            compare.show_figure(figs.gap_figure(to_gold), "gap-to-retrain", stem)
     per_class = {"original": prepared.before_eval.per_class_acc, **{m: r.evaluation.per_class_acc for m, r in runs.items()}}
     compare.show_figure(figs.per_class_methods_figure(prepared.dataset.classes, per_class, prepared.split.forget_classes),
                         "per-class", stem)

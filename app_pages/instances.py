@@ -10,22 +10,23 @@ st.title("Forget chosen images")
 st.markdown(
     "Pick a few training images and make the model forget them — using **only the model and those images**, "
     "no retain data. *naive* pushes each image away from its label; *adv* also trains on adversarial "
-    "examples and on nearby copies kept at their class, which stand in for the rest of the data; *adv+imp* also anchors the weights that do not matter "
+    "examples and on nearby copies kept at their class, which stand in for the rest of the data; *adv+imp* also anchors the "
+    "weights that do not matter "
     "for the chosen images. Training stops as soon as every chosen image is misclassified."
 )
 preload = preload_charts()
 
-import torch  # noqa: E402
+import torch
 
-from unlearning_lab import figures_compare as figs  # noqa: E402
-from ssd_core.data import ForgetRequest, make_split, parse_indices  # noqa: E402
-from ssd_core.indices import format_indices  # noqa: E402
-from ssd_core.errors import InputError  # noqa: E402
-from ssd_core.methods.l2ul import MAX_FORGET, VARIANTS  # noqa: E402
-from ui import compare, layout, sidebar  # noqa: E402
-from ui.errors import guard, show_error  # noqa: E402
-from ui import state as lab_state  # noqa: E402
-from unlearning_lab.text import plain  # noqa: E402
+from ssd_core.data import ForgetRequest, make_split, parse_indices
+from ssd_core.errors import InputError
+from ssd_core.indices import format_indices
+from ssd_core.methods.l2ul import MAX_FORGET, VARIANTS
+from ui import compare, layout, sidebar
+from ui import state as lab_state
+from ui.errors import guard, show_error
+from unlearning_lab import figures_compare as figs
+from unlearning_lab.text import plain
 
 PER_PAGE = 40
 COLUMNS = 8
@@ -99,7 +100,8 @@ def thumbnail(image: np.ndarray, size: int = 64) -> np.ndarray:
     return img[..., 0] if img.shape[2] == 1 else img
 
 
-def gallery(dataset) -> None:
+def gallery(prepared) -> None:
+    dataset = prepared.dataset
     n_train = len(dataset.train_y)
     pages = (n_train + PER_PAGE - 1) // PER_PAGE
     chosen = set(picked())
@@ -196,7 +198,7 @@ if prepared is not None:
     dataset = prepared.dataset
     st.subheader("1. Pick images")
     with guard("drawing the gallery"):
-        gallery(dataset)
+        gallery(prepared)
     chosen = picked()
     st.caption(f"Picked {len(chosen)}: {', '.join(map(str, chosen[:40]))}{' …' if len(chosen) > 40 else ''}"
                if chosen else "Nothing picked yet: tick images above or pick k at random.")

@@ -16,16 +16,15 @@ st.markdown(
     "example in one click."
 )
 
-from unlearning_lab.figures import short_layer_name  # noqa: E402  (heavy imports after the first paint)
-from ui import layout, live, resources, sidebar  # noqa: E402
-from ui.errors import guard, show_error  # noqa: E402
-from ui.lesson import lesson_state  # noqa: E402
-from ui.presets import render_picker  # noqa: E402
-from ui import state as lab_state  # noqa: E402
-from ui.state import K_ALPHA, K_LAMBDA  # noqa: E402
-from ui.sweep import alpha_sweep, sweep_figure  # noqa: E402
-from ui.theme import show_chart  # noqa: E402
-from ui.views import (  # noqa: E402
+from ui import layout, live, resources, sidebar
+from ui import state as lab_state
+from ui.errors import guard, show_error
+from ui.lesson import lesson_state
+from ui.presets import render_picker
+from ui.state import K_ALPHA, K_LAMBDA
+from ui.sweep import alpha_sweep, sweep_figure
+from ui.theme import show_chart
+from ui.views import (
     fig_accuracy_summary,
     fig_importance_ratios,
     fig_per_class,
@@ -35,6 +34,7 @@ from ui.views import (  # noqa: E402
     fig_weights,
     options_from_state,
 )
+from unlearning_lab.figures import short_layer_name  # heavy imports after the first paint
 
 render_picker("lesson")
 
@@ -56,7 +56,8 @@ def metrics_at(prepared, alpha: float, lam: float) -> dict:
     """Summary metrics at another setting (for checks that compare with a neighbouring alpha)."""
     cache = st.session_state.get(K_METRICS)
     if cache is None or cache[0] != prepared.key:
-        cache = (prepared.key, {})
+        memo: dict[tuple[float, float], dict] = {}
+        cache = (prepared.key, memo)
         st.session_state[K_METRICS] = cache
     if (alpha, lam) not in cache[1]:
         cache[1][(alpha, lam)] = resources.compute_live(prepared, alpha, lam, scratch=None).evaluation.summary()
@@ -105,7 +106,7 @@ def numbers(prepared, result, state) -> None:
     b, a = prepared.before_eval, result.evaluation
     forget_b = b.forget_test_acc if b.forget_test_acc is not None else b.forget_train_acc
     forget_a = a.forget_test_acc if a.forget_test_acc is not None else a.forget_train_acc
-    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
     cells = [
         ("Forget acc.", pct(forget_a), f"before {pct(forget_b)}"),
         ("Retain acc. (test)", pct(a.retain_test_acc), f"before {pct(b.retain_test_acc)}"),

@@ -14,13 +14,13 @@ st.markdown(
 )
 preload = preload_charts()
 
-from unlearning_lab import figures_compare as figs  # noqa: E402
-from ssd_core.methods import get_method, make_config  # noqa: E402
-from ssd_core.methods.loops import per_layer_fraction, top_fraction_mask  # noqa: E402
-from ssd_core.methods.saps import SELECTIONS, selection_scores  # noqa: E402
-from ui import compare, layout, sidebar  # noqa: E402
-from ui.errors import show_error  # noqa: E402
-from ui.state import keep, kept  # noqa: E402
+from ssd_core.methods import get_method, make_config
+from ssd_core.methods.loops import per_layer_fraction, top_fraction_mask
+from ssd_core.methods.saps import SELECTIONS, selection_scores
+from ui import compare, layout, sidebar
+from ui.errors import show_error
+from ui.state import keep, kept
+from unlearning_lab import figures_compare as figs
 
 P_OPTIONS = [1.0, 2.0, 5.0, 10.0]
 K_P = "saps_p"

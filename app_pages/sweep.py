@@ -75,6 +75,10 @@ def grid_controls(prepared) -> tuple[list[float], list[float], int | None, float
     return alphas, lams, bound, float(form.budget), submitted
 
 
+def _show_progress(bar, fraction: float, message: str) -> None:
+    bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+
 def compute(prepared, alphas, lams, bound, budget) -> None:
     key = (prepared.key, tuple(alphas), tuple(lams), bound)
     c1, c2 = st.columns([5, 1], vertical_alignment="center")
@@ -88,7 +92,7 @@ def compute(prepared, alphas, lams, bound, budget) -> None:
 
     result, hits = landscape.run_landscape(
         prepared, alphas, lams, max_eval_per_subset=bound, time_budget_s=budget,
-        progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m), on_row=keep,
+        progress=lambda f, m: _show_progress(bar, f, m), on_row=keep,
     )
     st.session_state[landscape.K_LANDSCAPE] = {"key": key, "result": result, "hits": hits}
     bar.empty()
@@ -101,7 +105,8 @@ def show_landscape(prepared, stored) -> None:
     total = len(result.alphas) * len(result.lams)
     sizes = result.eval_sizes
     evaluated = ("all images" if stored["key"][3] is None else
-                 f"at most {stored['key'][3]} images per subset (" + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sizes.items()) + ")")
+                 f"at most {stored['key'][3]} images per subset ("
+                 + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sizes.items()) + ")")
     reused = "" if not stored.get("hits") else f", {stored['hits']} reused an identical model's numbers"
     st.caption(f"{len(result.points)} of {total} settings in {result.seconds:.1f} s{reused} · evaluated on {evaluated}.")
     if not result.complete:
@@ -205,7 +210,7 @@ def retrain_panel(prepared, stored, bound) -> None:
     done = st.session_state.get(K_RETRAINED)
     if done and done[0] == key:
         r = done[1]
-        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
         st.info(f"Retrained model: forget (test) {pct(r.get('forget_test_acc'))}, forget (train) {pct(r.get('forget_train_acc'))}, "
                 f"retain (test) {pct(r.get('retain_test_acc'))}, MIA {pct(r.get('mia'))} ({r['seconds']:.0f} s).",
                 icon=":material/model_training:")
@@ -227,7 +232,7 @@ def alpha_only(prepared) -> None:
     lam = st.slider("λ — dampening strength", min_value=lab_state.LAMBDA_MIN, max_value=lab_state.LAMBDA_MAX,
                     step=lab_state.LAMBDA_STEP, **lab_state.bind("lam", K_LAMBDA, float))
     bar = st.progress(0.0, text="sweeping α")
-    rows = alpha_sweep(prepared, float(lam), progress=lambda f, m: bar.progress(f, text=m))
+    rows = alpha_sweep(prepared, float(lam), progress=lambda f, m: _show_progress(bar, f, m))
     bar.empty()
     current = float(lab_state.current().alpha)
     show_chart(sweep_figure(prepared, rows, current), key="chart-alpha-sweep",

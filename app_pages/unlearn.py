@@ -12,7 +12,7 @@ st.markdown(
 )
 preload = preload_charts()  # the browser fetches plotly.js while torch and the model load
 
-from ui import layout, live, sidebar  # noqa: E402  (heavy: torch; imported after the first paint)
+from ui import layout, live, sidebar  # heavy (torch): imported after the first paint
 
 setup = sidebar.run_setup()
 if setup is None:

@@ -27,11 +27,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ssd_core import importance  # noqa: E402
-from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
-from ssd_core.methods import available_methods, run_method  # noqa: E402
-from ssd_core.models import resolve_device  # noqa: E402
-from ssd_core.train import accuracy, load_or_train  # noqa: E402
+from ssd_core import importance
+from ssd_core.data import ForgetRequest, load_dataset, make_split
+from ssd_core.methods import available_methods, run_method
+from ssd_core.models import resolve_device
+from ssd_core.train import accuracy, load_or_train
 
 SETUPS = {"digits": ("digits", "smallcnn", 3), "shapes": ("shapes", "resnet18_narrow", 2)}
 
@@ -63,7 +63,8 @@ def _timed(name: str, model, split, device: torch.device) -> dict:
     return row
 
 
-def run(devices: tuple[str, ...] | list[str] = ("cpu",), setups: tuple[str, ...] | list[str] = ("digits", "shapes"), methods: list[str] | None = None) -> dict:
+def run(devices: tuple[str, ...] | list[str] = ("cpu",), setups: tuple[str, ...] | list[str] = ("digits", "shapes"),
+        methods: list[str] | None = None) -> dict:
     """{device: {dataset/model: {method: {...}, "ssd_over_retrain": ..., ...}}} (see module docstring)."""
     names = methods or [n for n in available_methods() if n != "ssd"] + ["ssd"]
     results: dict = {}

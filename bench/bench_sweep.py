@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
-from ssd_core.methods.ssd import ssd_importances  # noqa: E402
-from ssd_core.metrics import Evaluator  # noqa: E402
-from ssd_core.sweep import MemoEvaluator, default_eval_bound, log_grid, sweep  # noqa: E402
-from ssd_core.train import load_or_train  # noqa: E402
+from ssd_core.data import ForgetRequest, load_dataset, make_split
+from ssd_core.methods.ssd import ssd_importances
+from ssd_core.metrics import Evaluator
+from ssd_core.sweep import MemoEvaluator, default_eval_bound, log_grid, sweep
+from ssd_core.train import load_or_train
 
 ALPHAS, LAMBDAS = log_grid(0.3, 300, 10), log_grid(0.03, 3, 10)
 

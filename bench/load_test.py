@@ -44,9 +44,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -139,7 +140,7 @@ class MemorySampler:
             self._sample()
             self._stop.wait(self.interval_s)
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 
@@ -178,7 +179,7 @@ async def _pick_option(page, label: str, option: str, timeout_s: float) -> None:
         try:
             await wanted.click(timeout=min(5000.0, remaining_ms))
             return
-        except Exception:  # noqa: BLE001 - the list closed under us; try again until the deadline
+        except Exception:  # the list closed under us; try again until the deadline
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await page.keyboard.press("Escape")
@@ -275,11 +276,12 @@ class StreamlitSocket:
         self.errors: list[str] = []
 
     @classmethod
-    async def open(cls, url: str, timeout_s: float) -> "StreamlitSocket":
+    async def open(cls, url: str, timeout_s: float) -> StreamlitSocket:
         from websockets.asyncio.client import connect
+        from websockets.typing import Subprotocol
 
         ws = await asyncio.wait_for(
-            connect(url.replace("http://", "ws://") + "/_stcore/stream", subprotocols=["streamlit"], max_size=None,
+            connect(url.replace("http://", "ws://") + "/_stcore/stream", subprotocols=[Subprotocol("streamlit")], max_size=None,
                     open_timeout=timeout_s, ping_interval=None),
             timeout_s,
         )

@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ssd_core.data import load_dataset  # noqa: E402
-from ssd_core.train import SHIPPED_CHECKPOINTS, TrainConfig, checkpoint_key, save_checkpoint, train_model  # noqa: E402
+from ssd_core.data import load_dataset
+from ssd_core.train import SHIPPED_CHECKPOINTS, TrainConfig, checkpoint_key, save_checkpoint, train_model
 
 # smallcnn is the digits default; on shapes it underfits (36% test), so shapes ships resnet18_narrow (98%).
 SHIPPED = [("digits", "smallcnn"), ("digits", "vit_tiny"), ("shapes", "resnet18_narrow")]

@@ -13,7 +13,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from .errors import InputError
 
@@ -48,7 +49,7 @@ class ProgressBar:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one sentence, exit 2, no usage dump
+    def error(self, message: str) -> NoReturn:  # one sentence, exit 2, no usage dump
         raise InputError(message[0].upper() + message[1:] + ("" if message.endswith(".") else "."))
 
 
@@ -71,6 +72,7 @@ def _whole(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m ssd_core`` (unlearn, train, list, ...)."""
     parser = _Parser(prog="python -m ssd_core", description="Machine unlearning for image classifiers.")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE",
                         help="a Python file that registers methods (repeatable; importing it runs it)")
@@ -162,7 +164,6 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 def _check_writable(path_stem: str) -> None:
     """Refuse --save-model before the run when its folder cannot be written (not after it)."""
-    import os
     from pathlib import Path
 
     folder = Path(path_stem).expanduser().parent
@@ -222,7 +223,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     trained = load_or_train(dataset, model, seed=args.seed, device=args.device, progress=ProgressBar(not args.quiet))
     if args.out:
         save_model(trained.model, config_for_dataset(model, dataset), args.out, {"test_acc": trained.test_acc})
-    print(json.dumps({"dataset": dataset.name, "model": model, "seed": args.seed, "test_acc": trained.test_acc, "source": trained.source, "train_seconds": trained.seconds}))
+    print(json.dumps({"dataset": dataset.name, "model": model, "seed": args.seed, "test_acc": trained.test_acc,
+                      "source": trained.source, "train_seconds": trained.seconds}))
     return 0
 
 
@@ -245,6 +247,7 @@ def _cmd_list(_: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: sys.argv); returns the exit status (2 for bad input)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         args = build_parser().parse_args(argv)
@@ -265,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: the run needed more memory than this machine has; try smaller data or a smaller model.",
               file=sys.stderr)
         return 1
-    except Exception as exc:  # noqa: BLE001 - a bug, not bad input: one line, the traceback on request
+    except Exception as exc:  # a bug, not bad input: one line, the traceback on request
         from .settings import settings
 
         if settings().debug:

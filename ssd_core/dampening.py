@@ -76,7 +76,14 @@ def check_hyperparameters(alpha: float, lam: float) -> None:
 def dampening_factors(
     full_importance: torch.Tensor, forget_importance: torch.Tensor, alpha: float, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(selected mask, beta) for one tensor; beta is 1 wherever nothing is selected."""
+    """(selected mask, beta) for one tensor; beta is 1 wherever nothing is selected.
+
+    Args:
+        full_importance: I_D of the tensor.
+        forget_importance: I_f of the tensor.
+        alpha: selection threshold (I_f > alpha * I_D).
+        lam: dampening strength.
+    """
     selected = forget_importance > alpha * full_importance  # False wherever a NaN is involved
     ratio = (lam * full_importance) / forget_importance  # only read where selected (I_f > 0 there)
     beta = torch.where(selected, ratio.clamp(max=1.0), torch.ones_like(ratio))
@@ -137,9 +144,18 @@ def dampen(
 ) -> tuple[nn.Module, DampeningReport]:
     """Return a dampened copy of ``model`` and a per-layer report.
 
-    ``into`` may be a same-architecture scratch model to overwrite instead of deep-copying (what
-    the dashboard does on every slider move); ``model`` itself is never modified.
-    ``with_statistics=False`` skips the log-ratio statistics (they do not depend on alpha/lambda).
+    Args:
+        model: the original model; never modified.
+        full_importance: I_D per parameter name.
+        forget_importance: I_f per parameter name.
+        alpha: selection threshold: parameter i is selected where I_f > alpha * I_D.
+        lam: dampening strength: beta = min(lam * I_D / I_f, 1) on selected parameters.
+        with_statistics: False skips the log-ratio statistics (they do not depend on alpha/lambda).
+        into: a same-architecture scratch model to overwrite instead of deep-copying (what the
+            dashboard does on every slider move).
+
+    Returns:
+        The dampened model and the per-layer report (how many parameters each layer had selected).
     """
     check_hyperparameters(alpha, lam)
     if into is None:

@@ -43,12 +43,14 @@ class ExperimentConfig:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed torch on the CPU and every GPU."""
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
 
 
 def environment() -> dict[str, str]:
+    """Versions and hardware a result was computed with (ssd_core, torch, Python, platform, CUDA, device)."""
     return {
         "ssd_core": __version__,
         "torch": torch.__version__,

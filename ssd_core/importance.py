@@ -28,14 +28,18 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .data import Subset, batches
 from .errors import InputError
 from .progress import OptionalProgress, report
 
 log = logging.getLogger(__name__)
+
+# Part of every cached importance's key: bump it when a change to the estimators changes their
+# values, so an importance computed by older code is never read back.
+IMPORTANCE_CODE_VERSION = 2
 
 Estimator = Literal["fisher", "fisher_exact", "lossfree", "mas"]
 ESTIMATORS: tuple[str, ...] = ("fisher", "fisher_exact", "lossfree", "mas")
@@ -69,6 +73,17 @@ def compute_importance(
 
     The model is not modified (gradients are taken with ``torch.autograd.grad``, so ``.grad``
     stays untouched); its train/eval mode is restored afterwards.
+
+    Args:
+        model: the model (evaluated in eval mode).
+        data: the images and labels to average over, unshuffled.
+        estimator: "fisher" (batch), "fisher_exact" (per sample), "lossfree" or "mas".
+        batch_size: images per batch (the batch Fisher depends on it).
+        device: where to compute (default: the model's device).
+        progress: ``progress(fraction, message)`` callback.
+
+    Returns:
+        One non-negative tensor per trainable parameter name, shaped like the parameter.
     """
     if estimator not in ESTIMATORS:
         raise InputError(f"Unknown importance estimator '{estimator}'; choose one of {', '.join(ESTIMATORS)}.")
@@ -91,7 +106,7 @@ def compute_importance(
         for i, (x, y) in enumerate(batches(data, batch_size, device)):
             loss = _objective(estimator, model(x), y)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
-            grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]
+            grads = tuple(g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params))
             if square:
                 torch._foreach_addcmul_(totals, grads, grads)
             else:
@@ -173,7 +188,7 @@ class ImportanceCache:
     ) -> ImportanceDict:
         """I_D for ``model`` on ``data``; ``data_key`` must identify ``data`` (e.g. a dataset fingerprint)."""
         model_key = model_key or model_fingerprint(model)
-        key = f"{model_key}-{data_key}-{estimator}-b{batch_size}"
+        key = f"{model_key}-{data_key}-{estimator}-b{batch_size}-v{IMPORTANCE_CODE_VERSION}"
         device = torch.device(device) if device is not None else next(model.parameters()).device
         if key in self._memory:
             self._memory.move_to_end(key)
@@ -190,7 +205,7 @@ class ImportanceCache:
                 self.hits += 1
                 report(progress, 1.0, "importance loaded from cache")
                 return self._on(loaded, device)
-            except Exception as exc:  # damaged cache file: recompute
+            except Exception as exc:  # noqa: BLE001 - a damaged cache file is recomputed
                 log.warning("ignoring unreadable importance cache %s: %s", path, exc)
         self.misses += 1
         start = time.perf_counter()
@@ -279,7 +294,8 @@ def hessian_diagonal(
             used = [(i, g) for i, g in enumerate(grads) if g is not None and g.requires_grad]
             for probe in range(n_probes):
                 vectors = [
-                    (torch.randint(0, 2, params[i].shape, generator=generator, dtype=torch.int8).to(device).float() * 2 - 1).to(params[i].dtype)
+                    (torch.randint(0, 2, params[i].shape, generator=generator, dtype=torch.int8).to(device).float() * 2 - 1)
+                    .to(params[i].dtype)
                     for i, _ in used
                 ]
                 products = torch.autograd.grad(

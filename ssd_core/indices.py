@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from .errors import InputError
 
@@ -75,12 +75,12 @@ def parse_indices(text: str | Iterable[int], *, limit: int = MAX_INDICES) -> tup
     reversed range, or more than ``limit`` indices (counted before expanding any range).
     """
     if not isinstance(text, str):
-        values = {int(i) for i in text}
-        if any(v < 0 for v in values):
+        given = {int(i) for i in text}
+        if any(v < 0 for v in given):
             raise InputError("Sample indices cannot be negative.")
-        if len(values) > limit:
-            raise InputError(f"At most {limit:,} sample indices can be listed; got {len(values):,}.")
-        return tuple(sorted(values))
+        if len(given) > limit:
+            raise InputError(f"At most {limit:,} sample indices can be listed; got {len(given):,}.")
+        return tuple(sorted(given))
     ranges: list[tuple[int, int]] = []
     total = 0
     for raw in text.split(","):

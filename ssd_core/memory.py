@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -57,6 +56,7 @@ def check_memory(needed: float, what: str, hint: str = "") -> None:
 
 
 def images_bytes(count: int, channels: int, height: int, width: int, itemsize: int = 1) -> int:
+    """Bytes of ``count`` images of ``channels`` x ``height`` x ``width`` with ``itemsize`` bytes per value."""
     return int(count) * int(channels) * int(height) * int(width) * int(itemsize)
 
 

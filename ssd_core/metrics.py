@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .data import ForgetSplit, Subset, to_float
 
@@ -97,7 +97,7 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     private scratch models that are evaluated many times on the CPU, so each evaluation skips
     the copy :func:`logits_of` would otherwise make."""
     if _conv_weights(model):
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
     return model
 
 
@@ -116,6 +116,7 @@ def logits_of(model: nn.Module, data: Subset, device: torch.device | str, batch_
 
 
 def split_outputs(model: nn.Module, split: ForgetSplit, device: torch.device | str, batch_size: int | None = None) -> SplitOutputs:
+    """``model``'s logits on the whole train and test splits (one forward pass each)."""
     return SplitOutputs(logits_of(model, split.train, device, batch_size), logits_of(model, split.test, device, batch_size))
 
 
@@ -132,6 +133,7 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each sample (no reduction), in float32."""
     return F.cross_entropy(logits.float(), labels, reduction="none")
 
 
@@ -331,7 +333,12 @@ def evaluate(
     max_per_subset: int | None = None,
     seed: int = 0,
 ) -> Evaluation:
-    """Every metric of ``model`` on ``split`` (see :class:`Evaluator`; all images unless bounded)."""
+    """Every metric of ``model`` on ``split`` (see :class:`Evaluator`; all images unless bounded).
+
+    Returns:
+        Accuracies (forget/retain x train/test), per-class accuracy, confusion matrix, MIA and
+        ZRF (None where a subset is empty or not evaluated).
+    """
     return Evaluator(split, device, max_per_subset=max_per_subset, seed=seed, with_mia=with_mia,
                      random_forget_logits=random_forget_logits, batch_size=batch_size)(model)
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .errors import InputError
 
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 class Normalize(nn.Module):
     """(x - mean) / std with per-channel buffers."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
@@ -246,7 +249,7 @@ def _torchvision_specs() -> list[ModelSpec]:
     try:
         # Imported by name, only here: torchvision is optional and often mismatched with CPU torch.
         tv_models = importlib.import_module("torchvision.models")
-    except Exception:  # ImportError, or RuntimeError from a torch/torchvision mismatch
+    except Exception:  # noqa: BLE001 - ImportError, or RuntimeError from a torch/torchvision mismatch
         return []
 
     def tv(builder_name: str) -> Callable[[int, int, int], nn.Module]:
@@ -292,6 +295,7 @@ def default_model_for(dataset: str) -> str:
 
 
 def get_spec(name: str) -> ModelSpec:
+    """The registered model ``name`` (torchvision ones included when importable); InputError otherwise."""
     models = _REGISTRY if name in _REGISTRY else available_models()
     if name not in models:
         raise InputError(f"Unknown model '{name}'; choose one of: {', '.join(available_models())}.")
@@ -328,6 +332,7 @@ def build_for_dataset(name: str, dataset, seed: int | None = None) -> Classifier
 
 
 def has_conv_layers(model: nn.Module) -> bool:
+    """Whether ``model`` has a Conv2d (Grad-CAM needs one)."""
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 

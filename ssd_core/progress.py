@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 # progress(fraction in [0, 1], message)
 Progress = Callable[[float, str], None]
-OptionalProgress = Optional[Progress]
+OptionalProgress = Progress | None
 
 
 def report(progress: OptionalProgress, fraction: float, message: str) -> None:

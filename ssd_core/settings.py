@@ -35,9 +35,11 @@ class Variable:
 
 VARIABLES: tuple[Variable, ...] = (
     Variable("CACHE", "~/.cache/unlearning-lab", "where trained models and importances are cached on disk"),
-    Variable("DATA", "~/.cache/unlearning-lab/data", "where file-based datasets (MNIST, CIFAR, image folders) are looked for and downloaded to"),
+    Variable("DATA", "~/.cache/unlearning-lab/data",
+             "where file-based datasets (MNIST, CIFAR, image folders) are looked for and downloaded to"),
     Variable("DATA_ROOTS", "<DATA>", "colon-separated folders the dashboard may read a dataset folder from"),
-    Variable("MEMORY_BUDGET_MB", "2048", "the most memory one job may use for user data; larger uploads, datasets and trainings are refused first"),
+    Variable("MEMORY_BUDGET_MB", "2048",
+             "the most memory one job may use for user data; larger uploads, datasets and trainings are refused first"),
     Variable("MAX_CHECKPOINT_MB", "200", "largest checkpoint accepted (upload or --checkpoint)"),
     Variable("UPLOAD_MAX_ZIP_MB", "500", "largest dataset zip accepted"),
     Variable("UPLOAD_MAX_MB", "500", "largest total size a dataset zip may unpack to"),
@@ -53,7 +55,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MAX_LIVE", "64", "evaluated slider settings kept in memory"),
     Variable("LIVE_CACHE_MB", "256", "memory for the kept slider settings' outputs"),
     Variable("PREFETCH", "1", "0 stops evaluating the slider's neighbouring settings in the background"),
-    Variable("ALLOW_MODEL_FACTORY", "0", "1 lets dashboard users load architectures from Python code on the server (importing code runs it)"),
+    Variable("ALLOW_MODEL_FACTORY", "0",
+             "1 lets dashboard users load architectures from Python code on the server (importing code runs it)"),
     Variable("DEBUG", "0", "1 shows full error details (tracebacks) in the CLI and in the report's PDF step"),
     Variable("CHROMIUM", "/usr/bin/chromium", "the Chromium the benchmarks and browser tests drive"),
 )
@@ -144,3 +147,14 @@ def settings() -> Settings:
         debug=_flag("DEBUG", False),
         chromium=_raw("CHROMIUM") or "/usr/bin/chromium",
     )
+
+
+def markdown_table() -> str:
+    """:data:`VARIABLES` as the README's Markdown table (``python -m ssd_core.settings`` prints it)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    rows += [f"| `{v.env}` | `{v.default}` | {v.meaning} |" for v in VARIABLES]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -15,15 +15,16 @@ import copy
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from .dampening import check_hyperparameters, dampen
-from .data import ForgetSplit, Subset
+from .data import ForgetSplit
 from .errors import InputError
 from .importance import ImportanceDict
 from .metrics import Evaluation, Evaluator, to_channels_last
@@ -166,7 +167,23 @@ def sweep(
 ) -> SweepResult:
     """Dampen and evaluate every (alpha, lambda); bounded by ``time_budget_s`` / ``should_stop``.
 
-    Settings that give bitwise the same dampened model share one evaluation (:class:`MemoEvaluator`)."""
+    Settings that give bitwise the same dampened model share one evaluation (:class:`MemoEvaluator`).
+
+    Args:
+        model: the original model (not modified).
+        full_importance: I_D; forget_importance: I_f (computed once, reused for every setting).
+        split: the forget split to evaluate on.
+        alphas: selection thresholds; lams: dampening strengths (the grid is their product).
+        device: where to dampen and evaluate.
+        max_eval_per_subset: evaluate at most this many images per subset (None: all).
+        time_budget_s: stop when this many seconds are spent (finished points are kept).
+        should_stop: polled between points; True stops.
+        progress: ``progress(fraction, message)`` callback.
+        evaluator: reuse an evaluator (and its memo) across calls.
+
+    Returns:
+        The points computed, in grid order, with whether the grid was completed.
+    """
     if not alphas or not lams:
         raise InputError("The sweep needs at least one alpha and one lambda.")
     for a in alphas:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .data import ImageDataset, Subset, to_float
 from .models import Classifier, build_for_dataset, get_spec, resolve_device
@@ -27,6 +26,10 @@ from .progress import OptionalProgress, report
 log = logging.getLogger(__name__)
 
 # Inside the package (package data), so an installed copy finds them as the repository does.
+# Part of every checkpoint key: bump it when a change to training (or to a model's definition)
+# changes the weights it produces, so no cached model from older code is ever reused. Then
+# rebuild the shipped checkpoints (scripts/build_checkpoints.py).
+TRAINING_CODE_VERSION = 2
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints" / "shipped"
 
 
@@ -53,13 +56,14 @@ class TrainConfig:
     seed: int = 0
 
     @classmethod
-    def default(cls, dataset: str, model: str, seed: int = 0) -> "TrainConfig":
+    def default(cls, dataset: str, model: str, seed: int = 0) -> TrainConfig:
         spec = get_spec(model)
         return cls(dataset, model, spec.epochs, spec.lr, spec.batch_size, spec.optimizer, spec.weight_decay, seed)
 
     def key(self, dataset_fingerprint: str, architecture: str = "") -> str:
-        """Cache key: config + data + architecture signature (parameter names and shapes)."""
-        payload = json.dumps({**asdict(self), "data": dataset_fingerprint, "arch": architecture}, sort_keys=True)
+        """Cache key: config + data + architecture signature (parameter names and shapes) + training code version."""
+        payload = json.dumps({**asdict(self), "data": dataset_fingerprint, "arch": architecture,
+                              "code": TRAINING_CODE_VERSION}, sort_keys=True)
         return f"{self.dataset}-{self.model}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 
@@ -80,6 +84,7 @@ def architecture_signature(model: nn.Module) -> str:
 
 
 def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """"sgd" (momentum 0.9), "adamw" or (anything else) Adam over ``params``."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name == "adamw":
@@ -159,7 +164,18 @@ def train_model(
     device: str | torch.device = "auto",
     progress: OptionalProgress = None,
 ) -> TrainedModel:
-    """Train a fresh, seeded model on ``data`` (default: the whole training split)."""
+    """Train a fresh, seeded model on ``data`` (default: the whole training split).
+
+    Args:
+        dataset: the dataset (architecture input shape, test accuracy).
+        config: architecture, schedule and seed.
+        data: what to train on (default: the whole training split).
+        device: where to train.
+        progress: ``progress(fraction, message)`` callback.
+
+    Returns:
+        The trained model in eval mode with its test accuracy and training seconds.
+    """
     device = resolve_device(device) if isinstance(device, str) else device
     start = time.perf_counter()
     model = build_for_dataset(config.model, dataset, seed=config.seed)
@@ -235,7 +251,7 @@ def _load_cached(stem: Path, dataset: ImageDataset, config: TrainConfig, source:
         meta = json.loads(meta_path.read_text())
         model = build_for_dataset(config.model, dataset)
         model.load_state_dict(load_file(str(weights)), strict=True)
-    except Exception as exc:  # a stale or damaged cache entry is retrained, not fatal
+    except Exception as exc:  # noqa: BLE001 - a stale or damaged cache entry is retrained, not fatal
         log.warning("ignoring unreadable checkpoint %s: %s", weights, exc)
         return None
     return TrainedModel(model.eval(), config, float(meta["test_acc"]), float(meta.get("train_seconds", 0.0)), source)
@@ -264,7 +280,20 @@ def load_or_train(
     device: str | torch.device = "auto",
     progress: OptionalProgress = None,
 ) -> TrainedModel:
-    """The original model for (dataset, model, seed): shipped, cached, or trained now and cached."""
+    """The original model for (dataset, model, seed): shipped, cached, or trained now and cached.
+
+    Args:
+        dataset: the training data.
+        model_name: a registered architecture.
+        seed: the training seed (shipped checkpoints are for seed 0 with the default config).
+        config: the training schedule (default: the architecture's).
+        device: "auto", "cpu", "cuda", ... for training.
+        progress: ``progress(fraction, message)`` callback.
+
+    Returns:
+        The model in eval mode, its config, test accuracy, training seconds and its source
+        ("shipped", "cache" or "trained").
+    """
     config = config or TrainConfig.default(dataset.name, model_name, seed)
     key = checkpoint_key(dataset, config)
     for folder, source in ((SHIPPED_CHECKPOINTS, "shipped"), (cache_dir() / "models", "cache")):
@@ -287,6 +316,19 @@ def retrain_from_scratch(
     device: str | torch.device = "auto",
     progress: OptionalProgress = None,
 ) -> TrainedModel:
-    """The gold standard: a freshly initialised model trained on the retain set only."""
+    """The gold standard: a freshly initialised model trained on the retain set only.
+
+    Args:
+        dataset: the dataset (for the architecture's input shape and the test accuracy).
+        retain: the retain subset to train on.
+        model_name: the architecture.
+        seed: the initialisation and data-order seed.
+        config: the schedule (default: the architecture's, as the original was trained).
+        device: where to train.
+        progress: ``progress(fraction, message)`` callback.
+
+    Returns:
+        The retrained model (not cached: it depends on the request).
+    """
     config = config or TrainConfig.default(dataset.name, model_name, seed)
     return train_model(dataset, replace(config, seed=seed), data=retain, device=device, progress=progress)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 import pytest
@@ -11,6 +14,13 @@ import torch
 os.environ.setdefault("UNLEARNING_LAB_THREADS", "1")  # the lab machines are shared: stay small
 os.environ.setdefault("UNLEARNING_LAB_PREFETCH", "0")  # no background work between steps (tests enable it)
 torch.set_num_threads(1)
+
+# Tests never read or write the user's caches or data: one fresh folder per test session (the
+# servers and CLI runs the tests start inherit it). Shipped checkpoints still load from the package.
+_SCRATCH = tempfile.mkdtemp(prefix="unlearning-lab-tests-")
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+os.environ["UNLEARNING_LAB_CACHE"] = os.path.join(_SCRATCH, "cache")
+os.environ["UNLEARNING_LAB_DATA"] = os.path.join(_SCRATCH, "data")
 
 
 @dataclass

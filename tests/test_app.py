@@ -13,9 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
 from apptest_helpers import shown_text  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from ssd_core.dampening import dampen  # noqa: E402
 from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
@@ -48,7 +47,8 @@ def chart(at: AppTest, title_start: str) -> dict:
         spec = json.loads(element.proto.spec)
         if spec["layout"]["title"]["text"].startswith(title_start):
             return spec
-    raise AssertionError(f"no chart titled {title_start!r}; have {[json.loads(e.proto.spec)['layout']['title']['text'] for e in at.get('plotly_chart')]}")
+    titles = [json.loads(e.proto.spec)["layout"]["title"]["text"] for e in at.get("plotly_chart")]
+    raise AssertionError(f"no chart titled {title_start!r}; have {titles}")
 
 
 def values(data) -> list:
@@ -255,11 +255,11 @@ def test_errors_show_one_sentence_and_keep_the_page_usable():
 
 
 def test_export_panel_renders_images_and_builds_reloadable_files(app):
-    from unlearning_lab import export
     from ssd_core.checkpoints import ModelConfig, load_model
     from ui import export_panel, resources
     from ui.state import RunSetup
     from ui.views import ViewOptions
+    from unlearning_lab import export
 
     at = app
     at.switch_page("app_pages/unlearn.py").run()

@@ -12,9 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
 from apptest_helpers import set_kept  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
 from ssd_core.methods import run_method  # noqa: E402

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
 from apptest_helpers import shown_text  # noqa: E402
 from hostile import png, zip_of  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from ssd_core.checkpoints import config_for_dataset, load_model, model_bytes, read_model_config, save_model  # noqa: E402
 from ssd_core.dampening import dampen  # noqa: E402
@@ -335,8 +333,8 @@ def test_a_server_folder_is_read_only_under_the_allowed_roots(tmp_path, monkeypa
 def test_heavy_jobs_queue_with_their_place_and_identical_builds_run_once():
     import threading
 
-    from unlearning_lab import jobs
     from ui import resources
+    from unlearning_lab import jobs
 
     gate = jobs.default_gate()
     release = threading.Event()

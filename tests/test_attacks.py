@@ -14,10 +14,10 @@ import sys
 import textwrap
 import time
 
-import pytest
-
 import hostile
+import pytest
 from apptest_helpers import ROOT, assert_clean, metric_values, new_app, shown_text
+
 from ssd_core.checkpoints import read_model_config, read_state_dict
 from ssd_core.errors import InputError
 from ssd_core.indices import parse_indices

@@ -1,6 +1,5 @@
 """Embedded datasets and forget requests."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -27,15 +26,23 @@ def test_shapes_deterministic_varied_and_not_linearly_trivial():
     assert not torch.equal(a.train_x, c.train_x)
     assert a.input_shape == (3, 32, 32) and a.num_classes >= 6
     assert set(a.train_y.tolist()) == set(range(a.num_classes))
-    from sklearn.linear_model import LogisticRegression
-
     full = load_dataset("shapes")
     assert len(full.train_y) + len(full.test_y) >= 3000
-    x_train = full.train_x.reshape(len(full.train_x), -1).numpy() / 255.0
-    x_test = full.test_x.reshape(len(full.test_x), -1).numpy() / 255.0
-    clf = LogisticRegression(max_iter=200).fit(x_train[:2000], full.train_y[:2000].numpy())
-    linear_acc = clf.score(x_test, full.test_y.numpy())
-    assert linear_acc < 0.9, linear_acc
+    # Not linearly trivial: the best closed-form (exactly solved, so no convergence question)
+    # ridge-regression classifier on raw pixels stays far from solving it (measured ~0.14,
+    # chance 0.125; a small CNN reaches 0.98).
+    n = 1000
+    x = full.train_x[:n].reshape(n, -1).double() / 255.0
+    mean = x.mean(0)
+    x = x - mean
+    x_test = full.test_x.reshape(len(full.test_x), -1).double() / 255.0 - mean
+    targets = torch.nn.functional.one_hot(full.train_y[:n], full.num_classes).double()
+    gram = x @ x.T
+    best = 0.0
+    for ridge in (0.1, 10.0, 1000.0):
+        weights = x.T @ torch.linalg.solve(gram + ridge * torch.eye(n, dtype=torch.float64), targets)
+        best = max(best, float(((x_test @ weights).argmax(1) == full.test_y).double().mean()))
+    assert best < 0.5, best
 
 
 def test_class_request_split():

@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from ssd_core import data
-from ssd_core.data import files as data_files
 from ssd_core.data import ForgetRequest, load_dataset, make_split
+from ssd_core.data import files as data_files
 from ssd_core.data.files import (
     CIFAR10_CLASSES,
     CIFAR100_COARSE_CLASSES,

@@ -12,10 +12,10 @@ import zipfile
 import pytest
 from PIL import Image
 
-from unlearning_lab import export, figures
 from ssd_core.checkpoints import ModelConfig, config_for_dataset, load_model
 from ssd_core.dampening import dampen
 from ssd_core.metrics import evaluate
+from unlearning_lab import export, figures
 
 
 @pytest.fixture(scope="module")

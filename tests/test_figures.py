@@ -9,9 +9,9 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from unlearning_lab import figures
 from ssd_core.dampening import dampen
 from ssd_core.metrics import evaluate
+from unlearning_lab import figures
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +109,9 @@ def test_importance_scatter_splits_at_alpha(digits_run):
 def test_selected_fraction_bars_follow_the_report(dampened):
     report = dampened[1]
     layers = report.layers
-    fig = figures.selected_fraction_figure([l.name for l in layers], [l.fraction_selected for l in layers],
-                                           [l.selected for l in layers], [l.size for l in layers])
-    np.testing.assert_allclose(fig.data[0].y, [100 * l.fraction_selected for l in layers])
+    fig = figures.selected_fraction_figure([la.name for la in layers], [la.fraction_selected for la in layers],
+                                           [la.selected for la in layers], [la.size for la in layers])
+    np.testing.assert_allclose(fig.data[0].y, [100 * la.fraction_selected for la in layers])
     assert fig.data[0].x[0] == figures.short_layer_name(layers[0].name)
 
 

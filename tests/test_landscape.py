@@ -179,7 +179,7 @@ def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepar
     from ssd_core.metrics import evaluate
 
     lam = at.session_state["_lab_state"].lam
-    forget_at = lambda a: evaluate(dampen(prepared.model, prepared.importances.full, prepared.importances.forget, a, lam,  # noqa: E731
+    forget_at = lambda a: evaluate(dampen(prepared.model, prepared.importances.full, prepared.importances.forget, a, lam,
                                           with_statistics=False)[0], prepared.split, with_mia=False).forget_test_acc
     assert forget_at(chosen) <= 0.05  # the suggested value reaches the target
     assert chosen == message_alpha(message)  # exactly the bisection's alpha (the slider shows it too)

@@ -12,6 +12,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from apptest_helpers import shown_text  # noqa: E402
+
 from ui.links import (  # noqa: E402
     LinkChoices,
     LinkState,
@@ -92,7 +93,8 @@ def test_repeated_parameter_takes_the_last_value_and_unknown_ones_are_ignored():
     ({"seed": "-1"}, "The link's seed '-1' must be a whole number from 0 to 2147483647; using seed 0 instead."),
     ({"forget": "class:x"}, "The link's forget 'class:x' must be a class index, e.g. class:3; forgetting the default class instead."),
     ({"forget": "all:everything"},
-     "The link's forget 'all:everything' must start with one of class:, subclass:, random:, indices:; forgetting the default class instead."),
+     "The link's forget 'all:everything' must start with one of class:, subclass:, random:, indices:; forgetting the default class "
+     "instead."),
     ({"forget": "random:0"},
      "The link's forget 'random:0' must be a number of samples of at least 1, e.g. random:50; forgetting the default class instead."),
     ({"forget": "indices:9-3"},

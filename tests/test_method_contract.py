@@ -56,7 +56,7 @@ class Spy(MethodData):
 
     read: list[str] = []
 
-    def _get(self, name):  # noqa: ANN001
+    def _get(self, name):
         Spy.read.append(name)
         return super()._get(name)
 

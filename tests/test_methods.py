@@ -16,8 +16,8 @@ from ssd_core.data import ForgetRequest, Subset, load_dataset, make_split
 from ssd_core.errors import InputError
 from ssd_core.importance import hessian_diagonal
 from ssd_core.methods import available_methods, config_fields, get_method, make_config, run_method
-from ssd_core.methods.loops import architecture_name, top_fraction_mask
 from ssd_core.methods.base import FORGET_ONLY, RETAIN_ONLY
+from ssd_core.methods.loops import architecture_name, top_fraction_mask
 from ssd_core.methods.saps import SAPSConfig, selection_scores
 from ssd_core.train import accuracy, load_or_train
 
@@ -135,7 +135,8 @@ def test_same_seed_same_model_other_seed_differs(digits, class_split):
     assert not identical(first.model, snapshot(other.model))
 
 
-@pytest.mark.parametrize(("name", "options"), [("neggrad_plus", {"epochs": 1}), ("saps", {"epochs": 1, "n_probes": 1}), ("scrub", {"epochs": 1})])
+@pytest.mark.parametrize(("name", "options"),
+                         [("neggrad_plus", {"epochs": 1}), ("saps", {"epochs": 1, "n_probes": 1}), ("scrub", {"epochs": 1})])
 def test_long_loops_report_progress(name, options, digits, class_split):
     seen: list[tuple[float, str]] = []
     run_method(name, digits[1], class_split, device="cpu", progress=lambda f, m: seen.append((f, m)), **options)

@@ -42,7 +42,7 @@ def test_torchvision_models_only_when_importable():
         import torchvision  # noqa: F401
 
         importable = True
-    except Exception:
+    except Exception:  # noqa: BLE001 - a torch/torchvision mismatch raises RuntimeError
         importable = False
     assert ("tv_resnet18" in available_models()) == importable
 

@@ -16,7 +16,6 @@ import subprocess
 import sys
 
 import pytest
-
 from apptest_helpers import PAGES, ROOT, assert_clean, chart_data, click_nav, metric_values, new_app
 
 # a non-default setup: the other dataset, its model, another class, alpha off the slider's ladder

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from unlearning_lab import saliency
 from ssd_core.dampening import dampen
 from ssd_core.errors import InputError
 from ssd_core.models import Classifier
+from unlearning_lab import saliency
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from ssd_core.data import ForgetRequest, load_dataset, make_split
 from ssd_core.errors import InputError
 from ssd_core.methods.ssd import ssd_importances
 from ssd_core.metrics import evaluate
-from ssd_core.sweep import closest_to_retrain, log_grid, sweep, suggest_alpha
+from ssd_core.sweep import closest_to_retrain, log_grid, suggest_alpha, sweep
 from ssd_core.train import load_or_train
 
 

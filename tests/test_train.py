@@ -42,6 +42,39 @@ def test_shipped_default_checkpoint_is_used(tmp_path, monkeypatch):
     assert trained.source == "shipped" and trained.test_acc > 0.95
 
 
+def test_every_shipped_checkpoint_matches_the_current_key(tmp_path, monkeypatch):
+    """A change of training code bumps TRAINING_CODE_VERSION, which changes every key: the shipped
+    files must then be rebuilt (scripts/build_checkpoints.py), or this fails instead of the app
+    quietly retraining."""
+    import importlib.util
+    from pathlib import Path
+
+    from ssd_core.train import SHIPPED_CHECKPOINTS, TrainConfig, checkpoint_key, find_checkpoint
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "build_checkpoints.py"
+    spec = importlib.util.spec_from_file_location("build_checkpoints", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))
+    wanted = set()
+    for dataset_name, model_name in module.SHIPPED:
+        dataset = load_dataset(dataset_name)
+        assert find_checkpoint(dataset, model_name) == "shipped", (dataset_name, model_name)
+        wanted.add(checkpoint_key(dataset, TrainConfig.default(dataset_name, model_name)))
+    assert {p.stem for p in SHIPPED_CHECKPOINTS.glob("*.safetensors")} == wanted  # nothing stale shipped
+
+
+def test_importance_cache_key_names_the_code_version(tmp_path):
+    from ssd_core.importance import IMPORTANCE_CODE_VERSION, ImportanceCache
+
+    ds = load_dataset("digits")
+    model = train_model(ds, small_config(0), device="cpu").model
+    split = make_split(ds, ForgetRequest("class", 4))
+    ImportanceCache(tmp_path).full_importance(model, split.forget_train, "data", device="cpu")
+    (path,) = tmp_path.glob("*.safetensors")
+    assert path.stem.endswith(f"-v{IMPORTANCE_CODE_VERSION}")
+
+
 def test_retrain_builds_a_fresh_model():
     ds = load_dataset("digits")
     split = make_split(ds, ForgetRequest("class", 4))

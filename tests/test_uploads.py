@@ -10,13 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile import png, zip_of
 from PIL import Image
 
 from ssd_core.errors import InputError
 from unlearning_lab.uploads import UploadLimits, check_local_data_dir, load_image_zip
-
-from hostile import png, zip_of
-
 
 _png = png
 _zip = zip_of

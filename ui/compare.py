@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 import torch
 
-from unlearning_lab import jobs
 from ssd_core.data import ForgetSplit
-from unlearning_lab.export import modebar_config
 from ssd_core.methods import available_methods, config_fields, make_config, run_method
 from ssd_core.metrics import (
     ACCURACY_KEYS,
@@ -32,6 +31,8 @@ from ssd_core.metrics import (
     gap_to_retrain,
     is_over_forgetting,
 )
+from unlearning_lab import jobs
+from unlearning_lab.export import modebar_config
 
 from .resources import Prepared
 from .state import K_IMAGE_FORMAT, RunSetup, keep, kept
@@ -77,7 +78,7 @@ def methods_for(kind: str) -> list[str]:
 
 def _small_diagnostics(diagnostics: dict[str, Any]) -> dict[str, Any]:
     """Diagnostics that are plain numbers, strings, small lists and dicts (what a table or JSON can hold)."""
-    keep = {}
+    keep: dict[str, Any] = {}
     for key, value in diagnostics.items():
         if isinstance(value, (int, float, str, bool)) or value is None:
             keep[key] = value
@@ -196,9 +197,9 @@ def settings_controls(method: str, seed: int, prefix: str = "cmp_cfg", skip: tup
         elif isinstance(default, bool):
             values[name] = col.checkbox(name, help=help_text, **keep(key, default))
         elif isinstance(default, int):
-            lo = int(f["min"]) if f.get("min") is not None else None
-            hi = int(f["max"]) if f.get("max") is not None else None
-            values[name] = int(col.number_input(name, min_value=lo, max_value=hi, step=1, help=help_text,
+            int_lo = int(f["min"]) if f.get("min") is not None else None
+            int_hi = int(f["max"]) if f.get("max") is not None else None
+            values[name] = int(col.number_input(name, min_value=int_lo, max_value=int_hi, step=1, help=help_text,
                                                 **keep(key, int(default))))
         elif isinstance(default, float):
             lo = float(f["min"]) if f.get("min") is not None else None

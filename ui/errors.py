@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import streamlit as st
 
 from ssd_core.errors import InputError
-
 from unlearning_lab.text import plain
 
 log = logging.getLogger("unlearning_lab.ui")

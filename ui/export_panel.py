@@ -15,9 +15,9 @@ from typing import Any
 
 import streamlit as st
 
-from unlearning_lab import export, report
 from ssd_core.checkpoints import config_for_dataset
 from ssd_core.experiment import environment
+from unlearning_lab import export, report
 
 from . import resources
 from .errors import show_error

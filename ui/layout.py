@@ -7,11 +7,12 @@ from collections.abc import Iterator
 
 import streamlit as st
 
+from unlearning_lab.text import plain
+
 from . import resources
 from .errors import guard
 from .resources import Prepared
 from .state import RunSetup
-from unlearning_lab.text import plain
 
 SOURCES = {"shipped": "shipped checkpoint", "cache": "cached checkpoint", "trained": "trained just now"}
 

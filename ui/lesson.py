@@ -9,8 +9,9 @@ with constructed states; :func:`lesson_state` builds the state from the live run
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .state import ALPHA_VALUES
 

@@ -20,13 +20,14 @@ URL stands for, and a fresh session on the same URL shows the same.
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ssd_core.errors import InputError
 from ssd_core.indices import MAX_INDICES, format_indices, is_whole_number, parse_indices
-
 from unlearning_lab.text import printable
 
 # Query parameter names, in the order they are written.
@@ -300,15 +301,16 @@ def check_forget(
     if kind is None:
         return ParsedLink(state)
     problem = None
-    if kind == "class" and not 0 <= int(value) < num_classes:  # type: ignore[arg-type]
+    number = int(value) if isinstance(value, numbers.Integral) else None
+    if kind == "class" and number is not None and not 0 <= number < num_classes:
         problem = f"class {value} is out of range: the dataset has classes 0 to {num_classes - 1}"
     elif kind == "subclass" and (not subclasses or value not in subclasses):
         problem = (f"'{shown(value)}' is not a sub-class of this dataset" if subclasses
                    else "this dataset has no sub-classes")
-    elif kind == "random" and not 1 <= int(value) < n_train:  # type: ignore[arg-type]
+    elif kind == "random" and number is not None and not 1 <= number < n_train:
         problem = f"{value} samples is not between 1 and {n_train - 1} (the training set has {n_train})"
     elif kind == "indices":
-        indices = tuple(value or ())  # type: ignore[arg-type]
+        indices = tuple(int(i) for i in value) if isinstance(value, tuple) else ()
         if indices and indices[-1] >= n_train:
             problem = f"sample index {indices[-1]} is out of range: the training set has indices 0 to {n_train - 1}"
         elif len(indices) >= n_train:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import streamlit as st
 
@@ -87,8 +88,8 @@ def card_row(count: int) -> list:
     from .theme import presentation_on
 
     if presentation_on():
-        places = []
-        for start in range(0, count, 3):
+        places: list[Any] = []
+        for _ in range(0, count, 3):
             places.extend(st.columns(3))
         return places[:count]
     row = st.container(horizontal=True, key="metric_cards", gap="small")
@@ -197,7 +198,7 @@ def live_panel(prepared: Prepared) -> None:
     # mounted between slider moves (redrawn in place), which keeps a move well under a second.
     if state.current().view not in VIEWS:
         state.update(view=state.DEFAULT_VIEW)
-    view = st.segmented_control("View", list(VIEWS), required=True, format_func=TAB_LABELS.get,
+    view = st.segmented_control("View", list(VIEWS), required=True, format_func=lambda v: TAB_LABELS.get(v, v),
                                 label_visibility="collapsed", width="stretch", **state.bind("view", K_VIEW))
     view = view if view in VIEWS else state.DEFAULT_VIEW
     try:

@@ -9,8 +9,9 @@ format, other parameters kept), so the page loads from the root and every reques
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 Scope = MutableMapping[str, Any]

@@ -25,24 +25,19 @@ from __future__ import annotations
 import atexit
 import copy
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Hashable
 
 import streamlit as st
 import torch
 from torch import nn
 
-from unlearning_lab import figures, jobs
-from unlearning_lab.store import ResultStore
-from ssd_core.data import EMBEDDED_DATASETS, FILE_DATASETS, ForgetSplit, ImageDataset, load_dataset, make_split
 from ssd_core.dampening import DampeningReport, dampen
+from ssd_core.data import EMBEDDED_DATASETS, FILE_DATASETS, ForgetSplit, ImageDataset, load_dataset, make_split
 from ssd_core.errors import InputError
-from ssd_core.settings import settings
 from ssd_core.importance import ImportanceCache, model_fingerprint
 from ssd_core.methods import available_methods, get_method
 from ssd_core.methods.base import MethodSpec
@@ -50,7 +45,10 @@ from ssd_core.methods.ssd import SSDImportances, ssd_importances
 from ssd_core.metrics import Evaluation, SplitOutputs, evaluate_outputs, random_reference_logits, split_outputs, to_channels_last
 from ssd_core.models import ModelSpec, get_spec, last_conv_layer, resolve_device
 from ssd_core.progress import OptionalProgress, report, scaled
+from ssd_core.settings import settings
 from ssd_core.train import TrainConfig, TrainedModel, accuracy, load_or_train, train_model
+from unlearning_lab import figures, jobs
+from unlearning_lab.store import ResultStore
 
 from .state import UI_METHODS, RunSetup
 
@@ -436,7 +434,7 @@ def importance_ratios(prepared: Prepared) -> torch.Tensor:
     """The prepared run's finite I_f / I_D ratios (alpha-independent; computed once per run)."""
     from ssd_core.dampening import finite_ratios
 
-    build = lambda: finite_ratios(prepared.importances.full, prepared.importances.forget)  # noqa: E731
+    build = lambda: finite_ratios(prepared.importances.full, prepared.importances.forget)
     if prepared.setup.is_session_local:
         return build()
     return resource_store().get("ratios", prepared.key, build)
@@ -549,7 +547,7 @@ class _Prefetcher:
                 continue  # the server is busy with heavier work: skip, never slow it down
             try:
                 compute_live(prepared, alpha, lam, scratch=None)
-            except Exception:  # noqa: BLE001 - a prefetch that fails is simply not there
+            except Exception:  # a prefetch that fails is simply not there
                 log.debug("prefetch of alpha %s failed", alpha, exc_info=True)
 
 

@@ -16,6 +16,7 @@ from ssd_core.data import ImageDataset, make_split
 from ssd_core.errors import InputError
 from ssd_core.methods import config_fields
 from ssd_core.models import available_models, resolve_device
+from unlearning_lab.text import plain
 
 from . import links, resources, state, uploads
 from .errors import show_error
@@ -43,7 +44,6 @@ from .state import (
     RunSetup,
     bind,
 )
-from unlearning_lab.text import plain
 
 KIND_LABELS = {
     "class": "a whole class",

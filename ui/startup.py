@@ -22,17 +22,19 @@ HEAVY = ("numpy", "torch", "sklearn.linear_model", "pandas", "plotly.graph_objec
 
 @st.cache_resource(show_spinner="Starting the lab: loading PyTorch and the figure libraries (once after a restart)…")
 def load_libraries() -> tuple[str, ...]:
-    """Import the heavy libraries and the ui modules (which import ssd_core); returns what failed.
+    """Import the heavy libraries, unlearning_lab and the ui modules (which import ssd_core); returns what failed.
 
     A module that fails to import is only logged here: the page that needs it reports the error.
     """
     failed = []
+    lab = Path(__file__).parent.parent / "unlearning_lab"
+    lab_modules = sorted(f"unlearning_lab.{p.stem}" for p in lab.glob("*.py") if not p.stem.startswith("_"))
     ui_modules = sorted(f"ui.{p.stem}" for p in Path(__file__).parent.glob("*.py")
                         if not p.stem.startswith("_") and p.stem != "startup")
-    for name in (*HEAVY, *ui_modules):
+    for name in (*HEAVY, *lab_modules, *ui_modules):
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("could not import %s at start-up", name, exc_info=True)
             failed.append(name)
     return tuple(failed)

@@ -22,8 +22,9 @@ with :func:`keep`, so they too survive a visit to another page.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ssd_core.data import ForgetRequest
 from ssd_core.indices import format_indices, parse_indices
@@ -250,7 +251,7 @@ class DatasetFacts:
 def normalize(
     state: LabState,
     facts: DatasetFacts | None,
-    methods: dict[str, Sequence[str]] | None = None,
+    methods: Mapping[str, Sequence[str]] | None = None,
     estimators: Sequence[str] | None = None,
 ) -> LabState:
     """``state`` fitted to its dataset (``facts``), its methods (name -> supported request kinds)

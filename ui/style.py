@@ -15,7 +15,7 @@ def apply_style() -> None:
         st.html(f"<style>{STYLE.read_text()}</style>")
 
 
-def preload_charts() -> "st.delta_generator.DeltaGenerator":
+def preload_charts() -> st.delta_generator.DeltaGenerator:
     """Draw an invisible, empty chart so the browser starts loading plotly.js while the server is
     still loading the model; returns its placeholder (call ``.empty()`` on it when done)."""
     import plotly.graph_objects as go

@@ -8,24 +8,34 @@ so a setting picked on the landscape is exactly a setting the live sliders can s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
-from unlearning_lab import figures
 from ssd_core.dampening import dampen
 from ssd_core.metrics import Evaluator
 from ssd_core.progress import OptionalProgress, report, scaled
-from ssd_core.sweep import BIG_DATASET, default_eval_bound  # noqa: F401  (the page reads them from here)
-from ssd_core.sweep import (MemoEvaluator, SweepPoint, SweepResult, closest_to_retrain, log_grid, mark_pareto,
-                            point_of, suggest_alpha, sweep)
+from ssd_core.sweep import (  # noqa: F401  (the page reads them from here)
+    BIG_DATASET,
+    MemoEvaluator,
+    SweepPoint,
+    SweepResult,
+    closest_to_retrain,
+    default_eval_bound,
+    log_grid,
+    mark_pareto,
+    point_of,
+    suggest_alpha,
+    sweep,
+)
+from unlearning_lab import figures
 
 from . import resources
 from . import state as lab_state
@@ -150,7 +160,7 @@ class GridForm:
         return {name: lab_state.keep(cls.key(name), default, in_form=True) for name, default in defaults.items()}
 
     @classmethod
-    def kept(cls, eval_bound_default: int) -> "GridForm":
+    def kept(cls, eval_bound_default: int) -> GridForm:
         defaults = {**dataclasses.asdict(cls()), "eval_bound": eval_bound_default}
         return cls(**{name: lab_state.kept(cls.key(name), default) for name, default in defaults.items()})
 
@@ -302,13 +312,12 @@ def frontier_figure(result: SweepResult, prepared: Prepared, current: tuple[floa
     split_name = forget_split(result)
     original = (b.retain_test_acc if b.retain_test_acc is not None else b.retain_train_acc,
                 b.forget_test_acc if split_name == "test" else b.forget_train_acc)
-    ref = None
+    ref: tuple[float | None, float | None] = (None, None)
     if retrained:
         ref = (retrained.get("retain_test_acc") if retrained.get("retain_test_acc") is not None else retrained.get("retain_train_acc"),
                retrained.get("forget_test_acc") if split_name == "test" else retrained.get("forget_train_acc"))
     return figures.tradeoff_frontier_figure(
-        frontier_points(result), original=original if None not in original else None,
-        retrained=ref if ref and None not in ref else None, current=current,
+        frontier_points(result), original=_both(original), retrained=_both(ref), current=current,
         forget_label=f"forget ({split_name}) accuracy", theme=theme,
     )
 
@@ -338,10 +347,19 @@ def apply_setting(alpha: float, lam: float) -> None:
     st.session_state[K_APPLIED_SETTING] = (float(alpha), clamp_lambda(lam))
 
 
+def _both(pair: tuple[float | None, float | None]) -> tuple[float, float] | None:
+    """The pair when both values are known, else None (a point that cannot be placed)."""
+    return (pair[0], pair[1]) if pair[0] is not None and pair[1] is not None else None
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
+
 def point_table(points: Sequence[SweepPoint]) -> pd.DataFrame:
     rows = [{
         "α": p.alpha, "λ": p.lam,
-        "forget acc. (%)": None if forget_value(p) is None else round(100 * forget_value(p), 1),
+        "forget acc. (%)": _percent(forget_value(p)),
         "retain-test acc. (%)": None if p.retain_test_acc is None else round(100 * p.retain_test_acc, 1),
         "MIA (%)": None if p.mia is None else round(100 * p.mia, 1),
         "dampened (%)": round(100 * p.fraction_selected, 3),

@@ -18,22 +18,23 @@ import shutil
 import tempfile
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, MutableMapping
+from typing import Any
 
 import streamlit as st
-from torch import nn
 
-from unlearning_lab import jobs
 from ssd_core.checkpoints import MB, ModelConfig, load_model, max_checkpoint_bytes, read_model_config
 from ssd_core.data import DATASETS, FILE_DATASETS, ImageDataset
 from ssd_core.errors import InputError
 from ssd_core.importance import model_fingerprint
-from .state import keep, kept
+from ssd_core.models import Classifier
+from unlearning_lab import jobs
 from unlearning_lab.text import plain
-from unlearning_lab.uploads import (UploadLimits, allowed_data_roots, check_local_data_dir, load_image_zip, spill_to_disk,
-                              spool)
+from unlearning_lab.uploads import UploadLimits, allowed_data_roots, check_local_data_dir, load_image_zip, spill_to_disk, spool
+
+from .state import keep, kept
 
 # session_state keys
 K_MODELS = "_uploaded_models"  # id -> UploadedModel
@@ -68,7 +69,7 @@ class UploadedModel:
     id: str
     filename: str
     config: ModelConfig
-    model: nn.Module  # eval mode; this session's only
+    model: Classifier  # eval mode; this session's only
     fingerprint: str  # of the weights: keys this model's importances
     size_bytes: int
 
@@ -124,7 +125,7 @@ class LocalDataset:
 # Handlers (bytes + a session-state mapping; no widgets)
 
 
-def _store(state: MutableMapping[str, Any], key: str) -> OrderedDict:
+def _store(state: MutableMapping[Any, Any], key: str) -> OrderedDict:
     store = state.get(key)
     if not isinstance(store, OrderedDict):
         store = OrderedDict()
@@ -166,7 +167,7 @@ def checkpoint_config(
 
 
 def add_checkpoint(
-    state: MutableMapping[str, Any],
+    state: MutableMapping[Any, Any],
     data: bytes,
     filename: str,
     *,
@@ -207,7 +208,7 @@ def add_checkpoint(
 
 
 def add_dataset_zip(
-    state: MutableMapping[str, Any],
+    state: MutableMapping[Any, Any],
     data: bytes | str | Path,
     filename: str,
     *,
@@ -235,7 +236,7 @@ def add_dataset_zip(
 
 
 def add_local_dataset(
-    state: MutableMapping[str, Any], name: str, path: str, load: Callable[[str, str], ImageDataset]
+    state: MutableMapping[Any, Any], name: str, path: str, load: Callable[[str, str], ImageDataset]
 ) -> LocalDataset:
     """Check a server folder against the allowed roots, load ``name`` from it, and remember it."""
     if name not in FILE_DATASETS:
@@ -249,25 +250,25 @@ def add_local_dataset(
     return local
 
 
-def get_model(state: MutableMapping[str, Any], fingerprint_or_id: str) -> UploadedModel | None:
+def get_model(state: MutableMapping[Any, Any], fingerprint_or_id: str) -> UploadedModel | None:
     store = state.get(K_MODELS) or {}
     return store.get(fingerprint_or_id) or store.get(f"{UPLOAD_PREFIX}{fingerprint_or_id}")
 
 
-def get_dataset(state: MutableMapping[str, Any], fingerprint_or_id: str) -> UploadedDataset | None:
+def get_dataset(state: MutableMapping[Any, Any], fingerprint_or_id: str) -> UploadedDataset | None:
     store = state.get(K_DATASETS) or {}
     return store.get(fingerprint_or_id) or store.get(f"{UPLOAD_PREFIX}{fingerprint_or_id}")
 
 
-def uploaded_datasets(state: MutableMapping[str, Any]) -> dict[str, UploadedDataset]:
+def uploaded_datasets(state: MutableMapping[Any, Any]) -> dict[str, UploadedDataset]:
     return dict(state.get(K_DATASETS) or {})
 
 
-def local_datasets(state: MutableMapping[str, Any]) -> dict[str, LocalDataset]:
+def local_datasets(state: MutableMapping[Any, Any]) -> dict[str, LocalDataset]:
     return dict(state.get(K_LOCAL) or {})
 
 
-def models_for(state: MutableMapping[str, Any], dataset: ImageDataset) -> dict[str, UploadedModel]:
+def models_for(state: MutableMapping[Any, Any], dataset: ImageDataset) -> dict[str, UploadedModel]:
     """This session's uploaded models that fit ``dataset`` (classes and image shape)."""
     return {k: m for k, m in (state.get(K_MODELS) or {}).items() if m.fits(dataset)}
 
@@ -349,11 +350,11 @@ def dataset_panel(seed: int, model_input_size: int | None) -> str | None:
         memo = state.get(K_ZIP_MEMO)
         if memo is None or memo[0] != signature:
             try:
-                upload = add_dataset_zip(state, folder.path / "upload.zip", filename, image_size=image_size,
-                                         test_fraction=signature[1], seed=seed, limits=limits,
-                                         on_wait=_queued(slot))
-                memo = (signature, upload.id, None)
-                added = upload.id
+                new_data = add_dataset_zip(state, folder.path / "upload.zip", filename, image_size=image_size,
+                                           test_fraction=signature[1], seed=seed, limits=limits,
+                                           on_wait=_queued(slot))
+                memo = (signature, new_data.id, None)
+                added = new_data.id
             except InputError as exc:
                 memo = (signature, None, str(exc))
             state[K_ZIP_MEMO] = memo
@@ -432,10 +433,10 @@ def checkpoint_panel(dataset: ImageDataset, registry: list[str], default_arch: s
     memo = state.get(K_CKPT_MEMO)
     if memo is None or memo[0] != signature:
         try:
-            upload = add_checkpoint(state, weights.getvalue(), weights.name, dataset=dataset, architecture=arch,
-                                    num_classes=int(classes), config_json=config_bytes, on_wait=_queued(slot))
-            memo = (signature, upload.id, None)
-            added = upload.id
+            new_model = add_checkpoint(state, weights.getvalue(), weights.name, dataset=dataset, architecture=arch,
+                                       num_classes=int(classes), config_json=config_bytes, on_wait=_queued(slot))
+            memo = (signature, new_model.id, None)
+            added = new_model.id
         except InputError as exc:
             memo = (signature, None, str(exc))
         state[K_CKPT_MEMO] = memo

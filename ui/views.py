@@ -5,8 +5,9 @@ are shared by the page and the export panel, so an exported figure is the one on
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -164,7 +165,7 @@ def fig_importance_ratios(p: Prepared, live: LiveResult) -> Any:
 def fig_selected(p: Prepared, live: LiveResult) -> Any:
     layers = live.report.layers
     return figures.selected_fraction_figure(
-        [l.name for l in layers], [l.fraction_selected for l in layers], [l.selected for l in layers], [l.size for l in layers]
+        [la.name for la in layers], [la.fraction_selected for la in layers], [la.selected for la in layers], [la.size for la in layers]
     )
 
 
@@ -232,7 +233,8 @@ def fig_signal(p: Prepared, live: LiveResult, quantity: str) -> Any:
     )
 
 
-def all_figures(p: Prepared, live: LiveResult, options: ViewOptions, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+def all_figures(p: Prepared, live: LiveResult, options: ViewOptions,
+                progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
     """Every figure of every view for the current settings (for export)."""
     builders: list[tuple[str, Callable[[], Any]]] = [
         ("accuracy-summary", lambda: fig_accuracy_summary(p, live)),
@@ -314,7 +316,7 @@ def render_importance(p: Prepared, live: LiveResult) -> None:
 def render_weights(p: Prepared, live: LiveResult) -> None:
     stem = file_stem(p, live)
     layer = _layer_picker(p, "opt_weight_layer", "Layer")
-    report = next((l for l in live.report.layers if l.name == layer), None)
+    report = next((la for la in live.report.layers if la.name == layer), None)
     if report is not None:
         st.caption(
             f"{report.selected:,} of {report.size:,} entries dampened ({report.fraction_selected:.1%}); "
@@ -338,7 +340,7 @@ def render_weights(p: Prepared, live: LiveResult) -> None:
 def render_saliency(p: Prepared, live: LiveResult) -> None:
     stem = file_stem(p, live)
     methods = saliency.available_methods(p.model)
-    st.segmented_control("Attribution method", methods, format_func=saliency.METHOD_LABELS.get, required=True,
+    st.segmented_control("Attribution method", methods, format_func=lambda m: saliency.METHOD_LABELS.get(m, m), required=True,
                          **keep("opt_saliency_method", methods[0], valid=methods))
     c1, c2 = st.columns([3, 2])
     with c1:

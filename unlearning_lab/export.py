@@ -20,11 +20,14 @@ import shutil
 import threading
 import warnings
 import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ssd_core.progress import OptionalProgress, report
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def find_browser() -> str | None:
 
         path = Chromium.find_browser(skip_local=False)
         return str(path) if path and Path(path).is_file() else None
-    except Exception:  # pragma: no cover - depends on choreographer internals
+    except Exception:  # noqa: BLE001  # pragma: no cover - depends on choreographer internals
         return None
 
 
@@ -138,7 +141,8 @@ def render_images(
         except Exception as exc:
             log.exception("image export failed")
             raise ImageExportUnavailable(
-                "The browser used for server-side images failed to start or render; use the HTML report or the camera icon on each chart instead."
+                "The browser used for server-side images failed to start or render; use the HTML report or the camera icon on each "
+                "chart instead."
             ) from exc
         finally:
             if started_here:
@@ -351,12 +355,12 @@ def bundle(
     return zip_bytes(files, root=safe_name(file_stem))
 
 
-def lazy(builder: Callable[[], bytes | str]) -> Callable[[], bytes | str]:
+def lazy(builder: Callable[[], T]) -> Callable[[], T]:
     """Wrap a builder so it runs at most once (for deferred downloads)."""
-    cache: dict[str, bytes | str] = {}
+    cache: dict[str, T] = {}
     lock = threading.Lock()
 
-    def build() -> bytes | str:
+    def build() -> T:
         with lock:
             if "value" not in cache:
                 cache["value"] = builder()

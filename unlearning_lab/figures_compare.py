@@ -6,13 +6,13 @@ arrays in, one :class:`plotly.graph_objects.Figure` out) and uses the shared loo
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .figures import FORGET, GROUP_COLOURS, RETAIN, TEST, SUMMARY_LABELS, _image_rgb, _pct, _style, _titled, short_layer_name
+from .figures import FORGET, GROUP_COLOURS, RETAIN, SUMMARY_LABELS, TEST, _image_rgb, _pct, _style, _titled, short_layer_name
 
 # One colour per method, stable across figures (retrain, the gold standard, is always dark).
 METHOD_COLOURS = {
@@ -170,7 +170,7 @@ def layer_fraction_figure(per_rule: Mapping[str, Mapping[str, float]], p: float 
         layers.extend(layer for layer in fractions if layer not in layers)
     fig = go.Figure()
     for rule, fractions in per_rule.items():
-        fig.add_bar(name=rule, x=[short_layer_name(l) for l in layers], y=[_pct(fractions.get(l)) for l in layers],
+        fig.add_bar(name=rule, x=[short_layer_name(name) for name in layers], y=[_pct(fractions.get(name)) for name in layers],
                     marker_color=RULE_COLOURS.get(rule, TEST),
                     hovertemplate="%{x}: %{y:.2f}% selected<extra>" + rule + "</extra>")
     fig.update_yaxes(title="% of the layer selected", rangemode="tozero")

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Hashable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from ssd_core.errors import InputError
 

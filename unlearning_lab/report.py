@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ssd_core.data import ForgetRequest
+from ssd_core.indices import format_indices
 from ssd_core.settings import settings
 
 REPORT_TITLE = "Unlearning Lab report"
@@ -44,24 +45,6 @@ class PdfUnavailable(RuntimeError):
 
 # ---------------------------------------------------------------------------------------------
 # The command line that reproduces a run
-
-
-def _ranges(indices: Sequence[int]) -> str:
-    """[1, 5, 9, 10, 11, 12] -> '1,5,9-12' (what --forget-indices reads)."""
-    values = sorted(set(int(i) for i in indices))
-    parts: list[str] = []
-    start = prev = None
-    for v in values:
-        if start is None:
-            start = prev = v
-        elif v == prev + 1:
-            prev = v
-        else:
-            parts.append(f"{start}-{prev}" if prev != start else f"{start}")
-            start = prev = v
-    if start is not None:
-        parts.append(f"{start}-{prev}" if prev != start else f"{start}")
-    return ",".join(parts)
 
 
 def cli_args(
@@ -89,7 +72,7 @@ def cli_args(
     elif request.kind == "random":
         args += ["--forget-random", str(request.k)]
     elif request.kind == "indices":
-        args += ["--forget-indices", _ranges(request.indices or ())]
+        args += ["--forget-indices", format_indices(request.indices or ())]
     args += ["--method", method]
     if alpha is not None:
         args += ["--alpha", f"{alpha:g}"]

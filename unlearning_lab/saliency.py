@@ -19,8 +19,8 @@ at once (the dashboard passes private copies).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 DEFAULT_LIMIT = 8
 
@@ -73,12 +74,12 @@ class ResultStore:
                 if key in items:
                     items.move_to_end(key)
                     return items[key]
-                current = self._building.get((namespace, key))
-                leader = current is None
-                if leader:
-                    current = _Build()
-                    self._building[(namespace, key)] = current
+                found = self._building.get((namespace, key))
+                leader = found is None
+                if found is None:
+                    current = self._building[(namespace, key)] = _Build()
                 else:
+                    current = found
                     current.waiting += 1
             if leader:
                 return self._build(namespace, key, current, build)

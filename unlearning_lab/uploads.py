@@ -14,7 +14,7 @@ extracted to disk) and checks it before use:
 - the size of the decoded dataset in memory.
 
 Unreadable images are skipped and reported by name. Limits come from :class:`UploadLimits`
-(defaults overridable with ``UNLEARNING_LAB_UPLOAD_*`` environment variables).
+(defaults overridable with the environment variables listed below).
 
 :func:`check_local_data_dir` decides whether a server may read a local directory (for the
 file-based datasets): only under allowed roots (``UNLEARNING_LAB_DATA_ROOTS``), symlinks resolved.
@@ -37,11 +37,11 @@ from typing import BinaryIO
 import numpy as np
 
 from ssd_core.data import ImageDataset
-from ssd_core.data.files import IMAGE_EXTENSIONS, make_dataset, stratified_split, default_data_dir
+from ssd_core.data.files import IMAGE_EXTENSIONS, make_dataset, stratified_split
+from ssd_core.data.images import HEADER_BYTES, Header, PixelBomb, check_dataset_memory, decode, read_header, stored_size
 from ssd_core.errors import InputError
 from ssd_core.memory import size_text
 from ssd_core.settings import settings
-from ssd_core.data.images import HEADER_BYTES, Header, PixelBomb, check_dataset_memory, decode, read_header, stored_size
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def _open_upload(source: bytes | str | os.PathLike[str] | BinaryIO, max_bytes: i
         path = Path(source).expanduser()
         if not path.is_file():
             raise InputError(f"The zip file '{_shown(str(path))}' does not exist.")
-        handle = open(path, "rb")  # noqa: SIM115 - closed by load_image_zip
+        handle = open(path, "rb")  # closed by load_image_zip
     try:
         handle.seek(0, io.SEEK_END)
         size = handle.tell()
@@ -148,7 +148,8 @@ def _precheck_directory(handle: BinaryIO, limits: UploadLimits) -> None:
         raise InputError("The upload is not a valid zip file.") from exc
     if not record:
         raise InputError("The upload is not a valid zip file.")
-    entries, directory_size = record[zipfile._ECD_ENTRIES_TOTAL], record[zipfile._ECD_SIZE]
+    # the end-of-central-directory record's total entries and directory size (fields 4 and 5)
+    entries, directory_size = record[getattr(zipfile, "_ECD_ENTRIES_TOTAL", 4)], record[getattr(zipfile, "_ECD_SIZE", 5)]
     if entries > max_entries or directory_size > max_entries * _BYTES_PER_CENTRAL_ENTRY:
         raise InputError(f"The zip has too many entries: at most {limits.max_files} files are allowed.")
 
@@ -184,7 +185,8 @@ def _screen(infos: list[zipfile.ZipInfo], limits: UploadLimits) -> None:
             raise InputError(f"The zip is password-protected ('{_shown(info.filename)}'); upload an unencrypted zip.")
         if info.compress_type not in _SUPPORTED_COMPRESSION:
             raise InputError(
-                f"The zip uses an unsupported compression method for '{_shown(info.filename)}'; re-create it with standard (deflate) compression."
+                f"The zip uses an unsupported compression method for '{_shown(info.filename)}'; re-create it with standard "
+                "(deflate) compression."
             )
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size >= limits.ratio_min_bytes and ratio > limits.max_compression_ratio:
@@ -232,7 +234,7 @@ class _Budget:
                     chunks.append(chunk)
         except InputError:
             raise
-        except Exception as exc:  # noqa: BLE001 - whatever the decompressor raises: one sentence
+        except Exception as exc:  # whatever the decompressor raises: one sentence
             raise InputError(
                 f"The zip file is damaged: '{_shown(info.filename)}' cannot be unpacked ({_shown(str(exc), 60)}); re-create the zip."
             ) from exc
@@ -335,7 +337,7 @@ def _too_many_pixels(name: str, size: tuple[int, int] | None, limits: UploadLimi
     )
 
 
-def _header(budget: "_Budget", archive: zipfile.ZipFile, member: "_Member", limits: UploadLimits) -> Header | None:
+def _header(budget: _Budget, archive: zipfile.ZipFile, member: _Member, limits: UploadLimits) -> Header | None:
     """An image's header from the first bytes of its member (all of it only when that is not enough)."""
     try:
         header = read_header(budget.read(archive, member.info, head=HEADER_BYTES), limits.max_image_pixels)
@@ -557,7 +559,8 @@ def check_local_data_dir(path: str | os.PathLike[str], allowed_roots: list[str] 
     try:
         is_file = resolved.exists() and not resolved.is_dir()
     except (OSError, ValueError) as exc:  # a name too long for the file system, and the like
-        raise InputError(f"The data directory '{_shown(text)}' cannot be used ({_shown(exc.strerror or str(exc), 60)}).") from None
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        raise InputError(f"The data directory '{_shown(text)}' cannot be used ({_shown(reason, 60)}).") from None
     if is_file:
         raise InputError(f"The data directory '{_shown(text)}' is a file, not a folder.")
     return resolved

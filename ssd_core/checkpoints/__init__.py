@@ -26,19 +26,21 @@ import io
 import json
 import logging
 import math
-import os
 import pickletools
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import torch
 from torch import nn
 
 from ..errors import InputError
 from ..memory import size_text
+
+if TYPE_CHECKING:
+    from ..models import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ class ModelConfig:
             "classes": self.classes,
         }
 
-    def validate(self) -> "ModelConfig":
+    def validate(self) -> ModelConfig:
         """Check the values (a config may come from an uploaded JSON); returns self."""
         from ..models import get_spec
 
@@ -148,7 +150,7 @@ class ModelConfig:
         return self
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
         """A checked config from a dict (e.g. the JSON written by :func:`save_model`; extra keys are ignored)."""
         if not isinstance(raw, dict):
             raise InputError("The model config must be a JSON object with 'model', 'num_classes' and 'input_shape'.")
@@ -195,7 +197,7 @@ def _read_bytes(source: str | Path | bytes | BinaryIO, max_bytes: int, what: str
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "upload"
     elif hasattr(source, "read"):
-        data = source.read(max_bytes + 1)  # type: ignore[union-attr]
+        data = source.read(max_bytes + 1)
         name = str(getattr(source, "name", "upload"))
         if not isinstance(data, (bytes, bytearray)):
             raise InputError(f"The {what} must be opened in binary mode.")
@@ -302,7 +304,8 @@ def _check_safetensors_header(data: bytes) -> None:
     available = len(data) - 8 - header_len
     if position > available:
         raise InputError(
-            f"The safetensors file is truncated: its header promises {size_text(position)} of tensor data but only {size_text(available)} follow."
+            f"The safetensors file is truncated: its header promises {size_text(position)} of tensor data but only "
+            f"{size_text(available)} follow."
         )
     if position < available:
         raise _safetensors_error("it has trailing bytes after the tensors")
@@ -513,7 +516,7 @@ def read_state_dict(
         raise
     except MemoryError:
         raise InputError("The checkpoint is too large to read in the memory this server allows.") from None
-    except Exception as exc:  # noqa: BLE001 - a reader error we did not foresee: still one sentence, no traceback
+    except Exception as exc:  # a reader error we did not foresee: still one sentence, no traceback
         log.warning("unexpected error reading a checkpoint", exc_info=exc)
         raise InputError(f"The checkpoint cannot be read ({type(exc).__name__}); {_STATE_DICT_HINT}.") from None
 
@@ -598,7 +601,7 @@ def _guess_architecture(state: dict[str, torch.Tensor], config: ModelConfig) -> 
                 aligned[k].shape == v.shape for k, v in expected.items() if k not in heads
             ):
                 return name
-        except Exception:  # an architecture that cannot take this input shape
+        except Exception:  # noqa: BLE001 - an architecture that cannot take this input shape
             continue
     return None
 
@@ -619,7 +622,8 @@ def _check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tenso
         guess = _guess_architecture(state, config)
         if guess is not None:
             raise InputError(
-                f"The checkpoint does not match {config.model}: it looks like a {guess} checkpoint; pick the architecture it was trained with."
+                f"The checkpoint does not match {config.model}: it looks like a {guess} checkpoint; pick the architecture it was "
+                "trained with."
             )
         parts = []
         if missing:
@@ -638,7 +642,8 @@ def _check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tenso
             if key in heads and tensor.dim() == want.dim() and tensor.dim() >= 1 and tensor.shape[1:] == want.shape[1:]:
                 raise InputError(
                     f"The checkpoint was trained for {tensor.shape[0]} classes but {config.num_classes} were chosen "
-                    f"('{key}' has shape {list(tensor.shape)}, expected {list(want.shape)}); pick the matching dataset or number of classes."
+                    f"('{key}' has shape {list(tensor.shape)}, expected {list(want.shape)}); pick the matching dataset or number of "
+                    "classes."
                 )
             raise InputError(
                 f"The checkpoint does not match {_describe(config)}: '{key}' has shape {list(tensor.shape)}, "
@@ -660,7 +665,7 @@ def load_model(
     source: str | Path | bytes | BinaryIO,
     config: ModelConfig,
     max_bytes: int | None = None,
-) -> nn.Module:
+) -> Classifier:
     """Build ``config``'s architecture and load the checkpoint into it, strictly and safely.
 
     ``max_bytes`` defaults to :func:`max_checkpoint_bytes`. The model comes back in eval mode.
@@ -706,6 +711,7 @@ def model_bytes(model: nn.Module) -> bytes:
 
 
 def config_for_dataset(model_name: str, dataset) -> ModelConfig:
+    """The :class:`ModelConfig` of architecture ``model_name`` for ``dataset`` (classes, image shape, normalisation)."""
     return ModelConfig(
         model=model_name,
         num_classes=dataset.num_classes,

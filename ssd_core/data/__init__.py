@@ -36,6 +36,15 @@ def load_dataset(
     """Load a dataset by name; embedded ones need nothing, file-based ones read ``data_dir``.
 
     Results are kept in memory, so asking twice costs nothing. Never mutate what you get.
+
+    Args:
+        name: "digits", "shapes" (embedded) or a file dataset ("mnist", "fashion_mnist", "cifar10",
+            "cifar100", "cifar20"; see ``DATASETS``).
+        data_dir: where file datasets are looked for (default: ``UNLEARNING_LAB_DATA``).
+        download: fetch missing files (fails with one sentence when offline).
+
+    Returns:
+        The dataset: uint8 images (N, C, H, W), labels, class names and normalisation.
     """
     key = (name, data_dir, download)
     if key in _memory:

@@ -8,8 +8,8 @@ tensors on the fly (:func:`to_float`). Normalisation (mean/std per dataset) live
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 
@@ -67,10 +67,10 @@ class ImageDataset:
             self._fingerprint = digest.hexdigest()[:16]
         return self._fingerprint
 
-    def train(self) -> "Subset":
+    def train(self) -> Subset:
         return Subset(self.train_x, self.train_y, torch.arange(len(self.train_y)))
 
-    def test(self) -> "Subset":
+    def test(self) -> Subset:
         return Subset(self.test_x, self.test_y, torch.arange(len(self.test_y)))
 
 
@@ -85,7 +85,7 @@ class Subset:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
-    def select(self, mask_or_index: torch.Tensor) -> "Subset":
+    def select(self, mask_or_index: torch.Tensor) -> Subset:
         return Subset(self.x[mask_or_index], self.y[mask_or_index], self.indices[mask_or_index])
 
 

@@ -190,6 +190,8 @@ def make_dataset(
     classes: list[str],
     **subclass: object,
 ) -> ImageDataset:
+    """An :class:`ImageDataset` from uint8 arrays (N, C, H, W) and integer labels: computes the
+    per-channel mean/std (within the memory budget) and makes class names safe to show."""
     mean, std = _mean_std(train_x)
     classes = [display_name(c) for c in classes]
     return ImageDataset(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 from dataclasses import dataclass
 from typing import Any

@@ -12,7 +12,6 @@ import torch
 from ..errors import InputError
 from .dataset import ImageDataset, Subset
 
-
 RequestKind = Literal["class", "subclass", "random", "indices"]
 
 
@@ -101,7 +100,16 @@ def resolve_class(dataset: ImageDataset, target: int | str | None) -> int:
 
 
 def make_split(dataset: ImageDataset, request: ForgetRequest) -> ForgetSplit:
-    """Turn a forget request into forget/retain train/test subsets, checking it makes sense."""
+    """Turn a forget request into forget/retain train/test subsets, checking it makes sense.
+
+    Args:
+        dataset: the dataset the request is about.
+        request: a class, sub-class, k random samples or listed training indices.
+
+    Returns:
+        The four subsets (forget/retain x train/test; instance requests leave the test set whole
+        as retain-test) and the forgotten classes. InputError for a request that cannot be met.
+    """
     train, test = dataset.train(), dataset.test()
     n_train = len(train)
     if request.kind == "class":
@@ -110,7 +118,7 @@ def make_split(dataset: ImageDataset, request: ForgetRequest) -> ForgetSplit:
         test_mask = test.y == cls
         classes: tuple[int, ...] = (cls,)
     elif request.kind == "subclass":
-        if dataset.subclass_train_y is None or dataset.subclass_names is None:
+        if dataset.subclass_train_y is None or dataset.subclass_test_y is None or dataset.subclass_names is None:
             raise InputError(
                 f"{dataset.name} has no sub-classes; sub-class forgetting needs a dataset like cifar20."
             )
@@ -125,7 +133,7 @@ def make_split(dataset: ImageDataset, request: ForgetRequest) -> ForgetSplit:
         if not 0 <= fine < len(fine_names):
             raise InputError(f"Sub-class {fine} is out of range for {dataset.name}.")
         forget_mask = dataset.subclass_train_y == fine
-        test_mask = dataset.subclass_test_y == fine  # type: ignore[operator]
+        test_mask = dataset.subclass_test_y == fine
         classes = tuple(int(c) for c in torch.unique(train.y[forget_mask]))
     elif request.kind == "random":
         if request.k is None or request.k < 1:

@@ -7,6 +7,7 @@ Shared loops and helpers live in :mod:`.loops`. Methods from other packages are 
 from .base import (
     FORGET_ONLY,
     FULL_DATA,
+    FULL_DATA_CACHED,
     FULL_RETAIN,
     READS,
     RETAIN_ONLY,
@@ -24,12 +25,15 @@ from .base import (
 )
 from .runner import DataContractError, MethodData, run_method
 
-from . import ssd  # noqa: F401,E402  (registers ssd and lfssd)
-from . import retrain, finetune, neggrad_plus, random_labels, bad_teacher, scrub, salun  # noqa: F401,E401,E402
-from . import l2ul, saps  # noqa: F401,E401,E402  (instance-wise unlearning, sharpness-aware selection)
+# Importing a method module registers it; this order is the order every list shows.
+# isort: off
+from . import ssd  # noqa: F401  (registers ssd and lfssd)
+from . import retrain, finetune, neggrad_plus, random_labels, bad_teacher, scrub, salun  # noqa: F401
+from . import l2ul, saps  # noqa: F401  (instance-wise unlearning, sharpness-aware selection)
+# isort: on
 
 __all__ = [
-    "FORGET_ONLY", "FULL_DATA", "FULL_RETAIN", "READS", "RETAIN_ONLY", "RETAIN_SUBSET", "DataContractError",
+    "FORGET_ONLY", "FULL_DATA", "FULL_DATA_CACHED", "FULL_RETAIN", "READS", "RETAIN_ONLY", "RETAIN_SUBSET", "DataContractError",
     "MethodData", "MethodOutcome", "MethodResult", "MethodSpec", "available_methods", "config_fields", "get_method",
     "load_plugin", "make_config", "param", "register_method", "run_method",
 ]

@@ -31,6 +31,8 @@ from .runner import MethodData
 
 @dataclass
 class BadTeacherConfig:
+    """Bad Teacher: the student follows the original on retain data and a random teacher on the forget set."""
+
     epochs: int = param(3, "epochs over forget set + retain subset", min=1, max=1000)
     lr: float = param(1e-3, "Adam learning rate", min=1e-7, max=1.0, log=True)
     batch_size: int = param(64, "batch size", min=2, max=4096)

@@ -18,9 +18,10 @@ import dataclasses
 import importlib.util
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -36,7 +37,9 @@ RETAIN_SUBSET = "forget set + a retain subset"
 FULL_RETAIN = "forget set + full retain set"
 RETAIN_ONLY = "full retain set"
 FULL_DATA = "full training data"
-READS = (FORGET_ONLY, RETAIN_SUBSET, FULL_RETAIN, RETAIN_ONLY, FULL_DATA)
+# the full data read once per model (an importance cached across requests) plus the forget set
+FULL_DATA_CACHED = "full training data (importance cached)"
+READS = (FORGET_ONLY, RETAIN_SUBSET, FULL_RETAIN, RETAIN_ONLY, FULL_DATA, FULL_DATA_CACHED)
 
 ALL_REQUESTS = frozenset({"class", "subclass", "random", "indices"})
 ENTRY_POINT_GROUP = "ssd_core.methods"
@@ -94,23 +97,28 @@ def param(default: Any, help: str, min: float | None = None, max: float | None =
 
 # The schedule fields most methods share, written once.
 def seed_param(what: str = "the data order") -> Any:
+    """The config field every method uses for its seed."""
     return param(0, f"seed for {what}", min=0, max=2**31 - 1)
 
 
 def epochs_param(default: int, over: str = "the retain set") -> Any:
+    """An epochs field (1 to 1000) over ``over``."""
     return param(default, f"epochs over {over}", min=1, max=1000)
 
 
 def lr_param(default: float, optimiser: str = "SGD learning rate (momentum 0.9)", low: float = 1e-6,
              high: float = 10.0) -> Any:
+    """A learning-rate field, log-scaled between ``low`` and ``high``; ``optimiser`` is its help text."""
     return param(default, optimiser, min=low, max=high, log=True)
 
 
 def batch_param(default: int = 64, what: str = "retain batch size") -> Any:
+    """A batch-size field (2 to 4096); ``what`` is its help text."""
     return param(default, what, min=2, max=4096)
 
 
 def forget_batch_param(default: int = 32) -> Any:
+    """The forget batch-size field (1 to 4096: a forget set can be one image)."""
     return param(default, "forget batch size", min=1, max=4096)
 
 
@@ -158,7 +166,7 @@ def check_config(spec: MethodSpec, config: Any) -> Any:
     """``config`` checked against the spec: the right dataclass, every value in range."""
     if not isinstance(config, spec.config_cls):
         raise InputError(f"Method '{spec.name}' needs a {spec.config_cls.__name__}, not a {type(config).__name__}.")
-    return make_config(spec.config_cls, dataclasses.asdict(config))
+    return make_config(spec.config_cls, {f.name: getattr(config, f.name) for f in dataclasses.fields(spec.config_cls)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +209,7 @@ def _load_entry_points() -> None:
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry.load()
-        except Exception:  # noqa: BLE001 - one broken plugin must not hide the others
+        except Exception:  # one broken plugin must not hide the others
             log.warning("could not load the method plugin %r", entry.value, exc_info=True)
             continue
         if isinstance(loaded, MethodSpec):
@@ -242,6 +250,7 @@ def available_methods() -> dict[str, MethodSpec]:
 
 
 def get_method(name: str) -> MethodSpec:
+    """The registered method ``name``; InputError naming the choices otherwise."""
     methods = available_methods()
     if name not in methods:
         raise InputError(f"Unknown method '{str(name)[:40]}'; choose one of: {', '.join(methods)}.")

@@ -26,6 +26,8 @@ from .runner import MethodData
 
 @dataclass
 class FinetuneConfig:
+    """Fine-tuning on the retain set only (forgetting by catastrophic forgetting)."""
+
     epochs: int = epochs_param(8)
     lr: float = lr_param(0.02, "SGD learning rate (momentum 0.9, cosine decay)")
     batch_size: int = batch_param(64, "batch size")

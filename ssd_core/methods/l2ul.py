@@ -66,8 +66,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..data import to_float
 from ..errors import InputError
@@ -83,18 +83,23 @@ MAX_FORGET = 128
 
 @dataclass
 class L2ULConfig:
-    variant: str = param("adv+imp", "naive: forget loss only; adv: + adversarial examples; adv+imp: + weight-importance regulariser", choices=VARIANTS)
+    """Instance-wise unlearning (L2UL): the variant, its losses and the stopping rule."""
+
+    variant: str = param("adv+imp", "naive: forget loss only; adv: + adversarial examples; adv+imp: + weight-importance regulariser",
+                         choices=VARIANTS)
     lr: float = param(1e-3, "SGD learning rate (momentum 0.9)", min=1e-6, max=1.0, log=True)
     max_steps: int = param(500, "step cap (training stops earlier once every instance is misclassified)", min=1, max=100_000)
     forget_weight: float = param(0.0625, "weight of each instance's forget loss (summed over the instances)", min=0.0, max=1000.0)
-    relabel: str = param("", "new labels: comma separated (one per forget instance in training-index order, or one for all), or 'random'; empty = negative cross-entropy")
+    relabel: str = param("", "new labels: comma separated (one per forget instance in training-index order, or one for all), "
+                         "or 'random'; empty = negative cross-entropy")
     adv_per_image: int = param(9, "adversarial examples per forget image (distinct random target labels)", min=1, max=100)
     adv_eps: float = param(4.0, "L2 radius of the attacks in [0, 1] pixel space", min=0.01, max=100.0)
     adv_step: float = param(0.1, "L2 size of each PGD step", min=1e-4, max=10.0)
     adv_steps: int = param(100, "PGD steps per attack", min=1, max=1000)
     adv_batch_size: int = param(256, "adversarial examples (and neighbours) per training step", min=1, max=100_000)
     adv_weight: float = param(10.0, "weight of the adversarial-example loss", min=0.0, max=1000.0)
-    neighbours_per_image: int = param(8, "random neighbours per forget image kept at the original model's prediction (not in the paper; 0 = the paper's retain stand-ins only)", min=0, max=100)
+    neighbours_per_image: int = param(8, "random neighbours per forget image kept at the original model's prediction "
+                                      "(not in the paper; 0 = the paper's retain stand-ins only)", min=0, max=100)
     neighbour_radius: float = param(1.0, "L2 distance of those neighbours from their image, [0, 1] pixel space", min=0.01, max=100.0)
     reg_weight: float = param(0.3, "strength of the weight-importance regulariser (adv+imp)", min=0.0, max=1e6)
     importance_batch_size: int = param(64, "batch size for the MAS importance", min=1, max=4096)
@@ -253,9 +258,9 @@ def _run(work: nn.Module, data: MethodData, config: L2ULConfig, *, device: torch
             else:
                 per_instance = F.cross_entropy(logits, targets_f, reduction="none")
             loss = config.forget_weight * per_instance.sum()
-            if adv_x is not None:
+            if adv_x is not None and adv_y is not None:
                 loss = loss + config.adv_weight * _batch_ce(work, adv_x, adv_y, config.adv_batch_size, generator)
-            if near_x is not None:
+            if near_x is not None and near_y is not None:
                 loss = loss + _batch_ce(work, near_x, near_y, config.adv_batch_size, generator)
             if anchor_weights is not None:
                 penalty = sum((anchor_weights[n] * (p - theta0[n]).pow(2)).sum() for n, p in named) / 2
@@ -297,7 +302,8 @@ def _run(work: nn.Module, data: MethodData, config: L2ULConfig, *, device: torch
 register_method(
     MethodSpec(
         "l2ul",
-        "Instance-wise unlearning (Cha et al.): push chosen samples off their labels, with adversarial examples and weight importance keeping the rest.",
+        "Instance-wise unlearning (Cha et al.): push chosen samples off their labels, with adversarial examples and weight "
+        "importance keeping the rest.",
         L2ULConfig,
         _run,
         supports=frozenset({"random", "indices"}),

@@ -19,11 +19,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..data import Subset, to_float
 from ..errors import InputError
@@ -96,6 +97,7 @@ def random_other_labels(labels: torch.Tensor, num_classes: int, generator: torch
 
 
 def sgd(params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.SGD:
+    """The SGD optimiser the baselines share (momentum 0.9 unless told)."""
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
@@ -108,6 +110,7 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
 
 
 def require_nonempty(subset: Subset, what: str, method: str) -> None:
+    """InputError ("<method> needs a non-empty <what>.") when ``subset`` is empty."""
     if len(subset) == 0:
         raise InputError(f"{method} needs a non-empty {what}.")
 

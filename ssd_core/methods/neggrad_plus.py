@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..data import Subset
 from ..progress import OptionalProgress
@@ -46,6 +46,8 @@ from .runner import MethodData
 
 @dataclass
 class NegGradPlusConfig:
+    """NegGrad+: descent on retain batches, ascent on forget batches."""
+
     epochs: int = epochs_param(2, "the retain set (the forget set is cycled alongside)")
     lr: float = lr_param(0.005, "SGD learning rate (momentum 0.9, cosine decay)")
     batch_size: int = batch_param(64)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..data import Subset
 from ..progress import OptionalProgress
@@ -36,6 +36,8 @@ from .runner import MethodData
 
 @dataclass
 class RandomLabelsConfig:
+    """Random labels: the forget set relabelled at random, trained on beside retain batches."""
+
     epochs: int = epochs_param(2, "the retain set (the forget set is cycled alongside)")
     lr: float = lr_param(0.01)
     batch_size: int = batch_param(64)

@@ -30,6 +30,8 @@ from .runner import MethodData
 
 @dataclass
 class RetrainConfig:
+    """Retraining from scratch on the retain set (the gold standard)."""
+
     model_name: str = param("", "architecture to re-create; empty = recognise it from the model")
     epochs: int = param(0, "training epochs on the retain set; 0 = the architecture's default schedule", min=0, max=1000)
     lr: float = param(0.0, "learning rate; 0 = the architecture's default", min=0.0, max=10.0)

@@ -22,6 +22,7 @@ from ..progress import OptionalProgress, report
 from .base import (
     FORGET_ONLY,
     FULL_DATA,
+    FULL_DATA_CACHED,
     FULL_RETAIN,
     RETAIN_ONLY,
     RETAIN_SUBSET,
@@ -55,6 +56,7 @@ _GIVEN = {
     FULL_RETAIN: ("forget_train", "retain_train"),
     RETAIN_ONLY: ("retain_train",),
     FULL_DATA: ("forget_train", "retain_train", "train"),
+    FULL_DATA_CACHED: ("forget_train", "retain_train", "train"),
 }
 
 
@@ -62,7 +64,7 @@ class MethodData:
     """The training data a method may read: only what its spec declares (see :data:`_GIVEN`).
 
     - ``forget_train``, ``retain_train`` (for :data:`RETAIN_SUBSET` a seeded sample of
-      ``retain_fraction`` of it), ``train`` (everything; :data:`FULL_DATA` only);
+      ``retain_fraction`` of it), ``train`` (everything; the two full-data kinds only);
     - ``dataset`` (names, shape, normalisation: no images), ``request``, ``data_key`` (the data's
       fingerprint, for caches), ``generator`` (a ``torch.Generator`` seeded with the config's seed,
       for the data order; for :data:`RETAIN_SUBSET` it already drew the retain sample);

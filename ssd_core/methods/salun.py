@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..data import Subset, batches
 from ..progress import OptionalProgress, report, scaled
@@ -42,6 +42,8 @@ from .runner import MethodData
 
 @dataclass
 class SalUnConfig:
+    """SalUn: random-label updates restricted to the most forget-salient weights."""
+
     mask_fraction: float = param(0.5, "fraction of parameter entries updated (largest forget-loss gradient)", min=0.001, max=1.0)
     epochs: int = epochs_param(2, "the retain set (the forget set is cycled alongside)")
     lr: float = lr_param(0.02)

@@ -54,6 +54,8 @@ SELECTIONS = ("sharpness", "fisher", "magnitude", "random")
 
 @dataclass
 class SAPSConfig:
+    """SAPS: NegGrad+ on the top p % of parameters chosen by a selection rule."""
+
     p: float = param(5.0, "percent of all parameter entries updated (the rest stay frozen)", min=1.0, max=10.0)
     selection: str = param("sharpness", "how entries are ranked: Hessian diagonal, Fisher, |weight| or random", choices=SELECTIONS)
     n_probes: int = param(4, "Hutchinson probe vectors per batch (sharpness only)", min=1, max=1000)

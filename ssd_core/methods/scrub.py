@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..progress import OptionalProgress, report
 from .base import (
@@ -47,13 +47,16 @@ from .runner import MethodData
 
 @dataclass
 class ScrubConfig:
+    """SCRUB: alternate max steps away from the teacher on Df and min steps toward it on Dr."""
+
     epochs: int = param(3, "epochs (each: optional max pass over Df, then a min pass over Dr)", min=1, max=1000)
     max_epochs: int = param(2, "how many of the first epochs include the max (forget) pass", min=0, max=1000)
     lr: float = lr_param(0.005)
     batch_size: int = batch_param(64)
     forget_batch_size: int = forget_batch_param(32)
     temperature: float = param(4.0, "distillation temperature T", min=0.1, max=100.0)
-    forget_kl_cap: float = param(2.0, "stop pushing a forget batch away once its KL to the teacher exceeds this", min=0.01, max=1e6, log=True)
+    forget_kl_cap: float = param(2.0, "stop pushing a forget batch away once its KL to the teacher exceeds this",
+                                 min=0.01, max=1e6, log=True)
     alpha: float = param(0.001, "weight of KL to the teacher on the retain set", min=0.0, max=100.0)
     gamma: float = param(1.0, "weight of cross-entropy on the retain set", min=0.0, max=100.0)
     weight_decay: float = param(5e-4, "SGD weight decay", min=0.0, max=1.0)
@@ -79,7 +82,7 @@ def _run(student: nn.Module, data: MethodData, config: ScrubConfig, *, device: t
         done = 0
         for epoch in range(config.epochs):
             student.train()
-            record = {"epoch": epoch}
+            record: dict[str, float] = {"epoch": epoch}
             if epoch < max_epochs:
                 for _ in range(forget_steps):
                     x, _y = take(forget, next(forget_stream), device)

@@ -17,12 +17,14 @@ from ..dampening import check_hyperparameters, dampen
 from ..data import ForgetSplit
 from ..importance import ImportanceCache, ImportanceDict, compute_importance, default_cache
 from ..progress import OptionalProgress, report, scaled
-from .base import FULL_DATA, MethodOutcome, MethodSpec, param, register_method
+from .base import FULL_DATA_CACHED, MethodOutcome, MethodSpec, param, register_method
 from .runner import MethodData
 
 
 @dataclass
 class SSDConfig:
+    """SSD: selection threshold alpha, dampening strength lambda and the importance estimator."""
+
     alpha: float = param(10.0, "selection threshold: dampen where I_f > alpha * I_D", min=1e-6, max=1e6, log=True)
     lam: float = param(1.0, "dampening strength lambda: beta = min(lambda * I_D / I_f, 1)", min=0.0, max=1e6)
     estimator: str = param("fisher", "importance estimator", choices=("fisher", "fisher_exact"))
@@ -31,6 +33,8 @@ class SSDConfig:
 
 @dataclass
 class LFSSDConfig:
+    """LFSSD: SSD with the loss-free importance (no labels needed)."""
+
     alpha: float = param(5.0, "selection threshold (smaller than SSD's)", min=1e-6, max=1e6, log=True)
     lam: float = param(1.0, "dampening strength lambda", min=0.0, max=1e6)
     estimator: str = param("lossfree", "importance estimator (label-free)", choices=("lossfree",))
@@ -116,7 +120,7 @@ register_method(
         "Selective Synaptic Dampening: shrink parameters far more important to the forget set than to the full data.",
         SSDConfig,
         _run,
-        data_touched=FULL_DATA,
+        data_touched=FULL_DATA_CACHED,
     )
 )
 register_method(
@@ -125,6 +129,6 @@ register_method(
         "Loss-free SSD: like SSD, but importance from the logit norm, so no labels are needed.",
         LFSSDConfig,
         _run,
-        data_touched=FULL_DATA,
+        data_touched=FULL_DATA_CACHED,
     )
 )

@@ -1,0 +1,109 @@
+"""The layout the README describes is the layout the code has: dependencies point one way
+(ssd_core <- unlearning_lab <- app), every module is named in the README, every setting is in
+the one settings table."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+# What each layer may not import (anywhere, including imports inside functions).
+FORBIDDEN = {
+    "ssd_core": {"unlearning_lab", "ui", "app_pages", "streamlit", "plotly", "pandas", "captum", "kaleido",
+                 "playwright", "choreographer"},
+    "unlearning_lab": {"ui", "app_pages", "streamlit"},
+    "ui": {"app_pages"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Top-level names of every absolute import in a file (relative imports stay in the package)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_dependencies_point_one_way(package: str) -> None:
+    offenders = {str(path.relative_to(ROOT)): sorted(imported_modules(path) & FORBIDDEN[package])
+                 for path in (ROOT / package).rglob("*.py")}
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_the_library_imports_without_the_dashboard_stack() -> None:
+    """Importing all of ssd_core (every method, the CLI) and unlearning_lab loads no Streamlit, and
+    ssd_core alone loads no plotly either."""
+    code = (
+        "import sys, pkgutil, importlib, ssd_core\n"
+        "for m in pkgutil.walk_packages(ssd_core.__path__, 'ssd_core.'):\n"
+        "    if not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
+        "assert not {'streamlit', 'plotly', 'pandas', 'captum'} & set(sys.modules), sorted(sys.modules)\n"
+        "import unlearning_lab.figures, unlearning_lab.export, unlearning_lab.report, unlearning_lab.uploads\n"
+        "assert 'streamlit' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+def _modules(package: str) -> list[str]:
+    out = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        if path.name == "__init__.py":
+            if path.parent != ROOT / package:
+                out.append(path.parent.name + "/")
+        elif path.name != "__main__.py":
+            out.append(path.name)
+    return out
+
+
+@pytest.mark.parametrize("package", ["ssd_core", "unlearning_lab", "ui", "app_pages"])
+def test_readme_layout_names_every_module(package: str) -> None:
+    layout = README[README.index("## Layout"):README.index("## Datasets")]
+    missing = [name for name in _modules(package) if name not in layout]
+    assert not missing, f"README's layout does not mention {missing} of {package}/"
+
+
+def test_readme_settings_table_is_the_settings_list() -> None:
+    from ssd_core.settings import markdown_table
+
+    start = README.index("<!-- settings table")
+    table = README[README.index("\n", start) + 1:README.index("<!-- end of settings table -->")].strip()
+    assert table == markdown_table(), "run `python -m ssd_core.settings` and paste its table into README.md"
+
+
+def test_every_environment_variable_is_a_setting() -> None:
+    """No UNLEARNING_LAB_* is read anywhere without being in the one list (and so documented)."""
+    from ssd_core.settings import VARIABLES
+
+    known = {v.env for v in VARIABLES}
+    used: dict[str, set[str]] = {}
+    for folder in ("ssd_core", "unlearning_lab", "ui", "app_pages", "bench", "scripts"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for name in re.findall(r"UNLEARNING_LAB_[A-Z_]+[A-Z]", path.read_text()):
+                used.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+    for path in (ROOT / "app.py", ROOT / "serve.py", ROOT / "Makefile"):
+        for name in re.findall(r"UNLEARNING_LAB_[A-Z_]+[A-Z]", path.read_text()):
+            used.setdefault(name, set()).add(path.name)
+    assert not {name: where for name, where in used.items() if name not in known}
+
+
+def test_settings_are_read_in_one_place() -> None:
+    """Only ssd_core/settings.py reads os.environ for UNLEARNING_LAB_* (the others use settings())."""
+    readers = []
+    for folder in ("ssd_core", "unlearning_lab", "ui", "app_pages"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text()
+            if re.search(r"(os\.environ|getenv)[^\n]*UNLEARNING_LAB_", text) and path.name != "settings.py":
+                readers.append(str(path.relative_to(ROOT)))
+    assert not readers
