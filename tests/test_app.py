@@ -13,15 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from apptest_helpers import shown_text  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from apptest_helpers import shown_text
+from streamlit.testing.v1 import AppTest
 
-from ssd_core.dampening import dampen  # noqa: E402
-from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
-from ssd_core.methods.ssd import ssd_importances  # noqa: E402
-from ssd_core.metrics import evaluate  # noqa: E402
-from ssd_core.models import get_spec  # noqa: E402
-from ssd_core.train import load_or_train  # noqa: E402
+from ssd_core.dampening import dampen
+from ssd_core.data import ForgetRequest, load_dataset, make_split
+from ssd_core.methods.ssd import ssd_importances
+from ssd_core.metrics import evaluate
+from ssd_core.models import get_spec
+from ssd_core.train import load_or_train
 
 TIMEOUT = 120
 

@@ -12,13 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from apptest_helpers import set_kept  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from apptest_helpers import set_kept
+from streamlit.testing.v1 import AppTest
 
-from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
-from ssd_core.methods import run_method  # noqa: E402
-from ssd_core.metrics import Evaluation, evaluate, is_over_forgetting, random_reference_logits  # noqa: E402
-from ssd_core.train import load_or_train  # noqa: E402
+from ssd_core.data import ForgetRequest, load_dataset, make_split
+from ssd_core.methods import run_method
+from ssd_core.metrics import Evaluation, evaluate, is_over_forgetting, random_reference_logits
+from ssd_core.train import load_or_train
 
 TIMEOUT = 180
 

@@ -18,19 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from apptest_helpers import shown_text  # noqa: E402
-from hostile import png, zip_of  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from apptest_helpers import shown_text
+from hostile import png, zip_of
+from streamlit.testing.v1 import AppTest
 
-from ssd_core.checkpoints import config_for_dataset, load_model, model_bytes, read_model_config, save_model  # noqa: E402
-from ssd_core.dampening import dampen  # noqa: E402
-from ssd_core.data import ForgetRequest, load_dataset, make_split  # noqa: E402
-from ssd_core.errors import InputError  # noqa: E402
-from ssd_core.methods.ssd import ssd_importances  # noqa: E402
-from ssd_core.metrics import evaluate  # noqa: E402
-from ssd_core.models import build_model  # noqa: E402
-from ssd_core.train import load_or_train  # noqa: E402
-from unlearning_lab.uploads import load_image_zip  # noqa: E402
+from ssd_core.checkpoints import config_for_dataset, load_model, model_bytes, read_model_config, save_model
+from ssd_core.dampening import dampen
+from ssd_core.data import ForgetRequest, load_dataset, make_split
+from ssd_core.errors import InputError
+from ssd_core.methods.ssd import ssd_importances
+from ssd_core.metrics import evaluate
+from ssd_core.models import build_model
+from ssd_core.train import load_or_train
+from unlearning_lab.uploads import load_image_zip
 
 TIMEOUT = 120
 CKPT, CKPT_CONFIG, ZIP = "upload_checkpoint", "upload_checkpoint_config", "upload_dataset_zip"

@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ssd_core.metrics import Evaluator  # noqa: E402
-from ssd_core.sweep import SweepPoint, SweepResult, mark_pareto, sweep  # noqa: E402
-from ui import sweep as landscape  # noqa: E402
-from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, RunSetup  # noqa: E402
+from ssd_core.metrics import Evaluator
+from ssd_core.sweep import SweepPoint, SweepResult, mark_pareto, sweep
+from ui import sweep as landscape
+from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, RunSetup
 
 
 @pytest.fixture(scope="module")

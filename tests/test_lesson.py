@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ui import lesson  # noqa: E402
-from ui.lesson import LessonState  # noqa: E402
+from ui import lesson
+from ui.lesson import LessonState
 
 ORIGINAL = {"forget_test_acc": 1.0, "retain_test_acc": 0.99, "forget_train_acc": 1.0, "mia": 0.92}
 

@@ -11,9 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from apptest_helpers import shown_text  # noqa: E402
+from apptest_helpers import shown_text
 
-from ui.links import (  # noqa: E402
+from ui.links import (
     LinkChoices,
     LinkState,
     check_forget,

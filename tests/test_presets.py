@@ -12,11 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ssd_core.data import load_dataset, make_split  # noqa: E402
-from ssd_core.data.files import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES  # noqa: E402
-from ui import presets as ui_presets  # noqa: E402
-from ui import state  # noqa: E402
-from unlearning_lab.presets import CLASSROOM, PAPER, PRESETS, class_index, get_preset, presets_in  # noqa: E402
+from ssd_core.data import load_dataset, make_split
+from ssd_core.data.files import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES
+from ui import presets as ui_presets
+from ui import state
+from unlearning_lab.presets import CLASSROOM, PAPER, PRESETS, class_index, get_preset, presets_in
 
 
 def test_preset_data_is_consistent():

@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ssd_core.cli import build_parser  # noqa: E402
-from ssd_core.data import ForgetRequest  # noqa: E402
-from ui.state import RunSetup  # noqa: E402
-from unlearning_lab import report  # noqa: E402
+from ssd_core.cli import build_parser
+from ssd_core.data import ForgetRequest
+from ui.state import RunSetup
+from unlearning_lab import report
 
 CHROMIUM = Path("/usr/bin/chromium")
 METRIC_KEYS = ("forget_test_acc", "forget_train_acc", "retain_test_acc", "retain_train_acc", "test_acc", "mia", "zrf")
