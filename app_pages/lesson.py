@@ -1,4 +1,4 @@
-"""Lesson: a guided walk through SSD in six steps, each with its formula, a live figure of the
+"""Lesson: a guided walk through SSD in seven steps, each with its formula, a live figure of the
 current model and a small task that is checked automatically."""
 
 import streamlit as st
@@ -35,6 +35,7 @@ from ui.views import (
     options_from_state,
 )
 from unlearning_lab.figures import short_layer_name  # heavy imports after the first paint
+from unlearning_lab.text import plain
 
 render_picker("lesson")
 
@@ -65,17 +66,23 @@ def metrics_at(prepared, alpha: float, lam: float) -> dict:
 
 
 def controls(prepared) -> tuple[float, float]:
-    """This step's sliders (views of the session's alpha and lambda, the same as on the Unlearn page)."""
+    """This step's controls (views of the session's alpha and lambda, the same as on the Unlearn
+    page); returns the alpha the page dampens with (automatic, or set by hand) and lambda."""
+    alpha, setting = live.effective_alpha(prepared)
     if step.controls:
         for column, name in zip(st.columns(len(step.controls)), step.controls):
             with column:
-                if name == "alpha":
+                if name == "auto":
+                    live.auto_toggle(setting)
+                elif name == "alpha":
                     live.alpha_slider("α — selection threshold (log scale)", K_ALPHA,
-                                      "Selected: I_f > α · I_D. Click the slider and use ← → to step.")
+                                      "Selected: I_f > α · I_D. Click the slider and use ← → to step. Moving it sets α "
+                                      "by hand.", shown=alpha if setting is not None else None)
                 else:
                     live.lambda_slider("λ — dampening strength", K_LAMBDA, "β = min(λ · I_D / I_f, 1).")
-    s = lab_state.current()
-    return float(s.alpha), float(s.lam)
+    if setting is not None:
+        st.caption(plain(setting.sentence(), None))
+    return alpha, float(lab_state.current().lam)
 
 
 def figure(prepared, result) -> None:

@@ -12,11 +12,16 @@ Figures (targets from the issues):
 - dampen_eval_ms: median ms to dampen with new alpha/lambda and evaluate retain/forget test
   accuracy on digits/smallcnn, i.e. what a slider move costs (target <= 30 ms).
 - mia_ms, evaluate_ms, train_seconds for the embedded defaults.
+- auto_alpha: a slider move as the page makes it (dampen, evaluate every subset) with automatic
+  alpha over one without (the adaptive percentile from the cached ratios, the guard's check read
+  from the same logits; target <= 1.5), and the guard's search after a collapse at alpha 10
+  (targets: 0.5 s on digits class 3, 5 s on shapes class 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -28,11 +33,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ssd_core.dampening import dampen
+from ssd_core.dampening import adaptive_alpha, dampen, finite_ratios
 from ssd_core.data import ForgetRequest, Subset, batches, load_dataset, load_shapes, make_split
+from ssd_core.guard import CollapseGuard
 from ssd_core.importance import ImportanceCache, compute_importance
 from ssd_core.methods.ssd import ssd_importances
-from ssd_core.metrics import Evaluator, entropy, evaluate, logits_of, mia_from_entropies
+from ssd_core.metrics import Evaluator, entropy, evaluate, evaluate_outputs, logits_of, mia_from_entropies, split_outputs, to_channels_last
 from ssd_core.models import build_for_dataset, resolve_device
 from ssd_core.train import TrainConfig, load_or_train, train_model
 
@@ -117,6 +123,44 @@ def mia_and_evaluate_ms(model, split, device: torch.device, repeats: int = 5) ->
     return {"mia_ms": statistics.median(mia), "evaluate_ms": statistics.median(full)}
 
 
+def auto_alpha_figures(device: torch.device, moves: int = 15) -> dict:
+    out = {}
+    for dataset_name, model_name, cls in (("digits", "smallcnn", 3), ("shapes", "resnet18_narrow", 0)):
+        dataset = load_dataset(dataset_name)
+        model = load_or_train(dataset, model_name, device=device).model.to(device)
+        split = make_split(dataset, ForgetRequest("class", cls))
+        imp = ssd_importances(model, split, device=device)
+        ratios = finite_ratios(imp.full, imp.forget)  # the page computes them once per run
+        guard = CollapseGuard(model, split.retain_train, split.forget_train, device, whole_classes=True)
+        scratch = to_channels_last(copy.deepcopy(model))
+        chosen = adaptive_alpha(imp.full, imp.forget, len(split.forget_train), len(split.train), ratios=ratios)
+        manual, auto = [], []
+        for i in range(moves):
+            lam = 0.5 + 0.1 * i
+            start = time.perf_counter()
+            damped, _ = dampen(model, imp.full, imp.forget, chosen.alpha, lam, into=scratch, with_statistics=False)
+            evaluate_outputs(split_outputs(damped, split, device), split, with_mia=True)
+            _sync(device)
+            manual.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            setting = adaptive_alpha(imp.full, imp.forget, len(split.forget_train), len(split.train), ratios=ratios)
+            damped, _ = dampen(model, imp.full, imp.forget, setting.alpha, lam, into=scratch, with_statistics=False)
+            outputs = split_outputs(damped, split, device)
+            evaluate_outputs(outputs, split, with_mia=True)
+            guard.check_logits(outputs.train_logits, setting.alpha, lam)
+            _sync(device)
+            auto.append((time.perf_counter() - start) * 1000)
+        searches = [guard.fix(model, imp.full, imp.forget, 10.0, 1.0, scratch=scratch) for _ in range(3)]
+        fix = searches[-1]
+        out[f"{dataset_name}/{model_name}/class{cls}"] = {
+            "manual_move_ms": statistics.median(manual), "auto_move_ms": statistics.median(auto),
+            "auto_over_manual": statistics.median(auto) / statistics.median(manual),
+            "guard_search_seconds": statistics.median(f.seconds for f in searches), "guard_probes": fix.probes,
+            "guard_alpha_from_10": fix.alpha, "adaptive_alpha": chosen.alpha,
+        }
+    return out
+
+
 def cpu_figures(device: torch.device) -> dict:
     digits = load_dataset("digits")
     shapes = load_dataset("shapes")
@@ -136,6 +180,7 @@ def cpu_figures(device: torch.device) -> dict:
         "dampen_eval_ms": {"digits/smallcnn": dampen_eval_ms(digits_model, digits_split, device)},
         **{k: {"digits/smallcnn": v} for k, v in mia_and_evaluate_ms(digits_model, digits_split, device).items()},
         "train_seconds": {"digits/smallcnn": digits_train},
+        "auto_alpha": auto_alpha_figures(device),
     }
 
 

@@ -87,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--forget-random", type=_whole, metavar="K", help="K random training samples")
     what.add_argument("--forget-indices", help="training indices, e.g. 1,5,9 or 10-20")
     unlearn.add_argument("--method", default="ssd")
-    unlearn.add_argument("--alpha", type=_finite_float, help="selection threshold (SSD/LFSSD)")
+    unlearn.add_argument("--alpha", type=_alpha,
+                         help="selection threshold for ssd/lfssd, or 'auto' (the default: the adaptive alpha of "
+                              "assd/alfssd, then the collapse guard's correction when it fires)")
+    unlearn.add_argument("--guard", action="store_true",
+                         help="SSD family: when dampening collapses the retained classes, use the alpha the collapse "
+                              "guard suggests (without it the guard only warns)")
     unlearn.add_argument("--lam", type=_finite_float, help="dampening constant lambda (SSD/LFSSD)")
     unlearn.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="any method option, repeatable"
@@ -115,6 +120,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list datasets, models and methods")
     return parser
+
+
+AUTO = "auto"
+ADAPTIVE = {"ssd": "assd", "lfssd": "alfssd"}  # what --alpha auto runs
+
+
+def _alpha(text: str) -> str | float:
+    if text.strip().lower() == AUTO:
+        return AUTO
+    return _finite_float(text)
+
+
+def _method_and_params(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The method to run and its options: ssd/lfssd with no alpha (or 'auto') run their adaptive
+    form; --guard asks the SSD family to apply the guard's correction."""
+    params = _params(args)
+    method = args.method
+    if method in ADAPTIVE and params.get("alpha", AUTO) == AUTO:
+        method = ADAPTIVE[method]
+        params.pop("alpha", None)
+    elif method in ADAPTIVE.values() and "alpha" in params:
+        if params["alpha"] != AUTO:
+            raise InputError(f"{method} chooses alpha itself; use --method {_fixed(method)} --alpha "
+                             f"{params['alpha']} for a fixed alpha.")
+        params.pop("alpha")
+    elif params.get("alpha") == AUTO:
+        raise InputError(f"--alpha auto is for the SSD family (ssd, lfssd), not {method}.")
+    if args.guard:
+        if method not in (*ADAPTIVE, *ADAPTIVE.values()):
+            raise InputError(f"--guard is for the SSD family (ssd, lfssd, assd, alfssd), not {method}.")
+        params["guard"] = "fix"
+    return method, params
+
+
+def _fixed(adaptive: str) -> str:
+    return next(fixed for fixed, name in ADAPTIVE.items() if name == adaptive)
 
 
 def _request(args: argparse.Namespace, seed: int):
@@ -155,7 +196,9 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         params["alpha"] = args.alpha
     if args.lam is not None:
         params["lam"] = args.lam
-    if "alpha" in params and parse_float(params["alpha"], "alpha") <= 0:
+    if params.get("alpha") == AUTO or str(params.get("alpha", "")).strip().lower() == AUTO:
+        params["alpha"] = AUTO
+    elif "alpha" in params and parse_float(params["alpha"], "alpha") <= 0:
         raise InputError(f"alpha must be a positive number; got {params['alpha']}.")
     if "lam" in params and parse_float(params["lam"], "lambda") < 0:
         raise InputError(f"lambda must be zero or positive; got {params['lam']}.")
@@ -180,12 +223,13 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
         _check_writable(args.save_model)
     if args.json_path and args.json_path != "-":
         _check_writable(args.json_path)
+    method, params = _method_and_params(args)
     config = ExperimentConfig(
         dataset=args.dataset,
         model=_model(args),
         request=_request(args, args.seed),
-        method=args.method,
-        params=_params(args),
+        method=method,
+        params=params,
         seed=args.seed,
         device=args.device,
         data_dir=args.data_dir,
@@ -199,7 +243,7 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
         from .data import load_dataset
 
         dataset = load_dataset(args.dataset, args.data_dir)
-        save_model(result["_model"], config_for_dataset(config.model, dataset), args.save_model, {"method": args.method})
+        save_model(result["_model"], config_for_dataset(config.model, dataset), args.save_model, {"method": method})
     payload = json.dumps(json_ready(result), indent=2)
     if args.json_path == "-":
         print(payload)

@@ -1,9 +1,14 @@
-"""SSD selection and dampening, with a per-layer report.
+"""SSD selection and dampening, with a per-layer report, and the adaptive alpha.
 
 Selection: parameter i is selected where I_f,i > alpha * I_D,i.
 Dampening: beta_i = min(lambda * I_D,i / I_f,i, 1) and theta_i <- beta_i * theta_i for selected i.
 A selected parameter with I_D = 0 becomes 0; NaN importances never select; buffers are untouched;
 the model passed in is never modified (a copy is dampened and returned).
+
+Adaptive alpha (ASSD, Schoepf, Foster, Brintrup 2024): alpha is the
+(100 - ln(1 + 100 |Df| / |D|))-th percentile of the finite ratios I_f / I_D over all parameters,
+so it follows the forget set's share of the data (a class of ten is ~10 % of D, and shared weights
+already sit near I_f / I_D = 10: the paper's fixed alpha 10 then dampens them too).
 """
 
 from __future__ import annotations
@@ -104,6 +109,69 @@ def finite_ratios(full_importance: ImportanceDict, forget_importance: Importance
         ratio = f / d
         parts.append(ratio[torch.isfinite(ratio) & (d > 0)])
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+
+
+def adaptive_percentile(n_forget: int, n_total: int) -> float:
+    """ASSD's percentile, 100 - ln(1 + 100 * n_forget / n_total) (e.g. 97.6 for a tenth of the data)."""
+    if n_total < 1 or not 0 <= n_forget <= n_total:
+        raise InputError(f"The forget set ({n_forget}) must be part of the training data ({n_total}).")
+    return 100.0 - math.log1p(100.0 * n_forget / n_total)
+
+
+def percentile(values: torch.Tensor, q: float) -> float:
+    """The ``q``-th percentile of a 1-D tensor, interpolated linearly like numpy's default (any
+    size: torch.quantile refuses tensors of more than 16 million entries)."""
+    n = values.numel()
+    if n == 0:
+        raise InputError("No finite importance ratios: the importances are empty or zero everywhere.")
+    flat = values.reshape(-1).double()
+    position = min(max(q, 0.0), 100.0) / 100.0 * (n - 1)
+    below = int(math.floor(position))
+    above = min(below + 1, n - 1)
+    low = float(torch.kthvalue(flat, below + 1).values)
+    high = float(torch.kthvalue(flat, above + 1).values) if above != below else low
+    return low + (high - low) * (position - below)
+
+
+@dataclass(frozen=True)
+class AdaptiveAlpha:
+    """The alpha ASSD chose and what it was computed from."""
+
+    alpha: float
+    percentile: float
+    n_forget: int
+    n_total: int
+    n_ratios: int  # finite ratios the percentile was taken over
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def sentence(self) -> str:
+        return (f"alpha {self.alpha:.3g} is the {self.percentile:.2f}th percentile of I_f / I_D "
+                f"(the forget set is {100 * self.n_forget / self.n_total:.1f}% of the training data)")
+
+
+def adaptive_alpha(full_importance: ImportanceDict, forget_importance: ImportanceDict, n_forget: int, n_total: int,
+                   ratios: torch.Tensor | None = None) -> AdaptiveAlpha:
+    """ASSD's alpha for this forget set (see the module docstring).
+
+    Args:
+        full_importance: I_D; forget_importance: I_f.
+        n_forget: |Df|, training images in the forget set.
+        n_total: |D|, training images in all.
+        ratios: :func:`finite_ratios` of the two when already computed (saves the pass).
+
+    Returns:
+        The alpha (never below the smallest positive ratio, so it stays a valid threshold) and the
+        percentile it came from.
+    """
+    q = adaptive_percentile(n_forget, n_total)
+    ratios = finite_ratios(full_importance, forget_importance) if ratios is None else ratios
+    alpha = percentile(ratios, q)
+    if alpha <= 0:  # most ratios are zero: select every parameter the forget set uses at all
+        positive = ratios[ratios > 0]
+        alpha = float(positive.min()) * (1 - 1e-9) if positive.numel() else 1.0
+    return AdaptiveAlpha(alpha, q, int(n_forget), int(n_total), int(ratios.numel()))
 
 
 def alpha_selecting(ratios: torch.Tensor, count: int) -> float | None:

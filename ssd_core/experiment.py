@@ -170,8 +170,38 @@ def summary_text(result: dict[str, Any]) -> str:
     ]
     for label, key in SUMMARY_ROWS:
         lines.append(f"{label:16}{pct(result['before'].get(key)):>8}{pct(result['after'].get(key)):>9}")
-    report = result.get("diagnostics", {}).get("report")
+    diagnostics = result.get("diagnostics", {})
+    report = diagnostics.get("report")
     if isinstance(report, dict) and "total_selected" in report:
         lines.append(f"dampened {report['total_selected']:,} of {report['total_params']:,} parameters "
-                     f"({report['fraction_selected']:.2%})")
+                     f"({report['fraction_selected']:.2%}) at alpha {report['alpha']:.3g}")
+    lines += guard_lines(diagnostics)
     return "\n".join(lines)
+
+
+def guard_lines(diagnostics: dict[str, Any]) -> list[str]:
+    """What the adaptive alpha and the collapse guard did, in sentences (the CLI prints them)."""
+    lines = []
+    adaptive = diagnostics.get("adaptive")
+    if isinstance(adaptive, dict):
+        lines.append(f"adaptive alpha {adaptive['alpha']:.3g}: the {adaptive['percentile']:.2f}th percentile of I_f / I_D "
+                     f"(the forget set is {100 * adaptive['n_forget'] / adaptive['n_total']:.1f}% of the training data)")
+    guard = diagnostics.get("guard")
+    if not isinstance(guard, dict):
+        return lines
+    check, fix = guard["check"], guard.get("fix")
+    if not check["fired"]:
+        lines.append(f"collapse guard: retained classes kept (retain accuracy on a training sample "
+                     f"{100 * check['retain_before']:.1f}% -> {100 * check['retain_after']:.1f}%)")
+        return lines
+    lines.append(f"WARNING collapse: at alpha {check['alpha']:.3g} retain accuracy on a training sample fell "
+                 f"{100 * check['drop']:.1f} points ({100 * check['retain_before']:.1f}% -> {100 * check['retain_after']:.1f}%)")
+    if fix and guard.get("applied"):
+        lines.append(f"collapse guard: used alpha {fix['alpha']:.3g} instead, which keeps them "
+                     f"(drop {100 * fix['check']['drop']:.1f} points) and still forgets")
+    elif fix and fix["kept"]:
+        partly = "" if fix["forgotten"] else " (the forget set is only partly forgotten there)"
+        lines.append(f"collapse guard: alpha {fix['alpha']:.3g} keeps them{partly}; rerun with --guard to use it")
+    else:
+        lines.append("collapse guard: no alpha keeps them at this lambda; try a larger lambda")
+    return lines

@@ -26,8 +26,16 @@ from ssd_core.train import load_or_train
 TIMEOUT = 120
 
 
+# These tests drive alpha by hand on class 0 (where alpha 10 forgets cleanly); the first screen's
+# automatic alpha on class 3 is tested in test_app_guard.py.
+MANUAL = {"forget": "class:0", "alpha": "10"}
+
+
 def new_app() -> AppTest:
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    """A new session opened on MANUAL (alpha by hand, class 0)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update(MANUAL)
+    return at
 
 
 def metric_values(at: AppTest) -> dict[str, str]:
@@ -126,7 +134,7 @@ def test_alpha_and_lambda_sliders_move_the_numbers(app):
     from ui.state import RunSetup
 
     at = app
-    prepared = resources.peek_prepared(RunSetup())
+    prepared = resources.peek_prepared(RunSetup(request=ForgetRequest("class", 0)))
     assert prepared is not None
     misses = default_cache().misses
     results = []
@@ -139,7 +147,8 @@ def test_alpha_and_lambda_sliders_move_the_numbers(app):
         assert values(chart(at, "Per-class test accuracy")["data"][1]["y"]) == pytest.approx(
             [100 * v for v in reference(0, alpha, 1.0)[1].per_class_acc])
     # slider moves reuse the prepared run: no importance recomputed, no new data or model
-    assert resources.peek_prepared(RunSetup()) is prepared and default_cache().misses == misses
+    assert resources.peek_prepared(RunSetup(request=ForgetRequest("class", 0))) is prepared
+    assert default_cache().misses == misses
     dampened, forget = zip(*results)
     assert dampened[0] > dampened[1] > dampened[2], dampened  # higher alpha, fewer parameters
     assert forget[0] <= forget[1] <= forget[2], forget  # and never less of the forget class kept
@@ -277,7 +286,7 @@ def test_export_panel_renders_images_and_builds_reloadable_files(app):
         assert any("Chrome or Chromium" in i.value for i in at.info)
 
     # the deferred downloads: HTML report and model files, built from the settings alone
-    prepared = resources.prepare(RunSetup())
+    prepared = resources.prepare(RunSetup(request=ForgetRequest("class", 0)))
     options = ViewOptions(ratio_layer=prepared.default_layer(), weight_layer=prepared.default_layer())
     html = export_panel._html(prepared, 20.0, 1.0, options, "stem")
     assert html.count("Plotly.newPlot") == 11 and "Unlearning Lab report" in html
@@ -302,7 +311,7 @@ def test_slider_neighbours_are_prefetched_with_the_numbers_a_move_would_compute(
     at = new_app()
     at.run()
     at.select_slider(key="alpha").set_value(20.0).run()
-    prepared = resources.peek_prepared(RunSetup())
+    prepared = resources.peek_prepared(RunSetup(request=ForgetRequest("class", 0)))
     store = resources.resource_store()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not all(store.peek("live", (prepared.key, a, 1.0)) for a in (15.0, 30.0)):

@@ -24,7 +24,10 @@ TIMEOUT = 180
 
 
 def new_app() -> AppTest:
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    """A session on class 0 (the references below are for it)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"forget": "class:0"})
+    return at
 
 
 def assert_clean(at: AppTest) -> None:

@@ -37,7 +37,10 @@ CKPT, CKPT_CONFIG, ZIP = "upload_checkpoint", "upload_checkpoint_config", "uploa
 
 
 def new_app() -> AppTest:
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    """A session forgetting class 0 with alpha 10 by hand (the exported model below forgot class 3)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"forget": "class:0", "alpha": "10"})
+    return at
 
 
 def metric_values(at: AppTest) -> dict[str, str]:
@@ -458,7 +461,7 @@ def test_browser_upload_of_an_exported_checkpoint(exported, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
-            bench.wait_for_default_result(page)
+            bench.wait_for_first_screen(page, timeout_ms=120_000)
             page.get_by_text("Your own model").click()
             uploader = page.locator('[data-testid="stFileUploader"]', has_text="Checkpoint")
             uploader.locator('input[type="file"]').set_input_files(str(bad))

@@ -299,6 +299,7 @@ def test_hostile_zips_through_the_page_give_one_sentence_and_the_page_stays_usab
     upload = next(iter(at.session_state[uploads.K_DATASETS].values()))
     assert upload.folder is not None and (upload.folder.path / "train_x.npy").is_file()
     at.selectbox(key="setup_dataset").set_value("digits").run()
+    at.selectbox(key="setup_forget_class").set_value(3).run()  # the 3-class upload had moved it to class 2
     assert_clean(at)
     assert metric_values(at) == default
 

@@ -56,7 +56,14 @@ def page(browser):
 
 def test_default_result_slider_move_and_csv_download(page, server_url, tmp_path):
     page.goto(server_url)
-    bench.wait_for_default_result(page, alpha=10, lam=1)  # complete default result, no clicks
+    bench.wait_for_first_screen(page, timeout_ms=120_000)  # complete default result, no clicks
+    assert bench.metric_value(page, "Forget (test)") == "0.0%"  # class 3 forgotten by automatic alpha
+    assert page.get_by_text("At the paper's α = 10 this request collapses").first.is_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-first-screen.png"))
+
+    page.goto(server_url + bench.MANUAL_DIGITS)  # alpha by hand from here
+    bench.wait_for_default_result(page, alpha=10, lam=1)
     assert page.get_by_text("Forget (test)").first.is_visible()
     dampened_at_10 = int(bench.metric_value(page, "Dampened").replace(",", ""))
     assert dampened_at_10 > 0
@@ -173,7 +180,7 @@ def test_a_walk_through_every_page_makes_no_request_outside_and_none_fails(serve
     page.on("requestfailed", lambda r: failures.append((r.url, r.failure)))
     page.on("response", lambda r: failures.append((r.url, r.status)) if r.status >= 400 else None)
     page.goto(server_url)
-    bench.wait_for_default_result(page)
+    bench.wait_for_first_screen(page, timeout_ms=120_000)
     for name, title in (("lesson", "Lesson"), ("sweep", "Landscape"), ("compare", "Compare methods"),
                         ("instances", "Forget instances"), ("saps", "SAPS selection"),
                         ("about", "How SSD works")):
@@ -219,7 +226,7 @@ def test_attacks_against_a_live_server_leave_it_serving_and_its_memory_where_it_
                                                           (("a", (250, 0, 0)), ("b", (0, 0, 250))) for i in range(6)}))
         first = browser.new_page(viewport={"width": 1400, "height": 1000})
         first.goto(url)
-        bench.wait_for_default_result(first)
+        bench.wait_for_first_screen(first, timeout_ms=120_000)
         first.get_by_text("Your own data").click()
         first.locator('[data-testid="stFileUploader"]', has_text="zip").locator('input[type="file"]') \
             .set_input_files(str(tmp_path / "ok.zip"))
@@ -231,7 +238,7 @@ def test_attacks_against_a_live_server_leave_it_serving_and_its_memory_where_it_
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
         page.goto(f"{url}/?{query}")
-        bench.wait_for_default_result(page)
+        bench.wait_for_first_screen(page, timeout_ms=120_000)
         page.get_by_text("Log in again", exact=False).first.wait_for(timeout=30_000)
         assert page.locator('a[href*="evil"]').count() == 0 and page.locator('img[src*="evil"]').count() == 0
         page.get_by_text("Your own data").click()
@@ -247,7 +254,7 @@ def test_attacks_against_a_live_server_leave_it_serving_and_its_memory_where_it_
 
         fresh = browser.new_page(viewport={"width": 1400, "height": 1000})
         fresh.goto(url)
-        bench.wait_for_default_result(fresh)  # a fresh session still gets the default first screen
+        bench.wait_for_first_screen(fresh, timeout_ms=120_000)  # a fresh session still gets the default first screen
         assert bench.metric_value(fresh, "Dampened") != "0"
         fresh.close()
         time.sleep(2)

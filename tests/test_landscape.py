@@ -24,9 +24,10 @@ from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, RunSetup
 
 @pytest.fixture(scope="module")
 def prepared():
+    from ssd_core.data import ForgetRequest
     from ui import resources
 
-    return resources.prepare(RunSetup())  # digits / smallcnn / class 0 / SSD
+    return resources.prepare(RunSetup(request=ForgetRequest("class", 0)))  # digits / smallcnn / class 0 / SSD
 
 
 def dominated(p: tuple[float, float], q: tuple[float, float]) -> bool:
@@ -112,6 +113,7 @@ def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepar
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params.update({"forget": "class:0"})
     at.run()
     at.switch_page("app_pages/sweep.py").run()
     assert not at.exception, [e.message for e in at.exception]

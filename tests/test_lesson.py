@@ -109,6 +109,7 @@ FIGURE_TITLES = {
     "lambda": "features",  # the weights scatter of the default (last conv) layer
     "signals": "Accuracy and MIA",
     "tradeoffs": "Alpha sweep",
+    "collapse": "Alpha sweep",
 }
 
 
@@ -126,6 +127,7 @@ def verdict(at) -> tuple[bool, str]:
 def test_lesson_steps_render_and_tasks_follow_the_sliders():
     from streamlit.testing.v1 import AppTest
 
+    from ssd_core.data import ForgetRequest
     from ui import resources
     from ui.state import RunSetup
 
@@ -143,14 +145,15 @@ def test_lesson_steps_render_and_tasks_follow_the_sliders():
         assert len(titles) == 1 and titles[0].startswith(FIGURE_TITLES[step.key]), (step.key, titles)
         assert any(step.task in m.value for m in at.markdown)
 
-    # the tasks, done the right and the wrong way, on digits / smallcnn / class 0 (the default)
+    # the tasks, done the right and the wrong way, on digits / smallcnn / class 0
+    at.selectbox(key="setup_forget_class").set_value(0).run()
     at.segmented_control(key="lesson_step").set_value("why").run()
     at.radio(key="lesson_answer_why").set_value("zero").run()
     assert not verdict(at)[0]
     at.radio(key="lesson_answer_why").set_value("retrain").run()
     assert verdict(at)[0]
 
-    prepared = resources.prepare(RunSetup())
+    prepared = resources.prepare(RunSetup(request=ForgetRequest("class", 0)))
     medians = {s.name: s.p50 for s in prepared.ratio_summaries if s.n_finite > 0}
     best = max(medians, key=medians.get)
     at.segmented_control(key="lesson_step").set_value("importance").run()
@@ -188,10 +191,22 @@ def test_lesson_steps_render_and_tasks_follow_the_sliders():
     at.select_slider(key="alpha").set_value(1.5).run()  # alpha 1 gives 94.4%
     ok, message = verdict(at)
     assert ok and "α = 1.5" in message
-    assert "Tasks done: 6 of 6." in [c.value for c in at.caption]
+    # (the collapse step was already done in the walk above: automatic alpha passes it)
+
+    # the collapse step, on class 3 (the default): the paper's alpha collapses, automatic alpha does not
+    at.selectbox(key="setup_forget_class").set_value(3).run()
+    at.segmented_control(key="lesson_step").set_value("collapse").run()
+    at.select_slider(key="alpha").set_value(10.0).run()
+    ok, message = verdict(at)
+    assert not ok and "collapse" in message
+    assert not at.toggle(key="alpha_auto").value  # a hand-set alpha turned automatic alpha off
+    at.toggle(key="alpha_auto").set_value(True).run()
+    ok, message = verdict(at)
+    assert ok, message
+    assert "Tasks done: 7 of 7." in [c.value for c in at.caption]
 
     at.button(key="lesson_prev").click().run()
-    assert at.segmented_control(key="lesson_step").value == "signals"
+    assert at.segmented_control(key="lesson_step").value == "tradeoffs"
 
 
 def test_presentation_mode_themes_every_chart(monkeypatch):

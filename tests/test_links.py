@@ -83,10 +83,10 @@ def test_repeated_parameter_takes_the_last_value_and_unknown_ones_are_ignored():
      "The link's method 'retrain' is not a live method here (choose from ssd, lfssd); using the default method instead."),
     ({"page": "admin"},
      "The link's page 'admin' is not a page here (choose from unlearn, sweep, about); using the default page instead."),
-    ({"alpha": "0"}, "The link's alpha '0' must be a positive number; using the paper's default α instead."),
-    ({"alpha": "-3"}, "The link's alpha '-3' must be a positive number; using the paper's default α instead."),
-    ({"alpha": "nan"}, "The link's alpha 'nan' must be a positive number; using the paper's default α instead."),
-    ({"alpha": "1e9"}, "The link's alpha 1e9 is outside the slider's range 0.1 to 100; using the paper's default α instead."),
+    ({"alpha": "0"}, "The link's alpha '0' must be a positive number or auto; using the automatic α instead."),
+    ({"alpha": "-3"}, "The link's alpha '-3' must be a positive number or auto; using the automatic α instead."),
+    ({"alpha": "nan"}, "The link's alpha 'nan' must be a positive number or auto; using the automatic α instead."),
+    ({"alpha": "1e9"}, "The link's alpha 1e9 is outside the slider's range 0.1 to 100; using the automatic α instead."),
     ({"lambda": "-0.5"}, "The link's lambda '-0.5' must be a number of at least 0; using λ = 1 instead."),
     ({"lambda": "abc"}, "The link's lambda 'abc' must be a number of at least 0; using λ = 1 instead."),
     ({"lambda": "9"}, "The link's lambda 9 is outside the slider's range 0.01 to 5; using λ = 1 instead."),
@@ -160,8 +160,8 @@ def _metrics(at) -> dict[str, str]:
 def test_a_link_from_one_session_restores_its_settings_in_another():
     first = _app()
     first.run()
-    assert first.query_params == {"page": "unlearn", "dataset": "digits", "model": "smallcnn", "forget": "class:0",
-                                  "method": "ssd", "alpha": "10", "lambda": "1"}
+    assert first.query_params == {"page": "unlearn", "dataset": "digits", "model": "smallcnn", "forget": "class:3",
+                                  "method": "ssd", "alpha": "auto", "lambda": "1"}
     first.selectbox(key="setup_forget_class").set_value(5).run()
     first.select_slider(key="alpha").set_value(50.0)
     first.slider(key="lam").set_value(0.5).run()  # a slider move reruns the fragment only: the URL follows
@@ -204,17 +204,17 @@ def test_a_tampered_link_warns_for_each_bad_parameter_and_falls_back():
         f"The link's page 'nowhere' is not a page here (choose from {pages}); opening this page instead.",
         "The link's model 'no_such_model' is not an available model here (choose from smallcnn, resnet18, "
         "resnet18_narrow, vit_tiny); using the default model instead.",
-        "The link's alpha '-1' must be a positive number; using the paper's default α instead.",
+        "The link's alpha '-1' must be a positive number or auto; using the automatic α instead.",
         "The link's lambda '-2' must be a number of at least 0; using λ = 1 instead.",
         "The link's forget 'class:42' does not fit: class 42 is out of range: the dataset has classes 0 to 9; "
         "forgetting the default class instead.",
     ]
     # defaults everywhere, and a complete result
     assert at.selectbox(key="setup_model").value == "smallcnn"
-    assert at.selectbox(key="setup_forget_class").value == 0
-    assert at.select_slider(key="alpha").value == 10.0 and at.slider(key="lam").value == 1.0
+    assert at.selectbox(key="setup_forget_class").value == 3
+    assert at.toggle(key="alpha_auto").value and at.slider(key="lam").value == 1.0
     assert int(_metrics(at)["Dampened"].replace(",", "")) > 0
     # the URL now describes what is on screen; the warnings were shown once
-    assert at.query_params["forget"] == "class:0" and at.query_params["alpha"] == "10"
-    at.select_slider(key="alpha").set_value(20.0).run()
-    assert not at.warning and at.query_params["alpha"] == "20"
+    assert at.query_params["forget"] == "class:3" and at.query_params["alpha"] == "auto"
+    at.select_slider(key="alpha").set_value(50.0).run()
+    assert not at.warning and at.query_params["alpha"] == "50"

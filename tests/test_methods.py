@@ -331,7 +331,10 @@ CLI_OPTIONS = {
     "salun": ["epochs=1"],
     "saps": ["epochs=1", "n_probes=1", "hessian_samples=128"],
     "l2ul": ["max_steps=20", "adv_steps=10"],
-    "ssd": [],
+    "ssd": ["alpha=10"],  # without an alpha the CLI runs assd
+    "assd": [],
+    "jit": ["max_epochs=1"],
+    "unsir": ["noise_steps=5", "repair_epochs=1"],
 }
 
 

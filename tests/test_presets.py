@@ -52,7 +52,7 @@ def test_paper_targets_resolve_to_cifar_classes():
 def test_preset_state_sets_the_run_setup():
     s = ui_presets.preset_state(get_preset("digits-forget-8"))
     assert s == state.LabState(dataset="digits", model="smallcnn", forget_kind="class", forget_class=8, method="ssd",
-                               estimator="fisher", seed=0, alpha=50.0, lam=1.0)
+                               estimator="fisher", seed=0, alpha=50.0, alpha_auto=False, lam=1.0)
     s = ui_presets.preset_state(get_preset("digits-random-20"))
     assert s.forget_kind == "random" and s.forget_k == 20
     s = ui_presets.preset_state(get_preset("digits-lfssd-0"))

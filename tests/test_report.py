@@ -68,7 +68,7 @@ def test_build_report_embeds_everything_once():
 def prepared():
     from ui import resources
 
-    return resources.prepare(RunSetup())
+    return resources.prepare(RunSetup(request=ForgetRequest("class", 0)))
 
 
 def dashboard_report(prepared, alpha=20.0, lam=1.0, extra=None) -> str:

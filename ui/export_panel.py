@@ -23,7 +23,7 @@ from . import resources
 from .errors import show_error
 from .layout import working
 from .resources import LiveResult, Prepared
-from .state import K_IMAGE_FORMAT, keep
+from .state import K_IMAGE_FORMAT, current, keep
 from .theme import current_theme, themed
 from .views import EXPLANATIONS, TITLES, ViewOptions, all_figures, file_stem, options_from_state
 
@@ -78,13 +78,15 @@ def _model_files(p: Prepared, alpha: float, lam: float, stem: str) -> dict[str, 
     return export.model_files(live.model, config, stem, extra)
 
 
-def report_command(p: Prepared, alpha: float, lam: float) -> str:
-    """The CLI line that reproduces this run's numbers."""
+def report_command(p: Prepared, alpha: float, lam: float, auto: bool = False) -> str:
+    """The CLI line that reproduces this run's numbers (``--alpha auto`` when the alpha was chosen
+    automatically: the CLI then picks the same one)."""
     s = p.setup
     defaults = {f.name: f.default for f in dataclasses.fields(p.method_spec.config_cls)}
     extra = {k: v for k, v in (("estimator", s.estimator), ("batch_size", s.batch_size)) if defaults.get(k) != v}
     return report.cli_command(report.cli_args(
-        dataset=s.dataset, model=s.model, request=s.request, method=s.method, alpha=alpha, lam=lam, seed=s.seed,
+        dataset=s.dataset, model=s.model, request=s.request, method=s.method, alpha="auto" if auto else alpha, lam=lam,
+        seed=s.seed,
         params=extra, device=s.device, data_dir=s.data_dir,
     ))
 
@@ -97,9 +99,9 @@ def forget_text(p: Prepared) -> str:
 
 
 def _html(p: Prepared, alpha: float, lam: float, options: ViewOptions, stem: str, theme_name: str = "default",
-          extra_figures: dict[str, Any] | None = None) -> str:
+          extra_figures: dict[str, Any] | None = None, auto: bool = False) -> str:
     """The one-click report (unlearning_lab.report): setup, metrics, every figure, parameters, environment,
-    seed and the CLI command that reproduces the numbers."""
+    seed and the CLI command that reproduces the numbers (``auto``: alpha was chosen automatically)."""
     live = _fresh_live(p, alpha, lam)
     figs = {name: themed(fig, theme_name) for name, fig in all_figures(p, live, options).items()}
     figs.update(extra_figures or {})
@@ -126,7 +128,7 @@ def _html(p: Prepared, alpha: float, lam: float, options: ViewOptions, stem: str
                 f"generated {time.strftime('%Y-%m-%d %H:%M')}")
     return report.build_report(
         setup=setup, before=p.before_eval.summary(), after=live.evaluation.summary(), figures=figs, params=params,
-        environment=env, seed=s.seed, command=report_command(p, alpha, lam), subtitle=subtitle,
+        environment=env, seed=s.seed, command=report_command(p, alpha, lam, auto), subtitle=subtitle,
         figure_titles={**TITLES, **LANDSCAPE_TITLES}, explanations=EXPLANATIONS,
         extra_rows=[("Parameters dampened", 0, live.report.total_selected),
                     ("Fraction dampened", 0.0, live.report.fraction_selected)],
@@ -159,7 +161,8 @@ def render_export(p: Prepared, live: LiveResult) -> None:
     model_builder = export.lazy(lambda: _model_files(p, alpha, lam, stem))
     theme_name = current_theme()
     extra = _landscape_figures(p, theme_name)  # read session state now: deferred builders run later
-    html_builder = export.lazy(lambda: _html(p, alpha, lam, options, stem, theme_name, extra))
+    auto = current().alpha_auto  # read now: deferred builders run later
+    html_builder = export.lazy(lambda: _html(p, alpha, lam, options, stem, theme_name, extra, auto))
     pdf_ok, pdf_message = report.pdf_status()
     pdf_builder = export.lazy(lambda: report.html_to_pdf(html_builder()))
 
@@ -193,7 +196,7 @@ def render_export(p: Prepared, live: LiveResult) -> None:
     else:
         r2.caption(f"Report (HTML) above holds everything. {pdf_message}")
     with st.expander("Command line that reproduces these numbers"):
-        st.code(report_command(p, alpha, lam), language="bash", wrap_lines=True)
+        st.code(report_command(p, alpha, lam, auto), language="bash", wrap_lines=True)
 
     st.markdown("##### Figures as images")
     st.segmented_control(

@@ -1,4 +1,4 @@
-"""The guided lesson: six short steps through SSD, each with a few sentences, its formula, a live
+"""The guided lesson: seven short steps through SSD, each with a few sentences, its formula, a live
 figure of the current model and one small task whose answer is checked automatically.
 
 The checks are pure functions of a :class:`LessonState` (plain numbers: the current alpha and
@@ -72,6 +72,8 @@ ALPHA_TASK_MAX_FORGET = 0.10
 BETA_RANGE = (0.10, 0.20)
 MIA_TASK_MAX = 0.05
 RETAIN_TASK_MIN = 0.95
+COLLAPSE_TASK_MAX_DROP = 0.03
+COLLAPSE_TASK_MAX_FORGET = 0.05
 
 
 def check_why(state: LessonState) -> Verdict:
@@ -169,6 +171,23 @@ def check_tradeoff(state: LessonState) -> Verdict:
                      if state.lower_alpha is not None else ""))
 
 
+def check_collapse(state: LessonState) -> Verdict:
+    forget = forget_acc(state.after)
+    before = state.before.get("retain_test_acc") if state.before else None
+    after = state.after.get("retain_test_acc") if state.after else None
+    if forget is None or before is None or after is None:
+        return False, "This setup has no retain test images to check."
+    drop = before - after
+    if drop > COLLAPSE_TASK_MAX_DROP:
+        return False, (f"At α = {state.alpha:g} retain accuracy (test) is {_pct(after)}, {100 * drop:.1f} points below the "
+                       "original: the retained classes collapse with the forget set. Raise α, or switch Automatic α on.")
+    if forget > COLLAPSE_TASK_MAX_FORGET:
+        return False, (f"The rest is kept, but forget accuracy is {_pct(forget)}: α is too high to forget. Lower it, or "
+                       "switch Automatic α on.")
+    return True, (f"Done: at α = {state.alpha:g} forget accuracy is {_pct(forget)} and retain accuracy (test) is within "
+                  f"{max(0.0, 100 * drop):.1f} points of the original.")
+
+
 # ---------------------------------------------------------------------------------------------
 # The steps
 
@@ -253,6 +272,23 @@ STEPS: tuple[Step, ...] = (
         r"\frac{1}{|b|}\sum_{x\in b}\lVert f_\theta(x)\rVert_2^{2}\right|",
         "Find the smallest α on the slider that keeps retain accuracy (test) at or above 95%.",
         check_tradeoff, "alpha-sweep", controls=("alpha", "lambda"), needs=("lower",),
+    ),
+    Step(
+        "collapse", "7 · When α = 10 breaks: automatic α",
+        "The paper's α = 10 works on some requests and wrecks others: on the digits, forgetting class 3 at α = 10 "
+        "takes retain accuracy from 99.7% to 34%. Why 10? $I_D$ is measured on mixed batches, where the gradients "
+        "of the ten classes point different ways and partly cancel; on batches of the forget class alone they add "
+        "up. With ten classes, a class is about a tenth of the data and a weight that *every* class uses already "
+        "has $I_f/I_D$ near 10, so α = 10 selects the shared weights too. **Adaptive SSD** sets α from the forget "
+        r"set's share of the data instead: the $(100-\ln(1+100\,|D_f|/|D|))$-th percentile of all ratios, so only "
+        "the top ~2.4% of parameters for a tenth of the data. A **collapse guard** then checks retain accuracy on a "
+        "sample of training images (never the test set) and, if it fell by more than 3 points, raises α to where the "
+        "rest is kept and the forget set is still forgotten. The sweep shows the cliff: retain accuracy falls off "
+        "below some α.",
+        r"\alpha_{\mathrm{auto}} = \mathrm{percentile}_{\,100-\ln(1+100\,|D_f|/|D|)}\left\{\frac{I_{f,i}}{I_{D,i}}\right\}",
+        "Forget the class (forget accuracy at most 5%) while keeping retain accuracy (test) within 3 points of the "
+        "original. Try α = 10 by hand first, then switch Automatic α on.",
+        check_collapse, "alpha-sweep", controls=("auto", "alpha", "lambda"),
     ),
 )
 STEP_KEYS = tuple(s.key for s in STEPS)

@@ -38,6 +38,7 @@ PARAMS = (P_PAGE, P_DATASET, P_MODEL, P_FORGET, P_METHOD, P_ESTIMATOR, P_BATCH, 
           P_VIEW)
 SETUP_PARAMS = tuple(p for p in PARAMS if p != P_PAGE)
 FORGET_KINDS = ("class", "subclass", "random", "indices")
+AUTO = "auto"  # alpha=auto: the adaptive alpha with the collapse guard
 MAX_SHOWN = 40  # characters of a bad value quoted back in a message
 MAX_SEED = 2**31 - 1
 MAX_BATCH = 4096
@@ -53,7 +54,7 @@ class LinkState:
     forget_kind: str | None = None
     forget_value: int | str | tuple[int, ...] | None = None  # class index, sub-class name, k, indices
     method: str | None = None
-    alpha: float | None = None
+    alpha: float | str | None = None  # a number, or AUTO
     lam: float | None = None
     seed: int | None = None
     estimator: str | None = None
@@ -115,7 +116,7 @@ def to_query(state: LinkState) -> dict[str, str]:
     if state.batch_size is not None:
         out[P_BATCH] = str(state.batch_size)
     if state.alpha is not None:
-        out[P_ALPHA] = _number(state.alpha)
+        out[P_ALPHA] = AUTO if state.alpha == AUTO else _number(float(state.alpha))
     if state.lam is not None:
         out[P_LAMBDA] = _number(state.lam)
     if state.device:
@@ -234,13 +235,15 @@ def parse_query(params: Mapping[str, str | Sequence[str]], choices: LinkChoices)
 
     lo, hi = choices.alpha_range
     raw = text(P_ALPHA)
-    if raw is not None:
+    if raw is not None and raw.strip().lower() == AUTO:
+        values[P_ALPHA] = AUTO
+    elif raw is not None:
         alpha = _float(raw)
         if alpha is None or alpha <= 0:
-            warnings.append(f"The link's alpha '{shown(raw)}' must be a positive number; using the paper's default α instead.")
+            warnings.append(f"The link's alpha '{shown(raw)}' must be a positive number or auto; using the automatic α instead.")
         elif not lo <= alpha <= hi:
             warnings.append(f"The link's alpha {shown(raw)} is outside the slider's range {lo:g} to {hi:g}; "
-                            "using the paper's default α instead.")
+                            "using the automatic α instead.")
         else:
             values[P_ALPHA] = alpha
 
@@ -352,10 +355,14 @@ def state_from_link(link: LinkState) -> Any:
         changes.update(forget_kind="random", forget_k=int(link.forget_value))  # type: ignore[arg-type]
     elif link.forget_kind == "indices":
         changes.update(forget_kind="indices", forget_indices=format_indices(link.forget_value or ()))  # type: ignore[arg-type]
-    for name in ("estimator", "batch_size", "device", "seed", "view", "alpha", "lam"):
+    for name in ("estimator", "batch_size", "device", "seed", "view", "lam"):
         value = getattr(link, name)
         if value is not None:
             changes[name] = value
+    if link.alpha == AUTO:
+        changes["alpha_auto"] = True
+    elif link.alpha is not None:
+        changes.update(alpha=float(link.alpha), alpha_auto=False)
     if "lam" in changes:
         changes["lam"] = round(float(changes["lam"]), 2)
     return replace(state, **changes)
@@ -388,7 +395,7 @@ def link_from_state(state: Any, page: str | None) -> LinkState:
         forget_kind=kind,
         forget_value=value,
         method=state.method,
-        alpha=float(state.alpha),
+        alpha=AUTO if state.alpha_auto else float(state.alpha),
         lam=float(state.lam),
         seed=int(state.seed) or None,
         estimator=state.estimator if state.estimator != defaults.get("estimator", state.estimator) else None,

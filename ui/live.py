@@ -14,6 +14,8 @@ from typing import Any
 import streamlit as st
 
 from ssd_core.dampening import alpha_selecting
+from ssd_core.guard import AutoSetting
+from unlearning_lab.text import plain
 
 from . import links, resources, state
 from .errors import guard, show_error
@@ -21,6 +23,7 @@ from .export_panel import render_export
 from .resources import LiveResult, Prepared
 from .state import (
     K_ALPHA,
+    K_AUTO,
     K_LAMBDA,
     K_VIEW,
     LAMBDA_MAX,
@@ -50,7 +53,20 @@ K_LIVE = "_live_result"
 
 
 def _paper_defaults(method: str, model: str) -> None:
-    state.update(alpha=paper_alpha(method, model), lam=1.0)
+    state.update(alpha=paper_alpha(method, model), lam=1.0, alpha_auto=False)
+
+
+def _auto_changed(auto_alpha: float | None) -> None:
+    """The automatic-alpha toggle: switching it off leaves the slider where auto was."""
+    on = bool(st.session_state.get(K_AUTO))
+    if on or auto_alpha is None:
+        state.update(alpha_auto=on)
+    else:
+        state.update(alpha_auto=False, alpha=float(f"{auto_alpha:.3g}"))
+
+
+def _show_alpha(alpha: float) -> None:
+    state.update(alpha_auto=False, alpha=float(alpha))
 
 
 def live_result(prepared: Prepared, alpha: float, lam: float) -> LiveResult:
@@ -147,11 +163,32 @@ def dampening_note(prepared: Prepared, live: LiveResult) -> None:
     st.info(text + try_text, icon=":material/info:")
 
 
-def alpha_slider(label: str, key: str, help_text: str) -> float:
-    """The alpha slider (a view of the state; on the log ladder, plus the state's own value)."""
-    current = float(state.current().alpha)
+def alpha_slider(label: str, key: str, help_text: str, shown: float | None = None) -> float:
+    """The alpha slider (a view of the state; on the log ladder, plus the value it shows). ``shown``:
+    the alpha automatic mode chose, shown instead of the hand-set one; moving the slider sets alpha
+    by hand (which turns automatic alpha off)."""
+    current = float(state.current().alpha) if shown is None else float(shown)
+    kwargs = state.bind("alpha", key, float)
+    st.session_state[key] = current
     return float(st.select_slider(label, options=alpha_options(current), format_func=format_alpha, help=help_text,
-                                  **state.bind("alpha", key, float)))
+                                  **kwargs))
+
+
+def effective_alpha(prepared: Prepared) -> tuple[float, AutoSetting | None]:
+    """The alpha the page dampens with: automatic (and what auto chose), or the hand-set one."""
+    current = state.current()
+    if not current.alpha_auto:
+        return float(current.alpha), None
+    with st.spinner("Choosing α (adaptive SSD and the collapse guard)…"):
+        setting = resources.auto_alpha(prepared, float(current.lam))
+    return float(setting.alpha), setting
+
+
+def auto_toggle(setting: AutoSetting | None) -> bool:
+    """The 'Automatic α' toggle (a view of the state)."""
+    st.session_state[K_AUTO] = state.current().alpha_auto
+    return bool(st.toggle("Automatic α", key=K_AUTO, on_change=_auto_changed,
+                          args=(setting.alpha if setting else None,), help=AUTO_HELP))
 
 
 def lambda_slider(label: str, key: str, help_text: str) -> float:
@@ -159,16 +196,64 @@ def lambda_slider(label: str, key: str, help_text: str) -> float:
                            **state.bind("lam", key, float)))
 
 
+AUTO_HELP = ("Automatic α (adaptive SSD): α is set from the forget set's share of the training data, the "
+             "(100 − ln(1 + 100·|Df|/|D|))-th percentile of I_f / I_D. If that still takes the retained classes down "
+             "(retain accuracy on a training sample falls by more than 3 points), the collapse guard raises α to the "
+             "middle of the range that keeps them and still forgets. Switch off to move α yourself.")
+
+
+def auto_panel(prepared: Prepared, setting: AutoSetting) -> None:
+    """What auto chose, and what the paper's alpha would have done on this request."""
+    st.caption(plain(setting.sentence(), None))
+    paper = paper_alpha(prepared.setup.method, prepared.setup.model)
+    check = resources.guard_check_at(prepared, paper, setting.lam)
+    if check.fired:
+        c_note, c_button = st.columns([4, 1], vertical_alignment="center")
+        c_note.info(f"At the paper's α = {paper:g} this request collapses: retain accuracy on a training sample falls "
+                    f"{100 * check.drop:.1f} points ({100 * check.retain_before:.1f}% → {100 * check.retain_after:.1f}%). "
+                    f"With 10 classes each is about a tenth of the data, so weights every class shares already sit "
+                    f"near I_f / I_D = {paper:g}, and α = {paper:g} dampens them too.", icon=":material/info:")
+        c_button.button(f"Show α = {paper:g}", key="show_paper_alpha", on_click=_show_alpha, args=(paper,),
+                        icon=":material/visibility:", width="stretch")
+
+
+def guard_panel(prepared: Prepared, live: LiveResult) -> None:
+    """With a hand-set alpha: one sentence when the retained classes collapse, and one click to a
+    setting that keeps them."""
+    check = resources.guard_check(prepared, live)
+    if not check.fired:
+        return
+    c_note, c_button = st.columns([4, 1], vertical_alignment="center")
+    c_note.warning(check.sentence() + " The collapse guard can find an α that keeps the retained classes and "
+                   "still forgets.", icon=":material/warning:")
+    if c_button.button("Keep the rest", key="guard_fix", type="primary", icon=":material/health_and_safety:",
+                       width="stretch", help="Bisection on α over the cached importances (on training data only)."):
+        with st.spinner("Searching α…"):
+            fix = resources.guard_fix(prepared, live.alpha, live.lam)
+        st.session_state[K_GUARD_NOTE] = fix.sentence()
+        state.update(alpha=fix.alpha, alpha_auto=False)
+        st.rerun()
+
+
+K_GUARD_NOTE = "_guard_note"
+
+
 @st.fragment
 def live_panel(prepared: Prepared) -> None:
     """Sliders + metrics + views; reruns on its own when a control inside it changes."""
     setup = prepared.setup
+    setting: AutoSetting | None = None
+    alpha = float(state.current().alpha)
+    with guard("choosing α automatically"):
+        alpha, setting = effective_alpha(prepared)
     c_alpha, c_lam = st.columns(2)
     with c_alpha:
+        auto_toggle(setting)
         alpha = alpha_slider(
             "α — selection threshold (log scale)", K_ALPHA,
             "A parameter is dampened when its importance for the forget set exceeds α times its importance "
-            "for all data. Higher α: fewer, more specialised parameters.",
+            "for all data. Higher α: fewer, more specialised parameters. Moving it sets α by hand.",
+            shown=alpha if setting is not None else None,
         )
     with c_lam:
         lam = lambda_slider("λ — dampening strength", K_LAMBDA,
@@ -180,17 +265,27 @@ def live_panel(prepared: Prepared) -> None:
         live = live_result(prepared, alpha, lam)
     if live is None:
         return
-    resources.prefetch_neighbours(prepared, alpha, lam, alpha_options(alpha))
+    if setting is None:
+        resources.prefetch_neighbours(prepared, alpha, lam, alpha_options(alpha))
     metric_cards(prepared, live)
+    note = st.session_state.pop(K_GUARD_NOTE, None)
+    if note:
+        st.success(f"Collapse guard: {plain(note, None)}", icon=":material/health_and_safety:")
+    if setting is not None:
+        auto_panel(prepared, setting)
+    else:
+        with guard("checking the retained classes"):
+            guard_panel(prepared, live)
     c_note, c_button = st.columns([2, 1], vertical_alignment="center")
     c_note.caption(
         f"This move: dampening {1000 * live.seconds['dampening']:.0f} ms, evaluation "
         f"{1000 * live.seconds['evaluation']:.0f} ms (importances reused from cache)."
     )
     c_button.button(
-        "Paper defaults", key="paper_defaults", on_click=_paper_defaults,
+        "Paper's α", key="paper_defaults", on_click=_paper_defaults,
         args=(setup.method, setup.model), icon=":material/restart_alt:", width="stretch",
-        help=f"α = {paper_alpha(setup.method, setup.model):g} (the paper's value for this model and method) and λ = 1.",
+        help=f"α = {paper_alpha(setup.method, setup.model):g} (the paper's value for this model and method, set by hand) "
+             "and λ = 1.",
     )
     dampening_note(prepared, live)
 

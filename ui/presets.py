@@ -43,6 +43,7 @@ def preset_state(preset: Preset, classes: list[str] | None = None, base: LabStat
         "estimator": DEFAULT_ESTIMATORS.get(preset.method, state.estimator),
         "seed": int(preset.seed),
         "alpha": float(preset.alpha),
+        "alpha_auto": False,  # a preset is an experiment with its own alpha
         "lam": clamp_lambda(preset.lam),
     }
     if preset.forget_kind == "class":

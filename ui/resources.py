@@ -30,14 +30,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import streamlit as st
 import torch
 from torch import nn
 
-from ssd_core.dampening import DampeningReport, dampen
+from ssd_core.dampening import AdaptiveAlpha, DampeningReport, adaptive_alpha, dampen
 from ssd_core.data import EMBEDDED_DATASETS, FILE_DATASETS, ForgetSplit, ImageDataset, load_dataset, make_split
 from ssd_core.errors import InputError
+from ssd_core.guard import AutoSetting, CollapseGuard, GuardCheck, GuardFix
 from ssd_core.importance import ImportanceCache, model_fingerprint
 from ssd_core.methods import available_methods, get_method
 from ssd_core.methods.base import MethodSpec
@@ -438,6 +440,72 @@ def importance_ratios(prepared: Prepared) -> torch.Tensor:
     if prepared.setup.is_session_local:
         return build()
     return resource_store().get("ratios", prepared.key, build)
+
+
+K_SESSION_DERIVED = "_session_derived"  # session-local runs: (prepared key, {(namespace, key): value})
+
+
+def _derived(prepared: Prepared, namespace: str, key: tuple, build: Callable[[], Any]) -> Any:
+    """A value derived from a prepared run, computed once: for shared runs in the process-wide
+    store, for session-local runs (uploads) in the session."""
+    if not prepared.setup.is_session_local:
+        return resource_store().get(namespace, (prepared.key, *key), build)
+    memo = st.session_state.get(K_SESSION_DERIVED)
+    if memo is None or memo[0] != prepared.key:
+        values: dict[tuple[str, tuple], Any] = {}
+        memo = (prepared.key, values)
+        st.session_state[K_SESSION_DERIVED] = memo
+    if (namespace, key) not in memo[1]:
+        memo[1][(namespace, key)] = build()
+    return memo[1][(namespace, key)]
+
+
+def collapse_guard(prepared: Prepared) -> CollapseGuard:
+    """The run's collapse guard (its samples and the original's accuracy on them)."""
+    split = prepared.split
+    return _derived(prepared, "guard", (), lambda: CollapseGuard(
+        prepared.model, split.retain_train, split.forget_train, prepared.device,
+        whole_classes=prepared.setup.request.kind in ("class", "subclass")))
+
+
+def adaptive(prepared: Prepared) -> AdaptiveAlpha:
+    """ASSD's alpha for the run (it does not depend on lambda)."""
+    split = prepared.split
+    return _derived(prepared, "adaptive", (), lambda: adaptive_alpha(
+        prepared.importances.full, prepared.importances.forget, len(split.forget_train), len(split.train),
+        ratios=importance_ratios(prepared)))
+
+
+def auto_alpha(prepared: Prepared, lam: float) -> AutoSetting:
+    """What "auto" dampens with at this lambda: the adaptive alpha, corrected by the collapse guard
+    when it collapses. The same rule as the CLI's assd (ssd_core.guard.auto_setting), with the
+    guard's check read from the evaluation a slider move computes anyway (no extra forward pass)."""
+
+    def build() -> AutoSetting:
+        chosen = adaptive(prepared)
+        live = compute_live(prepared, chosen.alpha, lam)
+        check = collapse_guard(prepared).check_logits(live.outputs.train_logits, chosen.alpha, lam)
+        fix = guard_fix(prepared, chosen.alpha, lam) if check.fired or check.incomplete else None
+        return AutoSetting(chosen, float(lam), check, fix)
+
+    return _derived(prepared, "auto_alpha", (float(lam),), build)
+
+
+def guard_check(prepared: Prepared, live: LiveResult) -> GuardCheck:
+    """The guard's check of a live result, from the logits the cards were computed from."""
+    return collapse_guard(prepared).check_logits(live.outputs.train_logits, live.alpha, live.lam)
+
+
+def guard_check_at(prepared: Prepared, alpha: float, lam: float) -> GuardCheck:
+    """The guard's check of another setting (e.g. the paper's alpha while auto is on)."""
+    return _derived(prepared, "guard_check", (float(alpha), float(lam)), lambda: collapse_guard(prepared).check_setting(
+        prepared.model, prepared.importances.full, prepared.importances.forget, alpha, lam))
+
+
+def guard_fix(prepared: Prepared, alpha: float, lam: float) -> GuardFix:
+    """The guard's suggestion after a collapse at (alpha, lam)."""
+    return _derived(prepared, "guard_fix", (float(alpha), float(lam)), lambda: collapse_guard(prepared).fix(
+        prepared.model, prepared.importances.full, prepared.importances.forget, alpha, lam))
 
 
 # ---------------------------------------------------------------------------------------------

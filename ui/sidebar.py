@@ -21,8 +21,6 @@ from unlearning_lab.text import plain
 from . import links, resources, state, uploads
 from .errors import show_error
 from .state import (
-    ALPHA_MAX,
-    ALPHA_MIN,
     DEFAULT_DATASET,
     DEFAULT_MODEL,
     DEVICES,
@@ -40,6 +38,7 @@ from .state import (
     K_SUBCLASS,
     LAMBDA_MAX,
     LAMBDA_MIN,
+    LINK_ALPHA_RANGE,
     DatasetFacts,
     RunSetup,
     bind,
@@ -74,7 +73,7 @@ def link_choices() -> links.LinkChoices:
         datasets=resources.available_datasets(),
         models=list(available_models()),
         methods=list(resources.ui_methods()),
-        alpha_range=(ALPHA_MIN, ALPHA_MAX),
+        alpha_range=LINK_ALPHA_RANGE,
         lambda_range=(LAMBDA_MIN, LAMBDA_MAX),
         views=list(VIEW_NAMES),
     )

@@ -31,7 +31,7 @@ from ssd_core.indices import format_indices, parse_indices
 
 DEFAULT_DATASET = "digits"
 DEFAULT_MODEL = "smallcnn"
-DEFAULT_FORGET_CLASS = 0  # on digits/smallcnn this forgets cleanly at the paper's alpha
+DEFAULT_FORGET_CLASS = 3  # on digits/smallcnn the paper's alpha 10 collapses this one; auto does not
 DEFAULT_METHOD = "ssd"
 DEFAULT_LAMBDA = 1.0
 DEFAULT_VIEW = "accuracy"
@@ -44,6 +44,9 @@ ALPHA_VALUES: tuple[float, ...] = tuple(
     float(f"{m * 10.0 ** e:.4g}") for e in (-1, 0, 1) for m in (1, 1.5, 2, 3, 5, 7)
 ) + (100.0,)
 ALPHA_MIN, ALPHA_MAX = ALPHA_VALUES[0], ALPHA_VALUES[-1]
+# what a link may set: the ladder spans 0.1-100, but automatic alpha and the collapse guard can
+# choose beyond it (digits class 3: 113), and turning auto off keeps that value
+LINK_ALPHA_RANGE = (1e-3, 1e4)
 LAMBDA_MIN, LAMBDA_MAX, LAMBDA_STEP = 0.01, 5.0, 0.01
 
 K_STATE = "_lab_state"  # the LabState (not a widget key)
@@ -64,6 +67,7 @@ K_BATCH = "setup_batch_size"
 K_DEVICE = "setup_device"
 K_SEED = "setup_seed"
 K_ALPHA = "alpha"
+K_AUTO = "alpha_auto"
 K_LAMBDA = "lam"
 K_VIEW = "view"
 
@@ -105,7 +109,8 @@ class LabState:
     batch_size: int = 64
     device: str = "auto"
     seed: int = 0
-    alpha: float = 10.0
+    alpha: float = 10.0  # the slider's alpha, used when alpha_auto is off
+    alpha_auto: bool = True  # adaptive alpha (ASSD) + the collapse guard's correction
     lam: float = DEFAULT_LAMBDA
     view: str = DEFAULT_VIEW
 
@@ -218,8 +223,11 @@ def paper_alpha(method: str, model: str) -> float:
 
 def choose(state: LabState, **changes: Any) -> LabState:
     """``state`` with ``changes`` applied, and what they bring along: a new dataset its model; a new
-    model or method the paper's alpha; a new method its estimator and batch size."""
+    model or method the paper's alpha (for when automatic alpha is off); a new method its estimator
+    and batch size; an alpha set by hand turns automatic alpha off."""
     new = replace(state, **changes)
+    if "alpha" in changes and "alpha_auto" not in changes:
+        new = replace(new, alpha_auto=False)  # an alpha chosen by hand (slider, link, landscape) replaces auto
     if "dataset" in changes and changes["dataset"] != state.dataset and "model" not in changes:
         new = replace(new, model=default_model(new.dataset))
     if (new.model, new.method) != (state.model, state.method):

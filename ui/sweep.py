@@ -343,7 +343,7 @@ def pick_from_selection(selection: Mapping[str, Any] | None, result: SweepResult
 
 def apply_setting(alpha: float, lam: float) -> None:
     """Callback: set the session's alpha and lambda (the live sliders on every page follow)."""
-    lab_state.update(alpha=float(alpha), lam=clamp_lambda(lam))
+    lab_state.update(alpha=float(alpha), lam=clamp_lambda(lam), alpha_auto=False)
     st.session_state[K_APPLIED_SETTING] = (float(alpha), clamp_lambda(lam))
 
 

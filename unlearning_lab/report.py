@@ -53,7 +53,7 @@ def cli_args(
     model: str,
     request: ForgetRequest,
     method: str,
-    alpha: float | None,
+    alpha: float | str | None,
     lam: float | None,
     seed: int,
     params: Mapping[str, Any] | None = None,
@@ -74,8 +74,10 @@ def cli_args(
     elif request.kind == "indices":
         args += ["--forget-indices", format_indices(request.indices or ())]
     args += ["--method", method]
-    if alpha is not None:
-        args += ["--alpha", f"{alpha:g}"]
+    if isinstance(alpha, str):  # "auto"
+        args += ["--alpha", alpha]
+    elif alpha is not None:
+        args += ["--alpha", f"{alpha:.10g}"]
     if lam is not None:
         args += ["--lam", f"{lam:g}"]
     for name, value in (params or {}).items():

@@ -27,9 +27,10 @@ from .runner import DataContractError, MethodData, run_method
 
 # Importing a method module registers it; this order is the order every list shows.
 # isort: off
-from . import ssd  # noqa: F401  (registers ssd and lfssd)
+from . import ssd  # noqa: F401  (registers ssd, lfssd, assd and alfssd)
 from . import retrain, finetune, neggrad_plus, random_labels, bad_teacher, scrub, salun  # noqa: F401
 from . import l2ul, saps  # noqa: F401  (instance-wise unlearning, sharpness-aware selection)
+from . import jit, unsir  # noqa: F401  (zero-shot Lipschitz smoothing, error-maximising noise)
 # isort: on
 
 __all__ = [

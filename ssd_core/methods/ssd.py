@@ -1,24 +1,45 @@
-"""Selective Synaptic Dampening (SSD) and its loss-free variant (LFSSD).
+"""Selective Synaptic Dampening (SSD), its loss-free variant (LFSSD) and their adaptive forms.
 
-Both compute I_D (full training data, cached per model/data/estimator/batch size) and I_f (the
-forget set), then dampen (see :mod:`ssd_core.dampening`). They differ only in the estimator:
-SSD uses the batch-squared Fisher diagonal, LFSSD the |gradient| of the squared logit norm.
+All compute I_D (full training data, cached per model/data/estimator/batch size) and I_f (the
+forget set), then dampen (see :mod:`ssd_core.dampening`). SSD uses the batch-squared Fisher
+diagonal, LFSSD the |gradient| of the squared logit norm.
+
+``assd`` / ``alfssd`` (adaptive SSD, Schoepf, Foster, Brintrup 2024) set alpha from the data:
+the (100 - ln(1 + 100 |Df| / |D|))-th percentile of the finite ratios I_f / I_D.
+
+Every variant runs the collapse guard (:mod:`ssd_core.guard`) on a retain-train sample: ``warn``
+(ssd, lfssd) records the check and the alpha that would keep the retained classes; ``fix`` (assd,
+alfssd: what "auto" means) also uses that alpha when the check fires; ``off`` skips it.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..dampening import check_hyperparameters, dampen
 from ..data import ForgetSplit
+from ..guard import RETAIN_DROP, CollapseGuard, auto_setting
 from ..importance import ImportanceCache, ImportanceDict, compute_importance, default_cache
 from ..progress import OptionalProgress, report, scaled
 from .base import FULL_DATA_CACHED, MethodOutcome, MethodSpec, param, register_method
 from .runner import MethodData
+
+GUARD_CHOICES = ("warn", "fix", "off")
+
+
+def guard_param(default: str) -> Any:
+    return param(default, "collapse guard: 'warn' records a retain collapse, 'fix' raises alpha until the retained "
+                 "classes are kept, 'off'", choices=GUARD_CHOICES)
+
+
+def guard_threshold_param() -> Any:
+    return param(RETAIN_DROP, "largest retain-accuracy drop the guard accepts (fraction, on a retain-train sample)",
+                 min=0.0, max=1.0)
 
 
 @dataclass
@@ -29,6 +50,8 @@ class SSDConfig:
     lam: float = param(1.0, "dampening strength lambda: beta = min(lambda * I_D / I_f, 1)", min=0.0, max=1e6)
     estimator: str = param("fisher", "importance estimator", choices=("fisher", "fisher_exact"))
     batch_size: int = param(64, "importance batch size", min=1, max=4096)
+    guard: str = guard_param("warn")
+    guard_threshold: float = guard_threshold_param()
 
 
 @dataclass
@@ -39,6 +62,30 @@ class LFSSDConfig:
     lam: float = param(1.0, "dampening strength lambda", min=0.0, max=1e6)
     estimator: str = param("lossfree", "importance estimator (label-free)", choices=("lossfree",))
     batch_size: int = param(64, "importance batch size", min=1, max=4096)
+    guard: str = guard_param("warn")
+    guard_threshold: float = guard_threshold_param()
+
+
+@dataclass
+class ASSDConfig:
+    """Adaptive SSD: alpha from the forget set's share of the data, then the collapse guard."""
+
+    lam: float = param(1.0, "dampening strength lambda: beta = min(lambda * I_D / I_f, 1)", min=0.0, max=1e6)
+    estimator: str = param("fisher", "importance estimator", choices=("fisher", "fisher_exact"))
+    batch_size: int = param(64, "importance batch size", min=1, max=4096)
+    guard: str = guard_param("fix")
+    guard_threshold: float = guard_threshold_param()
+
+
+@dataclass
+class ALFSSDConfig:
+    """Adaptive LFSSD: the loss-free importance with the adaptive alpha and the collapse guard."""
+
+    lam: float = param(1.0, "dampening strength lambda", min=0.0, max=1e6)
+    estimator: str = param("lossfree", "importance estimator (label-free)", choices=("lossfree",))
+    batch_size: int = param(64, "importance batch size", min=1, max=4096)
+    guard: str = guard_param("fix")
+    guard_threshold: float = guard_threshold_param()
 
 
 @dataclass
@@ -99,19 +146,41 @@ def ssd_importances(
 
 
 def _run(work: nn.Module, data: MethodData, config, *, device: torch.device, progress: OptionalProgress = None) -> MethodOutcome:
-    check_hyperparameters(config.alpha, config.lam)
+    adaptive = not hasattr(config, "alpha")
     importances = ssd_importances(work, data, config.estimator, config.batch_size, device=device,
-                                  progress=scaled(progress, 0, 0.95))
+                                  progress=scaled(progress, 0, 0.9))
+    full, forget = importances.full, importances.forget
+    diagnostics: dict[str, Any] = {"full_importance_cached": importances.full_cached}
+    seconds = {"importance_full": importances.full_seconds, "importance_forget": importances.forget_seconds}
+    guard = None
+    if config.guard != "off":
+        report(progress, 0.9, "collapse guard: measuring the original on a retain-train sample")
+        guard = CollapseGuard(work, data.retain_train, data.forget_train, device, threshold=config.guard_threshold,
+                              whole_classes=data.request.kind in ("class", "subclass"))
     start = time.perf_counter()
-    new_model, dampening_report = dampen(work, importances.full, importances.forget, config.alpha, config.lam)
-    dampen_seconds = time.perf_counter() - start
-    report(progress, 1.0, f"dampened {dampening_report.total_selected} parameters")
-    return MethodOutcome(
-        new_model,
-        {"report": dampening_report, "full_importance_cached": importances.full_cached},
-        {"importance_full": importances.full_seconds, "importance_forget": importances.forget_seconds,
-         "dampening": dampen_seconds},
-    )
+    if adaptive:
+        setting = auto_setting(work, full, forget, guard, len(data.forget_train), len(data.train), config.lam,
+                               apply_fix=config.guard == "fix")
+        alpha, check, fix, applied = setting.alpha, setting.check, setting.fix, setting.corrected
+        diagnostics["adaptive"] = setting.adaptive.to_dict()
+    else:
+        alpha, fix, applied = config.alpha, None, False
+        check_hyperparameters(alpha, config.lam)
+        check = guard.check_setting(work, full, forget, alpha, config.lam) if guard is not None else None
+        if check is not None and check.fired:
+            fix = guard.fix(work, full, forget, alpha, config.lam)  # type: ignore[union-attr]
+            if config.guard == "fix" and fix.kept:
+                alpha, applied = fix.alpha, True
+    if guard is not None:
+        seconds["guard"] = time.perf_counter() - start
+        diagnostics["guard"] = {"mode": config.guard, "check": None if check is None else check.to_dict(),
+                                "fix": None if fix is None else fix.to_dict(), "applied": applied}
+    start = time.perf_counter()
+    new_model, dampening_report = dampen(work, full, forget, alpha, config.lam)
+    seconds["dampening"] = time.perf_counter() - start
+    diagnostics = {"report": dampening_report, **diagnostics, "alpha": alpha}
+    report(progress, 1.0, f"dampened {dampening_report.total_selected} parameters at alpha {alpha:.3g}")
+    return MethodOutcome(new_model, diagnostics, seconds)
 
 
 register_method(
@@ -128,6 +197,24 @@ register_method(
         "lfssd",
         "Loss-free SSD: like SSD, but importance from the logit norm, so no labels are needed.",
         LFSSDConfig,
+        _run,
+        data_touched=FULL_DATA_CACHED,
+    )
+)
+register_method(
+    MethodSpec(
+        "assd",
+        "Adaptive SSD: alpha set from the forget set's share of the data, then the collapse guard keeps the rest.",
+        ASSDConfig,
+        _run,
+        data_touched=FULL_DATA_CACHED,
+    )
+)
+register_method(
+    MethodSpec(
+        "alfssd",
+        "Adaptive loss-free SSD: LFSSD with the adaptive alpha and the collapse guard.",
+        ALFSSDConfig,
         _run,
         data_touched=FULL_DATA_CACHED,
     )

@@ -1,0 +1,363 @@
+"""The collapse guard: did dampening take the retained classes down with the forget set, and if so,
+which gentler setting keeps them?
+
+SSD's selection (I_f > alpha * I_D) breaks when the forget set is a large share of the data: with
+10 classes each is about 10 % of D, so weights shared by every class already sit near
+I_f / I_D = 10 and alpha 10 dampens them too. The guard measures that on training data only: a
+fixed, seeded sample of retain-train and the forget set (never test data: choosing alpha on the
+test set would make the reported test numbers dishonest).
+
+:meth:`CollapseGuard.check` compares retain accuracy before and after; :meth:`CollapseGuard.fix`
+finds the window of alphas above the current one where the retained classes are kept and the
+forget set is still forgotten (bisection on log alpha over the cached importances, milliseconds
+per probe on the digits) and suggests its middle.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .dampening import AdaptiveAlpha, adaptive_alpha, dampen, finite_ratios
+from .data import Subset
+from .importance import ImportanceDict
+from .metrics import logits_of, to_channels_last
+
+RETAIN_DROP = 0.03  # the largest retain-accuracy drop (fraction) the guard accepts
+SAMPLE = 512  # retain-train images the check looks at (and at most this many forget images)
+FORGET_SLACK = 0.05  # the fix may give back at most this much forget accuracy
+FORGOTTEN = 0.05  # a forgotten class: forget accuracy at most this (what a model never trained on it gives)
+BISECTION_STEPS = 16
+
+
+@dataclass(frozen=True)
+class GuardCheck:
+    """Retain and forget accuracy (on training data) of the original and of a dampened model."""
+
+    alpha: float
+    lam: float
+    retain_before: float
+    retain_after: float
+    forget_before: float
+    forget_after: float
+    threshold: float
+    forget_limit: float | None = None  # class requests: the forget accuracy a forgotten class stays under
+
+    @property
+    def drop(self) -> float:
+        """Retain accuracy lost, as a fraction."""
+        return self.retain_before - self.retain_after
+
+    @property
+    def fired(self) -> bool:
+        """Whether retain accuracy fell by more than the threshold."""
+        return self.drop > self.threshold
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether a class meant to be forgotten is still recognised (class requests only)."""
+        return (self.forget_limit is not None and not math.isnan(self.forget_after)
+                and self.forget_after > self.forget_limit)
+
+    def sentence(self) -> str:
+        """One sentence for a page or a terminal."""
+        if not self.fired and self.incomplete:
+            return (f"Not forgotten: at alpha {self.alpha:g} the model still recognises {100 * self.forget_after:.1f}% "
+                    f"of the forget set (a forgotten class stays under {100 * (self.forget_limit or 0):.0f}%).")
+        if not self.fired:
+            return (f"Retained classes kept: retain accuracy on a training sample moved {100 * -self.drop:+.1f} points "
+                    f"(the guard allows -{100 * self.threshold:.0f}).")
+        return (f"Collapse: at alpha {self.alpha:g} retain accuracy on a training sample fell by "
+                f"{100 * self.drop:.1f} points ({100 * self.retain_before:.1f}% -> {100 * self.retain_after:.1f}%), "
+                f"more than the {100 * self.threshold:.0f} the guard allows.")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "drop": self.drop, "fired": self.fired, "incomplete": self.incomplete}
+
+
+@dataclass(frozen=True)
+class GuardFix:
+    """The setting the guard suggests after a collapse, with its check."""
+
+    alpha: float
+    lam: float
+    check: GuardCheck
+    forgotten: bool  # forget accuracy within FORGET_SLACK of the collapsed setting's
+    probes: int
+    seconds: float
+
+    @property
+    def kept(self) -> bool:
+        """Whether retain accuracy is within the threshold at the suggested setting."""
+        return not self.check.fired
+
+    def sentence(self) -> str:
+        c = self.check
+        if not self.kept:
+            return ("No alpha keeps the retained classes within the threshold at this lambda "
+                    f"(best: alpha {self.alpha:g}, retain drop {100 * c.drop:.1f} points).")
+        tail = ("and the forget set stays forgotten" if self.forgotten
+                else "but the forget set is only partly forgotten there")
+        return (f"alpha {self.alpha:g} keeps retain accuracy within {100 * c.threshold:.0f} points "
+                f"(drop {100 * c.drop:.1f}, forget accuracy {100 * c.forget_after:.1f}%) {tail}.")
+
+    def to_dict(self) -> dict:
+        return {"alpha": self.alpha, "lam": self.lam, "kept": self.kept, "forgotten": self.forgotten,
+                "probes": self.probes, "check": self.check.to_dict()}  # seconds go with the run's timings
+
+
+def _sample(subset: Subset, limit: int, seed: int) -> Subset:
+    if len(subset) <= limit:
+        return subset
+    generator = torch.Generator().manual_seed(seed)
+    return subset.select(torch.randperm(len(subset), generator=generator)[:limit].sort().values)
+
+
+class CollapseGuard:
+    """Checks dampened models of one original against its retain and forget accuracy.
+
+    Args:
+        model: the original model (never modified).
+        retain_train: the retain part of the training data (a fixed sample of it is used).
+        forget_train: the forget set (at most ``samples`` of it).
+        device: where to evaluate.
+        threshold: the largest retain-accuracy drop accepted (fraction).
+        samples: retain-train images in the sample.
+        seed: the sample's seed.
+        whole_classes: the forget set is whole classes, so "forgotten" has a level (accuracy at most
+            :data:`FORGOTTEN`, what a model never trained on them gives) and the guard also
+            corrects an alpha that leaves them recognised. For samples it only guards the rest.
+    """
+
+    def __init__(self, model: nn.Module, retain_train: Subset, forget_train: Subset, device: torch.device | str,
+                 *, threshold: float = RETAIN_DROP, samples: int = SAMPLE, seed: int = 0,
+                 whole_classes: bool = False) -> None:
+        self.device = torch.device(device)
+        self.threshold = float(threshold)
+        self.forget_limit = FORGOTTEN if whole_classes else None
+        self.retain = _sample(retain_train, samples, seed)
+        self.forget = _sample(forget_train, samples, seed + 1)
+        self.retain_before, self.forget_before = self.accuracies(model)
+
+    def accuracies(self, model: nn.Module, *, retain: bool = True, forget: bool = True) -> tuple[float, float]:
+        """(retain, forget) accuracy of ``model`` on the guard's samples (NaN for an empty set or
+        a part not asked for)."""
+        out = []
+        for subset, wanted in ((self.retain, retain), (self.forget, forget)):
+            if len(subset) == 0 or not wanted:
+                out.append(math.nan)
+                continue
+            logits = logits_of(model, subset, self.device)
+            out.append(float((logits.argmax(1) == subset.y).float().mean()))
+        return out[0], out[1]
+
+    def check_logits(self, train_logits: torch.Tensor, alpha: float, lam: float) -> GuardCheck:
+        """The check from a dampened model's logits on the whole training split (what the dashboard
+        already computed for its cards): the same samples, no further forward pass."""
+        accuracies = []
+        for subset in (self.retain, self.forget):
+            if len(subset) == 0:
+                accuracies.append(math.nan)
+                continue
+            predicted = train_logits[subset.indices].argmax(1)
+            accuracies.append(float((predicted == subset.y).float().mean()))
+        return GuardCheck(float(alpha), float(lam), self.retain_before, accuracies[0], self.forget_before, accuracies[1],
+                          self.threshold, self.forget_limit)
+
+    def check(self, dampened: nn.Module, alpha: float, lam: float, *, retain: bool = True,
+              forget: bool = True) -> GuardCheck:
+        """The check of a model dampened at (alpha, lam) (only the parts asked for; NaN elsewhere)."""
+        retain_acc, forget_acc = self.accuracies(dampened, retain=retain, forget=forget)
+        return GuardCheck(float(alpha), float(lam), self.retain_before, retain_acc, self.forget_before, forget_acc,
+                          self.threshold, self.forget_limit)
+
+    def check_setting(self, model: nn.Module, full: ImportanceDict, forget: ImportanceDict, alpha: float, lam: float,
+                      scratch: nn.Module | None = None, *, retain: bool = True, forget_part: bool = True) -> GuardCheck:
+        """Dampen ``model`` at (alpha, lam) (into ``scratch`` when given) and check it."""
+        dampened, _ = dampen(model, full, forget, alpha, lam, with_statistics=False, into=scratch)
+        return self.check(dampened, alpha, lam, retain=retain, forget=forget_part)
+
+    def fix(self, model: nn.Module, full: ImportanceDict, forget: ImportanceDict, alpha: float, lam: float, *,
+            scratch: nn.Module | None = None) -> GuardFix:
+        """A setting that keeps the retained classes and still (or now) forgets.
+
+        Retain accuracy rises and forgetting fades as alpha grows (a larger alpha selects a subset of
+        the parameters), so the good settings form a window: from the smallest alpha that keeps the
+        retain drop within the threshold to the largest alpha that still forgets. Two bisections on
+        log alpha over the cached importances find its ends (only the side of ``alpha`` that can
+        hold them is searched), and the suggestion is its middle (geometric mean): the window's
+        lower end sits on the collapse cliff, where held-out accuracy still falls by more than the
+        training sample shows (digits class 3: 3.1 points on the sample, 5.0 on the test set at alpha
+        25). "Forgets" is the class level (:data:`FORGOTTEN`) for whole classes and, for samples,
+        no more than :data:`FORGET_SLACK` above what the collapsed setting reached. With no window,
+        keeping the rest wins: the suggestion keeps it and says the forgetting is partial.
+
+        Args:
+            model: the original model (not modified; ``scratch`` is overwritten when given).
+            full: I_D; forget: I_f (the cached importances).
+            alpha: the setting's alpha; lam: lambda (kept).
+            scratch: a same-architecture model to dampen into (saves a copy per probe).
+
+        Returns:
+            The suggested alpha with its check, whether the forget set is forgotten there, and how
+            many probes it took.
+        """
+        start = time.perf_counter()
+        probes = 0
+        scratch = scratch if scratch is not None else to_channels_last(copy.deepcopy(model))
+
+        def probe(a: float, retain: bool = True, forget_part: bool = True) -> GuardCheck:
+            nonlocal probes
+            probes += 1
+            return self.check_setting(model, full, forget, a, lam, scratch, retain=retain, forget_part=forget_part)
+
+        def done(a: float, check: GuardCheck, forgotten: bool) -> GuardFix:
+            return GuardFix(a, lam, check, forgotten, probes, time.perf_counter() - start)
+
+        current = probe(alpha)
+        if not current.fired and not current.incomplete:
+            return done(alpha, current, True)
+        if self.forget_limit is not None:
+            limit = self.forget_limit
+        else:
+            limit = (0.0 if math.isnan(current.forget_after) else current.forget_after) + FORGET_SLACK
+
+        def kept(check: GuardCheck) -> bool:
+            return not check.fired
+
+        def forgotten(check: GuardCheck) -> bool:
+            return not math.isnan(check.forget_after) and check.forget_after <= limit + 1e-9
+
+        if current.fired:  # collapsed: both window ends lie above alpha
+            ratios = finite_ratios(full, forget)
+            top = max(float(ratios.max()) * 1.001 if ratios.numel() else 0.0, alpha * 2)
+            top_check = probe(top)
+            if not kept(top_check):  # even dampening (almost) nothing collapses: no alpha helps
+                return done(top, top_check, forgotten(top_check))
+            low, _ = _boundary((alpha, current), (top, top_check), kept, lambda a: probe(a, forget_part=False))
+            low_check = probe(low)
+            if not forgotten(low_check):
+                return done(low, low_check, False)
+            high = top if forgotten(top_check) else _boundary((low, low_check), (top, top_check), forgotten,
+                                                              lambda a: probe(a, retain=False))[0]
+        else:  # kept but still recognised: both ends lie below alpha
+            bottom = alpha / 1000
+            bottom_check = probe(bottom)
+            if not forgotten(bottom_check):  # no alpha forgets it
+                return done(alpha, current, False)
+            high, high_check = _boundary((bottom, bottom_check), (alpha, current), forgotten,
+                                         lambda a: probe(a, retain=False))
+            high_check = probe(high)
+            if not kept(high_check):  # forgetting takes the rest with it: keep the rest
+                return done(alpha, current, False)
+            low = bottom if kept(bottom_check) else _boundary((high, high_check), (bottom, bottom_check), kept,
+                                                              lambda a: probe(a, forget_part=False))[0]
+            low_check = high_check if low == high else probe(low)
+        middle = _readable(math.sqrt(low * high))
+        middle_check = low_check if middle == low else probe(middle)
+        if kept(middle_check) and forgotten(middle_check):
+            return done(middle, middle_check, True)
+        return done(low, low_check, forgotten(low_check))
+
+
+def _readable(alpha: float) -> float:
+    """Three significant digits: a number people can type back in."""
+    return float(f"{alpha:.3g}")
+
+
+def _boundary(good: tuple[float, GuardCheck], bad: tuple[float, GuardCheck], is_good, probe,
+              precision: float = 0.05) -> tuple[float, GuardCheck]:
+    """Bisection on log alpha between a good and a bad setting (either order): the good setting
+    nearest the boundary, to within ``precision`` in log alpha (5 %).
+
+    The property is assumed to change once between them: a larger alpha selects a subset of the
+    parameters, so retain accuracy rises and forgetting fades as alpha grows."""
+    (good_alpha, good_check), (bad_alpha, _) = good, bad
+    if is_good(bad[1]):
+        good_alpha, good_check, bad_alpha = bad_alpha, bad[1], good_alpha
+    for _ in range(BISECTION_STEPS):
+        if abs(math.log(good_alpha) - math.log(bad_alpha)) < precision:
+            break
+        middle = _readable(math.exp((math.log(good_alpha) + math.log(bad_alpha)) / 2))
+        if middle in (good_alpha, bad_alpha):
+            break
+        check = probe(middle)
+        if is_good(check):
+            good_alpha, good_check = middle, check
+        else:
+            bad_alpha = middle
+    return good_alpha, good_check
+
+
+@dataclass(frozen=True)
+class AutoSetting:
+    """What "auto" chose: the adaptive alpha, the guard's check of it and, when that fired, the
+    guard's correction (used when it keeps the retained classes)."""
+
+    adaptive: AdaptiveAlpha
+    lam: float
+    check: GuardCheck | None  # None when the guard is off
+    fix: GuardFix | None  # only when the check fired
+    apply_fix: bool = True
+
+    @property
+    def corrected(self) -> bool:
+        """Whether the guard's alpha replaced the adaptive one."""
+        return self.apply_fix and self.fix is not None and self.fix.kept and self.fix.alpha != self.adaptive.alpha
+
+    @property
+    def alpha(self) -> float:
+        """The alpha to dampen with."""
+        return self.fix.alpha if self.corrected and self.fix is not None else self.adaptive.alpha
+
+    def sentence(self) -> str:
+        a = self.adaptive
+        text = (f"Auto: α = {self.alpha:.4g}. Adaptive SSD takes the {a.percentile:.2f}th percentile of I_f / I_D "
+                f"(α = {a.alpha:.4g}) because the forget set is {100 * a.n_forget / a.n_total:.1f}% of the training data")
+        if self.check is not None and self.fix is not None and self.corrected:
+            if self.check.fired:
+                text += (f"; there retain accuracy on a training sample fell {100 * self.check.drop:.1f} points, so the "
+                         f"collapse guard raised α to {self.fix.alpha:.3g}")
+            else:
+                text += (f"; there the forget set was still {100 * self.check.forget_after:.0f}% recognised, so the "
+                         f"guard lowered α to {self.fix.alpha:.3g}")
+        elif self.check is not None and self.fix is not None:
+            text += f"; the guard warns: {self.check.sentence()} {self.fix.sentence()}"
+        return text + "."
+
+    def to_dict(self) -> dict:
+        return {"alpha": self.alpha, "lam": self.lam, "adaptive": self.adaptive.to_dict(), "corrected": self.corrected,
+                "check": None if self.check is None else self.check.to_dict(),
+                "fix": None if self.fix is None else self.fix.to_dict()}
+
+
+def auto_setting(model: nn.Module, full: ImportanceDict, forget: ImportanceDict, guard: CollapseGuard | None,
+                 n_forget: int, n_total: int, lam: float, *, apply_fix: bool = True,
+                 scratch: nn.Module | None = None) -> AutoSetting:
+    """The adaptive alpha, checked by ``guard`` (None: no guard) and corrected when it collapses.
+
+    Args:
+        model: the original model (not modified; ``scratch`` is overwritten when given).
+        full: I_D; forget: I_f (the cached importances).
+        guard: the collapse guard for this model and split, or None.
+        n_forget: |Df|; n_total: |D| (training images).
+        lam: lambda.
+        apply_fix: False only warns (the fix is still computed and reported).
+        scratch: a same-architecture model to dampen into.
+
+    Returns:
+        The setting; its ``alpha`` is what to dampen with. The CLI's ``assd`` and the dashboard's
+        "auto" both call this, so they pick the same alpha.
+    """
+    adaptive = adaptive_alpha(full, forget, n_forget, n_total)
+    if guard is None:
+        return AutoSetting(adaptive, float(lam), None, None, apply_fix)
+    scratch = scratch if scratch is not None else to_channels_last(copy.deepcopy(model))
+    check = guard.check_setting(model, full, forget, adaptive.alpha, lam, scratch)
+    fix = guard.fix(model, full, forget, adaptive.alpha, lam, scratch=scratch) if check.fired or check.incomplete else None
+    return AutoSetting(adaptive, float(lam), check, fix, apply_fix)
