@@ -27,6 +27,7 @@ page = st.navigation(
         st.Page("app_pages/compare.py", title="Compare methods", icon=":material/compare_arrows:"),
         st.Page("app_pages/instances.py", title="Forget instances", icon=":material/photo_library:"),
         st.Page("app_pages/saps.py", title="SAPS selection", icon=":material/filter_center_focus:"),
+        st.Page("app_pages/audit.py", title="Audit", icon=":material/fact_check:"),
         st.Page("app_pages/about.py", title="How SSD works", icon=":material/school:"),
     ]
 )

@@ -64,7 +64,7 @@ def run_all(prepared, chosen: list[str], configs: dict[str, dict]) -> None:
 def results(prepared, runs: dict) -> None:
     setup = prepared.setup
     stem = f"compare-{setup.dataset}-{setup.model}-{setup.forget_slug()}"
-    table = compare.comparison_table(runs)
+    table = compare.comparison_table(runs, split=prepared.split)
     st.subheader("Results")
     if compare.GOLD not in runs:
         st.info("Add **retrain** to the methods to see each method's gap to the gold standard.", icon=":material/info:")
@@ -80,7 +80,8 @@ def results(prepared, runs: dict) -> None:
            if c not in ("method", "seconds", "data touched", "flag")}
     # two tables that each fit the page: the metrics, then the gap to retrain and what each method read
     gaps = [c for c in table.columns if c.startswith("gap ")]
-    main = ["method", "flag", *[c for c in table.columns if c not in ("method", "flag", "data touched", *gaps)]]
+    audit_cols = [c for c in compare.AUDIT_COLUMNS if c in table.columns]
+    main = ["method", "flag", *[c for c in table.columns if c not in ("method", "flag", "data touched", *gaps, *audit_cols)]]
     config = {**pct, "seconds": st.column_config.NumberColumn(format="%.2f"),
               "method": st.column_config.TextColumn(pinned=True), "flag": st.column_config.TextColumn("over-forgetting")}
     st.dataframe(table[main], hide_index=True, width="stretch", key="cmp_table", column_config=config)
@@ -88,6 +89,11 @@ def results(prepared, runs: dict) -> None:
     st.markdown("**Gap to retrain and the data each method read**" if compare.GOLD in runs
                 else "**The data each method read**")
     st.dataframe(table[second], hide_index=True, width="stretch", key="cmp_table_gaps", column_config=config)
+    if audit_cols:
+        st.markdown("**Distance of the outputs to retrain** on the forget set (0: answers exactly as retrain does; "
+                    "KL and JS in nats). The **Audit** page adds the features, a per-example attack and relearning.")
+        st.dataframe(table[["method", *audit_cols]], hide_index=True, width="stretch", key="cmp_table_audit",
+                     column_config={c: st.column_config.NumberColumn(c, format="%.4f") for c in audit_cols})
     c1, c2, _ = st.columns([1, 1, 4])
     c1.download_button("Table (CSV)", table.to_csv(index=False), f"{stem}.csv", "text/csv", icon=":material/download:")
     c2.download_button("Results (JSON)", compare.table_json(table, runs, setup), f"{stem}.json", "application/json",
@@ -115,6 +121,8 @@ def results(prepared, runs: dict) -> None:
     st.caption("After good unlearning the forget set (red) looks like the test set (grey), as it does for retrain; "
                "before, it looks like the retain set (blue).")
 
+    seed_section(prepared, runs)
+
     if setup.request.kind in ("random", "indices"):
         forget = prepared.split.forget_train
         n = min(12, len(forget))
@@ -128,6 +136,32 @@ def results(prepared, runs: dict) -> None:
         )
         if len(forget) > n:
             st.caption(f"The first {n} of {len(forget)} forgotten images.")
+
+
+K_SEEDS = "cmp_seeds"
+
+
+def seed_section(prepared, runs: dict) -> None:
+    """Every method (not retrain) over S seeds, each against its own retrained model: mean [95% interval]."""
+    st.markdown("**Over seeds.** One run is one draw: run each method with several seeds (each against its own "
+                "retrained model) to see how much the numbers move.")
+    methods = [m for m in runs if m != compare.GOLD]
+    c1, c2 = st.columns([1, 3])
+    seeds = int(c1.number_input("Seeds", min_value=2, max_value=10, step=1, **keep(K_SEEDS, 5)))
+    if c2.button(f"Run over {seeds} seeds", key="cmp_run_seeds", disabled=not methods, icon=":material/repeat:"):
+        for method in methods:
+            if compare.cached_seed_runs(prepared.setup, method, runs[method].config, seeds) is not None:
+                continue
+            with guard(f"running {method} over seeds"):
+                with layout.working(f"Running {method} over {seeds} seeds…", failed=f"{method} failed") as work:
+                    compare.run_seeds_cached(prepared, method, runs[method].config, seeds, work.progress,
+                                             on_wait=work.waiting)
+                    work.done(f"{method}: {seeds} seeds done")
+    found = {m: r for m in methods if (r := compare.cached_seed_runs(prepared.setup, m, runs[m].config, seeds)) is not None}
+    if found:
+        st.dataframe(compare.interval_table(found), hide_index=True, width="stretch", key="cmp_seed_table")
+        st.caption(f"Mean [95% interval] over {seeds} seeds (Student's t). An interval that overlaps retrain's is not "
+                   "a difference you can claim.")
 
 
 if prepared is not None:

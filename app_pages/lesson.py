@@ -1,9 +1,9 @@
-"""Lesson: a guided walk through SSD in seven steps, each with its formula, a live figure of the
+"""Lesson: a guided walk through SSD in eight steps, each with its formula, a live figure of the
 current model and a small task that is checked automatically."""
 
 import streamlit as st
 
-from ui.lesson import QUIZ_OPTIONS, STEP_KEYS, STEPS, get_step
+from ui.lesson import HIDING_OPTIONS, QUIZ_OPTIONS, STEP_KEYS, STEPS, get_step
 
 K_STEP = "lesson_step"
 K_DONE = "_lesson_done"
@@ -11,7 +11,7 @@ K_METRICS = "_lesson_metrics"
 
 st.title("Lesson: how SSD forgets")
 st.markdown(
-    "Six short steps through Selective Synaptic Dampening on the model chosen in the sidebar. Each step has a "
+    "Eight short steps through Selective Synaptic Dampening on the model chosen in the sidebar. Each step has a "
     "formula, a live figure and a small task; the task is checked as you go. Presets below set up a classroom "
     "example in one click."
 )
@@ -107,6 +107,27 @@ def figure(prepared, result) -> None:
     elif step.figure == "alpha-sweep":
         rows = alpha_sweep(prepared, result.lam)
         show_chart(sweep_figure(prepared, rows, result.alpha), key=key)
+    elif step.figure == "relearn":
+        curves = relearn_curves(prepared, result)
+        if curves is not None:
+            from unlearning_lab.figures_audit import relearn_figure
+
+            show_chart(relearn_figure({"unlearned (now)": curves[0].accuracy, "retrain": curves[1].accuracy}), key=key)
+
+
+def relearn_curves(prepared, result):
+    """Relearning curves of the dampened model and of the retrained model (cached per setting)."""
+    if not len(prepared.split.forget_test):
+        st.caption("Relearning is measured on the forgotten class's test images: pick a class to forget.")
+        return None
+    from ui.audit import lesson_relearn, lesson_relearn_known
+
+    if lesson_relearn_known(prepared, result):
+        return lesson_relearn(prepared, result, None)
+    with layout.working("Measuring relearning (the first time trains the retrained model)…") as work:
+        curves = lesson_relearn(prepared, result, work.progress)
+        work.done("Relearning measured")
+    return curves
 
 
 def numbers(prepared, result, state) -> None:
@@ -143,7 +164,16 @@ def task(prepared, result) -> None:
         lower = metrics_at(prepared, state.lower_alpha, result.lam)
     if "higher" in step.needs and state.higher_alpha is not None:
         higher = metrics_at(prepared, state.higher_alpha, result.lam)
-    state = lesson_state(prepared, result, answer, lower=lower, higher=higher)
+    elif step.key == "hiding":
+        answer = st.radio("Your answer", list(HIDING_OPTIONS), key="lesson_answer_hiding", index=None,
+                          format_func=HIDING_OPTIONS.get, label_visibility="collapsed")
+    relearn = None
+    if step.figure == "relearn" and len(prepared.split.forget_test):
+        from ui.audit import lesson_relearn
+
+        found = lesson_relearn(prepared, result, None)
+        relearn = (found[0].steps_to_target, found[1].steps_to_target)
+    state = lesson_state(prepared, result, answer, lower=lower, higher=higher, relearn=relearn)
     if step.figure in ("scatter", "weights", "signals", "alpha-sweep"):
         numbers(prepared, result, state)
     ok, message = step.check(state)

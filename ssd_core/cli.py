@@ -1,4 +1,4 @@
-"""Command line: ``python -m ssd_core unlearn|train|list ...``.
+"""Command line: ``python -m ssd_core unlearn|audit|importance|reproduce|train|list ...``.
 
 Bad arguments exit with status 2 and one sentence on stderr (no traceback); a progress bar goes
 to stderr. ``unlearn`` prints a short human summary; ``--json FILE`` also writes the full result as
@@ -71,6 +71,37 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a whole number written with the digits 0-9") from None
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by unlearn and audit: data, model, request, SSD settings, output."""
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--model", help="architecture (default: the dataset's own, e.g. shapes -> resnet18_narrow)")
+    p.add_argument("--model-factory", metavar="PACKAGE.MODULE:FUNCTION",
+                   help="your own architecture: function(in_channels, num_classes, image_size) -> nn.Module "
+                        "(importing it runs your code)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--forget-class", help="class index or name")
+    what.add_argument("--forget-subclass", help="fine class inside a superclass (e.g. cifar20: rocket)")
+    what.add_argument("--forget-random", type=_whole, metavar="K", help="K random training samples")
+    what.add_argument("--forget-indices", help="training indices, e.g. 1,5,9 or 10-20")
+    p.add_argument("--alpha", type=_alpha,
+                   help="selection threshold for ssd/lfssd, or 'auto' (the default: the adaptive alpha of "
+                        "assd/alfssd, then the collapse guard's correction when it fires)")
+    p.add_argument("--guard", action="store_true",
+                   help="SSD family: when dampening collapses the retained classes, use the alpha the collapse "
+                        "guard suggests (without it the guard only warns)")
+    p.add_argument("--lam", type=_finite_float, help="dampening constant lambda (SSD/LFSSD)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="any method option, repeatable")
+    p.add_argument("--seed", type=_whole, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--data-dir", help="folder with the dataset files (file-based datasets)")
+    p.add_argument("--download", action="store_true", help="download the dataset if missing")
+    p.add_argument("--checkpoint", help="your own weights (.safetensors, or a .pt/.pth state dict)")
+    p.add_argument("--checkpoint-config", help="JSON config saved with an exported model")
+    p.add_argument("--json", dest="json_path", metavar="FILE",
+                   help="write the full result as JSON to FILE ('-': to stdout instead of the summary)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m ssd_core`` (unlearn, train, list, ...)."""
     parser = _Parser(prog="python -m ssd_core", description="Machine unlearning for image classifiers.")
@@ -79,44 +110,50 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     unlearn = sub.add_parser("unlearn", help="unlearn a forget request and report before/after metrics")
-    unlearn.add_argument("--dataset", default="digits")
-    unlearn.add_argument("--model", help="architecture (default: the dataset's own, e.g. shapes -> resnet18_narrow)")
-    what = unlearn.add_mutually_exclusive_group()
-    what.add_argument("--forget-class", help="class index or name")
-    what.add_argument("--forget-subclass", help="fine class inside a superclass (e.g. cifar20: rocket)")
-    what.add_argument("--forget-random", type=_whole, metavar="K", help="K random training samples")
-    what.add_argument("--forget-indices", help="training indices, e.g. 1,5,9 or 10-20")
+    _add_run_options(unlearn)
     unlearn.add_argument("--method", default="ssd")
-    unlearn.add_argument("--alpha", type=_alpha,
-                         help="selection threshold for ssd/lfssd, or 'auto' (the default: the adaptive alpha of "
-                              "assd/alfssd, then the collapse guard's correction when it fires)")
-    unlearn.add_argument("--guard", action="store_true",
-                         help="SSD family: when dampening collapses the retained classes, use the alpha the collapse "
-                              "guard suggests (without it the guard only warns)")
-    unlearn.add_argument("--lam", type=_finite_float, help="dampening constant lambda (SSD/LFSSD)")
-    unlearn.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE", help="any method option, repeatable"
-    )
-    unlearn.add_argument("--seed", type=_whole, default=0)
-    unlearn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    unlearn.add_argument("--data-dir", help="folder with the dataset files (file-based datasets)")
-    unlearn.add_argument("--download", action="store_true", help="download the dataset if missing")
-    unlearn.add_argument("--checkpoint", help="your own weights (.safetensors, or a .pt/.pth state dict)")
-    unlearn.add_argument("--checkpoint-config", help="JSON config saved with an exported model")
-    unlearn.add_argument("--json", dest="json_path", metavar="FILE",
-                         help="write the full result as JSON to FILE ('-': to stdout instead of the summary)")
     unlearn.add_argument("--save-model", help="write the unlearned model to PATH.safetensors + PATH.json")
-    unlearn.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    audit = sub.add_parser("audit", help="did it really forget? audit methods against the retrained model")
+    _add_run_options(audit)
+    audit.add_argument("--method", action="append", dest="methods", metavar="NAME",
+                       help="a method to audit (repeatable; default: ssd with auto alpha)")
+    audit.add_argument("--seeds", type=_whole, default=0, metavar="S",
+                       help="also run each method over S seeds and report means with 95%% intervals (0: one run)")
+    audit.add_argument("--shadows", type=_whole, default=16, metavar="K",
+                       help="LiRA shadow models (even; 0: no per-example attack); built once and cached when missing")
+    audit.add_argument("--no-build-shadows", action="store_true",
+                       help="skip LiRA when no shadow models are shipped or cached (instead of training them)")
 
     train = sub.add_parser("train", help="train (or load) the original model and print its test accuracy")
     train.add_argument("--dataset", default="digits")
     train.add_argument("--model", help="architecture (default: the dataset's own)")
+    train.add_argument("--model-factory", metavar="PACKAGE.MODULE:FUNCTION", help="your own architecture")
     train.add_argument("--seed", type=_whole, default=0)
     train.add_argument("--device", default="auto")
     train.add_argument("--data-dir")
     train.add_argument("--download", action="store_true")
     train.add_argument("--out", help="also save the weights to OUT.safetensors + OUT.json")
     train.add_argument("--quiet", action="store_true")
+
+    imp = sub.add_parser("importance", help="compute and cache I_D (the full-data importance); runs under torchrun")
+    imp.add_argument("--dataset", default="digits")
+    imp.add_argument("--model", help="architecture (default: the dataset's own)")
+    imp.add_argument("--estimator", default="fisher", help="fisher, fisher_exact, lossfree or mas")
+    imp.add_argument("--batch-size", type=_whole, default=64)
+    imp.add_argument("--seed", type=_whole, default=0)
+    imp.add_argument("--device", default="auto")
+    imp.add_argument("--data-dir")
+    imp.add_argument("--quiet", action="store_true")
+
+    rep = sub.add_parser("reproduce", help="re-run a paper's experiment where its data is (e.g. ssd-cifar100-fullclass)")
+    rep.add_argument("experiment")
+    rep.add_argument("--data-dir", help="folder with the dataset files")
+    rep.add_argument("--device", default="auto")
+    rep.add_argument("--model", help="another architecture than the paper's (e.g. smallcnn for a quick check)")
+    rep.add_argument("--seed", type=_whole, default=0)
+    rep.add_argument("--json", dest="json_path", metavar="FILE", help="also write the rows as JSON ('-': only JSON)")
+    rep.add_argument("--quiet", action="store_true")
 
     sub.add_parser("list", help="list datasets, models and methods")
     return parser
@@ -178,8 +215,13 @@ def _request(args: argparse.Namespace, seed: int):
 
 
 def _model(args: argparse.Namespace) -> str:
-    from .models import default_model_for
+    from .models import default_model_for, register_factory
 
+    factory = getattr(args, "model_factory", None)
+    if factory:
+        if args.model and args.model != factory:
+            raise InputError("Give --model or --model-factory, not both.")
+        return register_factory(factory)
     return args.model or default_model_for(args.dataset)
 
 
@@ -257,6 +299,42 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from .audit.runner import AuditRun, run_audit
+    from .audit.text import audit_summary
+    from .experiment import ExperimentConfig
+
+    if args.json_path and args.json_path != "-":
+        _check_writable(args.json_path)
+    if args.shadows % 2:
+        raise InputError(f"--shadows must be even (each image is in half of them); got {args.shadows}.")
+    if args.seeds == 1:
+        args.seeds = 0
+    methods: dict[str, dict[str, Any]] = {}
+    for name in args.methods or ["ssd"]:
+        method, params = _method_and_params(argparse.Namespace(**{**vars(args), "method": name}))
+        methods[method] = params
+    config = ExperimentConfig(dataset=args.dataset, model=_model(args), request=_request(args, args.seed),
+                              seed=args.seed, device=args.device, data_dir=args.data_dir, download=args.download,
+                              checkpoint=args.checkpoint, checkpoint_config=args.checkpoint_config)
+    run = AuditRun(config, methods, seeds=args.seeds, shadows=args.shadows,
+                   build_missing_shadows=not args.no_build_shadows)
+    from .experiment import json_ready
+
+    result = json_ready(run_audit(run, progress=ProgressBar(enabled=not args.quiet)))
+    payload = json.dumps(result, indent=2)
+    if args.json_path == "-":
+        print(payload)
+        return 0
+    if args.json_path:
+        with open(args.json_path, "w") as fh:
+            fh.write(payload)
+    print(audit_summary(result))
+    if args.json_path:
+        print(f"Full audit (JSON): {args.json_path}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .checkpoints import config_for_dataset, save_model
     from .data import load_dataset
@@ -269,6 +347,66 @@ def _cmd_train(args: argparse.Namespace) -> int:
         save_model(trained.model, config_for_dataset(model, dataset), args.out, {"test_acc": trained.test_acc})
     print(json.dumps({"dataset": dataset.name, "model": model, "seed": args.seed, "test_acc": trained.test_acc,
                       "source": trained.source, "train_seconds": trained.seconds}))
+    return 0
+
+
+def _cmd_importance(args: argparse.Namespace) -> int:
+    """I_D over the whole training set, across the processes torchrun started (gloo on CPU, NCCL on
+    GPUs) or in this process alone; rank 0 writes it where the CLI and the dashboard look first."""
+    import torch
+    import torch.distributed as dist
+
+    from .data import load_dataset
+    from .importance import default_cache, distributed_importance
+    from .models import resolve_device
+    from .train import load_or_train
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
+        torch.cuda.set_device(device)
+    started = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        started = True
+    try:
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        dataset = load_dataset(args.dataset, args.data_dir)
+        model_name = _model(args)
+        model = load_or_train(dataset, model_name, seed=args.seed, device=device).model.to(device).eval()
+        start = time.perf_counter()
+        progress = ProgressBar(enabled=not args.quiet and rank == 0)
+        importance = distributed_importance(model, dataset.train(), args.estimator, args.batch_size, device, progress)
+        seconds = time.perf_counter() - start
+        if rank == 0:
+            cache = default_cache()
+            key = cache.key(model, f"{dataset.fingerprint()}-train", args.estimator, args.batch_size)
+            path = cache.store(key, importance)
+            print(json.dumps({"dataset": dataset.name, "model": model_name, "estimator": args.estimator,
+                              "batch_size": args.batch_size, "world_size": world, "seconds": seconds,
+                              "cache_file": str(path) if path else None}))
+    finally:
+        if started:
+            dist.destroy_process_group()
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce, table_text
+
+    if args.json_path and args.json_path != "-":
+        _check_writable(args.json_path)
+    result = reproduce(args.experiment, data_dir=args.data_dir, device=args.device, model=args.model, seed=args.seed,
+                       progress=ProgressBar(enabled=not args.quiet))
+    if args.json_path == "-":
+        print(json.dumps(result, indent=2))
+        return 0
+    if args.json_path:
+        with open(args.json_path, "w") as fh:
+            fh.write(json.dumps(result, indent=2))
+    print(table_text(result))
     return 0
 
 
@@ -300,7 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             for path in args.plugin:
                 load_plugin(path)
-        handler = {"unlearn": _cmd_unlearn, "train": _cmd_train, "list": _cmd_list}[args.command]
+        handler = {"unlearn": _cmd_unlearn, "audit": _cmd_audit, "importance": _cmd_importance, "train": _cmd_train,
+                   "reproduce": _cmd_reproduce, "list": _cmd_list}[args.command]
         return handler(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

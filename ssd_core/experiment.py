@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from . import __version__
 from .checkpoints import config_for_dataset, load_model, read_model_config
-from .data import ForgetRequest, load_dataset, make_split
+from .data import ForgetRequest, ImageDataset, load_dataset, make_split
 from .errors import InputError
 from .methods import get_method, run_method
 from .metrics import evaluate, random_reference_logits
@@ -60,6 +61,35 @@ def environment() -> dict[str, str]:
     }
 
 
+def original_model(config: ExperimentConfig, dataset: ImageDataset, device: torch.device,
+                   progress: OptionalProgress = None) -> tuple[nn.Module, str]:
+    """The model to unlearn from: the user's checkpoint, or the shipped/cached/trained one.
+
+    Returns:
+        The model on ``device`` in eval mode and where it came from ("checkpoint", "shipped",
+        "cache" or "trained").
+    """
+    if config.checkpoint:
+        model_config = config_for_dataset(config.model, dataset)
+        if config.checkpoint_config:
+            model_config = read_model_config(config.checkpoint_config)
+            if model_config.num_classes != dataset.num_classes:
+                raise InputError(
+                    f"The checkpoint has {model_config.num_classes} classes but {dataset.name} has {dataset.num_classes}."
+                )
+        original: nn.Module = load_model(config.checkpoint, model_config)
+        source = "checkpoint"
+    elif config.model.startswith("hf:"):
+        from .hf import hf_original
+
+        original, source = hf_original(config.model, dataset), "hugging face"
+    else:
+        get_spec(config.model)
+        trained = load_or_train(dataset, config.model, seed=config.seed, device=device, progress=progress)
+        original, source = trained.model, trained.source
+    return original.to(device).eval(), source
+
+
 def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) -> dict[str, Any]:
     """Run one unlearning request and return the JSON-ready result (see module docstring)."""
     total_start = time.perf_counter()
@@ -77,21 +107,7 @@ def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) 
     seconds["data"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    if config.checkpoint:
-        model_config = config_for_dataset(config.model, dataset)
-        if config.checkpoint_config:
-            model_config = read_model_config(config.checkpoint_config)
-            if model_config.num_classes != dataset.num_classes:
-                raise InputError(
-                    f"The checkpoint has {model_config.num_classes} classes but {dataset.name} has {dataset.num_classes}."
-                )
-        original = load_model(config.checkpoint, model_config)
-        model_source = "checkpoint"
-    else:
-        get_spec(config.model)
-        trained = load_or_train(dataset, config.model, seed=config.seed, device=device, progress=scaled(progress, 0.0, 0.4))
-        original, model_source = trained.model, trained.source
-    original = original.to(device).eval()
+    original, model_source = original_model(config, dataset, device, scaled(progress, 0.0, 0.4))
     seconds["original_model"] = time.perf_counter() - start
 
     report(progress, 0.4, "evaluating the original model")

@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 300
-PAGES = ("unlearn", "lesson", "sweep", "compare", "instances", "saps", "about")
+PAGES = ("unlearn", "lesson", "sweep", "compare", "instances", "saps", "audit", "about")
 
 
 def new_app(query: dict[str, str] | None = None) -> AppTest:

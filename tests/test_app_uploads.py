@@ -470,6 +470,8 @@ def test_browser_upload_of_an_exported_checkpoint(exported, tmp_path):
             page.get_by_text("Loaded mine.safetensors as smallcnn (10 classes); it is now the model in use.").wait_for(
                 timeout=30_000)
             page.get_by_text("uploaded checkpoint, test accuracy").wait_for(timeout=60_000)
-            assert "model=" not in page.url  # an uploaded model is never put in a shareable link
+            # an uploaded model is never put in a shareable link (the address follows after the rerun)
+            page.wait_for_function("() => !location.search.includes('model=')", timeout=30_000)
+            assert "model=" not in page.url
         finally:
             browser.close()

@@ -109,11 +109,18 @@ LINK = "/?dataset=shapes&model=resnet18_narrow&forget=class:3&method=ssd&alpha=4
 def _cards(page) -> dict[str, str]:
     page.locator('[data-testid="stMetric"]', has_text="Dampened").first.wait_for(timeout=180_000)
     bench.figure_title(page, "Per-class test accuracy  α = 40, λ = 1.5").wait_for(timeout=180_000)
-    out = {}
-    for card in page.locator('[data-testid="stMetric"]').all():
-        label = card.locator('[data-testid="stMetricLabel"]').inner_text().strip()
-        out[label] = card.locator('[data-testid="stMetricValue"]').inner_text().strip()
-    return out
+    # A rerun can redraw the cards while they are read: read until two reads agree and are whole.
+    previous: dict[str, str] = {}
+    for _ in range(60):
+        out = {}
+        for card in page.locator('[data-testid="stMetric"]').all():
+            label = card.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+            out[label] = card.locator('[data-testid="stMetricValue"]').inner_text().strip()
+        if "Dampened" in out and "MIA" in out and out == previous:
+            return out
+        previous = out
+        page.wait_for_timeout(250)
+    return previous
 
 
 def _nav(page, title: str) -> None:

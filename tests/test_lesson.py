@@ -110,6 +110,7 @@ FIGURE_TITLES = {
     "signals": "Accuracy and MIA",
     "tradeoffs": "Alpha sweep",
     "collapse": "Alpha sweep",
+    "hiding": "Relearning",
 }
 
 
@@ -203,7 +204,19 @@ def test_lesson_steps_render_and_tasks_follow_the_sliders():
     at.toggle(key="alpha_auto").set_value(True).run()
     ok, message = verdict(at)
     assert ok, message
-    assert "Tasks done: 7 of 7." in [c.value for c in at.caption]
+    assert "Tasks done: 7 of 8." in [c.value for c in at.caption]
+
+    # hiding is not forgetting: the answer the two measured relearning curves support
+    at.segmented_control(key="lesson_step").set_value("hiding").run()
+    curves = next(v for k, v in at.session_state["_lesson_relearn"].items() if k[0] != "retrained")
+    mine, gold = (c.steps_to_target if c.steps_to_target is not None else 31 for c in curves)
+    truth = "hidden" if mine < 0.5 * gold else "removed"
+    at.radio(key="lesson_answer_hiding").set_value("removed" if truth == "hidden" else "hidden").run()
+    assert not verdict(at)[0]
+    at.radio(key="lesson_answer_hiding").set_value(truth).run()
+    assert verdict(at)[0]
+    assert "Tasks done: 8 of 8." in [c.value for c in at.caption]
+    at.segmented_control(key="lesson_step").set_value("collapse").run()
 
     at.button(key="lesson_prev").click().run()
     assert at.segmented_control(key="lesson_step").value == "tradeoffs"

@@ -215,9 +215,26 @@ def settings_controls(method: str, seed: int, prefix: str = "cmp_cfg", skip: tup
 # The table
 
 
-def comparison_table(runs: dict[str, MethodRun], gold: str = GOLD) -> pd.DataFrame:
+AUDIT_COLUMNS = ("KL to retrain", "JS to retrain", "activation distance")
+
+
+def distance_columns(run: MethodRun, reference: MethodRun, split: ForgetSplit) -> dict[str, float | None]:
+    """The audit's distance to the retrained model on forget-test (forget-train for instance
+    requests), from the logits the runs already hold (``ssd_core.audit.distance``)."""
+    from ssd_core.audit.distance import distance
+
+    subset = split.forget_test if len(split.forget_test) else split.forget_train
+    on_train = not len(split.forget_test)
+    logits = (run.outputs.train_logits if on_train else run.outputs.test_logits)[subset.indices]
+    gold = (reference.outputs.train_logits if on_train else reference.outputs.test_logits)[subset.indices]
+    found = distance(logits, gold)
+    return dict(zip(AUDIT_COLUMNS, (found.kl, found.js, found.activation), strict=True))
+
+
+def comparison_table(runs: dict[str, MethodRun], gold: str = GOLD, split: ForgetSplit | None = None) -> pd.DataFrame:
     """One row per method: metrics (fractions), MIA, ZRF, seconds, data touched, the gap to
-    retrain for each metric and the over-forgetting flag (empty when there is no retrain row)."""
+    retrain for each metric, the over-forgetting flag (empty when there is no retrain row) and,
+    given the ``split``, the audit's distance to retrain (KL, JS, activation distance)."""
     reference = runs.get(gold)
     rows = []
     for method, run in runs.items():
@@ -230,6 +247,8 @@ def comparison_table(runs: dict[str, MethodRun], gold: str = GOLD) -> pd.DataFra
         row.update({f"gap {METRIC_LABELS[k]}": gaps.get(k) for k in METRIC_KEYS})
         row["flag"] = (OVER_FORGETTING if reference is not None and is_over_forgetting(run.evaluation, reference.evaluation)
                        else "")
+        if split is not None and reference is not None:
+            row.update(distance_columns(run, reference, split))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -250,3 +269,55 @@ def show_figure(fig: Any, name: str, stem: str, key: str | None = None) -> None:
     """A chart in the session's theme whose camera button saves '<stem>-<name>.<png|svg>'."""
     fmt = kept(K_IMAGE_FORMAT, "png")
     st.plotly_chart(themed(fig), key=key or f"chart-{name}", theme=None, config=modebar_config(f"{stem}-{name}", fmt))
+
+
+K_SEED_RESULTS = "_compare_seed_results"
+
+
+def seed_key(setup: RunSetup, method: str, config: dict[str, Any], seeds: int) -> tuple:
+    return (*result_key(setup, method, {k: v for k, v in config.items() if k != "seed"}), seeds)
+
+
+def cached_seed_runs(setup: RunSetup, method: str, config: dict[str, Any], seeds: int) -> dict | None:
+    return st.session_state.setdefault(K_SEED_RESULTS, {}).get(seed_key(setup, method, config, seeds))
+
+
+def run_seeds_cached(prepared: Prepared, method: str, config: dict[str, Any], seeds: int,
+                     progress: Callable[[float, str], None] | None = None,
+                     on_wait: Callable[[str], None] | None = None) -> dict:
+    """``method`` over seeds 0..S-1, each against its own retrained model (ssd_core.audit.seed_runs):
+    metric -> Interval, kept for the session."""
+    from ssd_core.audit import seed_runs
+
+    results = st.session_state.setdefault(K_SEED_RESULTS, {})
+    key = seed_key(prepared.setup, method, config, seeds)
+    if key not in results:
+        options = {k: v for k, v in config.items() if k != "seed"}
+        with gate_slot(on_wait or (lambda message: progress and progress(0.0, message))):
+            results[key] = seed_runs(method, prepared.model, prepared.split, prepared.setup.model, params=options,
+                                     seeds=seeds, device=prepared.device, progress=progress)
+        while len(results) > MAX_RESULTS:
+            results.pop(next(iter(results)))
+    return results[key]
+
+
+SEED_LABELS = {"forget_test_acc": "forget test", "retain_test_acc": "retain test", "forget_train_acc": "forget train",
+               "mia": "MIA", "js_forget_test": "JS to retrain (forget test)",
+               "retrained_forget_test_acc": "retrain: forget test", "retrained_retain_test_acc": "retrain: retain test"}
+
+
+def interval_table(per_method: dict[str, dict]) -> pd.DataFrame:
+    """One row per method: each metric as 'mean [low, high]' (95% interval over seeds)."""
+    rows = []
+    for method, metrics in per_method.items():
+        row: dict[str, Any] = {"method": method}
+        for name, label in SEED_LABELS.items():
+            found = metrics.get(name)
+            if found is None or found.mean is None:
+                row[label] = "n/a"
+            elif "acc" in name or name == "mia":
+                row[label] = f"{100 * found.mean:.1f}% [{100 * found.lo:.1f}, {100 * found.hi:.1f}]"
+            else:
+                row[label] = f"{found.mean:.4f} [{found.lo:.4f}, {found.hi:.4f}]"
+        rows.append(row)
+    return pd.DataFrame(rows)

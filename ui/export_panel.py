@@ -135,7 +135,19 @@ def _html(p: Prepared, alpha: float, lam: float, options: ViewOptions, stem: str
         seconds={**p.seconds, **live.seconds}, file_stem=stem,
         notes=["Run it from the project folder (with the project's virtual environment active). Timings and the "
                "environment may differ; the metrics are the same for the same seed on the same kind of device."],
+        audit=latest_audit(s),
     )
+
+
+def latest_audit(setup) -> dict[str, Any] | None:
+    """The session's most recent audit of this request (Audit page), with its CLI command, or None."""
+    from .audit import K_AUDITS, cli_args
+
+    for key, result in reversed(list(st.session_state.get(K_AUDITS, {}).items())):
+        if key[0] == setup.split_key():
+            methods, seeds = key[1], key[2]
+            return {**result, "command": "python -m ssd_core audit " + cli_args(setup, methods, seeds) + " --json -"}
+    return None
 
 
 def _landscape_figures(p: Prepared, theme_name: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The guided lesson: seven short steps through SSD, each with a few sentences, its formula, a live
+"""The guided lesson: eight short steps through SSD, each with a few sentences, its formula, a live
 figure of the current model and one small task whose answer is checked automatically.
 
 The checks are pure functions of a :class:`LessonState` (plain numbers: the current alpha and
@@ -37,6 +37,10 @@ class LessonState:
     lower: Metrics | None = None  # metrics there (same lambda)
     higher_alpha: float | None = None  # the next larger alpha on the slider
     higher: Metrics | None = None
+    relearn_steps: int | None = None  # fine-tuning steps until the dampened model is back at 50% (None: not measured)
+    retrained_relearn_steps: int | None = None  # the same for the model retrained without the forget set
+    relearn_measured: bool = False  # whether the two relearning curves were measured
+    relearn_max: int = 30  # steps measured (a curve that never reaches 50% counts as relearn_max + 1)
 
 
 def forget_acc(metrics: Metrics | None) -> float | None:
@@ -188,6 +192,43 @@ def check_collapse(state: LessonState) -> Verdict:
                   f"{max(0.0, 100 * drop):.1f} points of the original.")
 
 
+HIDING_OPTIONS = {
+    "hidden": "It comes back much faster than in the retrained model: SSD hid the class, the weights still hold it",
+    "removed": "It comes back about as slowly as in the retrained model: it is as forgotten as if never learnt",
+}
+
+
+def hiding_truth(state: LessonState) -> str | None:
+    """'hidden' when the dampened model relearns in under half the retrained model's steps (the
+    audit's relearning rule), 'removed' otherwise; None before both curves are measured."""
+    if not state.relearn_measured:
+        return None
+    mine = state.relearn_steps if state.relearn_steps is not None else state.relearn_max + 1
+    gold = state.retrained_relearn_steps if state.retrained_relearn_steps is not None else state.relearn_max + 1
+    return "hidden" if mine < 0.5 * gold else "removed"
+
+
+def check_hiding(state: LessonState) -> Verdict:
+    truth = hiding_truth(state)
+    forget = forget_acc(state.after)
+    if forget is not None and forget > COLLAPSE_TASK_MAX_FORGET:
+        return False, f"First forget the class (forget accuracy is {_pct(forget)}): switch Automatic α on."
+    if truth is None:
+        return False, "The relearning curves are not measured yet."
+    if state.answer is None:
+        return False, "Pick the sentence the curves support."
+    def steps(n: int | None) -> str:
+        return f"{n} steps" if n is not None else f"more than {state.relearn_max} steps"
+    mine, gold = steps(state.relearn_steps), steps(state.retrained_relearn_steps)
+    if state.answer != truth:
+        return False, (f"Look again: the dampened model is back at 50% after {mine}, the retrained one after {gold}.")
+    if truth == "hidden":
+        return True, (f"Right: back at 50% after {mine} against {gold} for the retrained model. A 0% forget accuracy "
+                      "says the output changed, not that the knowledge is gone. The Audit page checks this and more.")
+    return True, (f"Right: {mine} against {gold} for the retrained model, so relearning finds nothing left to "
+                  "revive. The Audit page also checks the features and a per-example attack.")
+
+
 # ---------------------------------------------------------------------------------------------
 # The steps
 
@@ -290,6 +331,19 @@ STEPS: tuple[Step, ...] = (
         "original. Try α = 10 by hand first, then switch Automatic α on.",
         check_collapse, "alpha-sweep", controls=("auto", "alpha", "lambda"),
     ),
+    Step(
+        "hiding", "8 · Hiding is not forgetting",
+        "Forget accuracy 0% only says the *output* changed. Has the knowledge left the weights, or is it hidden "
+        "behind a few dampened connections? One test: fine-tune the unlearned model on just $k = 10$ images of the "
+        "forgotten class and count the steps until it recognises the class again (50% on its test images). Do the "
+        "same with the **retrained** model, which never saw the class: that is how long real learning takes. A "
+        "model that bounces back much faster was hiding the class. (The Audit page adds a linear probe on the "
+        "features and a per-example membership attack.)",
+        r"\text{relearned after } \min\{t : \mathrm{acc}_{D_f^{\mathrm{test}}}(\theta_t) \ge 50\%\},\quad "
+        r"\theta_{t+1} = \theta_t - \eta\,\mathrm{Adam}\big(\nabla \mathcal{L}(\theta_t; 10 \text{ forget images})\big)",
+        "Read the two curves, then pick the sentence they support.",
+        check_hiding, "relearn", controls=("auto", "alpha"),
+    ),
 )
 STEP_KEYS = tuple(s.key for s in STEPS)
 
@@ -311,7 +365,7 @@ def mean_beta(layers: Any) -> float | None:
 
 
 def lesson_state(prepared: Any, live: Any, answer: Any = None, lower: Metrics | None = None,
-                 higher: Metrics | None = None) -> LessonState:
+                 higher: Metrics | None = None, relearn: tuple[int | None, int | None] | None = None) -> LessonState:
     """The state the checks read, from a prepared run and its live result (ui.resources types)."""
     lower_alpha, higher_alpha = neighbours(live.alpha)
     return LessonState(
@@ -329,6 +383,9 @@ def lesson_state(prepared: Any, live: Any, answer: Any = None, lower: Metrics | 
         lower=lower,
         higher_alpha=higher_alpha,
         higher=higher,
+        relearn_steps=relearn[0] if relearn else None,
+        retrained_relearn_steps=relearn[1] if relearn else None,
+        relearn_measured=relearn is not None,
     )
 
 

@@ -148,6 +148,7 @@ def build_report(
     seconds: Mapping[str, float] | None = None,
     notes: Sequence[str] = (),
     file_stem: str = "unlearning-lab",
+    audit: Mapping[str, Any] | None = None,
 ) -> str:
     """One self-contained HTML page.
 
@@ -155,7 +156,9 @@ def build_report(
     decimals in a table whose cells carry ``data-metric`` and ``data-which`` attributes;
     ``extra_rows`` adds (label, before, after) rows (e.g. parameters dampened). ``figures`` maps a
     name to a plotly figure; plotly.js is inlined in the first figure only. ``command`` is the
-    CLI line that reproduces the numbers. The exact numbers are also embedded as JSON
+    CLI line that reproduces the numbers. ``audit``: a result of ``ssd_core.audit.runner.audit_request``
+    (JSON form) to add as an "Audit" section (the verdict table and the command that recomputes it).
+    The exact numbers are also embedded as JSON
     (``<script type="application/json" id="report-data">``).
     """
     import plotly.io as pio
@@ -175,6 +178,8 @@ def build_report(
         parts.append(f'<p class="meta">{escape(subtitle)}</p>')
     sections = [("setup", "Setup"), ("metrics", "Metrics"), ("figures", "Figures"), ("parameters", "Method parameters"),
                 ("reproduce", "Reproduce"), ("environment", "Environment")]
+    if audit is not None:
+        sections.insert(2, ("audit", "Audit"))
     parts.append('<p class="toc">' + "".join(f'<a href="#{k}">{escape(v)}</a>' for k, v in sections) + "</p>")
 
     parts.append('<h2 id="setup">Setup</h2>')
@@ -196,6 +201,9 @@ def build_report(
         parts.append(f"<tr><td>{escape(label)}</td><td>{_fmt(b)}</td><td>{_fmt(a)}</td><td>{_fmt(change)}</td></tr>")
     parts.append("</table>")
     parts.append('<p class="meta">Accuracies and MIA are fractions in [0, 1]; n/a where a subset is empty.</p>')
+
+    if audit is not None:
+        parts.append(_audit_section(audit))
 
     parts.append(f'<h2 id="figures">Figures ({len(figures)})</h2>')
     for i, (name, fig) in enumerate(figures.items()):
@@ -223,9 +231,37 @@ def build_report(
 
     data = {"setup": dict(setup), "seed": seed, "before": dict(before), "after": dict(after), "params": dict(params),
             "environment": dict(environment), "command": command, "figures": list(figures)}
+    if audit is not None:
+        data["audit"] = {k: v for k, v in audit.items() if not str(k).startswith("_")}
     payload = json.dumps(_clean(data), default=str, allow_nan=False).replace("</", "<\\/")
     parts.append(f'<script type="application/json" id="report-data">{payload}</script>')
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+AUDIT_TESTS = {"output": "at the output", "features": "in the features", "attack": "against the per-example attack",
+               "relearning": "against relearning"}
+AUDIT_MARKS = {True: "forgotten", False: "not forgotten", None: "not measured"}
+
+
+def _audit_section(audit: Mapping[str, Any]) -> str:
+    """The verdict table of an audit and the command that recomputes it."""
+    body = audit["audit"]
+    parts = ['<h2 id="audit">Audit: did it really forget?</h2>',
+             "<p>Each test compares the unlearned model with a model retrained without the forget set.</p>",
+             '<table id="audit-table"><tr><th>method</th><th>forgotten</th><th>verdict</th><th>value</th>'
+             "<th>retrained</th><th>what it means</th></tr>"]
+    for method, rows in body["verdicts"].items():
+        for row in rows:
+            parts.append(
+                f'<tr><td>{escape(method)}</td><td>{escape(AUDIT_TESTS.get(row["test"], row["test"]))}</td>'
+                f'<td data-audit="{escape(method)}:{escape(row["test"])}">{escape(AUDIT_MARKS[row["forgotten"]])}</td>'
+                f'<td>{_fmt(row["value"])}</td><td>{_fmt(row["retrained"])}</td><td>{escape(row["sentence"])}</td></tr>')
+    parts.append("</table>")
+    for note in body.get("notes", []):
+        parts.append(f'<p class="meta">{escape(note)}</p>')
+    if audit.get("command"):
+        parts.append(f'<pre><code id="audit-command">{escape(audit["command"])}</code></pre>')
     return "\n".join(parts)
 
 

@@ -1,0 +1,122 @@
+"""Audit: did it really forget? Output, features, a per-example attack and relearning, each against
+a model retrained without the forget set."""
+
+import streamlit as st
+
+from ui.style import preload_charts
+
+st.title("Did it really forget?")
+st.markdown(
+    "A model can answer *wrong* on the forget set and still **hold** it: in its features, in what a "
+    "membership attack can read from each image, or ready to come back after a few steps of fine-tuning. "
+    "The audit checks all four against the **retrained** model — one trained without the forget set, "
+    "which has truly never seen it. *Hiding* passes the first row and fails a later one; *forgetting* passes all."
+)
+preload = preload_charts()
+
+from ssd_core.audit.lira import LIRA_SHADOWS, find_shadows
+from ssd_core.audit.relearn import RELEARN_K
+from ui import audit, compare, layout, sidebar
+from ui.errors import guard, show_error
+from ui.state import keep
+from unlearning_lab import figures_audit as figs
+
+K_METHODS = "audit_methods"
+K_SEEDS = "audit_seeds"
+DEFAULT_METHODS = ("assd", "finetune")
+
+setup = sidebar.run_setup()
+prepared = None
+if setup is None:
+    st.info("Finish the run setup in the sidebar to audit a method.", icon=":material/arrow_back:")
+else:
+    prepared = layout.prepare_with_status(setup)
+preload.empty()
+
+
+def controls(prepared) -> tuple[tuple[str, ...], int, int, bool]:
+    options = [m for m in compare.methods_for(prepared.setup.request.kind) if m != compare.GOLD]
+    chosen = st.multiselect(
+        "Methods to audit", options, **keep(K_METHODS, [m for m in DEFAULT_METHODS if m in options], valid=options),
+        help="Each runs with its default settings (assd: SSD with automatic α). The retrained model is the "
+        "reference, so it is always there.",
+    )
+    seeds = int(st.number_input(
+        "Seeds", min_value=1, max_value=10, step=1, **keep(K_SEEDS, 1),
+        help="Above 1, each method also runs with that many seeds (each against its own retrained model) and every "
+        "number gets a 95% interval. Each seed retrains a model once (cached).",
+    ))
+    shadows = find_shadows(prepared.dataset, prepared.setup.model, count=LIRA_SHADOWS)
+    if shadows is None:
+        st.caption(f"No LiRA shadow models are shipped for {prepared.setup.dataset}/{prepared.setup.model}: the "
+                   f"first audit trains {LIRA_SHADOWS} of them on random halves of the data (once, then cached).")
+    run = st.button("Run the audit", type="primary", icon=":material/play_arrow:", disabled=not chosen, key="audit_run")
+    return tuple(chosen), seeds if seeds > 1 else 0, LIRA_SHADOWS, run
+
+
+def show(prepared, result: dict) -> None:
+    setup = prepared.setup
+    stem = f"audit-{setup.dataset}-{setup.model}-{setup.forget_slug()}"
+    st.subheader("Verdict")
+    pct = {c: st.column_config.NumberColumn(c, format="%.3f") for c in ("this method", "retrained")}
+    st.dataframe(audit.verdict_table(result), hide_index=True, width="stretch", key="audit_verdicts",
+                 column_config={**pct, "what it means": st.column_config.TextColumn(width="large")})
+    for note in result["audit"]["notes"]:
+        st.info(note, icon=":material/info:")
+    st.caption(
+        "Thresholds: output within 5 points of the retrained model's forget accuracy; features within 15 points of "
+        "its probe; LiRA AUC within 0.05 of its AUC; relearning at least half as many steps as it needs. "
+        "LiRA is per-example: it compares each image with shadow models that never saw it, where the page's MIA "
+        "card fits one entropy threshold for all images."
+    )
+    st.subheader("Every number")
+    numbers = audit.numbers_table(result)
+    st.dataframe(numbers, hide_index=True, width="stretch", key="audit_numbers",
+                 column_config={"model": st.column_config.TextColumn(pinned=True)})
+    if result["audit"].get("probe_random") is not None:
+        st.caption(f"A probe on a randomly initialised model's features reads the forgotten class at "
+                   f"{100 * result['audit']['probe_random']:.1f}%: the floor the probe rows should be read against.")
+    seeds = audit.seeds_table(result)
+    if len(seeds):
+        st.subheader("Over seeds")
+        st.dataframe(seeds, hide_index=True, width="stretch", key="audit_seeds_table")
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.download_button("Numbers (CSV)", numbers.to_csv(index=False), f"{stem}.csv", "text/csv",
+                       icon=":material/download:")
+    c2.download_button("Audit (JSON)", audit.to_json(result), f"{stem}.json", "application/json",
+                       icon=":material/download:")
+    data = result["audit"]
+    models = {"original": data["original"], **data["unlearned"], "retrain": data["retrained"]}
+    curves = {name: m["relearn"]["accuracy"] for name, m in models.items() if m["relearn"]}
+    if curves:
+        compare.show_figure(figs.relearn_figure(curves), "relearning", stem)
+        st.caption(f"Each model fine-tuned on the same {RELEARN_K} forget images; the dotted line is 50%.")
+    compare.show_figure(figs.class_distance_figure(prepared.dataset.classes,
+                                                   {n: m["per_class_js"] for n, m in models.items() if n != "retrain"},
+                                                   prepared.split.forget_classes), "distance-per-class", stem)
+    for method, m in data["unlearned"].items():
+        if m["lira"] and m["lira"]["exposed"]:
+            index = m["lira"]["exposed"][:6]
+            images = prepared.dataset.train_x[index].numpy()
+            compare.show_figure(figs.exposed_figure(images, index, m["lira"]["exposed_scores"][:6], method),
+                                f"exposed-{method}", stem, key=f"exposed-{method}")
+
+
+if prepared is not None:
+    layout.model_card(prepared)
+    methods, seeds, shadows, clicked = controls(prepared)
+    if clicked:
+        with guard("running the audit"):
+            with layout.working("Auditing…", failed="The audit failed") as work:
+                found = audit.run_audit_cached(prepared, methods, seeds, shadows, work.progress, work.waiting)
+                work.done(f"Audit done in {found['seconds']['total']:.1f} s")
+    result = audit.cached_audit(prepared.setup, methods, seeds, shadows) if methods else None
+    if result is not None:
+        try:
+            show(prepared, result)
+        except Exception as exc:  # noqa: BLE001
+            show_error(exc, "drawing the audit")
+        st.caption("The same audit from the command line: `python -m ssd_core audit " + audit.cli_args(prepared.setup, methods, seeds)
+                   + "`")
+    elif methods:
+        st.info("Press **Run the audit** (results are kept for this session).", icon=":material/play_arrow:")

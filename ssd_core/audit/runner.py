@@ -1,0 +1,140 @@
+"""An audit end to end (data -> original -> methods -> retrained -> shadows -> audit), as the CLI
+and the Audit page run it."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data import ForgetSplit, load_dataset, make_split
+from ..errors import InputError
+from ..experiment import ExperimentConfig, environment, original_model, seed_everything
+from ..methods import get_method, run_method
+from ..models import resolve_device
+from ..progress import OptionalProgress, report, scaled
+from . import AuditConfig, audit_models
+from .lira import LIRA_SHADOWS, build_shadows, find_shadows
+from .reference import retrained_reference
+from .seeds import seed_runs
+
+
+@dataclass
+class AuditRun:
+    """What to audit: one request, one or more methods (each with its options)."""
+
+    experiment: ExperimentConfig  # dataset, model, request, seed, device, data (method/params unused)
+    methods: dict[str, dict[str, Any]]  # method name -> its options
+    seeds: int = 0  # 0 or 1: one run; S >= 2: every metric as mean and 95% interval over S seeds
+    shadows: int = LIRA_SHADOWS  # K for LiRA; 0: no per-example attack
+    build_missing_shadows: bool = True  # train the shadows when none are shipped or cached
+    audit: AuditConfig = field(default_factory=AuditConfig)
+
+
+def run_audit(run: AuditRun, progress: OptionalProgress = None) -> dict[str, Any]:
+    """Load the data and the original model, then :func:`audit_request`; returns the JSON-ready audit."""
+    start = time.perf_counter()
+    config = run.experiment
+    if not run.methods:
+        raise InputError("Name at least one method to audit.")
+    for name in run.methods:
+        get_method(name)
+    device = resolve_device(config.device)
+    dataset = load_dataset(config.dataset, config.data_dir, config.download)
+    split = make_split(dataset, config.request)
+    t = time.perf_counter()
+    original, source = original_model(config, dataset, device, scaled(progress, 0.0, 0.1))
+    loaded = time.perf_counter() - t
+    result = audit_request(original, split, config.model, run.methods, seed=config.seed, device=device,
+                           shadows=run.shadows, build_missing_shadows=run.build_missing_shadows, seeds=run.seeds,
+                           config=run.audit, progress=scaled(progress, 0.1, 1.0))
+    result["model_source"] = source
+    result["seconds"] = {"original_model": loaded, **result["seconds"], "total": time.perf_counter() - start}
+    return result
+
+
+def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: dict[str, dict[str, Any]], *,
+                  seed: int = 0, device: torch.device | str = "cpu", shadows: int = LIRA_SHADOWS,
+                  build_missing_shadows: bool = True, seeds: int = 0, config: AuditConfig | None = None,
+                  progress: OptionalProgress = None) -> dict[str, Any]:
+    """Run each method from ``original`` on ``split`` and audit the results (the CLI and the page).
+
+    Args:
+        original: the original model (never modified).
+        split: the forget request.
+        model: the architecture's registry name (the retrained reference and the shadows use it).
+        methods: method name -> its options (as ``--param`` would give them).
+        seed: the retrained reference's seed (methods are seeded by their own ``seed`` option).
+        device: where to compute.
+        shadows: K LiRA shadow models (0: no per-example attack).
+        build_missing_shadows: train the shadows when none are shipped or cached.
+        seeds: S >= 2 also runs every method over S seeds (mean and 95% interval).
+        config: the audit's sample sizes and relearning schedule.
+        progress: ``progress(fraction, message)``.
+
+    Returns:
+        JSON-ready: ``methods`` (the options used), ``audit`` (every number and the verdicts),
+        ``seeds`` (intervals, when asked), ``seconds``, ``environment``.
+    """
+    start = time.perf_counter()
+    if not methods:
+        raise InputError("Name at least one method to audit.")
+    specs = {name: get_method(name) for name in methods}
+    for name, spec in specs.items():
+        if split.request.kind not in spec.supports:
+            raise InputError(f"Method '{name}' does not support {split.request.kind} forget requests.")
+    if shadows % 2:
+        raise InputError(f"LiRA needs an even number of shadow models; got {shadows}.")
+    checked = {name: specs[name].default_config(**options) for name, options in methods.items()}
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    reference = retrained_reference(split, model, seed=seed, device=device,
+                                    progress=scaled(progress, 0.0, 0.25)).model.to(device)
+    seconds["retrained"] = time.perf_counter() - t
+    shadow_set = None
+    t = time.perf_counter()
+    if shadows:
+        shadow_set = find_shadows(split.dataset, model, count=shadows)
+        if shadow_set is None and build_missing_shadows:
+            shadow_set = build_shadows(split.dataset, model, count=shadows, device=device,
+                                       progress=scaled(progress, 0.25, 0.6))
+    seconds["shadows"] = time.perf_counter() - t
+    unlearned = {}
+    t = time.perf_counter()
+    for i, name in enumerate(methods):
+        seed_everything(seed)
+        lo = 0.6 + 0.1 * i / len(methods)
+        unlearned[name] = run_method(name, original, split, checked[name], device=device,
+                                     progress=scaled(progress, lo, lo + 0.1 / len(methods))).model
+    seconds["methods"] = time.perf_counter() - t
+    t = time.perf_counter()
+    audited = audit_models(original, unlearned, split, reference, shadows=shadow_set, config=config, device=device,
+                           progress=scaled(progress, 0.7, 0.85 if seeds > 1 else 1.0))
+    seconds["audit"] = time.perf_counter() - t
+    intervals: dict[str, dict] = {}
+    if seeds > 1:
+        t = time.perf_counter()
+        for i, (name, options) in enumerate(methods.items()):
+            lo = 0.85 + 0.15 * i / len(methods)
+            found = seed_runs(name, original, split, model, params=options, seeds=seeds, device=device,
+                              progress=scaled(progress, lo, lo + 0.15 / len(methods)))
+            intervals[name] = {k: v.to_dict() for k, v in found.items()}
+        seconds["seeds"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - start
+    report(progress, 1.0, "audit done")
+    return {
+        "dataset": split.dataset.name,
+        "model": model,
+        "forget": {**split.request.to_dict(), "description": split.request.describe()},
+        "seed": seed,
+        "methods": {name: dataclasses.asdict(c) for name, c in checked.items()},
+        "audit": audited.to_dict(),
+        "seeds": intervals,
+        "seconds": seconds,
+        "environment": environment(),
+        "_report": audited,  # the live object (dropped from JSON by json_ready)
+    }

@@ -1,0 +1,81 @@
+"""The Audit page, the Lesson's "hiding is not forgetting" step, the audit columns on Compare and
+the report's audit section, driven like a user would (AppTest) and checked against the library."""
+
+from __future__ import annotations
+
+import pytest
+from apptest_helpers import assert_clean, click_nav, new_app, set_kept
+
+from ssd_core.audit.runner import audit_request
+from ssd_core.data import ForgetRequest, load_dataset, make_split
+from ssd_core.train import load_or_train
+from ui.lesson import LessonState, check_hiding, hiding_truth
+
+QUERY = {"page": "audit", "forget": "class:3"}
+
+
+@pytest.fixture(scope="module")
+def library_audit():
+    dataset = load_dataset("digits")
+    split = make_split(dataset, ForgetRequest("class", target=3))
+    original = load_or_train(dataset, "smallcnn").model
+    return audit_request(original, split, "smallcnn", {"assd": {}})
+
+
+
+def test_audit_page_shows_the_library_verdicts_and_survives_a_page_switch(library_audit):
+    at = new_app(QUERY).run()
+    assert_clean(at)
+    assert at.title[0].value == "Did it really forget?"
+    set_kept(at, audit_methods=["assd"])
+    at.run()
+    at.button(key="audit_run").click().run()
+    assert_clean(at)
+    verdicts = at.dataframe[0].value
+    expected = library_audit["audit"]["verdicts"]["assd"]
+    assert list(verdicts["verdict"].str.contains("not forgotten")) == [row["forgotten"] is False for row in expected]
+    assert list(verdicts["this method"]) == pytest.approx([row["value"] for row in expected], nan_ok=True)
+    assert list(verdicts["retrained"]) == pytest.approx([row["retrained"] for row in expected], nan_ok=True)
+    numbers = at.dataframe[1].value.set_index("model")
+    assert numbers.loc["assd", "JS to retrain (forget test)"] == pytest.approx(
+        library_audit["audit"]["unlearned"]["assd"]["distance"]["forget_test"]["js"], rel=1e-9)
+    assert numbers.loc["retrain", "steps to relearn 50%"] == library_audit["audit"]["retrained"]["relearn"]["steps_to_target"]
+    assert any("python -m ssd_core audit --dataset digits --model smallcnn --forget-class 3" in c.value for c in at.caption)
+    # away and back: the result is still there, for the same setup
+    click_nav(at, "compare")
+    assert_clean(at)
+    click_nav(at, "audit")
+    assert_clean(at)
+    assert len(at.dataframe) >= 2 and list(at.dataframe[0].value["retrained"]) == list(verdicts["retrained"])
+
+
+def test_hiding_check_follows_the_measured_curves():
+    base = dict(after={"forget_test_acc": 0.0}, relearn_measured=True)
+    hidden = LessonState(relearn_steps=3, retrained_relearn_steps=7, **base)
+    assert hiding_truth(hidden) == "hidden"
+    assert check_hiding(LessonState(**{**hidden.__dict__, "answer": "hidden"}))[0]
+    assert not check_hiding(LessonState(**{**hidden.__dict__, "answer": "removed"}))[0]
+    removed = LessonState(relearn_steps=None, retrained_relearn_steps=7, **base)  # never back within the steps
+    assert hiding_truth(removed) == "removed"
+    assert check_hiding(LessonState(**{**removed.__dict__, "answer": "removed"}))[0]
+    assert hiding_truth(LessonState()) is None
+    not_forgotten = LessonState(after={"forget_test_acc": 0.6}, relearn_measured=True, answer="hidden",
+                                relearn_steps=0, retrained_relearn_steps=7)
+    assert not check_hiding(not_forgotten)[0]
+
+
+def test_lesson_hiding_step_measures_both_curves_and_checks_the_answer():
+    at = new_app({"page": "lesson", "forget": "class:3"}).run()
+    set_kept(at, lesson_step="hiding")
+    at.run()
+    assert_clean(at)
+    assert any("Hiding is not forgetting" in s.value for s in at.subheader)
+    truth_state = at.session_state["_lesson_relearn"]
+    curves = next(v for k, v in truth_state.items() if k[0] != "retrained")
+    mine, gold = curves[0].steps_to_target, curves[1].steps_to_target
+    truth = "hidden" if (mine if mine is not None else 31) < 0.5 * (gold if gold is not None else 31) else "removed"
+    wrong = "removed" if truth == "hidden" else "hidden"
+    at.radio(key="lesson_answer_hiding").set_value(wrong).run()
+    assert not at.success
+    at.radio(key="lesson_answer_hiding").set_value(truth).run()
+    assert at.success and "Right" in at.success[0].value

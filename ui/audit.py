@@ -1,0 +1,147 @@
+"""Glue for the Audit page: run the library's audit on the prepared run (inside the heavy-job
+gate, with progress) and keep each result for the session, keyed by what determines it.
+
+The numbers come from ``ssd_core.audit.runner.audit_request``, the function behind
+``python -m ssd_core audit``, called with the same arguments, so the page and the CLI agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ssd_core.audit.runner import audit_request
+from ssd_core.audit.text import TESTS
+
+from .compare import gate_slot
+from .resources import Prepared
+from .state import RunSetup
+
+K_AUDITS = "_audit_results"
+MAX_AUDITS = 8
+VERDICT_MARKS = {True: "✅ forgotten", False: "❌ not forgotten", None: "— not measured"}
+
+
+def audit_key(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int) -> tuple:
+    return (setup.split_key(), methods, seeds, shadows)
+
+
+def cached_audit(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int) -> dict[str, Any] | None:
+    return st.session_state.setdefault(K_AUDITS, {}).get(audit_key(setup, methods, seeds, shadows))
+
+
+def run_audit_cached(prepared: Prepared, methods: tuple[str, ...], seeds: int, shadows: int,
+                     progress: Callable[[float, str], None], on_wait: Callable[[str], None]) -> dict[str, Any]:
+    """The session's audit for (setup, methods, seeds, shadows), computed on first use."""
+    results = st.session_state.setdefault(K_AUDITS, {})
+    key = audit_key(prepared.setup, methods, seeds, shadows)
+    if key not in results:
+        with gate_slot(on_wait):
+            results[key] = audit_request(prepared.model, prepared.split, prepared.setup.model,
+                                         {m: {} for m in methods}, seed=prepared.setup.seed, device=prepared.device,
+                                         shadows=shadows, seeds=seeds, progress=progress)
+        while len(results) > MAX_AUDITS:
+            results.pop(next(iter(results)))
+    return results[key]
+
+
+def verdict_table(result: dict[str, Any]) -> pd.DataFrame:
+    """One row per (method, test): the verdict, the method's number, the retrained model's, the sentence."""
+    rows = []
+    for method, verdicts in result["audit"]["verdicts"].items():
+        for row in verdicts:
+            rows.append({"method": method, "forgotten…": TESTS[row["test"]], "verdict": VERDICT_MARKS[row["forgotten"]],
+                         "this method": row["value"], "retrained": row["retrained"], "what it means": row["sentence"]})
+    return pd.DataFrame(rows)
+
+
+def numbers_table(result: dict[str, Any]) -> pd.DataFrame:
+    """Every model's audit numbers side by side (original, each method, retrained)."""
+    audit = result["audit"]
+    models = {"original": audit["original"], **audit["unlearned"], "retrain": audit["retrained"]}
+    rows = []
+    for name, m in models.items():
+        lira = m["lira"] or {}
+        relearn = m["relearn"] or {}
+        rows.append({
+            "model": name,
+            "forget test": m["forget_test_acc"],
+            "retain test": m["retain_test_acc"],
+            "KL to retrain (forget test)": m["distance"]["forget_test"]["kl"],
+            "JS to retrain (forget test)": m["distance"]["forget_test"]["js"],
+            "activation distance (forget test)": m["distance"]["forget_test"]["activation"],
+            "probe on forgotten class": m["probe_forget_acc"],
+            "steps to relearn 50%": relearn.get("steps_to_target"),
+            "LiRA AUC": lira.get("auc"),
+            "LiRA TPR @1% FPR": lira.get("tpr_at_1_fpr"),
+            "LiRA TPR @5% FPR": lira.get("tpr_at_5_fpr"),
+        })
+    return pd.DataFrame(rows)
+
+
+def seeds_table(result: dict[str, Any]) -> pd.DataFrame:
+    """Mean and 95% interval per method and metric (empty without seeds)."""
+    rows = []
+    for method, metrics in result.get("seeds", {}).items():
+        for name, interval in metrics.items():
+            if interval["mean"] is None:
+                continue
+            rows.append({"method": method, "metric": name, "mean": interval["mean"], "95% low": interval["lo"],
+                         "95% high": interval["hi"], "seeds": len(interval["values"])})
+    return pd.DataFrame(rows)
+
+
+def to_json(result: dict[str, Any]) -> str:
+    """The audit as the CLI's ``--json`` writes it (live objects dropped)."""
+    import json
+
+    return json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2)
+
+
+def cli_args(setup: RunSetup, methods: tuple[str, ...], seeds: int) -> str:
+    """The ``python -m ssd_core audit`` arguments for the same audit."""
+    r = setup.request
+    forget = {"class": f"--forget-class {r.target}", "subclass": f"--forget-subclass {r.target}",
+              "random": f"--forget-random {r.k}", "indices": f"--forget-indices {','.join(map(str, r.indices or ()))}"}
+    parts = [f"--dataset {setup.dataset}", f"--model {setup.model}", forget[r.kind], f"--seed {setup.seed}"]
+    parts += [f"--method {m}" for m in methods]
+    if seeds > 1:
+        parts.append(f"--seeds {seeds}")
+    return " ".join(parts)
+
+
+K_LESSON_RELEARN = "_lesson_relearn"
+
+
+def lesson_relearn(prepared: Prepared, live: Any, progress: Callable[[float, str], None] | None):
+    """(dampened model's, retrained model's) relearning curves for the Lesson, kept per setting."""
+    from ssd_core.audit import retrained_reference
+    from ssd_core.audit.relearn import pick_relearn_samples, relearn_curve
+
+    memo = st.session_state.setdefault(K_LESSON_RELEARN, {})
+    key = _lesson_key(prepared, live)
+    if key not in memo:
+        split = prepared.split
+        samples = pick_relearn_samples(split.forget_train, seed=prepared.setup.seed)
+        with gate_slot(lambda message: progress and progress(0.0, message)):
+            gold_key = ("retrained", prepared.setup.split_key(), prepared.setup.seed)
+            if gold_key not in memo:
+                reference = retrained_reference(split, prepared.setup.model, seed=prepared.setup.seed,
+                                                device=prepared.device, progress=progress).model.to(prepared.device)
+                memo[gold_key] = relearn_curve(reference, samples, split.forget_test, device=prepared.device)
+            memo[key] = (relearn_curve(live.model, samples, split.forget_test, device=prepared.device), memo[gold_key])
+        while len(memo) > 16:
+            memo.pop(next(iter(memo)))
+    return memo[key]
+
+
+def _lesson_key(prepared: Prepared, live: Any) -> tuple:
+    return (prepared.setup.split_key(), prepared.setup.seed, float(live.alpha), float(live.lam))
+
+
+def lesson_relearn_known(prepared: Prepared, live: Any) -> bool:
+    """Whether :func:`lesson_relearn` has this setting already (no status box needed)."""
+    return _lesson_key(prepared, live) in st.session_state.get(K_LESSON_RELEARN, {})
