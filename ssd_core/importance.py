@@ -92,8 +92,36 @@ def compute_importance(
     if batch_size < 1:
         raise InputError("The batch size must be at least 1.")
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    totals, count = importance_sums(model, data, estimator, batch_size, device, progress)
+    return {name: t / count for name, t in totals.items()}
+
+
+def batch_share(n_samples: int, batch_size: int, rank: int, world_size: int) -> tuple[int, int]:
+    """The contiguous run of whole batches (as a sample range [start, stop)) rank ``rank`` of
+    ``world_size`` takes: batches are the single process's, split as evenly as possible."""
+    n_batches = (n_samples + batch_size - 1) // batch_size
+    first = n_batches * rank // world_size
+    last = n_batches * (rank + 1) // world_size
+    return min(first * batch_size, n_samples), min(last * batch_size, n_samples)
+
+
+def importance_sums(
+    model: nn.Module,
+    data: Subset,
+    estimator: str = "fisher",
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+    progress: OptionalProgress = None,
+) -> tuple[ImportanceDict, int]:
+    """The un-normalised importance: per-batch squared gradients (or |gradients|) summed over the
+    batches of ``data``, and how many there were (samples for ``fisher_exact``). The importance
+    is ``sums / count``; processes that each took a share of the batches add their sums and
+    counts first (:func:`distributed_importance`), so the division happens once."""
+    if estimator not in ESTIMATORS:
+        raise InputError(f"Unknown importance estimator '{estimator}'; choose one of {', '.join(ESTIMATORS)}.")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     if estimator == "fisher_exact":
-        return _per_sample_fisher(model, data, batch_size, device, progress)
+        return _per_sample_fisher(model, data, batch_size, device, progress), len(data)
 
     named = trainable_parameters(model)
     params = [p for _, p in named]
@@ -115,14 +143,54 @@ def compute_importance(
                 report(progress, (i + 1) / n_batches, f"importance: batch {i + 1}/{n_batches}")
     finally:
         model.train(was_training)
-    torch._foreach_div_(totals, float(n_batches))
-    return {name: t for (name, _), t in zip(named, totals)}
+    return {name: t for (name, _), t in zip(named, totals)}, n_batches
+
+
+def distributed_importance(
+    model: nn.Module,
+    data: Subset,
+    estimator: str = "fisher",
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+    progress: OptionalProgress = None,
+) -> ImportanceDict:
+    """:func:`compute_importance` across the processes of an initialised ``torch.distributed``
+    group (gloo on CPU, NCCL on GPUs): each rank takes a contiguous share of whole batches
+    (:func:`batch_share`), sums its per-batch terms, the sums and the batch count are
+    all-reduced (SUM), and every rank divides once, so the result equals the single process's
+    (up to float summation order). Without an initialised group it is :func:`compute_importance`."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return compute_importance(model, data, estimator, batch_size, device, progress)
+    if len(data) == 0:
+        raise InputError("Cannot compute importance on an empty set of samples.")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    start, stop = batch_share(len(data), batch_size, rank, world)
+    share = data.select(torch.arange(start, stop))
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if len(share):
+        sums, count = importance_sums(model, share, estimator, batch_size, device, progress)
+    else:
+        sums, count = {name: torch.zeros_like(p) for name, p in trainable_parameters(model)}, 0
+    names = list(sums)
+    flat = torch.cat([sums[n].reshape(-1).double() for n in names] + [torch.tensor([float(count)], device=device,
+                                                                                    dtype=torch.float64)])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    total = float(flat[-1])
+    out: ImportanceDict = {}
+    offset = 0
+    for name in names:
+        size = sums[name].numel()
+        out[name] = (flat[offset:offset + size] / total).to(sums[name].dtype).view_as(sums[name])
+        offset += size
+    return out
 
 
 def _per_sample_fisher(
     model: nn.Module, data: Subset, batch_size: int, device: torch.device, progress: OptionalProgress
 ) -> ImportanceDict:
-    """Mean over samples of squared per-sample cross-entropy gradients (vmap over the batch)."""
+    """Sum over samples of squared per-sample cross-entropy gradients (vmap over the batch)."""
     from torch.func import functional_call, grad, vmap
 
     was_training = model.training
@@ -145,7 +213,7 @@ def _per_sample_fisher(
             report(progress, (i + 1) / n_batches, f"importance: batch {i + 1}/{n_batches}")
     finally:
         model.train(was_training)
-    return {name: t / len(data) for name, t in totals.items()}
+    return totals  # sums over samples: the caller divides by len(data)
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -187,8 +255,7 @@ class ImportanceCache:
         model_key: str | None = None,
     ) -> ImportanceDict:
         """I_D for ``model`` on ``data``; ``data_key`` must identify ``data`` (e.g. a dataset fingerprint)."""
-        model_key = model_key or model_fingerprint(model)
-        key = f"{model_key}-{data_key}-{estimator}-b{batch_size}-v{IMPORTANCE_CODE_VERSION}"
+        key = self.key(model, data_key, estimator, batch_size, model_key)
         device = torch.device(device) if device is not None else next(model.parameters()).device
         if key in self._memory:
             self._memory.move_to_end(key)
@@ -221,6 +288,23 @@ class ImportanceCache:
             except OSError as exc:
                 log.warning("could not write importance cache %s: %s", path, exc)
         return computed
+
+    @staticmethod
+    def key(model: nn.Module, data_key: str, estimator: str, batch_size: int, model_key: str | None = None) -> str:
+        """The cache key of I_D: model, data, estimator, batch size and the estimator code version."""
+        return f"{model_key or model_fingerprint(model)}-{data_key}-{estimator}-b{batch_size}-v{IMPORTANCE_CODE_VERSION}"
+
+    def store(self, key: str, importance: ImportanceDict) -> Path | None:
+        """Keep an importance computed elsewhere (e.g. by ``python -m ssd_core importance`` under
+        torchrun) in memory and on disk, where :meth:`full_importance` will find it."""
+        self._remember(key, importance)
+        path = self._disk_path(key)
+        if path is not None:
+            from safetensors.torch import save_file
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.detach().cpu().contiguous() for k, v in importance.items()}, str(path))
+        return path
 
     @staticmethod
     def _on(importance: ImportanceDict, device: torch.device) -> ImportanceDict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -140,6 +141,58 @@ class ResNet18(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
+# ResNet-18 in the layout of pytorch-cifar100 (the SSD authors' pretrain_model.py)
+
+
+class Cifar100BasicBlock(nn.Module):
+    """A basic block with pytorch-cifar100's names: ``residual_function`` (conv-BN-ReLU-conv-BN) and
+    ``shortcut`` (empty, or a 1x1 conv + BN when the shape changes)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.residual_function = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.residual_function(x) + self.shortcut(x))
+
+
+class Cifar100ResNet18(nn.Module):
+    """ResNet-18 with the parameter names of pytorch-cifar100 (``conv1`` stem, ``conv2_x`` ...
+    ``conv5_x`` stages, ``fc`` head), so weights trained with the SSD authors' code load with a
+    strict key check. Normalisation is the wrapping :class:`Classifier`'s (the dataset's mean/std;
+    the authors normalise CIFAR-100 with its own mean/std, which is what ``cifar100`` computes)."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int = 64) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+                                   nn.ReLU(inplace=True))
+        stages = []
+        in_channels = width
+        for i, stride in enumerate((1, 2, 2, 2)):
+            out_channels = width * 2**i
+            stages.append(nn.Sequential(Cifar100BasicBlock(in_channels, out_channels, stride),
+                                        Cifar100BasicBlock(out_channels, out_channels, 1)))
+            in_channels = out_channels
+        self.conv2_x, self.conv3_x, self.conv4_x, self.conv5_x = stages
+        self.avg_pool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv5_x(self.conv4_x(self.conv3_x(self.conv2_x(self.conv1(x)))))
+        return self.fc(self.avg_pool(out).flatten(1))
+
+
+# ---------------------------------------------------------------------------------------------
 # Tiny ViT
 
 
@@ -207,6 +260,7 @@ class ModelSpec:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     default_alpha: float = 10.0  # the paper's default selection threshold for this family
+    own_normalisation: bool = False  # the model normalises its input itself (Hugging Face): no dataset mean/std
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -227,6 +281,16 @@ register(
         12,
         2e-3,
         64,
+    )
+)
+register(
+    ModelSpec(
+        "resnet18_cifar100",
+        "ResNet-18 in the SSD authors' pytorch-cifar100 layout (their weights load as they are)",
+        lambda c, k, s: Cifar100ResNet18(c, k, 64),
+        30,
+        1e-3,
+        128,
     )
 )
 register(
@@ -267,6 +331,40 @@ def _torchvision_specs() -> list[ModelSpec]:
     ]
 
 
+_FACTORY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def register_factory(path: str, *, epochs: int = 15, lr: float = 1e-3, batch_size: int = 64) -> str:
+    """Register an architecture from the user's own code: ``package.module:function``, where
+    ``function(in_channels, num_classes, image_size)`` returns an ``nn.Module`` that maps float
+    images in [0, 1] to logits (normalisation is added around it, as for the registry's models).
+    Importing the module runs its code: only for code you trust. The library and the CLI
+    (``--model-factory``) offer it; the dashboard, a shared server, does not.
+
+    Returns:
+        The registered name (``path`` itself), usable wherever a model name is.
+    """
+    if not _FACTORY.match(path or ""):
+        raise InputError(f"A model factory is written package.module:function; got '{str(path)[:80]}'.")
+    module_name, function_name = path.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(f"Cannot import '{module_name}' for the model factory ({str(exc)[:120]}).") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise InputError(f"'{module_name}' has no function '{function_name}' to build the model.")
+
+    def build(c: int, k: int, s: int) -> nn.Module:
+        net = function(c, k, s)
+        if not isinstance(net, nn.Module):
+            raise InputError(f"The model factory {path} returned a {type(net).__name__}, not a torch nn.Module.")
+        return net
+
+    _REGISTRY[path] = ModelSpec(path, f"your model from {path}", build, epochs, lr, batch_size)
+    return path
+
+
 def available_models() -> dict[str, ModelSpec]:
     """All models usable here (torchvision ones are checked lazily, at call time)."""
     models = dict(_REGISTRY)
@@ -294,8 +392,32 @@ def default_model_for(dataset: str) -> str:
     return DATASET_MODELS.get(dataset, DEFAULT_MODEL)
 
 
+TIMM_PREFIX = "timm:"
+
+
+def _timm_spec(name: str) -> ModelSpec:
+    """``timm:<architecture>``: a timm model built with ``num_classes`` and ``in_chans`` (random
+    init, trained like the registry's), where timm imports next to this torch."""
+    try:
+        timm = importlib.import_module("timm")
+    except Exception:  # noqa: BLE001 - ImportError, or a torch/torchvision mismatch inside timm
+        raise InputError("timm models need the timm package, and timm (through torchvision) does not import next to "
+                         "this torch here; install a matching torchvision and timm.") from None
+    architecture = name.removeprefix(TIMM_PREFIX)
+    if architecture not in timm.list_models():
+        raise InputError(f"timm has no model '{architecture[:60]}'.")
+
+    def build(c: int, k: int, s: int) -> nn.Module:
+        return timm.create_model(architecture, pretrained=False, num_classes=k, in_chans=c)
+
+    return ModelSpec(name, f"timm {architecture}", build, 30, 1e-3, 128)
+
+
 def get_spec(name: str) -> ModelSpec:
-    """The registered model ``name`` (torchvision ones included when importable); InputError otherwise."""
+    """The registered model ``name`` (torchvision ones included when importable, ``timm:<name>``
+    where timm imports); InputError otherwise."""
+    if name.startswith(TIMM_PREFIX) and name not in _REGISTRY:
+        register(_timm_spec(name))
     models = _REGISTRY if name in _REGISTRY else available_models()
     if name not in models:
         raise InputError(f"Unknown model '{name}'; choose one of: {', '.join(available_models())}.")
@@ -319,6 +441,8 @@ def build_model(
         raise InputError(f"Models here expect square images; got {h}x{w}.")
     if len(mean) != c:
         mean, std = (tuple(mean) * c)[:c], (tuple(std) * c)[:c]
+    if spec.own_normalisation:
+        mean, std = (0.0,) * c, (1.0,) * c
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
