@@ -20,6 +20,7 @@ from ui import audit, compare, layout, sidebar
 from ui.errors import guard, show_error
 from ui.state import keep
 from unlearning_lab import figures_audit as figs
+from unlearning_lab.text import plain
 
 K_METHODS = "audit_methods"
 K_SEEDS = "audit_seeds"
@@ -58,9 +59,9 @@ def show(prepared, result: dict) -> None:
     setup = prepared.setup
     stem = f"audit-{setup.dataset}-{setup.model}-{setup.forget_slug()}"
     st.subheader("Verdict")
-    pct = {c: st.column_config.NumberColumn(c, format="%.3f") for c in ("this method", "retrained")}
-    st.dataframe(audit.verdict_table(result), hide_index=True, width="stretch", key="audit_verdicts",
-                 column_config={**pct, "what it means": st.column_config.TextColumn(width="large")})
+    st.dataframe(audit.verdict_table(result), hide_index=True, width="stretch", key="audit_verdicts")
+    for method, sentences in audit.verdict_sentences(result).items():
+        st.markdown(f"**{plain(method, None)}:** " + " ".join(plain(s, None) for s in sentences))
     for note in result["audit"]["notes"]:
         st.info(note, icon=":material/info:")
     st.caption(
@@ -71,8 +72,13 @@ def show(prepared, result: dict) -> None:
     )
     st.subheader("Every number")
     numbers = audit.numbers_table(result)
-    st.dataframe(numbers, hide_index=True, width="stretch", key="audit_numbers",
-                 column_config={"model": st.column_config.TextColumn(pinned=True)})
+    percent = ("forget test", "retain test", "probe on forgotten class", "LiRA TPR @1% FPR", "LiRA TPR @5% FPR")
+    config = {c: st.column_config.NumberColumn(c, format="percent") for c in percent}
+    config.update({c: st.column_config.NumberColumn(c, format="%.4f") for c in numbers.columns if "to retrain" in c
+                   or "distance" in c})
+    config["LiRA AUC"] = st.column_config.NumberColumn("LiRA AUC", format="%.3f")
+    config["model"] = st.column_config.TextColumn(pinned=True)
+    st.dataframe(numbers, hide_index=True, width="stretch", key="audit_numbers", column_config=config)
     if result["audit"].get("probe_random") is not None:
         st.caption(f"A probe on a randomly initialised model's features reads the forgotten class at "
                    f"{100 * result['audit']['probe_random']:.1f}%: the floor the probe rows should be read against.")

@@ -31,11 +31,14 @@ def test_audit_page_shows_the_library_verdicts_and_survives_a_page_switch(librar
     at.run()
     at.button(key="audit_run").click().run()
     assert_clean(at)
+    from ui.audit import verdict_value
+
     verdicts = at.dataframe[0].value
     expected = library_audit["audit"]["verdicts"]["assd"]
     assert list(verdicts["verdict"].str.contains("not forgotten")) == [row["forgotten"] is False for row in expected]
-    assert list(verdicts["this method"]) == pytest.approx([row["value"] for row in expected], nan_ok=True)
-    assert list(verdicts["retrained"]) == pytest.approx([row["retrained"] for row in expected], nan_ok=True)
+    assert list(verdicts["this method"]) == [verdict_value(row["test"], row["value"]) for row in expected]
+    assert list(verdicts["retrained"]) == [verdict_value(row["test"], row["retrained"]) for row in expected]
+    assert all(any(row["sentence"][:30] in m.value.replace("\\", "") for m in at.markdown) for row in expected)
     numbers = at.dataframe[1].value.set_index("model")
     assert numbers.loc["assd", "JS to retrain (forget test)"] == pytest.approx(
         library_audit["audit"]["unlearned"]["assd"]["distance"]["forget_test"]["js"], rel=1e-9)

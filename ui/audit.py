@@ -22,7 +22,7 @@ from .state import RunSetup
 
 K_AUDITS = "_audit_results"
 MAX_AUDITS = 8
-VERDICT_MARKS = {True: "✅ forgotten", False: "❌ not forgotten", None: "— not measured"}
+VERDICT_MARKS = {True: "✓ forgotten", False: "✗ not forgotten", None: "– not measured"}
 
 
 def audit_key(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int) -> tuple:
@@ -48,14 +48,31 @@ def run_audit_cached(prepared: Prepared, methods: tuple[str, ...], seeds: int, s
     return results[key]
 
 
+def verdict_value(test: str, value: float | None) -> str:
+    """A verdict row's number in its own unit: accuracy in %, LiRA AUC, relearning in steps."""
+    if value is None:
+        return "n/a"
+    if test in ("output", "features"):
+        return f"{100 * value:.1f}%"
+    if test == "attack":
+        return f"AUC {value:.3f}"
+    return f"{value:.0f} steps"
+
+
 def verdict_table(result: dict[str, Any]) -> pd.DataFrame:
-    """One row per (method, test): the verdict, the method's number, the retrained model's, the sentence."""
+    """One row per (method, test): the verdict, the method's number and the retrained model's."""
     rows = []
     for method, verdicts in result["audit"]["verdicts"].items():
         for row in verdicts:
-            rows.append({"method": method, "forgotten…": TESTS[row["test"]], "verdict": VERDICT_MARKS[row["forgotten"]],
-                         "this method": row["value"], "retrained": row["retrained"], "what it means": row["sentence"]})
+            rows.append({"method": method, "forgotten …": TESTS[row["test"]], "verdict": VERDICT_MARKS[row["forgotten"]],
+                         "this method": verdict_value(row["test"], row["value"]),
+                         "retrained": verdict_value(row["test"], row["retrained"])})
     return pd.DataFrame(rows)
+
+
+def verdict_sentences(result: dict[str, Any]) -> dict[str, list[str]]:
+    """The sentence behind each verdict row, per method."""
+    return {method: [row["sentence"] for row in rows] for method, rows in result["audit"]["verdicts"].items()}
 
 
 def numbers_table(result: dict[str, Any]) -> pd.DataFrame:

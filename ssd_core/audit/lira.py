@@ -7,7 +7,7 @@ on every training and test image; that is all offline LiRA needs, so shadows are
 KB and depend only on (dataset, architecture, training config, seed, K), never on the request.
 They are built once, cached on disk and shipped for digits/smallcnn.
 
-For a model under audit, the score of an example x is Phi((phi(x) - mu_out(x)) / sigma), where
+For a model under audit, the score of an example x is Phi(z), z = (phi(x) - mu_out(x)) / sigma, where
 mu_out(x) is the mean of phi over the shadows that did not train on x and sigma is the standard
 deviation of (phi - mu_out) pooled over all examples ("fixed variance", the LiRA paper's choice
 when there are few shadows). High score: x looks like a training member.
@@ -204,15 +204,16 @@ def build_shadows(dataset: ImageDataset, model: str, *, count: int = LIRA_SHADOW
 
 
 def lira_scores(shadows: ShadowSet, train_phi: torch.Tensor, test_phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Offline LiRA membership scores (in [0, 1]) for every training and test image."""
+    """Offline LiRA statistics z = (phi - mu_out) / sigma for every training and test image; the
+    membership score is Phi(z). AUC and TPR are computed on z itself: the same ranking, without
+    Phi's saturation (far below the shadows, Phi(z) is 0.0 in float64 for every image and every
+    comparison would be a tie)."""
     out_train = ~shadows.in_mask
     mu_train = (shadows.train_phi * out_train).sum(0) / out_train.sum(0).clamp_min(1)
     mu_test = shadows.test_phi.mean(0)
     residuals = torch.cat([(shadows.train_phi - mu_train)[out_train], (shadows.test_phi - mu_test).flatten()])
     sigma = float(residuals.double().std().clamp_min(1e-6))
-    normal = torch.distributions.Normal(0.0, 1.0)
-    return (normal.cdf((train_phi.double() - mu_train.double()) / sigma),
-            normal.cdf((test_phi.double() - mu_test.double()) / sigma))
+    return (train_phi.double() - mu_train.double()) / sigma, (test_phi.double() - mu_test.double()) / sigma
 
 
 def auc(members: np.ndarray, non_members: np.ndarray) -> float | None:
@@ -261,6 +262,8 @@ def membership(model: nn.Module, split: ForgetSplit, shadows: ShadowSet, device:
     members = train_score[split.forget_train.indices].numpy()
     non_members = test_score[non_member_index].numpy()
     top = np.argsort(-members, kind="mergesort")[:EXPOSED_SHOWN]
+    normal = torch.distributions.Normal(0.0, 1.0)
+    probability = normal.cdf(torch.from_numpy(members[top])).tolist()
     return MembershipResult(
         auc=auc(members, non_members),
         tpr_at_1_fpr=tpr_at_fpr(members, non_members, 0.01),
@@ -268,5 +271,5 @@ def membership(model: nn.Module, split: ForgetSplit, shadows: ShadowSet, device:
         n_members=len(members),
         n_non_members=len(non_members),
         exposed=[int(split.forget_train.indices[i]) for i in top],
-        exposed_scores=[float(members[i]) for i in top],
+        exposed_scores=[float(p) for p in probability],
     )
