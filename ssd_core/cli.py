@@ -144,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--seed", type=_whole, default=0)
     imp.add_argument("--device", default="auto")
     imp.add_argument("--data-dir")
+    imp.add_argument("--stream-dir", metavar="DIR",
+                     help="an image folder (DIR/<class>/*.png) read batch by batch instead of loaded whole; needs "
+                          "--checkpoint, --checkpoint-config and --out")
+    imp.add_argument("--workers", type=_whole, default=0, help="decoding processes for --stream-dir")
+    imp.add_argument("--checkpoint", help="the model's weights (with --stream-dir)")
+    imp.add_argument("--checkpoint-config", help="the model's config JSON (with --stream-dir)")
+    imp.add_argument("--out", help="write I_D to OUT.safetensors (with --stream-dir)")
     imp.add_argument("--quiet", action="store_true")
 
     rep = sub.add_parser("reproduce", help="re-run a paper's experiment where its data is (e.g. ssd-cifar100-fullclass)")
@@ -361,6 +368,8 @@ def _cmd_importance(args: argparse.Namespace) -> int:
     from .models import resolve_device
     from .train import load_or_train
 
+    if args.stream_dir:
+        return _streamed_importance(args)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(args.device)
@@ -390,6 +399,38 @@ def _cmd_importance(args: argparse.Namespace) -> int:
     finally:
         if started:
             dist.destroy_process_group()
+    return 0
+
+
+def _streamed_importance(args: argparse.Namespace) -> int:
+    """I_D over an image folder read batch by batch (memory independent of the number of images)."""
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from .checkpoints import load_model, read_model_config
+    from .data.streaming import StreamingImages, stream
+    from .importance import importance_from_loader
+    from .models import resolve_device
+
+    if not (args.checkpoint and args.checkpoint_config and args.out):
+        raise InputError("--stream-dir needs --checkpoint, --checkpoint-config and --out.")
+    _check_writable(args.out)
+    config = read_model_config(args.checkpoint_config)
+    device = resolve_device(args.device)
+    model = load_model(args.checkpoint, config).to(device).eval()
+    images = StreamingImages.folder(args.stream_dir, image_size=config.input_shape[1])
+    if len(images.classes) != config.num_classes:
+        raise InputError(f"The folder has {len(images.classes)} classes but the model has {config.num_classes}.")
+    start = time.perf_counter()
+    importance = importance_from_loader(model, stream(images, args.batch_size, args.workers), args.estimator, device,
+                                        ProgressBar(enabled=not args.quiet))
+    seconds = time.perf_counter() - start
+    out = Path(args.out).with_suffix(".safetensors")
+    save_file({k: v.detach().cpu().contiguous() for k, v in importance.items()}, str(out))
+    print(json.dumps({"images": len(images), "estimator": args.estimator, "batch_size": args.batch_size,
+                      "seconds": seconds, "images_per_s": len(images) / seconds if seconds else None,
+                      "out": str(out)}))
     return 0
 
 

@@ -23,6 +23,7 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,6 +119,27 @@ def logits_of(model: nn.Module, data: Subset, device: torch.device | str, batch_
 def split_outputs(model: nn.Module, split: ForgetSplit, device: torch.device | str, batch_size: int | None = None) -> SplitOutputs:
     """``model``'s logits on the whole train and test splits (one forward pass each)."""
     return SplitOutputs(logits_of(model, split.train, device, batch_size), logits_of(model, split.test, device, batch_size))
+
+
+@torch.no_grad()
+def accuracy_from_loader(model: nn.Module, loader: Any, num_classes: int,
+                         device: torch.device | str = "cpu") -> tuple[float | None, list[float | None]]:
+    """Accuracy and per-class accuracy over batches read one at a time (a ``DataLoader`` over
+    :class:`~ssd_core.data.streaming.StreamingImages`): memory independent of the image count.
+
+    Returns:
+        (accuracy, per-class accuracy); None where there were no images.
+    """
+    model.eval()
+    correct = torch.zeros(num_classes, dtype=torch.long)
+    total = torch.zeros(num_classes, dtype=torch.long)
+    for x, y in loader:
+        labels = torch.as_tensor(y)
+        hit = model(to_float(x, device)).argmax(1).cpu() == labels
+        total += torch.bincount(labels, minlength=num_classes)
+        correct += torch.bincount(labels[hit], minlength=num_classes)
+    overall = float(correct.sum()) / float(total.sum()) if int(total.sum()) else None
+    return overall, [float(c) / float(t) if int(t) else None for c, t in zip(correct, total, strict=True)]
 
 
 def _acc(logits: torch.Tensor, labels: torch.Tensor) -> float | None:
