@@ -82,3 +82,16 @@ def test_lesson_hiding_step_measures_both_curves_and_checks_the_answer():
     assert not at.success
     at.radio(key="lesson_answer_hiding").set_value(truth).run()
     assert at.success and "Right" in at.success[0].value
+
+
+def test_the_report_has_an_audit_section_with_the_verdicts(library_audit):
+    from unlearning_lab import report
+
+    html = report.build_report(setup={"dataset": "digits"}, before={}, after={}, figures={}, params={}, environment={},
+                               seed=0, command="python -m ssd_core unlearn", audit={**library_audit,
+                                                                                     "command": "python -m ssd_core audit"})
+    assert 'id="audit"' in html and 'id="audit-table"' in html and "python -m ssd_core audit" in html
+    for row in library_audit["audit"]["verdicts"]["assd"]:
+        mark = {True: "forgotten", False: "not forgotten", None: "not measured"}[row["forgotten"]]
+        assert f'data-audit="assd:{row["test"]}">{mark}<' in html
+    assert "_report" not in html  # the live object is not embedded

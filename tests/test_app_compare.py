@@ -97,6 +97,22 @@ def test_compare_table_matches_library(compared: AppTest, digits_class0) -> None
     assert "Table (CSV)" in labels and "Results (JSON)" in labels
 
 
+def test_compare_shows_the_audits_distance_to_retrain(compared: AppTest, digits_class0) -> None:
+    from ssd_core.audit.distance import distance
+    from ssd_core.metrics import logits_of
+
+    model, split, _ = digits_class0
+    audit = next(df.value for df in compared.dataframe if "JS to retrain" in df.value.columns)
+    rows = {row["method"]: row for _, row in audit.iterrows()}
+    assert rows["retrain"]["KL to retrain"] == 0 and rows["retrain"]["JS to retrain"] == 0
+    gold = logits_of(run_method("retrain", model, split, device="cpu", seed=0).model, split.forget_test, "cpu")
+    ssd = logits_of(run_method("ssd", model, split, device="cpu").model, split.forget_test, "cpu")
+    expected = distance(ssd, gold)
+    assert rows["ssd"]["KL to retrain"] == pytest.approx(expected.kl, rel=1e-5)
+    assert rows["ssd"]["JS to retrain"] == pytest.approx(expected.js, rel=1e-5)
+    assert rows["ssd"]["activation distance"] == pytest.approx(expected.activation, rel=1e-5)
+
+
 def test_compare_rerender_reuses_results(compared: AppTest) -> None:
     results = compared.session_state["_compare_results"]
     before = {k: id(v) for k, v in results.items()}
