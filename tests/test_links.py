@@ -203,7 +203,7 @@ def test_a_tampered_link_warns_for_each_bad_parameter_and_falls_back():
     assert [shown_text(w.value) for w in at.warning] == [
         f"The link's page 'nowhere' is not a page here (choose from {pages}); opening this page instead.",
         "The link's model 'no_such_model' is not an available model here (choose from smallcnn, resnet18, "
-        "resnet18_narrow, vit_tiny); using the default model instead.",
+        "resnet18_narrow, resnet18_cifar100, vit_tiny); using the default model instead.",
         "The link's alpha '-1' must be a positive number or auto; using the automatic α instead.",
         "The link's lambda '-2' must be a number of at least 0; using λ = 1 instead.",
         "The link's forget 'class:42' does not fit: class 42 is out of range: the dataset has classes 0 to 9; "
