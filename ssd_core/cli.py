@@ -265,6 +265,21 @@ def _check_writable(path_stem: str) -> None:
         raise InputError(f"Cannot save the model: the folder '{str(folder)[:120]}' is not writable.")
 
 
+def _emit(result: dict[str, Any], summary: Any, json_path: str | None, what: str) -> int:
+    """Print the summary (``summary()``), or with ``--json -`` only the JSON; ``--json FILE`` also writes it."""
+    payload = json.dumps(result, indent=2)
+    if json_path == "-":
+        print(payload)
+        return 0
+    if json_path:
+        with open(json_path, "w") as fh:
+            fh.write(payload)
+    print(summary())
+    if json_path:
+        print(f"{what} (JSON): {json_path}")
+    return 0
+
+
 def _cmd_unlearn(args: argparse.Namespace) -> int:
     from .experiment import ExperimentConfig, json_ready, run_experiment, summary_text
 
@@ -293,17 +308,7 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
 
         dataset = load_dataset(args.dataset, args.data_dir)
         save_model(result["_model"], config_for_dataset(config.model, dataset), args.save_model, {"method": method})
-    payload = json.dumps(json_ready(result), indent=2)
-    if args.json_path == "-":
-        print(payload)
-        return 0
-    if args.json_path:
-        with open(args.json_path, "w") as fh:
-            fh.write(payload)
-    print(summary_text(result))
-    if args.json_path:
-        print(f"Full result (JSON): {args.json_path}")
-    return 0
+    return _emit(json_ready(result), lambda: summary_text(result), args.json_path, "Full result")
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -329,17 +334,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from .experiment import json_ready
 
     result = json_ready(run_audit(run, progress=ProgressBar(enabled=not args.quiet)))
-    payload = json.dumps(result, indent=2)
-    if args.json_path == "-":
-        print(payload)
-        return 0
-    if args.json_path:
-        with open(args.json_path, "w") as fh:
-            fh.write(payload)
-    print(audit_summary(result))
-    if args.json_path:
-        print(f"Full audit (JSON): {args.json_path}")
-    return 0
+    return _emit(result, lambda: audit_summary(result), args.json_path, "Full audit")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -441,14 +436,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         _check_writable(args.json_path)
     result = reproduce(args.experiment, data_dir=args.data_dir, device=args.device, model=args.model, seed=args.seed,
                        progress=ProgressBar(enabled=not args.quiet))
-    if args.json_path == "-":
-        print(json.dumps(result, indent=2))
-        return 0
-    if args.json_path:
-        with open(args.json_path, "w") as fh:
-            fh.write(json.dumps(result, indent=2))
-    print(table_text(result))
-    return 0
+    return _emit(result, lambda: table_text(result), args.json_path, "Rows")
 
 
 def _cmd_list(_: argparse.Namespace) -> int:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,25 @@ from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 300
 PAGES = ("unlearn", "lesson", "sweep", "compare", "instances", "saps", "audit", "about")
+
+
+@contextmanager
+def both_cores() -> Iterator[None]:
+    """Torch on two threads (the CI machine's two cores) for a test that computes a lot on shapes in
+    this process; the suite's default is one (conftest). The numbers do not change."""
+    import torch
+
+    before, env = torch.get_num_threads(), os.environ.get("UNLEARNING_LAB_THREADS")
+    os.environ["UNLEARNING_LAB_THREADS"] = "2"
+    torch.set_num_threads(2)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if env is None:
+            os.environ.pop("UNLEARNING_LAB_THREADS", None)
+        else:
+            os.environ["UNLEARNING_LAB_THREADS"] = env
 
 
 def new_app(query: dict[str, str] | None = None) -> AppTest:

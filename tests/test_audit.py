@@ -34,6 +34,16 @@ def _state_hash(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _both_cores():
+    """Library computation only (no server, no browser): use both cores of the CI machine."""
+    from apptest_helpers import both_cores
+
+    with both_cores():
+        yield
+
+
 @pytest.fixture(scope="module")
 def class3():
     dataset = load_dataset("digits")

@@ -33,7 +33,7 @@ bench = _bench()
 
 @pytest.fixture(scope="module")
 def server_url():
-    with bench.streamlit_server() as url:
+    with bench.streamlit_server(threads=2) as url:  # the server computes while the browser waits
         yield url
 
 

@@ -23,6 +23,16 @@ MAX_FORGET = 0.05  # forget-test accuracy after unlearning, at most
 MAX_RETAIN_DROP = 0.03  # retain-test accuracy lost, at most
 
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _both_cores():
+    """Library computation only (no server, no browser): use both cores of the CI machine."""
+    from apptest_helpers import both_cores
+
+    with both_cores():
+        yield
+
+
 @pytest.fixture(scope="module")
 def digits():
     dataset = load_dataset("digits")
@@ -86,12 +96,7 @@ def test_auto_forgets_every_digits_class_and_keeps_the_rest(digits):
 
 
 def test_auto_forgets_every_shapes_class_and_keeps_the_rest(shapes):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # 8 classes of a ResNet on 4,000 images: both cores (same numbers, half the wait)
-    try:
-        rows = _check_every_class(*shapes)
-    finally:
-        torch.set_num_threads(threads)
+    rows = _check_every_class(*shapes)
     failing = [r for r in rows if r[1] > MAX_FORGET or r[2] > MAX_RETAIN_DROP]
     assert not failing, failing
 

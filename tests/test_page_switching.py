@@ -12,11 +12,9 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import subprocess
-import sys
 
 import pytest
-from apptest_helpers import PAGES, ROOT, assert_clean, chart_data, click_nav, metric_values, new_app
+from apptest_helpers import PAGES, assert_clean, both_cores, chart_data, click_nav, metric_values, new_app
 
 # a non-default setup: the other dataset, its model, another class, alpha off the slider's ladder
 SETUP = {"dataset": "shapes", "model": "resnet18_narrow", "forget": "class:3", "method": "ssd", "alpha": "40",
@@ -39,23 +37,30 @@ def fresh() -> dict[str, dict]:
 
     st.cache_resource.clear()
     out = {}
-    for page in PAGES:
-        at = new_app({**SETUP, "page": page})
-        at.run()
-        assert_clean(at)
-        out[page] = {"view": snapshot(at), "query": dict(at.query_params)}
+    with both_cores():
+        for page in PAGES:
+            at = new_app({**SETUP, "page": page})
+            at.run()
+            assert_clean(at)
+            out[page] = {"view": snapshot(at), "query": dict(at.query_params)}
     return out
 
 
 @pytest.fixture(scope="module")
 def cli_result() -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "ssd_core", "unlearn", "--dataset", "shapes", "--model", "resnet18_narrow",
-         "--forget-class", "3", "--method", "ssd", "--alpha", "40", "--lam", "1.5", "--json", "-", "--quiet"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    """The CLI's JSON for the same settings (its main(), in this process: the same code path as
+    `python -m ssd_core`, with this process's dataset and importance caches)."""
+    import contextlib
+    import io
+
+    from ssd_core.cli import main
+
+    out = io.StringIO()
+    with both_cores(), contextlib.redirect_stdout(out):
+        code = main(["unlearn", "--dataset", "shapes", "--model", "resnet18_narrow", "--forget-class", "3", "--method",
+                     "ssd", "--alpha", "40", "--lam", "1.5", "--json", "-", "--quiet"])
+    assert code == 0
+    return json.loads(out.getvalue())
 
 
 def test_the_link_is_followed_and_equals_the_cli(fresh, cli_result):
@@ -153,6 +158,11 @@ def _act(at, rng: random.Random, history: list[tuple[str, dict]]) -> str:
 
 
 def test_a_random_walk_always_shows_what_a_fresh_session_shows_for_its_url():
+    with both_cores():
+        _random_walk()
+
+
+def _random_walk() -> None:
     rng = random.Random(11)
     at = new_app()
     at.run()
