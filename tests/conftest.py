@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-os.environ.setdefault("UNLEARNING_LAB_THREADS", "1")  # the lab machines are shared: stay small
+# Tests run one at a time on the CI machine's two cores: torch uses both (servers the tests start
+# set their own thread count).
+os.environ.setdefault("UNLEARNING_LAB_THREADS", "2")
 os.environ.setdefault("UNLEARNING_LAB_PREFETCH", "0")  # no background work between steps (tests enable it)
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ["UNLEARNING_LAB_THREADS"]))
 
 # Tests never read or write the user's caches or data: one fresh folder per test session (the
 # servers and CLI runs the tests start inherit it). Shipped checkpoints still load from the package.

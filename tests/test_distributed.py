@@ -30,6 +30,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _one_thread(compute):
+    """The single-process reference on one thread, as each rank runs: the comparison then isolates
+    the distribution (a different thread count alone reorders float sums by ~1e-6)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return compute()
+    finally:
+        torch.set_num_threads(before)
+
+
 def _assert_close(found: dict, expected: dict) -> None:
     assert list(found) == list(expected)
     for name in expected:
@@ -66,7 +77,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
     model = load_or_train(dataset, "smallcnn").model
     data = dataset.train().select(torch.arange(SAMPLES))
     for estimator in ("fisher", "fisher_exact", "lossfree"):
-        _assert_close(found[estimator], compute_importance(model, data, estimator, 64, "cpu"))
+        _assert_close(found[estimator], _one_thread(lambda e=estimator: compute_importance(model, data, e, 64, "cpu")))
 
 
 def test_torchrun_importance_command_writes_the_cache_the_cli_reads(tmp_path):
@@ -83,7 +94,7 @@ def test_torchrun_importance_command_writes_the_cache_the_cli_reads(tmp_path):
     cache = ImportanceCache(tmp_path / "importance")
     stored = cache.full_importance(model, dataset.train(), f"{dataset.fingerprint()}-train", "fisher", 64, "cpu")
     assert cache.hits == 1 and cache.misses == 0  # read from the file rank 0 wrote, not recomputed
-    _assert_close(stored, compute_importance(model, dataset.train(), "fisher", 64, "cpu"))
+    _assert_close(stored, _one_thread(lambda: compute_importance(model, dataset.train(), "fisher", 64, "cpu")))
 
 
 @pytest.mark.parametrize("bad", [["--estimator", "nope"]])
