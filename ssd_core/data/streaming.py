@@ -10,6 +10,7 @@ the batch size, not on the number of images.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,31 +29,48 @@ class StreamingImages(Dataset):
                  records: np.ndarray | None = None, shape: tuple[int, int, int] | None = None,
                  label_column: int = 0, header: int = 1) -> None:
         self.paths, self.labels = paths, labels
+        self.root: Path | None = None
+        self.packed_paths: np.ndarray | None = None  # folder(): relative paths as fixed-width bytes
+        self.packed_labels: np.ndarray | None = None
         self.classes = classes or []
         self.size, self.grey = size, grey
         self.records, self.shape, self.label_column, self.header = records, shape, label_column, header
 
     @classmethod
     def folder(cls, root: str | Path, image_size: int | None = None) -> StreamingImages:
-        """Every image under ``root/<class>/``; stored at ``image_size`` (default: the first image's size)."""
-        from .files import _class_dirs
+        """Every image under ``root/<class>/``; stored at ``image_size`` (default: the first image's size).
+
+        Only the file paths are held, packed as one bytes array (a few bytes per image, not a
+        Python object each), with one small label array."""
+        from .files import IMAGE_EXTENSIONS
         from .images import max_image_side, read_header
 
         root = Path(root).expanduser()
         if not root.is_dir():
             raise InputError(f"'{str(root)[:120]}' is not a folder.")
-        by_class = _class_dirs(root)
-        if len(by_class) < 2:
+        classes, names, counts = [], [], []
+        for sub in sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")):
+            found: list[str] = []
+            for folder, _, files in os.walk(root / sub):
+                relative = os.path.relpath(folder, root)
+                found.extend(os.path.join(relative, f) for f in files
+                             if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+            if found:
+                classes.append(sub)
+                names.extend(sorted(found))
+                counts.append(len(found))
+        if len(classes) < 2:
             raise InputError(f"{str(root)[:120]} needs at least two class folders with images.")
-        paths, labels = [], []
-        for label, files in enumerate(by_class.values()):
-            paths.extend(files)
-            labels.extend([label] * len(files))
-        first = read_header(str(paths[0]), max_pixels=max_image_side() ** 2 * 64)
+        paths = np.array([os.fsencode(n) for n in names])  # fixed-width bytes: no object per image
+        del names
+        labels = np.repeat(np.arange(len(classes), dtype=np.int16), counts)
+        first = read_header(str(root / os.fsdecode(paths[0])), max_pixels=max_image_side() ** 2 * 64)
         if first is None:
-            raise InputError(f"The first image, {paths[0].name[:80]}, cannot be read.")
+            raise InputError(f"The first image, {os.fsdecode(paths[0])[:80]}, cannot be read.")
         side = min(image_size or max(first.width, first.height), max_image_side())
-        return cls(paths, labels, list(by_class), (side, side), first.grey)
+        images = cls(None, None, classes, (side, side), first.grey)
+        images.root, images.packed_paths, images.packed_labels = root, paths, labels
+        return images
 
     @classmethod
     def cifar_file(cls, path: str | Path, fine: bool = False) -> StreamingImages:
@@ -66,6 +84,8 @@ class StreamingImages(Dataset):
         return cls(records=records, shape=(3, 32, 32), label_column=1 if fine else 0, header=header)
 
     def __len__(self) -> int:
+        if self.packed_paths is not None:
+            return len(self.packed_paths)
         return len(self.paths) if self.paths is not None else int(self.records.shape[0])  # type: ignore[union-attr]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
@@ -75,12 +95,17 @@ class StreamingImages(Dataset):
             return torch.from_numpy(image.copy()), int(row[self.label_column])
         from .images import decode
 
-        assert self.paths is not None and self.labels is not None and self.size is not None
-        array = decode(str(self.paths[index]), "L" if self.grey else "RGB", self.size)
+        assert self.size is not None
+        if self.packed_paths is not None and self.packed_labels is not None and self.root is not None:
+            path, label = self.root / os.fsdecode(self.packed_paths[index]), int(self.packed_labels[index])
+        else:
+            assert self.paths is not None and self.labels is not None
+            path, label = Path(self.paths[index]), self.labels[index]
+        array = decode(str(path), "L" if self.grey else "RGB", self.size)
         if array is None:
-            raise InputError(f"{self.paths[index].name[:80]} cannot be decoded.")
+            raise InputError(f"{path.name[:80]} cannot be decoded.")
         image = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-        return torch.from_numpy(np.array(image, copy=True)), self.labels[index]
+        return torch.from_numpy(np.array(image, copy=True)), label
 
 
 def stream(images: Dataset, batch_size: int = 64, workers: int = 0) -> DataLoader:
