@@ -72,7 +72,7 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
 def test_two_gloo_ranks_equal_one_process(tmp_path):
     out = str(tmp_path / "ranks.pt")
     mp.spawn(_rank, args=(2, _free_port(), out), nprocs=2, join=True)
-    found = torch.load(out)
+    found = torch.load(out, weights_only=True)  # a dict of tensors written by the ranks above
     dataset = load_dataset("digits")
     model = load_or_train(dataset, "smallcnn").model
     data = dataset.train().select(torch.arange(SAMPLES))
