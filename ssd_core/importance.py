@@ -59,7 +59,13 @@ def _objective(estimator: str, logits: torch.Tensor, labels: torch.Tensor) -> to
         return logits.pow(2).sum(dim=1).mean()
     if estimator == "mas":
         return logits.norm(dim=1).mean()
-    raise InputError(f"Unknown importance estimator '{estimator}'; choose one of {', '.join(ESTIMATORS)}.")
+    _check_estimator(estimator)
+    raise InputError(f"The estimator '{estimator}' has no batch objective.")
+
+
+def _check_estimator(estimator: str) -> None:
+    if estimator not in ESTIMATORS:
+        raise InputError(f"Unknown importance estimator '{estimator}'; choose one of {', '.join(ESTIMATORS)}.")
 
 
 def compute_importance(
@@ -86,13 +92,11 @@ def compute_importance(
     Returns:
         One non-negative tensor per trainable parameter name, shaped like the parameter.
     """
-    if estimator not in ESTIMATORS:
-        raise InputError(f"Unknown importance estimator '{estimator}'; choose one of {', '.join(ESTIMATORS)}.")
+    _check_estimator(estimator)
     if len(data) == 0:
         raise InputError("Cannot compute importance on an empty set of samples.")
     if batch_size < 1:
         raise InputError("The batch size must be at least 1.")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
     totals, count = importance_sums(model, data, estimator, batch_size, device, progress)
     return {name: t / count for name, t in totals.items()}
 
@@ -118,8 +122,7 @@ def importance_sums(
     batches of ``data``, and how many there were (samples for ``fisher_exact``). The importance
     is ``sums / count``; processes that each took a share of the batches add their sums and
     counts first (:func:`distributed_importance`), so the division happens once."""
-    if estimator not in ESTIMATORS:
-        raise InputError(f"Unknown importance estimator '{estimator}'; choose one of {', '.join(ESTIMATORS)}.")
+    _check_estimator(estimator)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     n_batches = (len(data) + batch_size - 1) // batch_size
     return _accumulate(model, batches(data, batch_size, device), n_batches, len(data), estimator, device, progress)
@@ -150,8 +153,7 @@ def importance_from_loader(
     Returns:
         One tensor per trainable parameter name.
     """
-    if estimator not in ESTIMATORS:
-        raise InputError(f"Unknown importance estimator '{estimator}'; choose one of {', '.join(ESTIMATORS)}.")
+    _check_estimator(estimator)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     n_batches = n_batches if n_batches is not None else len(loader)  # type: ignore[arg-type]
     n_images = n_images if n_images is not None else len(getattr(loader, "dataset", ()))
