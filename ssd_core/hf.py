@@ -55,16 +55,17 @@ class HFImageClassifier(nn.Module):
         return self.model(pixel_values=(x - self.mean) / self.std).logits
 
 
-def _preprocessing(folder: Path | None, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    mean, std = (0.5,) * channels, (0.5,) * channels
-    if folder is not None and (folder / "preprocessor_config.json").is_file():
-        try:
-            processor = json.loads((folder / "preprocessor_config.json").read_text())
-            mean = tuple(float(v) for v in processor.get("image_mean", mean))
-            std = tuple(float(v) for v in processor.get("image_std", std))
-        except (ValueError, TypeError, OSError):
-            raise InputError("The folder's preprocessor_config.json is not valid JSON with image_mean/image_std.") from None
-    return mean, std
+def _preprocessing(folder: Path) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The folder's preprocessor_config.json image_mean/image_std, or None when it has none."""
+    file = folder / "preprocessor_config.json"
+    if not file.is_file():
+        return None
+    try:
+        processor = json.loads(file.read_text())
+        return (tuple(float(v) for v in processor.get("image_mean", (0.5, 0.5, 0.5))),
+                tuple(float(v) for v in processor.get("image_std", (0.5, 0.5, 0.5))))
+    except (ValueError, TypeError, OSError, AttributeError):
+        raise InputError("The folder's preprocessor_config.json is not valid JSON with image_mean/image_std.") from None
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -84,8 +85,156 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+MAX_HF_CONFIG_BYTES = 1024 * 1024  # a config.json is a few kilobytes
+
+
+def is_hf_config(raw: object) -> bool:
+    """Whether a parsed JSON object is a Hugging Face ``config.json`` (it names a ``model_type``)
+    rather than this lab's model config (which names a ``model``)."""
+    return isinstance(raw, dict) and isinstance(raw.get("model_type"), str) and "model" not in raw
+
+
+def _hf_config(raw: object) -> Any:
+    """A transformers config from a parsed config.json, built offline; custom code is refused."""
+    transformers = _transformers()
+    if not is_hf_config(raw):
+        raise InputError("The Hugging Face config.json must be a JSON object with a model_type.")
+    assert isinstance(raw, dict)
+    if raw.get("auto_map"):
+        raise InputError("The config.json asks for custom model code (auto_map); only models built into transformers "
+                         "are loaded, because custom code would run on this machine.")
+    values = {k: v for k, v in raw.items() if k not in ("model_type", "transformers_version", "architectures")}
+    try:
+        return transformers.AutoConfig.for_model(raw["model_type"], **values)
+    except Exception as exc:  # noqa: BLE001 - unknown model_type, bad values: one sentence either way
+        raise InputError(f"transformers cannot build a '{str(raw['model_type'])[:40]}' model from this config.json "
+                         f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}).") from None
+
+
+def _first(keys: list[str]) -> str:
+    return f"'{keys[0][:80]}'" + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
+
+
+def _quietly(call: Any) -> Any:
+    """Run a transformers call without its progress bars and load report on the terminal."""
+    transformers = _transformers()
+    logging_ = transformers.utils.logging
+    level = logging_.get_verbosity()
+    logging_.set_verbosity_error()
+    logging_.disable_progress_bar()
+    try:
+        return call()
+    finally:
+        logging_.set_verbosity(level)
+        logging_.enable_progress_bar()
+
+
+def hf_classifier_from_folder(folder: Path, num_classes: int | None = None,
+                              max_bytes: int | None = None) -> HFImageClassifier:
+    """A transformers image classifier from a ``save_pretrained`` folder, loaded safely and strictly.
+
+    The weights are first read by the lab's own checkpoint reader (safetensors only, dtype
+    allow-list, size cap), and the architecture is built on the meta device so that a config asking
+    for more parameters than the memory budget allows is refused before anything is allocated.
+    Custom model code (``auto_map``) is refused. Missing, unexpected or mis-shaped weights are one
+    sentence naming the first bad key.
+
+    Args:
+        folder: holds config.json, model.safetensors (or shards and their index) and optionally
+            preprocessor_config.json (image_mean/image_std; 0.5 per channel, the ViT default, without it).
+        num_classes: the dataset's classes; a different head size is refused with one sentence.
+        max_bytes: the cap per weights file (the server's checkpoint cap for uploads); None: no cap.
+    """
+    from .memory import check_memory
+
+    transformers = _transformers()
+    file = folder / "config.json"
+    if not file.is_file():
+        raise InputError(f"'{str(folder)[:120]}' has no config.json: save the model with save_pretrained.")
+    if file.stat().st_size > MAX_HF_CONFIG_BYTES:
+        raise InputError("The config.json is larger than 1 MB; it is not a model config.")
+    try:
+        raw = json.loads(file.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise InputError("The config.json is not valid JSON.") from None
+    config = _hf_config(raw)
+    _check_weights(folder, max_bytes)
+    auto = transformers.AutoModelForImageClassification
+    try:
+        with torch.device("meta"):
+            shell = auto.from_config(config)
+    except Exception as exc:  # noqa: BLE001 - not an image classifier type, inconsistent sizes
+        raise InputError("This config.json does not describe a transformers image classifier "
+                         f"({_first_line(exc)}).") from None
+    check_memory(4 * sum(p.numel() for p in shell.state_dict().values()), "this Hugging Face model")
+    if num_classes is not None and int(config.num_labels) != num_classes:
+        raise InputError(f"The Hugging Face model has {config.num_labels} classes but the dataset has {num_classes}.")
+    try:
+        model, info = _quietly(lambda: auto.from_pretrained(
+            str(folder), config=config, local_files_only=True, use_safetensors=True, output_loading_info=True,
+            ignore_mismatched_sizes=True))
+    except Exception as exc:  # noqa: BLE001 - any reader error: one sentence
+        raise InputError(f"Cannot load the Hugging Face model in '{str(folder)[:120]}' ({_first_line(exc)}).") from None
+    missing, unexpected = sorted(info["missing_keys"]), sorted(info["unexpected_keys"])
+    mismatched = sorted(str(k[0]) if isinstance(k, tuple) else str(k) for k in info["mismatched_keys"])
+    if missing or unexpected or mismatched:
+        parts = ([f"it lacks {_first(missing)}"] if missing else []) + \
+                ([f"it has unexpected {_first(unexpected)}"] if unexpected else []) + \
+                ([f"{_first(mismatched)} has another shape than the config says"] if mismatched else [])
+        raise InputError(f"The weights do not match the config.json's {type(shell).__name__}: {', and '.join(parts)}.")
+    channels = int(getattr(config, "num_channels", 3))
+    mean, std = _preprocessing(folder) or ((0.5,) * channels, (0.5,) * channels)
+    if len(mean) != channels or len(std) != channels or min(std) <= 0:
+        raise InputError(f"image_mean and image_std must each hold {channels} values (std positive).")
+    return HFImageClassifier(model.float().eval(), int(getattr(config, "image_size", 224)), channels, mean, std).eval()
+
+
+def hf_classifier_from_upload(config_json: bytes, weights: bytes, num_classes: int | None = None,
+                              max_bytes: int | None = None) -> HFImageClassifier:
+    """:func:`hf_classifier_from_folder` for an uploaded config.json and model.safetensors (bytes):
+    they are written to a temporary folder, loaded, and the folder is removed."""
+    import tempfile
+
+    if weights[:8] == b"PK\x03\x04" or not weights:
+        raise InputError("A Hugging Face model is loaded from its model.safetensors; upload that file with the "
+                         "config.json.")
+    with tempfile.TemporaryDirectory(prefix="hf-upload-") as folder:
+        (Path(folder) / "config.json").write_bytes(config_json[: MAX_HF_CONFIG_BYTES + 1])
+        (Path(folder) / "model.safetensors").write_bytes(weights)
+        return hf_classifier_from_folder(Path(folder), num_classes, max_bytes=max_bytes)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:120] if text else type(exc).__name__
+
+
+def _check_weights(folder: Path, max_bytes: int | None) -> None:
+    """Read the folder's safetensors weights (one file, or the shards its index names) with the
+    lab's checkpoint reader, so a file it refuses (pickle, float8, bad header) is never loaded."""
+    from .checkpoints import read_state_dict
+
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise InputError("The folder's model.safetensors.index.json is not a valid shard index.") from None
+        files = [folder / Path(str(name)).name for name in shards]
+    else:
+        files = [folder / "model.safetensors"]
+    for file in files:
+        if not file.is_file():
+            raise InputError(f"'{str(folder)[:120]}' has no {file.name[:80]}; only safetensors weights are loaded "
+                             "(a .bin file is a pickle that can run code).")
+        read_state_dict(file, max_bytes=file.stat().st_size + 1 if max_bytes is None else max_bytes)
+
+
 def load_hf_classifier(source: str, num_classes: int | None = None) -> HFImageClassifier:
     """A pretrained image classifier from a ``save_pretrained`` folder or a hub id.
+
+    A folder is read with the lab's own safe reader (:func:`hf_classifier_from_files`); a hub id
+    goes through ``from_pretrained`` with safetensors only, where the network allows.
 
     Args:
         source: a local folder (config.json + model.safetensors) or a hub id (needs the network).
@@ -94,35 +243,23 @@ def load_hf_classifier(source: str, num_classes: int | None = None) -> HFImageCl
     Returns:
         The wrapped model in eval mode.
     """
-    transformers = _transformers()
-    folder: Path | None = Path(source).expanduser()
-    assert folder is not None
+    folder = Path(source).expanduser()
     if folder.is_dir():
-        if not (folder / "config.json").is_file():
-            raise InputError(f"'{str(folder)[:120]}' has no config.json: save the model with save_pretrained.")
-        if not any(folder.glob("*.safetensors")):
-            raise InputError("The folder has no .safetensors weights; only safetensors are loaded (a .bin file is a "
-                             "pickle that can run code).")
-        try:
-            model = transformers.AutoModelForImageClassification.from_pretrained(
-                str(folder), local_files_only=True, use_safetensors=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"Cannot load the Hugging Face model in '{str(folder)[:120]}': {str(exc)[:160]}") from None
-    else:
-        if not _hub_reachable():
-            raise InputError(f"Cannot get '{source[:80]}' from the Hugging Face hub: it cannot be reached from here; "
-                             "save the model with save_pretrained where it can and pass the folder.")
-        try:
-            model = transformers.AutoModelForImageClassification.from_pretrained(source, use_safetensors=True)
-        except Exception:  # noqa: BLE001 - offline, unknown id, no safetensors: one sentence either way
-            raise InputError(f"Cannot get '{source[:80]}' from the Hugging Face hub (no network here?); save it with "
-                             "save_pretrained elsewhere and pass the folder.") from None
-        folder = None
+        return hf_classifier_from_folder(folder, num_classes)
+    transformers = _transformers()
+    if not _hub_reachable():
+        raise InputError(f"Cannot get '{source[:80]}' from the Hugging Face hub: it cannot be reached from here; "
+                         "save the model with save_pretrained where it can and pass the folder.")
+    try:
+        model = transformers.AutoModelForImageClassification.from_pretrained(source, use_safetensors=True)
+    except Exception:  # noqa: BLE001 - offline, unknown id, no safetensors: one sentence either way
+        raise InputError(f"Cannot get '{source[:80]}' from the Hugging Face hub (no network here?); save it with "
+                         "save_pretrained elsewhere and pass the folder.") from None
     config = model.config
     channels = int(getattr(config, "num_channels", 3))
     if num_classes is not None and int(config.num_labels) != num_classes:
         raise InputError(f"The Hugging Face model has {config.num_labels} classes but the dataset has {num_classes}.")
-    mean, std = _preprocessing(folder, channels)
+    mean, std = (0.5,) * channels, (0.5,) * channels
     return HFImageClassifier(model, int(getattr(config, "image_size", 224)), channels, mean, std).eval()
 
 
@@ -136,15 +273,22 @@ def hf_original(model_name: str, dataset: Any) -> nn.Module:
 
 
 def register_hf(source: str, num_classes: int | None = None) -> tuple[str, HFImageClassifier]:
-    """Load ``source`` and register its architecture as ``hf:<source>`` (so retraining, the audit's
-    reference and ZRF's random model build the same architecture, freshly initialised).
+    """Load ``source`` and register its architecture as ``hf:<source>``.
 
     Returns:
         The registered name and the pretrained model.
     """
+    pretrained = load_hf_classifier(source, num_classes)
+    name = HF_PREFIX + source
+    register_hf_architecture(name, f"Hugging Face {type(pretrained.model).__name__} from {source}", pretrained)
+    return name, pretrained
+
+
+def register_hf_architecture(name: str, description: str, pretrained: HFImageClassifier) -> None:
+    """Register ``pretrained``'s architecture under ``name`` (so retraining, the audit's reference
+    and ZRF's random model build the same architecture, freshly initialised)."""
     from .models import ModelSpec, register
 
-    pretrained = load_hf_classifier(source, num_classes)
     transformers = _transformers()
     config = pretrained.model.config
     mean, std = pretrained.preprocessing
@@ -153,7 +297,5 @@ def register_hf(source: str, num_classes: int | None = None) -> tuple[str, HFIma
         fresh = transformers.AutoModelForImageClassification.from_config(config)
         return HFImageClassifier(fresh, pretrained.image_size, pretrained.channels, mean, std)
 
-    name = HF_PREFIX + source
-    register(ModelSpec(name, f"Hugging Face {type(pretrained.model).__name__} from {source}", build, 10, 1e-4, 32,
-                       optimizer="adamw", weight_decay=0.05, default_alpha=5.0, own_normalisation=True))
-    return name, pretrained
+    register(ModelSpec(name, description, build, 10, 1e-4, 32, optimizer="adamw", weight_decay=0.05,
+                       default_alpha=5.0, own_normalisation=True))

@@ -143,6 +143,60 @@ def test_hugging_face_refusals_are_one_sentence(tiny_vit, tmp_path):
         load_hf_classifier("google/vit-base-patch16-224")  # offline here: one sentence, no traceback
 
 
+def _copy_vit(tiny_vit, folder, edit_weights=None, edit_config=None):
+    """The tiny ViT folder copied with its weights or config changed."""
+    from safetensors.torch import load_file, save_file
+
+    folder.mkdir()
+    config = json.loads((tiny_vit / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(edit_config(config) if edit_config else config))
+    weights = load_file(str(tiny_vit / "model.safetensors"))
+    save_file(edit_weights(weights) if edit_weights else weights, str(folder / "model.safetensors"))
+    return folder
+
+
+def test_hugging_face_weights_load_strictly_and_safely(tiny_vit, tmp_path, monkeypatch):
+    from ssd_core.hf import load_hf_classifier
+
+    key = "vit.encoder.layer.0.output.dense.weight"
+
+    def renamed(w):
+        w["vit.encoder.layer.0.output.dense.weightX"] = w.pop(key)
+        return w
+
+    with pytest.raises(InputError) as found:
+        load_hf_classifier(str(_copy_vit(tiny_vit, tmp_path / "renamed", edit_weights=renamed)))
+    message = str(found.value)
+    assert "weightX" in message and "lacks" in message and "\n" not in message
+
+    def reshaped(w):
+        w["classifier.weight"] = torch.zeros(10, 16)
+        return w
+
+    with pytest.raises(InputError, match="classifier.weight' has another shape"):
+        load_hf_classifier(str(_copy_vit(tiny_vit, tmp_path / "reshaped", edit_weights=reshaped)))
+
+    def custom_code(c):
+        return {**c, "auto_map": {"AutoModelForImageClassification": "evil.Model"}}
+
+    with pytest.raises(InputError, match="custom model code"):
+        load_hf_classifier(str(_copy_vit(tiny_vit, tmp_path / "auto-map", edit_config=custom_code)))
+
+    def float8(w):
+        w["classifier.bias"] = w["classifier.bias"].to(torch.float8_e4m3fn)
+        return w
+
+    with pytest.raises(InputError, match="float8"):  # the lab's reader checks the weights before transformers
+        load_hf_classifier(str(_copy_vit(tiny_vit, tmp_path / "float8", edit_weights=float8)))
+
+    def huge(c):  # weights of a tiny model, config of a giant: refused before anything is allocated
+        return {**c, "hidden_size": 65536, "intermediate_size": 262144, "num_hidden_layers": 48}
+
+    monkeypatch.setenv("UNLEARNING_LAB_MEMORY_BUDGET_MB", "512")
+    with pytest.raises(InputError, match="more than the 512 MB"):
+        load_hf_classifier(str(_copy_vit(tiny_vit, tmp_path / "huge", edit_config=huge)))
+
+
 def test_timm_models_are_optional_and_say_so_when_timm_cannot_be_imported():
     from ssd_core.models import get_spec
 
@@ -154,3 +208,141 @@ def test_timm_models_are_optional_and_say_so_when_timm_cannot_be_imported():
     else:  # where timm imports, a timm name builds a model of the dataset's shape
         spec = get_spec("timm:resnet18")
         assert spec.build(3, 10, 32)(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same models through the dashboard's "Your own model" upload (AppTest): the library's numbers
+
+
+def _dashboard_after_upload(weights_name: str, weights: bytes, *, config: tuple[str, bytes] | None = None,
+                            architecture: str | None = None):
+    """A session forgetting digits class 0 at alpha 10 that uploads the model; returns the AppTest."""
+    from apptest_helpers import assert_clean, new_app
+
+    at = new_app({"forget": "class:0", "alpha": "10"})
+    at.run()
+    if architecture is not None:
+        at.selectbox(key="upload_checkpoint_arch").set_value(architecture)
+    if config is not None:
+        at.file_uploader(key="upload_checkpoint_config").set_value((config[0], config[1], "application/json"))
+    at.file_uploader(key="upload_checkpoint").set_value((weights_name, weights, "application/octet-stream"))
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="setup_model").value.startswith("upload:")
+    return at
+
+
+def _library_numbers(model, dataset):
+    """What the dashboard should show for digits class 0 at alpha 10: per-class accuracy before, the
+    selected count, and forget/retain test accuracy after."""
+    from ssd_core.dampening import dampen
+    from ssd_core.methods.ssd import ssd_importances
+
+    split = make_split(dataset, ForgetRequest("class", 0))
+    before = evaluate(model, split, "cpu", with_mia=False)
+    imp = ssd_importances(model, split, "fisher", 64, device="cpu")
+    after_model, report = dampen(model, imp.full, imp.forget, 10.0, 1.0)
+    after = evaluate(after_model, split, "cpu", with_mia=False)
+    return before, report.total_selected, after
+
+
+def _assert_dashboard_shows(at, before, selected, after):
+    import re
+
+    from apptest_helpers import chart_data, metric_values
+
+    per_class = next(data for title, data in chart_data(at).items() if title.startswith("Per-class test accuracy"))
+    shown_before = next(t for t in per_class if t["name"] == "before")["y"]
+    if isinstance(shown_before, dict):  # plotly's binary encoding
+        import base64
+
+        import numpy as np
+
+        shown_before = np.frombuffer(base64.b64decode(shown_before["bdata"]), dtype=np.dtype(shown_before["dtype"]))
+    assert list(shown_before) == pytest.approx([100 * v for v in before.per_class_acc])
+    cards = metric_values(at)
+    assert int(cards["Dampened"].split()[0].replace(",", "")) == selected
+    assert float(re.sub("[^0-9.]", "", cards["Forget (test)"])) == pytest.approx(100 * after.forget_test_acc, abs=0.05)
+    assert float(re.sub("[^0-9.]", "", cards["Retain (test)"])) == pytest.approx(100 * after.retain_test_acc, abs=0.05)
+
+
+def test_dashboard_upload_of_a_hugging_face_vit_shows_the_librarys_numbers(tiny_vit, tmp_path):
+    from ssd_core.hf import load_hf_classifier
+    from ssd_core.models import Classifier
+
+    folder = _copy_vit(tiny_vit, tmp_path / "no-preprocessor")  # the upload takes config + weights: mean/std 0.5
+    dataset = load_dataset("digits")
+    library = Classifier(load_hf_classifier(str(folder), 10), (0.0,), (1.0,)).eval()
+    at = _dashboard_after_upload("model.safetensors", (folder / "model.safetensors").read_bytes(),
+                                 config=("config.json", (folder / "config.json").read_bytes()))
+    from apptest_helpers import shown_text
+
+    assert "as hf:upload-" in " ".join(shown_text(s.value) for s in at.success)
+    _assert_dashboard_shows(at, *_library_numbers(library, dataset))
+
+
+def test_dashboard_upload_of_the_authors_resnet_layout_shows_the_librarys_numbers(width8):
+    dataset, path, _ = width8
+    library = load_model(path, config_for_dataset("resnet18_cifar100_w8", dataset))
+    at = _dashboard_after_upload("resnet18-digits.pth", path.read_bytes(), architecture="resnet18_cifar100_w8")
+    _assert_dashboard_shows(at, *_library_numbers(library, dataset))
+
+
+def test_dashboard_refuses_a_pickled_file_offered_as_a_hugging_face_model(tiny_vit, tmp_path):
+    import pickle
+
+    from apptest_helpers import new_app, shown_text
+
+    class Evil:
+        def __reduce__(self):
+            return (exec, (f"open({str(tmp_path / 'pwned')!r}, 'w').write('x')",))
+
+    at = new_app()
+    at.run()
+    at.file_uploader(key="upload_checkpoint_config").set_value(
+        ("config.json", (tiny_vit / "config.json").read_bytes(), "application/json"))
+    at.file_uploader(key="upload_checkpoint").set_value(("model.safetensors", pickle.dumps(Evil()), "application/octet-stream"))
+    at.run()
+    assert not at.exception and not (tmp_path / "pwned").exists()
+    messages = [shown_text(e.value) for e in at.error]
+    assert len(messages) == 1 and "\n" not in messages[0], messages
+    assert not at.selectbox(key="setup_model").value.startswith("upload:")
+
+
+def test_dashboard_offers_architectures_from_code_only_where_the_server_allows_it(tmp_path, monkeypatch):
+    from apptest_helpers import assert_clean, new_app, shown_text
+
+    (tmp_path / "lab_user_models.py").write_text(textwrap.dedent("""
+        from torch import nn
+
+        IMPORTED = True
+
+        def flat(in_channels, num_classes, image_size):
+            return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size * image_size, num_classes))
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("UNLEARNING_LAB_ALLOW_MODEL_FACTORY", raising=False)
+    at = new_app()
+    at.run()
+    assert_clean(at)
+    assert not [t for t in at.text_input if t.key == "model_factory_path"]  # off by default, and it says so
+    assert any("UNLEARNING_LAB_ALLOW_MODEL_FACTORY=1" in shown_text(c.value) for c in at.caption)
+    from ui.uploads import add_model_factory
+
+    with pytest.raises(InputError, match="off on this server"):
+        add_model_factory("lab_user_models:flat")
+    import sys
+
+    assert "lab_user_models" not in sys.modules  # refused before anything was imported
+
+    monkeypatch.setenv("UNLEARNING_LAB_ALLOW_MODEL_FACTORY", "1")
+    at = new_app()
+    at.run()
+    at.text_input(key="model_factory_path").set_value("lab_user_models:flat")
+    at.button[[b.label for b in at.button].index("Use this architecture")].click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="setup_model").value == "lab_user_models:flat"
+    assert sys.modules["lab_user_models"].IMPORTED
+    # not shipped: the page asks before training it, like any registry model without a checkpoint
+    assert any("Train" in b.label for b in at.button), [b.label for b in at.button]

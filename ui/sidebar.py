@@ -148,6 +148,9 @@ def _choose_model(sb, dataset: ImageDataset, models: dict) -> tuple[str, str | N
         added = uploads.checkpoint_panel(dataset, registry, default_arch if default_arch in registry else registry[0])
     if added is not None:
         state.update(model=added)
+        if not added.startswith(uploads.UPLOAD_PREFIX) and added not in models:  # an architecture from code
+            models = available_models()
+            registry = list(models)
     uploaded = uploads.models_for(st.session_state, dataset)
     choices = registry + list(uploaded)
     if state.current().model not in choices:

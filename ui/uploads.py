@@ -13,6 +13,7 @@ the sidebar widgets and call them.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -28,8 +29,10 @@ import streamlit as st
 from ssd_core.checkpoints import MB, ModelConfig, load_model, max_checkpoint_bytes, read_model_config
 from ssd_core.data import DATASETS, FILE_DATASETS, ImageDataset
 from ssd_core.errors import InputError
+from ssd_core.hf import hf_classifier_from_upload, is_hf_config, register_hf_architecture
 from ssd_core.importance import model_fingerprint
-from ssd_core.models import Classifier
+from ssd_core.models import Classifier, register_factory
+from ssd_core.settings import settings
 from unlearning_lab import jobs
 from unlearning_lab.text import plain
 from unlearning_lab.uploads import UploadLimits, allowed_data_roots, check_local_data_dir, load_image_zip, spill_to_disk, spool
@@ -56,6 +59,8 @@ K_ZIP_SIZE = "upload_dataset_image_size"
 K_LOCAL_NAME = "local_dataset_kind"
 K_LOCAL_DIR = "local_dataset_dir"
 K_LOCAL_LOAD = "local_dataset_load"
+K_FACTORY = "model_factory_path"
+K_FACTORY_FORM = "model_factory_form"
 
 UPLOAD_PREFIX = "upload:"
 LOCAL_PREFIX = "local:"
@@ -183,6 +188,8 @@ def add_checkpoint(
     """
     if not data:
         raise InputError("The checkpoint file is empty.")
+    if config_json is not None and is_hf_config(_json_object(config_json)):
+        return _add_hf_checkpoint(state, data, filename, config_json, dataset, on_wait)
     config = checkpoint_config(dataset, architecture, num_classes, config_json)
     with jobs.default_gate().slot(on_wait=on_wait):
         model = load_model(data, config, max_bytes=max_checkpoint_bytes())
@@ -202,6 +209,34 @@ def add_checkpoint(
     for p in model.parameters():
         p.requires_grad_(True)
     upload = UploadedModel(f"{UPLOAD_PREFIX}{fingerprint}", Path(str(filename)).name[:80] or "checkpoint",
+                           config, model, fingerprint, len(data))
+    _remember(_store(state, K_MODELS), upload.id, upload)
+    return upload
+
+
+def _json_object(data: bytes) -> object:
+    try:
+        return json.loads(data[: 1 * MB].decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _add_hf_checkpoint(state: MutableMapping[Any, Any], data: bytes, filename: str, config_json: bytes,
+                       dataset: ImageDataset, on_wait: Callable[[int], None] | None) -> UploadedModel:
+    """A Hugging Face image classifier from its config.json and model.safetensors. Its architecture is
+    registered as ``hf:upload-<fingerprint>`` so retraining and the audit build the same network."""
+    with jobs.default_gate().slot(on_wait=on_wait):
+        pretrained = hf_classifier_from_upload(config_json, data, dataset.num_classes, max_checkpoint_bytes())
+        c = dataset.input_shape[0]
+        model = Classifier(pretrained, (0.0,) * c, (1.0,) * c).eval()
+        fingerprint = model_fingerprint(model)
+    name = f"hf:upload-{fingerprint[:12]}"
+    register_hf_architecture(name, f"Hugging Face {type(pretrained.model).__name__} (uploaded)", pretrained)
+    config = ModelConfig(model=name, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
+                         mean=(0.0,) * c, std=(1.0,) * c, classes=list(dataset.classes)).validate()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    upload = UploadedModel(f"{UPLOAD_PREFIX}{fingerprint}", Path(str(filename)).name[:80] or "model.safetensors",
                            config, model, fingerprint, len(data))
     _remember(_store(state, K_MODELS), upload.id, upload)
     return upload
@@ -399,6 +434,40 @@ def _show(slot, notes: list[tuple[str, str]]) -> None:
         getattr(box, kind)(plain(text, limit=None), icon=_ICONS[kind])  # names from the upload stay text
 
 
+def add_model_factory(path: str) -> str:
+    """Register ``package.module:function`` from the server's Python path as an architecture, where
+    the server's settings allow it (importing code runs it); InputError (one sentence) otherwise."""
+    if not settings().allow_model_factory:
+        raise InputError("Architectures from Python code are off on this server (importing code runs it); its "
+                         "admin can allow them with UNLEARNING_LAB_ALLOW_MODEL_FACTORY=1, or use the CLI's "
+                         "--model-factory.")
+    return register_factory(path.strip())
+
+
+def factory_control() -> str | None:
+    """'Architecture from code' (package.module:function), only where the server allows it; returns the
+    architecture just registered (to select it)."""
+    if not settings().allow_model_factory:
+        st.caption("Architectures from your own Python code are off on this server: importing code runs it. Use "
+                   "the CLI's --model-factory, or ask the server's admin (UNLEARNING_LAB_ALLOW_MODEL_FACTORY=1).")
+        return None
+    with st.form(K_FACTORY_FORM, border=False):
+        path = st.text_input("Architecture from code", key=K_FACTORY, placeholder="package.module:function",
+                             help="function(in_channels, num_classes, image_size) returning a torch nn.Module "
+                             "(images in [0, 1] to logits), importable on the server. It is trained on the chosen "
+                             "dataset when you confirm.")
+        submitted = st.form_submit_button("Use this architecture")
+    if not submitted or not path.strip():
+        return None
+    try:
+        name = add_model_factory(path)
+    except InputError as exc:
+        st.error(plain(str(exc), limit=None), icon=":material/error:")
+        return None
+    st.success(plain(f"{name} is now the architecture in use.", limit=None), icon=":material/check_circle:")
+    return name
+
+
 def checkpoint_panel(dataset: ImageDataset, registry: list[str], default_arch: str) -> str | None:
     """The 'your own model' controls. Returns the id of a model that was just loaded (to select it)."""
     state = st.session_state
@@ -413,9 +482,12 @@ def checkpoint_panel(dataset: ImageDataset, registry: list[str], default_arch: s
         )
         config_file = st.file_uploader(
             "Model config .json (optional)", type=["json"], key=K_CKPT_CONFIG,
-            help="The .json saved next to the weights by this dashboard's export; it sets the architecture and classes.",
+            help="The .json saved next to the weights by this dashboard's export (it sets the architecture and classes), "
+            "or a Hugging Face config.json with its model.safetensors (a transformers image classifier, normalised "
+            "with mean and std 0.5 per channel).",
         )
         st.caption("Uploads stay in your browser session only; shareable links leave them out.")
+        factory = factory_control()
         arch = st.selectbox("Architecture", registry, disabled=config_file is not None,
                             **keep(K_CKPT_ARCH, default_arch if default_arch in registry else registry[0], valid=registry))
         classes = st.number_input("Number of classes", min_value=2, max_value=10_000, step=1,
@@ -425,7 +497,7 @@ def checkpoint_panel(dataset: ImageDataset, registry: list[str], default_arch: s
     if weights is None:
         state.pop(K_CKPT_MEMO, None)
         slot.empty()
-        return None
+        return factory
     config_bytes = config_file.getvalue() if config_file is not None else None
     # loaded when the file or these choices change (not when the dataset changes: a model loaded
     # for another dataset is simply not offered for this one)
