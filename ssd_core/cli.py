@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--checkpoint", help="the model's weights (with --stream-dir)")
     imp.add_argument("--checkpoint-config", help="the model's config JSON (with --stream-dir)")
     imp.add_argument("--out", help="write I_D to OUT.safetensors (with --stream-dir)")
+    imp.add_argument("--autocast", choices=["bf16"],
+                     help="also run the pass under bfloat16 autocast and report its speed and how many parameters SSD "
+                          "selects differently than with float32 (the cache keeps the float32 I_D)")
+    imp.add_argument("--forget-class", type=_whole, default=0,
+                     help="the class whose forget importance --autocast compares (default 0)")
+    imp.add_argument("--alpha", type=_finite_float, default=10.0, help="the alpha --autocast compares at (default 10)")
     imp.add_argument("--quiet", action="store_true")
 
     rep = sub.add_parser("reproduce", help="re-run a paper's experiment where its data is (e.g. ssd-cifar100-fullclass)")
@@ -384,17 +390,45 @@ def _cmd_importance(args: argparse.Namespace) -> int:
         progress = ProgressBar(enabled=not args.quiet and rank == 0)
         importance = distributed_importance(model, dataset.train(), args.estimator, args.batch_size, device, progress)
         seconds = time.perf_counter() - start
+        compared = _autocast_comparison(args, model, dataset, importance, device) if args.autocast else None
         if rank == 0:
             cache = default_cache()
             key = cache.key(model, f"{dataset.fingerprint()}-train", args.estimator, args.batch_size)
             path = cache.store(key, importance)
             print(json.dumps({"dataset": dataset.name, "model": model_name, "estimator": args.estimator,
                               "batch_size": args.batch_size, "world_size": world, "seconds": seconds,
-                              "cache_file": str(path) if path else None}))
+                              "images_per_s": len(dataset.train_y) / seconds if seconds else None,
+                              "cache_file": str(path) if path else None,
+                              **({"autocast": compared} if compared else {})}))
     finally:
         if started:
             dist.destroy_process_group()
     return 0
+
+
+def _autocast_comparison(args: argparse.Namespace, model: Any, dataset: Any, full_fp32: dict, device: Any) -> dict:
+    """I_D again under ``--autocast``, timed, and SSD's selection for ``--forget-class`` at ``--alpha``
+    under both precisions: how many parameters change (every rank takes part; rank 0 prints)."""
+    from .dampening import selection_changes
+    from .data import ForgetRequest, make_split
+    from .importance import compute_importance, distributed_importance
+
+    if not 0 <= args.forget_class < dataset.num_classes:
+        raise InputError(f"--forget-class must be between 0 and {dataset.num_classes - 1}.")
+    start = time.perf_counter()
+    full_low = distributed_importance(model, dataset.train(), args.estimator, args.batch_size, device,
+                                      autocast=args.autocast)
+    seconds = time.perf_counter() - start
+    forget = make_split(dataset, ForgetRequest("class", args.forget_class)).forget_train
+    forget_fp32 = compute_importance(model, forget, args.estimator, args.batch_size, device)
+    forget_low = compute_importance(model, forget, args.estimator, args.batch_size, device, autocast=args.autocast)
+    changes = selection_changes((full_fp32, forget_fp32), (full_low, forget_low), args.alpha)
+    worst = max(float((full_low[n] - full_fp32[n]).abs().sum() / full_fp32[n].abs().sum().clamp_min(1e-30))
+                for n in full_fp32)
+    return {"dtype": args.autocast, "seconds": seconds,
+            "images_per_s": len(dataset.train_y) / seconds if seconds else None,
+            "forget_class": args.forget_class, "alpha": args.alpha, **changes.to_dict(),
+            "largest_relative_difference_of_a_layers_I_D": worst}
 
 
 def _streamed_importance(args: argparse.Namespace) -> int:

@@ -96,6 +96,35 @@ def dampening_factors(
     return selected, beta
 
 
+@dataclass(frozen=True)
+class SelectionChanges:
+    """How two importance estimates (e.g. bf16 autocast against float32) differ in what SSD selects."""
+
+    selected_reference: int  # parameters the reference (float32) importances select
+    selected_other: int  # parameters the other importances select
+    changed: int  # parameters selected by exactly one of the two
+    total: int  # parameters compared
+
+    def to_dict(self) -> dict[str, int]:
+        return {"selected_reference": self.selected_reference, "selected_other": self.selected_other,
+                "changed": self.changed, "total": self.total}
+
+
+def selection_changes(reference: tuple[ImportanceDict, ImportanceDict], other: tuple[ImportanceDict, ImportanceDict],
+                      alpha: float) -> SelectionChanges:
+    """Compare SSD's selection (I_f > alpha * I_D) under two (I_D, I_f) estimates of the same model."""
+    (full_a, forget_a), (full_b, forget_b) = reference, other
+    selected_a = selected_b = changed = total = 0
+    for name in full_a:
+        a = forget_a[name] > alpha * full_a[name]
+        b = forget_b[name].to(forget_a[name].device) > alpha * full_b[name].to(full_a[name].device)
+        selected_a += int(a.sum())
+        selected_b += int(b.sum())
+        changed += int((a ^ b).sum())
+        total += a.numel()
+    return SelectionChanges(selected_a, selected_b, changed, total)
+
+
 def finite_ratios(full_importance: ImportanceDict, forget_importance: ImportanceDict) -> torch.Tensor:
     """Every parameter's I_f / I_D where it is finite (I_D > 0), flattened into one float64 tensor.
 

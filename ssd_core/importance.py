@@ -20,6 +20,7 @@ over the forget set.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -68,6 +69,22 @@ def _check_estimator(estimator: str) -> None:
         raise InputError(f"Unknown importance estimator '{estimator}'; choose one of {', '.join(ESTIMATORS)}.")
 
 
+AUTOCAST = ("bf16",)  # reduced precisions the importance pass can run its forward and backward in
+
+
+def _check_autocast(autocast: str | None) -> None:
+    if autocast is not None and autocast not in AUTOCAST:
+        raise InputError(f"Unknown autocast '{str(autocast)[:20]}'; choose one of {', '.join(AUTOCAST)} (or none).")
+
+
+def _precision(device: torch.device, autocast: str | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` in bfloat16 for ``autocast='bf16'`` (matmuls and convolutions in bf16, the
+    parameters, their gradients and the sums stay float32), else nothing."""
+    if autocast is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
 def compute_importance(
     model: nn.Module,
     data: Subset,
@@ -75,6 +92,7 @@ def compute_importance(
     batch_size: int = 64,
     device: torch.device | str | None = None,
     progress: OptionalProgress = None,
+    autocast: str | None = None,
 ) -> ImportanceDict:
     """Importance of every trainable parameter of ``model`` on ``data`` (see module docstring).
 
@@ -88,6 +106,9 @@ def compute_importance(
         batch_size: images per batch (the batch Fisher depends on it).
         device: where to compute (default: the model's device).
         progress: ``progress(fraction, message)`` callback.
+        autocast: "bf16" runs the forward and backward under ``torch.autocast`` in bfloat16 (faster
+            on GPUs; the selection it gives can differ a little from float32's, see
+            :func:`ssd_core.dampening.selection_changes`); None: float32.
 
     Returns:
         One non-negative tensor per trainable parameter name, shaped like the parameter.
@@ -97,7 +118,7 @@ def compute_importance(
         raise InputError("Cannot compute importance on an empty set of samples.")
     if batch_size < 1:
         raise InputError("The batch size must be at least 1.")
-    totals, count = importance_sums(model, data, estimator, batch_size, device, progress)
+    totals, count = importance_sums(model, data, estimator, batch_size, device, progress, autocast)
     return {name: t / count for name, t in totals.items()}
 
 
@@ -117,6 +138,7 @@ def importance_sums(
     batch_size: int = 64,
     device: torch.device | str | None = None,
     progress: OptionalProgress = None,
+    autocast: str | None = None,
 ) -> tuple[ImportanceDict, int]:
     """The un-normalised importance: per-batch squared gradients (or |gradients|) summed over the
     batches of ``data``, and how many there were (samples for ``fisher_exact``). The importance
@@ -125,7 +147,8 @@ def importance_sums(
     _check_estimator(estimator)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     n_batches = (len(data) + batch_size - 1) // batch_size
-    return _accumulate(model, batches(data, batch_size, device), n_batches, len(data), estimator, device, progress)
+    return _accumulate(model, batches(data, batch_size, device), n_batches, len(data), estimator, device, progress,
+                       autocast)
 
 
 def importance_from_loader(
@@ -136,6 +159,7 @@ def importance_from_loader(
     progress: OptionalProgress = None,
     n_batches: int | None = None,
     n_images: int | None = None,
+    autocast: str | None = None,
 ) -> ImportanceDict:
     """:func:`compute_importance` over batches read one at a time (a ``DataLoader`` over
     :class:`~ssd_core.data.streaming.StreamingImages`): the same numbers for the same batches, with
@@ -149,6 +173,7 @@ def importance_from_loader(
         device: where to compute (default: the model's device).
         progress: ``progress(fraction, message)``.
         n_batches, n_images: for progress (default: ``len(loader)`` and ``len(loader.dataset)``).
+        autocast: "bf16" or None, as for :func:`compute_importance`.
 
     Returns:
         One tensor per trainable parameter name.
@@ -158,7 +183,7 @@ def importance_from_loader(
     n_batches = n_batches if n_batches is not None else len(loader)  # type: ignore[arg-type]
     n_images = n_images if n_images is not None else len(getattr(loader, "dataset", ()))
     on_device = ((to_float(x, device), torch.as_tensor(y).to(device)) for x, y in loader)
-    sums, count = _accumulate(model, on_device, n_batches, n_images, estimator, device, progress)
+    sums, count = _accumulate(model, on_device, n_batches, n_images, estimator, device, progress, autocast)
     if count == 0:
         raise InputError("Cannot compute importance on an empty set of samples.")
     return {name: t / count for name, t in sums.items()}
@@ -172,12 +197,14 @@ def _accumulate(
     estimator: str,
     device: torch.device,
     progress: OptionalProgress,
+    autocast: str | None = None,
 ) -> tuple[ImportanceDict, int]:
     """Per-batch squared gradients (|gradients| for lossfree and mas; per-sample squares for
     fisher_exact) summed over ``batch_iter``, and the count to divide by (batches; samples for
     fisher_exact)."""
+    _check_autocast(autocast)
     if estimator == "fisher_exact":
-        return _per_sample_fisher(model, batch_iter, n_batches, n_images, device, progress)
+        return _per_sample_fisher(model, batch_iter, n_batches, n_images, device, progress, autocast)
     named = trainable_parameters(model)
     params = [p for _, p in named]
     totals = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
@@ -189,7 +216,8 @@ def _accumulate(
     start = time.perf_counter()
     try:
         for i, (x, y) in enumerate(batch_iter):
-            loss = _objective(estimator, model(x), y)
+            with _precision(device, autocast):
+                loss = _objective(estimator, model(x).float(), y)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             grads = tuple(g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params))
             if square:
@@ -223,6 +251,7 @@ def distributed_importance(
     batch_size: int = 64,
     device: torch.device | str | None = None,
     progress: OptionalProgress = None,
+    autocast: str | None = None,
 ) -> ImportanceDict:
     """:func:`compute_importance` across the processes of an initialised ``torch.distributed``
     group (gloo on CPU, NCCL on GPUs): each rank takes a contiguous share of whole batches
@@ -232,7 +261,7 @@ def distributed_importance(
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
-        return compute_importance(model, data, estimator, batch_size, device, progress)
+        return compute_importance(model, data, estimator, batch_size, device, progress, autocast)
     if len(data) == 0:
         raise InputError("Cannot compute importance on an empty set of samples.")
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -240,7 +269,7 @@ def distributed_importance(
     share = data.select(torch.arange(start, stop))
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if len(share):
-        sums, count = importance_sums(model, share, estimator, batch_size, device, progress)
+        sums, count = importance_sums(model, share, estimator, batch_size, device, progress, autocast)
     else:
         sums, count = {name: torch.zeros_like(p) for name, p in trainable_parameters(model)}, 0
     names = list(sums)
@@ -259,7 +288,7 @@ def distributed_importance(
 
 def _per_sample_fisher(
     model: nn.Module, batch_iter: Iterable[tuple[torch.Tensor, torch.Tensor]], n_batches: int, n_images: int,
-    device: torch.device, progress: OptionalProgress,
+    device: torch.device, progress: OptionalProgress, autocast: str | None = None,
 ) -> tuple[ImportanceDict, int]:
     """Sum over samples of squared per-sample cross-entropy gradients (vmap over the batch), and
     the number of samples."""
@@ -272,7 +301,7 @@ def _per_sample_fisher(
 
     def sample_loss(p: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = functional_call(model, (p, buffers), (x.unsqueeze(0),))
-        return F.cross_entropy(logits, y.unsqueeze(0))
+        return F.cross_entropy(logits.float(), y.unsqueeze(0))
 
     per_sample_grads = vmap(grad(sample_loss), in_dims=(None, 0, 0))
     totals = {name: torch.zeros_like(p) for name, p in params.items()}
@@ -280,7 +309,8 @@ def _per_sample_fisher(
     start = time.perf_counter()
     try:
         for i, (x, y) in enumerate(batch_iter):
-            grads = per_sample_grads(params, x, y)
+            with _precision(device, autocast):
+                grads = per_sample_grads(params, x, y)
             for name, g in grads.items():
                 totals[name].add_(g.pow(2).sum(0))
             seen += len(y)

@@ -137,3 +137,56 @@ def test_full_importance_cache_memory_and_disk(setup, tmp_path):
     assert fresh.misses == 0 and all(torch.equal(first[k], third[k]) for k in first)
     other = cache.full_importance(model, split.train, ds.fingerprint(), batch_size=32)
     assert cache.misses == 2 and not torch.equal(other[next(iter(other))], first[next(iter(first))])
+
+
+@pytest.mark.parametrize("kind", ["fisher", "lossfree", "fisher_exact"])
+def test_bf16_autocast_importance_is_close_to_float32_and_its_selection_changes_are_counted(setup, kind):
+    """torch.autocast in bfloat16 (on CPU here, on CUDA where there is one): the importances really are
+    computed in bf16 (they differ from float32's), stay within a few percent, and selection_changes
+    counts exactly the parameters whose selection flips."""
+    from ssd_core.dampening import selection_changes
+
+    _, model, split = setup
+    data = split.forget_train.select(torch.arange(128)) if kind == "fisher_exact" else split.retain_train
+    full32 = compute_importance(model, data, kind, 64, "cpu")
+    full16 = compute_importance(model, data, kind, 64, "cpu", autocast="bf16")
+    forget32 = compute_importance(model, split.forget_train, kind, 64, "cpu")
+    forget16 = compute_importance(model, split.forget_train, kind, 64, "cpu", autocast="bf16")
+    differences = [float((full16[n] - full32[n]).abs().sum() / full32[n].abs().sum()) for n in full32]
+    assert max(differences) > 1e-4  # bf16 arithmetic happened
+    assert max(differences) < 0.1  # and it stays close
+    assert all(full16[n].dtype == torch.float32 for n in full16)  # the sums stay float32
+
+    changes = selection_changes((full32, forget32), (full16, forget16), 10.0)
+    flipped = sum(int(((forget32[n] > 10 * full32[n]) ^ (forget16[n] > 10 * full16[n])).sum()) for n in full32)
+    assert changes.changed == flipped
+    assert changes.selected_reference == sum(int((forget32[n] > 10 * full32[n]).sum()) for n in full32)
+    assert changes.total == sum(p.numel() for p in model.parameters())
+    assert changes.changed < 0.1 * max(1, changes.selected_reference)  # most of the selection survives bf16
+    with pytest.raises(InputError, match="autocast"):
+        compute_importance(model, data, kind, 64, "cpu", autocast="fp8")
+
+
+def test_the_importance_command_reports_bf16_against_float32(tmp_path, monkeypatch, capsys):
+    import json
+
+    from ssd_core.cli import main
+
+    monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))
+    assert main(["importance", "--dataset", "digits", "--autocast", "bf16", "--forget-class", "3", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    low = out["autocast"]
+    assert low["dtype"] == "bf16" and low["forget_class"] == 3 and low["alpha"] == 10.0
+    assert 0 < low["changed"] < 0.1 * low["selected_reference"]
+    assert 0 < low["largest_relative_difference_of_a_layers_I_D"] < 0.1
+    # the cache keeps the float32 I_D: what every later run reads
+    from safetensors.torch import load_file
+
+    from ssd_core.data import load_dataset
+    from ssd_core.train import load_or_train
+
+    dataset = load_dataset("digits")
+    model = load_or_train(dataset, "smallcnn", seed=0, device="cpu").model
+    cached = load_file(out["cache_file"])
+    again = compute_importance(model, dataset.train(), "fisher", 64, "cpu")
+    assert_close(cached, again, rtol=1e-5)
