@@ -127,7 +127,8 @@ def gallery(prepared) -> None:
         for col, index in zip(cols, indices[row : row + COLUMNS]):
             label = dataset.classes[int(dataset.train_y[index])]
             tile = col.container(border=True)  # the image and its own checkbox, framed together
-            tile.image(thumbnail(dataset.train_x[index].numpy()), caption=f"#{index} · {label}", width=64)
+            tile.image(thumbnail(dataset.train_x[index].numpy()), caption=plain(f"#{index} · {label}", None),
+                       width=64)  # class names come from uploads: text, never Markdown
             st.session_state[f"inst_cb_{index}"] = index in chosen
             tile.checkbox("forget", key=f"inst_cb_{index}", on_change=_toggle, args=(index,))
 

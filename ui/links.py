@@ -19,7 +19,6 @@ URL stands for, and a fresh session on the same URL shows the same.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ssd_core.errors import InputError
-from ssd_core.indices import MAX_INDICES, format_indices, is_whole_number, parse_indices
+from ssd_core.indices import MAX_INDICES, format_indices, is_whole_number, parse_float, parse_indices
 from unlearning_lab.text import printable
 
 # Query parameter names, in the order they are written.
@@ -146,11 +145,11 @@ def _single(value: str | Sequence[str] | None) -> str | None:
 
 
 def _float(text: str) -> float | None:
+    """A link's number, read by the CLI's parser (ASCII digits only: '٢٠' or '1_0' are not numbers)."""
     try:
-        value = float(text)
-    except (TypeError, ValueError):
+        return parse_float(text)
+    except InputError:
         return None
-    return value if math.isfinite(value) else None
 
 
 def parse_indices_text(text: str) -> tuple[int, ...]:
