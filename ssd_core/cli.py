@@ -260,15 +260,20 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _check_writable(path_stem: str) -> None:
-    """Refuse --save-model before the run when its folder cannot be written (not after it)."""
+def _check_writable(path_stem: str, what: str = "the model") -> None:
+    """Refuse an output path (--save-model, --out, --json FILE) before the run when its folder cannot
+    be written, not after the run."""
     from pathlib import Path
 
     folder = Path(path_stem).expanduser().parent
-    if not folder.is_dir():
-        raise InputError(f"Cannot save the model: the folder '{str(folder)[:120]}' does not exist.")
+    try:
+        exists = folder.is_dir()
+    except OSError as exc:  # a name the system refuses (too long)
+        raise InputError(f"Cannot save {what}: '{str(folder)[:60]}…' is not a usable folder ({exc.strerror}).") from None
+    if not exists:
+        raise InputError(f"Cannot save {what}: the folder '{str(folder)[:120]}' does not exist.")
     if not os.access(folder, os.W_OK):
-        raise InputError(f"Cannot save the model: the folder '{str(folder)[:120]}' is not writable.")
+        raise InputError(f"Cannot save {what}: the folder '{str(folder)[:120]}' is not writable.")
 
 
 def _emit(result: dict[str, Any], summary: Any, json_path: str | None, what: str) -> int:
@@ -292,7 +297,7 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
     if args.save_model:
         _check_writable(args.save_model)
     if args.json_path and args.json_path != "-":
-        _check_writable(args.json_path)
+        _check_writable(args.json_path, "the JSON")
     method, params = _method_and_params(args)
     config = ExperimentConfig(
         dataset=args.dataset,
@@ -323,7 +328,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from .experiment import ExperimentConfig
 
     if args.json_path and args.json_path != "-":
-        _check_writable(args.json_path)
+        _check_writable(args.json_path, "the JSON")
     if args.shadows % 2:
         raise InputError(f"--shadows must be even (each image is in half of them); got {args.shadows}.")
     if args.seeds == 1:
@@ -348,6 +353,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .train import load_or_train
 
+    if args.out:
+        _check_writable(args.out)
     dataset = load_dataset(args.dataset, args.data_dir, args.download)
     model = _model(args)
     trained = load_or_train(dataset, model, seed=args.seed, device=args.device, progress=ProgressBar(not args.quiet))
@@ -444,7 +451,7 @@ def _streamed_importance(args: argparse.Namespace) -> int:
 
     if not (args.checkpoint and args.checkpoint_config and args.out):
         raise InputError("--stream-dir needs --checkpoint, --checkpoint-config and --out.")
-    _check_writable(args.out)
+    _check_writable(args.out, "the importance")
     config = read_model_config(args.checkpoint_config)
     device = resolve_device(args.device)
     model = load_model(args.checkpoint, config).to(device).eval()
@@ -467,7 +474,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce, table_text
 
     if args.json_path and args.json_path != "-":
-        _check_writable(args.json_path)
+        _check_writable(args.json_path, "the JSON")
     result = reproduce(args.experiment, data_dir=args.data_dir, device=args.device, model=args.model, seed=args.seed,
                        progress=ProgressBar(enabled=not args.quiet))
     return _emit(result, lambda: table_text(result), args.json_path, "Rows")

@@ -205,6 +205,19 @@ CLI_ATTACKS = {
     "save-model": ["--forget-class", "3", "--save-model", "/nonexistent/x"],
     "huge range": ["--forget-indices", "0-999999999"],
     "seed ³": ["--forget-class", "3", "--seed", "³"],
+    "data dir of 300 characters": ["--dataset", "imagefolder", "--data-dir", "/tmp/" + "a" * 300, "--forget-class", "1"],
+}
+LINK_ATTACKS = {  # one hostile value per link: each gets one sentence and the page its default
+    "alpha in Arabic-Indic digits": {"alpha": "٢٠"},
+    "alpha with an underscore": {"alpha": "1_0"},
+    "a billion indices": {"forget": "indices:0-999999999"},
+}
+CHECKPOINT_ATTACKS = {  # (weights, config JSON or None) that used to raise through the page and the CLI
+    "float8 safetensors": (float8_safetensors, None),
+    "float8 torch.save": (float8_pt, None),
+    "OrderedDict with shadowed items": (shadowed_ordered_dict_pt, None),
+    "Parameter with shadowed detach": (shadowed_parameter_pt, None),
+    "num_classes of 10**400": (None, huge_num_classes_config),
 }
 
 

@@ -254,6 +254,111 @@ def test_non_ascii_digits_in_a_link_give_one_sentence_each(params):
         assert "must be" in message
 
 
+@pytest.mark.parametrize("name", sorted(hostile.LINK_ATTACKS))
+def test_hostile_link_values_give_one_sentence_and_the_default_screen(name):
+    at = new_app(hostile.LINK_ATTACKS[name])
+    at.run()
+    assert_clean(at)
+    warnings = [shown_text(w.value) for w in at.warning]
+    assert len(warnings) == 1, warnings
+    one_sentence(warnings[0])
+    fresh = new_app()
+    fresh.run()
+    assert metric_values(at) == metric_values(fresh)  # the default setup's numbers, nothing half-applied
+
+
+def _smallcnn_weights() -> bytes:
+    from ssd_core.checkpoints import model_bytes
+    from ssd_core.data import load_dataset
+    from ssd_core.models import build_for_dataset
+
+    return model_bytes(build_for_dataset("smallcnn", load_dataset("digits"), seed=0))
+
+
+@pytest.mark.parametrize("name", sorted(hostile.CHECKPOINT_ATTACKS))
+def test_hostile_checkpoints_through_the_page_and_the_cli_give_one_sentence(name, tmp_path, capsys):
+    from ssd_core.cli import main
+    from ui import uploads
+
+    make_weights, make_config = hostile.CHECKPOINT_ATTACKS[name]
+    weights = make_weights() if make_weights else _smallcnn_weights()
+    config = make_config() if make_config else None
+    at = new_app()
+    at.run()
+    before = metric_values(at)
+    if config is not None:
+        at.file_uploader(key=uploads.K_CKPT_CONFIG).set_value(("config.json", config, "application/json"))
+    at.file_uploader(key=uploads.K_CKPT_FILE).set_value(("weights.pt", weights, "application/octet-stream")).run()
+    assert not at.exception
+    errors = [shown_text(e.value) for e in at.error]
+    assert len(errors) == 1, errors
+    one_sentence(errors[0])
+    assert metric_values(at) == before and not at.selectbox(key="setup_model").value.startswith("upload:")
+
+    (tmp_path / "weights.pt").write_bytes(weights)
+    (tmp_path / "config.json").write_bytes(config or json.dumps(
+        {"model": "smallcnn", "num_classes": 10, "input_shape": [1, 8, 8], "mean": [0.5], "std": [0.5]}).encode())
+    code = main(["unlearn", "--quiet", "--dataset", "digits", "--forget-class", "3", "--checkpoint",
+                 str(tmp_path / "weights.pt"), "--checkpoint-config", str(tmp_path / "config.json")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_server_folder_path_that_is_too_long_through_the_page(tmp_path, monkeypatch):
+    from ui import uploads
+
+    monkeypatch.setenv("UNLEARNING_LAB_DATA_ROOTS", str(tmp_path))
+    at = new_app()
+    at.run()
+    before = metric_values(at)
+    at.text_input(key=uploads.K_LOCAL_DIR).input(str(tmp_path / ("a" * 300))).run()
+    at.button(key=uploads.K_LOCAL_LOAD).click().run()
+    assert not at.exception
+    errors = [shown_text(e.value) for e in at.error]
+    assert len(errors) == 1 and "File name too long" in errors[0], errors
+    one_sentence(errors[0])
+    assert metric_values(at) == before
+
+
+def test_the_train_command_checks_its_output_folder_before_training(capsys):
+    from ssd_core.cli import main
+
+    start = time.perf_counter()
+    assert main(["train", "--dataset", "shapes", "--model", "smallcnn", "--out", "/nonexistent/x"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert time.perf_counter() - start < 5  # refused before a minute of training, not after it
+
+
+def test_class_names_from_an_upload_stay_text_on_the_instances_page():
+    from apptest_helpers import click_nav
+
+    at = new_app()
+    at.run()
+    _upload_zip(at, "names.zip", hostile.markdown_names_zip())
+    click_nav(at, "instances")
+    train = [b for b in at.main.button if b.label.startswith("Train")]
+    train[0].click().run()  # an uploaded dataset's model is trained on request (about 5 s here)
+    assert_clean(at)
+    captions = [image.caption for element in _elements(at, "image") for image in element.proto.imgs]
+    assert len(captions) == 12 and any("evil" in c for c in captions)
+    for caption in captions:
+        assert escaped_everywhere(caption), caption
+
+
+def _elements(at, kind: str) -> list:
+    """Every element of one kind in the page's tree (AppTest has no accessor for images)."""
+    found, stack = [], [at._tree]
+    while stack:
+        node = stack.pop()
+        children = getattr(node, "children", None)
+        if isinstance(children, dict):
+            stack.extend(children.values())
+        if getattr(node, "type", None) == kind:
+            found.append(node)
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. Uploads through the page: one sentence, the session usable, the bytes not kept in memory
 

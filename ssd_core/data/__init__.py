@@ -56,7 +56,13 @@ def load_dataset(
     elif name in FILE_DATASETS:
         from .files import load_file_dataset
 
-        dataset = load_file_dataset(name, data_dir, download=download)
+        try:
+            dataset = load_file_dataset(name, data_dir, download=download)
+        except OSError as exc:  # a path the system refuses (too long, a loop, no permission): one sentence
+            shown = str(data_dir or "the data folder")
+            shown = shown if len(shown) <= 60 else shown[:57] + "…"
+            raise InputError(f"Cannot read the {name} files in '{shown}': "
+                             f"{exc.strerror or type(exc).__name__}.") from None
     else:
         raise InputError(
             f"Unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}."
