@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(unlearn)
     unlearn.add_argument("--method", default="ssd")
     unlearn.add_argument("--save-model", help="write the unlearned model to PATH.safetensors + PATH.json")
+    unlearn.add_argument("--stream-dir", metavar="DIR",
+                         help="training images in DIR/<class>/ read batch by batch (memory independent of their "
+                              "number): ssd, lfssd, assd or alfssd with --forget-class, --checkpoint and "
+                              "--checkpoint-config")
+    unlearn.add_argument("--stream-test-dir", metavar="DIR", help="test images in DIR/<class>/, for the accuracies")
+    unlearn.add_argument("--batch-size", type=_whole, default=64, help="importance batch size (with --stream-dir)")
+    unlearn.add_argument("--workers", type=_whole, default=0, help="decoding processes (with --stream-dir)")
 
     audit = sub.add_parser("audit", help="did it really forget? audit methods against the retrained model")
     _add_run_options(audit)
@@ -298,6 +305,8 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
         _check_writable(args.save_model)
     if args.json_path and args.json_path != "-":
         _check_writable(args.json_path, "the JSON")
+    if args.stream_dir:
+        return _streamed_unlearn(args)
     method, params = _method_and_params(args)
     config = ExperimentConfig(
         dataset=args.dataset,
@@ -320,6 +329,60 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.dataset, args.data_dir)
         save_model(result["_model"], config_for_dataset(config.model, dataset), args.save_model, {"method": method})
     return _emit(json_ready(result), lambda: summary_text(result), args.json_path, "Full result")
+
+
+def _streamed_unlearn(args: argparse.Namespace) -> int:
+    """``unlearn --stream-dir``: the SSD family over image folders read batch by batch."""
+    from .checkpoints import load_model, read_model_config, save_model
+    from .data.streaming import StreamingImages
+    from .models import resolve_device
+    from .streamed import unlearn_streamed
+
+    if not (args.checkpoint and args.checkpoint_config):
+        raise InputError("--stream-dir needs --checkpoint and --checkpoint-config (the model to unlearn).")
+    if args.forget_class is None:
+        raise InputError("--stream-dir forgets a class: give --forget-class (an index or a class folder's name).")
+    method = args.method
+    auto = args.alpha in (None, AUTO)
+    if auto and method in ADAPTIVE:
+        method = ADAPTIVE[method]
+    config = read_model_config(args.checkpoint_config)
+    device = resolve_device(args.device)
+    model = load_model(args.checkpoint, config).to(device).eval()
+    train = StreamingImages.folder(args.stream_dir, image_size=config.input_shape[1])
+    test = StreamingImages.folder(args.stream_test_dir, image_size=config.input_shape[1]) if args.stream_test_dir else None
+    if len(train.classes) != config.num_classes:
+        raise InputError(f"The folder has {len(train.classes)} classes but the model has {config.num_classes}.")
+    target = args.forget_class
+    if target in train.classes:
+        forget_class = train.classes.index(target)
+    else:
+        from .indices import parse_whole_number
+
+        forget_class = parse_whole_number(target, "forget class", maximum=len(train.classes) - 1)
+    result = unlearn_streamed(model, train, forget_class, method, test=test,
+                              alpha=None if auto or method in ADAPTIVE.values() else float(args.alpha),
+                              lam=1.0 if args.lam is None else args.lam, batch_size=args.batch_size,
+                              workers=args.workers, device=device, seed=args.seed,
+                              progress=ProgressBar(enabled=not args.quiet))
+    if args.save_model:
+        save_model(result.model, config, args.save_model, {"method": method, "alpha": result.alpha})
+    out = {"dataset": str(args.stream_dir), "forget_class": train.classes[forget_class], **result.to_dict()}
+
+    def summary() -> str:
+        lines = [f"{method} on streamed {out['n_train']:,} images, forgetting '{out['forget_class']}' "
+                 f"({out['n_forget']:,} images): alpha {result.alpha:.4g}, {result.report.total_selected:,} "
+                 "parameters dampened."]
+        if result.before is not None and result.after is not None:
+            lines.append(f"Forget (test) {_pct(result.before.forget_test_acc)} -> {_pct(result.after.forget_test_acc)}; "
+                         f"retain (test) {_pct(result.before.retain_test_acc)} -> {_pct(result.after.retain_test_acc)}.")
+        return "\n".join(lines)
+
+    return _emit(out, summary, args.json_path, "Full result")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

@@ -122,22 +122,30 @@ def split_outputs(model: nn.Module, split: ForgetSplit, device: torch.device | s
 
 
 @torch.no_grad()
+def class_counts_from_loader(model: nn.Module, loader: Any, num_classes: int,
+                             device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(correct, total) per class over batches read one at a time (a ``DataLoader`` over
+    :class:`~ssd_core.data.streaming.StreamingImages`): memory independent of the image count."""
+    model.eval()
+    correct = torch.zeros(num_classes, dtype=torch.long)
+    total = torch.zeros(num_classes, dtype=torch.long)
+    with torch.no_grad():
+        for x, y in loader:
+            labels = torch.as_tensor(y)
+            hit = model(to_float(x, device)).argmax(1).cpu() == labels
+            total += torch.bincount(labels, minlength=num_classes)
+            correct += torch.bincount(labels[hit], minlength=num_classes)
+    return correct, total
+
+
 def accuracy_from_loader(model: nn.Module, loader: Any, num_classes: int,
                          device: torch.device | str = "cpu") -> tuple[float | None, list[float | None]]:
-    """Accuracy and per-class accuracy over batches read one at a time (a ``DataLoader`` over
-    :class:`~ssd_core.data.streaming.StreamingImages`): memory independent of the image count.
+    """Accuracy and per-class accuracy over batches read one at a time (see :func:`class_counts_from_loader`).
 
     Returns:
         (accuracy, per-class accuracy); None where there were no images.
     """
-    model.eval()
-    correct = torch.zeros(num_classes, dtype=torch.long)
-    total = torch.zeros(num_classes, dtype=torch.long)
-    for x, y in loader:
-        labels = torch.as_tensor(y)
-        hit = model(to_float(x, device)).argmax(1).cpu() == labels
-        total += torch.bincount(labels, minlength=num_classes)
-        correct += torch.bincount(labels[hit], minlength=num_classes)
+    correct, total = class_counts_from_loader(model, loader, num_classes, device)
     overall = float(correct.sum()) / float(total.sum()) if int(total.sum()) else None
     return overall, [float(c) / float(t) if int(t) else None for c, t in zip(correct, total, strict=True)]
 

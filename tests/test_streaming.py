@@ -142,3 +142,79 @@ def test_streamed_accuracy_equals_the_in_memory_one(digits_folder):
     for c in range(10):
         mask = memory.y == c
         assert per_class[c] == pytest.approx(float((predicted[mask] == c).double().mean()), abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def digits_test_folder(tmp_path_factory):
+    """The digits test images as PNGs in <class>/ folders, and in memory in the folder's order."""
+    dataset = load_dataset("digits")
+    root = tmp_path_factory.mktemp("stream-test") / "digits-test"
+    xs, ys = [], []
+    for c in range(10):
+        (root / f"c{c}").mkdir(parents=True)
+        for j, i in enumerate(torch.nonzero(dataset.test_y == c).flatten().tolist()):
+            Image.fromarray(dataset.test_x[i, 0].numpy()).save(root / f"c{c}" / f"{j:04d}.png")
+            xs.append(dataset.test_x[i])
+            ys.append(c)
+    return root, Subset(torch.stack(xs), torch.tensor(ys), torch.arange(len(ys)))
+
+
+def _accuracies(model, memory, forget_class):
+    from ssd_core.metrics import logits_of
+
+    hit = logits_of(model, memory, "cpu").argmax(1) == memory.y
+    forget = memory.y == forget_class
+    return float(hit[forget].float().mean()), float(hit[~forget].float().mean())
+
+
+@pytest.mark.parametrize("method", ["ssd", "assd"])
+def test_streamed_unlearning_equals_the_in_memory_ssd(digits_folder, digits_test_folder, method):
+    from ssd_core.dampening import dampen
+    from ssd_core.guard import CollapseGuard, auto_setting
+    from ssd_core.streamed import unlearn_streamed
+
+    root, memory, dataset = digits_folder
+    test_root, test_memory = digits_test_folder
+    model = load_or_train(dataset, "smallcnn").model
+    before = {n: p.detach().clone() for n, p in model.state_dict().items()}
+    result = unlearn_streamed(model, StreamingImages.folder(root), 3, method, test=StreamingImages.folder(test_root),
+                              alpha=10.0 if method == "ssd" else None)
+
+    full = compute_importance(model, memory, "fisher", 64, "cpu")
+    forget_set = memory.select(memory.y == 3)
+    forget = compute_importance(model, forget_set, "fisher", 64, "cpu")
+    alpha = 10.0
+    if method == "assd":
+        guard = CollapseGuard(model, memory.select(memory.y != 3), forget_set, "cpu", whole_classes=True)
+        alpha = auto_setting(model, full, forget, guard, len(forget_set), len(memory), 1.0).alpha
+        assert result.auto is not None and result.auto["alpha"] == alpha
+    expected_model, expected = dampen(model, full, forget, alpha, 1.0)
+    assert result.alpha == pytest.approx(alpha, rel=1e-6)
+    assert result.report.total_selected == expected.total_selected > 0
+    assert (result.after.forget_test_acc, result.after.retain_test_acc) == pytest.approx(
+        _accuracies(expected_model, test_memory, 3), abs=1e-6)
+    assert (result.before.forget_test_acc, result.before.retain_test_acc) == pytest.approx(
+        _accuracies(model, test_memory, 3), abs=1e-6)
+    assert result.after.forget_test_acc < 0.2 < 0.9 < result.after.retain_test_acc  # it forgot, and kept the rest
+    assert all(torch.equal(before[n], t) for n, t in model.state_dict().items())  # the original is untouched
+
+
+def test_cli_unlearns_streamed_folders_and_refuses_the_methods_that_cannot_stream(digits_folder, digits_test_folder,
+                                                                                  tmp_path, capsys):
+    root, memory, dataset = digits_folder
+    test_root, _ = digits_test_folder
+    model = load_or_train(dataset, "smallcnn").model
+    save_model(model, config_for_dataset("smallcnn", dataset), tmp_path / "model")
+    common = ["unlearn", "--stream-dir", str(root), "--stream-test-dir", str(test_root), "--checkpoint",
+              str(tmp_path / "model.safetensors"), "--checkpoint-config", str(tmp_path / "model.json"), "--quiet"]
+    assert main([*common, "--forget-class", "c3", "--alpha", "10", "--json", "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["streamed"] and out["forget_class"] == "c3" and out["n_train"] == len(memory)
+    assert out["after"]["forget_test_acc"] < 0.2 and out["diagnostics"]["report"]["total_selected"] > 0
+    assert main([*common, "--forget-class", "3"]) == 0  # auto: assd with the guard
+    assert "assd on streamed" in capsys.readouterr().out
+    assert main([*common, "--forget-class", "3", "--method", "finetune"]) == 2
+    err = capsys.readouterr().err
+    assert "needs it in memory" in err and len(err.strip().splitlines()) == 1
+    assert main([*common[:7], "--forget-class", "3"]) == 2
+    assert "--checkpoint-config" in capsys.readouterr().err
