@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default="auto")
     rep.add_argument("--model", help="another architecture than the paper's (e.g. smallcnn for a quick check)")
     rep.add_argument("--seed", type=_whole, default=0)
+    rep.add_argument("--vit", metavar="FOLDER", help="also forget from a ViT fine-tuned on the dataset (a transformers "
+                                                     "save_pretrained folder; needs the [hf] extra)")
     rep.add_argument("--json", dest="json_path", metavar="FILE", help="also write the rows as JSON ('-': only JSON)")
     rep.add_argument("--quiet", action="store_true")
 
@@ -539,7 +541,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.json_path and args.json_path != "-":
         _check_writable(args.json_path, "the JSON")
     result = reproduce(args.experiment, data_dir=args.data_dir, device=args.device, model=args.model, seed=args.seed,
-                       progress=ProgressBar(enabled=not args.quiet))
+                       vit=args.vit, progress=ProgressBar(enabled=not args.quiet))
     return _emit(result, lambda: table_text(result), args.json_path, "Rows")
 
 

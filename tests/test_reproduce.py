@@ -67,3 +67,26 @@ def test_reproduce_without_the_data_or_with_an_unknown_name_is_one_sentence(tmp_
     assert "CIFAR-100 files not found" in capsys.readouterr().err
     assert main(["reproduce", "nope", "--quiet"]) == 2
     assert "Unknown experiment" in capsys.readouterr().err
+
+
+def test_reproduce_adds_the_vits_rows_from_a_saved_hugging_face_folder(tiny_cifar100, tmp_path, capsys):
+    """A tiny random ViT for 100 classes stands in for the paper's fine-tuned ViT-B/16: its rows are
+    SSD at the paper's ViT alpha (5) and adaptive SSD for the same five classes."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    config = ViTConfig(image_size=16, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=1,
+                       num_attention_heads=2, intermediate_size=32, num_labels=100)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "vit", safe_serialization=True)
+    code = main(["reproduce", "ssd-cifar100-fullclass", "--data-dir", str(tiny_cifar100), "--model", "repro_linear",
+                 "--vit", str(tmp_path / "vit"), "--device", "cpu", "--quiet", "--json", "-"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    vit_rows = [r for r in result["rows"] if r["model"] == "vit"]
+    assert [(r["class"], r["method"]) for r in vit_rows] == [(c, m) for c in PAPER for m in ("ssd", "assd")]
+    assert {r["alpha"] for r in vit_rows if r["method"] == "ssd"} == {5.0}
+    assert 0.0 <= result["vit_test_acc"] <= 1.0
+    assert len([r for r in result["rows"] if r["model"] == "resnet"]) == 15
+    table = table_text(result)
+    assert "no retrain row" in table and table.count("\nvit ") == 10
