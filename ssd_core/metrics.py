@@ -138,6 +138,16 @@ def class_counts_from_loader(model: nn.Module, loader: Any, num_classes: int,
     return correct, total
 
 
+def entropies_from_loader(model: nn.Module, loader: Any, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Per-image softmax entropy over batches read one at a time (one float per image: the MIA's feature)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for x, _ in loader:
+            out.append(entropy(model(to_float(x, device))).cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
 def accuracy_from_loader(model: nn.Module, loader: Any, num_classes: int,
                          device: torch.device | str = "cpu") -> tuple[float | None, list[float | None]]:
     """Accuracy and per-class accuracy over batches read one at a time (see :func:`class_counts_from_loader`).

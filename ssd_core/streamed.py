@@ -2,7 +2,8 @@
 
 For training sets that do not fit in memory: I_D is a pass over every training image and I_f a
 pass over the forget class's, both streamed; the accuracies before and after are streamed passes
-over the test images. Only the collapse guard (for ``assd``/``alfssd``) holds images, a fixed
+over the test images, and the SSD paper's MIA is fitted on the entropies (one float per image) of
+a fixed sample of :data:`MIA_SAMPLE` retain images against the test images'. Only the collapse guard (for ``assd``/``alfssd``) holds images, a fixed
 sample of at most :data:`~ssd_core.guard.SAMPLE` retain and forget images, so memory depends on
 the batch size and that sample, never on the number of images.
 
@@ -29,9 +30,10 @@ from .data.streaming import StreamingImages, stream
 from .errors import InputError
 from .guard import SAMPLE, CollapseGuard, auto_setting
 from .importance import ImportanceDict, importance_from_loader
-from .metrics import class_counts_from_loader
+from .metrics import class_counts_from_loader, entropies_from_loader, mia_from_entropies
 from .progress import OptionalProgress, report, scaled
 
+MIA_SAMPLE = 10_000  # retain-train images whose entropies the streamed MIA fits on (a fixed sample)
 STREAMED_METHODS = {"ssd": "fisher", "lfssd": "lossfree", "assd": "fisher", "alfssd": "lossfree"}
 ADAPTIVE = ("assd", "alfssd")
 FIXED = ("ssd", "lfssd")  # the fixed-alpha method each adaptive one adapts
@@ -61,11 +63,12 @@ def _sample(indices: np.ndarray, limit: int, seed: int) -> np.ndarray:
 
 @dataclass
 class StreamedAccuracy:
-    """Forget-class and retain accuracy on the streamed test images."""
+    """Forget-class and retain accuracy on the streamed test images, and the MIA."""
 
     forget_test_acc: float | None
     retain_test_acc: float | None
     per_class_acc: list[float | None] = field(default_factory=list)
+    mia: float | None = None  # the SSD paper's MIA (as metrics.Evaluator), on a fixed retain-train sample
 
     @classmethod
     def of(cls, correct: torch.Tensor, total: torch.Tensor, forget_class: int) -> StreamedAccuracy:
@@ -182,11 +185,17 @@ def unlearn_streamed(
     before = after = None
     if test is not None:
         start = time.perf_counter()
-        report(progress, 0.8, "accuracy before and after on the test images")
-        before = StreamedAccuracy.of(*class_counts_from_loader(original, stream(test, batch_size, workers),
-                                                               max(n_classes, len(train.classes)), device), forget_class)
-        after = StreamedAccuracy.of(*class_counts_from_loader(unlearned, stream(test, batch_size, workers),
-                                                              max(n_classes, len(train.classes)), device), forget_class)
+        report(progress, 0.8, "accuracy and MIA before and after")
+        k = max(n_classes, len(train.classes))
+        retain_sample = IndexSubset(train, _sample(np.flatnonzero(labels != forget_class), MIA_SAMPLE, seed).tolist())
+        measured = []
+        for net in (original, unlearned):
+            accuracy = StreamedAccuracy.of(*class_counts_from_loader(net, stream(test, batch_size, workers), k, device),
+                                           forget_class)
+            accuracy.mia = mia_from_entropies(*(entropies_from_loader(net, stream(part, batch_size, workers), device)
+                                                for part in (retain_sample, test, forget_set)))
+            measured.append(accuracy)
+        before, after = measured
         seconds["evaluate"] = time.perf_counter() - start
     report(progress, 1.0, "done")
     return StreamedResult(unlearned, method, float(alpha), float(lam), dampening, before, after, len(labels),

@@ -196,6 +196,14 @@ def test_streamed_unlearning_equals_the_in_memory_ssd(digits_folder, digits_test
     assert (result.before.forget_test_acc, result.before.retain_test_acc) == pytest.approx(
         _accuracies(model, test_memory, 3), abs=1e-6)
     assert result.after.forget_test_acc < 0.2 < 0.9 < result.after.retain_test_acc  # it forgot, and kept the rest
+    from ssd_core.metrics import entropy, logits_of, mia_from_entropies
+
+    def mia(net):  # what metrics.Evaluator computes, on the same images
+        return mia_from_entropies(*(entropy(logits_of(net, part, "cpu"))
+                                    for part in (memory.select(memory.y != 3), test_memory, forget_set)))
+
+    assert (result.before.mia, result.after.mia) == pytest.approx((mia(model), mia(expected_model)), abs=1e-9)
+    assert result.after.mia < result.before.mia
     assert all(torch.equal(before[n], t) for n, t in model.state_dict().items())  # the original is untouched
 
 
