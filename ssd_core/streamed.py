@@ -3,9 +3,10 @@
 For training sets that do not fit in memory: I_D is a pass over every training image and I_f a
 pass over the forget class's, both streamed; the accuracies before and after are streamed passes
 over the test images, and the SSD paper's MIA is fitted on the entropies (one float per image) of
-a fixed sample of :data:`MIA_SAMPLE` retain images against the test images'. Only the collapse guard (for ``assd``/``alfssd``) holds images, a fixed
-sample of at most :data:`~ssd_core.guard.SAMPLE` retain and forget images, so memory depends on
-the batch size and that sample, never on the number of images.
+a fixed sample of :data:`MIA_SAMPLE` retain images against the test images'. Only the collapse
+guard (for ``assd``/``alfssd``) holds images, a fixed sample of at most
+:data:`~ssd_core.guard.SAMPLE` retain and forget images, so memory depends on the batch size and
+those samples, never on the number of images.
 
 The numbers equal the in-memory path's for the same images in the same order (the batch Fisher
 depends on batch composition, so the order matters). Only the SSD family streams: the other methods

@@ -346,3 +346,49 @@ def test_dashboard_offers_architectures_from_code_only_where_the_server_allows_i
     assert sys.modules["lab_user_models"].IMPORTED
     # not shipped: the page asks before training it, like any registry model without a checkpoint
     assert any("Train" in b.label for b in at.button), [b.label for b in at.button]
+
+
+def test_the_cli_gives_the_librarys_numbers_for_both_models_and_refuses_pickles_in_their_place(width8, tiny_vit,
+                                                                                                tmp_path, capsys):
+    """`python -m ssd_core unlearn` on the authors' ResNet layout (--checkpoint) and on a saved ViT
+    (hf:<folder>) shows what the library computes; a pickle or TorchScript file offered in their
+    place is refused with one sentence and never runs."""
+    import pickle
+
+    from ssd_core.hf import load_hf_classifier
+    from ssd_core.models import Classifier
+
+    dataset, path, _ = width8
+    runs = {
+        "resnet": (["--model", "resnet18_cifar100_w8", "--checkpoint", str(path)],
+                   load_model(path, config_for_dataset("resnet18_cifar100_w8", dataset))),
+        "vit": (["--model", f"hf:{tiny_vit}"], Classifier(load_hf_classifier(str(tiny_vit), 10), (0.0,), (1.0,)).eval()),
+    }
+    for name, (args, library) in runs.items():
+        assert main(["unlearn", "--dataset", "digits", *args, "--forget-class", "0", "--alpha", "10", "--quiet",
+                     "--json", "-"]) == 0, name
+        shown = json.loads(capsys.readouterr().out)
+        before, selected, after = _library_numbers(library, dataset)
+        assert shown["diagnostics"]["report"]["total_selected"] == selected, name
+        assert shown["before"]["forget_test_acc"] == pytest.approx(before.forget_test_acc, abs=1e-9), name
+        assert shown["after"]["forget_test_acc"] == pytest.approx(after.forget_test_acc, abs=1e-9), name
+        assert shown["after"]["retain_test_acc"] == pytest.approx(after.retain_test_acc, abs=1e-9), name
+
+    class Evil:
+        def __reduce__(self):
+            return (exec, (f"open({str(tmp_path / 'pwned')!r}, 'w').write('x')",))
+
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps(Evil()))
+    scripted = torch.jit.script(torch.nn.Linear(2, 2))
+    torch.jit.save(scripted, str(tmp_path / "scripted.pth"))
+    for bad in ("evil.pth", "scripted.pth"):
+        assert main(["unlearn", "--dataset", "digits", "--model", "resnet18_cifar100_w8", "--checkpoint",
+                     str(tmp_path / bad), "--forget-class", "0", "--quiet"]) == 2, bad
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    folder = _copy_vit(tiny_vit, tmp_path / "pickled-vit")
+    (folder / "model.safetensors").write_bytes(pickle.dumps(Evil()))
+    assert main(["unlearn", "--dataset", "digits", "--model", f"hf:{folder}", "--forget-class", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "pwned").exists()
