@@ -25,6 +25,7 @@ from ssd_core.methods.l2ul import MAX_FORGET, VARIANTS
 from ui import compare, layout, sidebar
 from ui import state as lab_state
 from ui.errors import guard, show_error
+from ui.live import metric_delta
 from unlearning_lab import figures_compare as figs
 from unlearning_lab.text import plain
 
@@ -164,7 +165,7 @@ def show_results(prepared, indices: tuple[int, ...], runs: dict) -> None:
     for col, (variant, run) in zip(cols[1:], runs.items()):
         d = run.diagnostics
         col.metric(f"{variant}: test accuracy after", f"{100 * run.evaluation.test_acc:.1f}%",
-                   f"{100 * (run.evaluation.test_acc - prepared.before_eval.test_acc):+.1f} points")
+                   **metric_delta(prepared.before_eval.test_acc, run.evaluation.test_acc))  # as on Unlearn's cards
         col.caption(f"{d.get('n_forgotten')}/{d.get('n_forget')} forgotten in {d.get('steps')} steps "
                     f"({run.total_seconds:.1f} s)" + ("" if d.get("all_forgotten") else " — step cap reached"))
     first = next(iter(runs.values())).diagnostics["instances"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
+import json
 import time
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def test_default_result_slider_move_and_csv_download(page, server_url, tmp_path)
     target = tmp_path / download.suggested_filename
     download.save_as(target)
     rows = {(r["group"], r["metric"]): r for r in csv.DictReader(io.StringIO(target.read_text()))}
-    assert int(rows[("dampening", "parameters_dampened")]["after"]) == dampened_at_20
+    assert int(rows[("report", "parameters_dampened")]["after"]) == dampened_at_20
     assert float(rows[("summary", "forget_test_acc")]["before"]) > 0.9
     assert float(rows[("summary", "forget_test_acc")]["after"]) == pytest.approx(forget_at_20, abs=5e-4)
     page.screenshot(path=str(ARTIFACTS / "browser-export.png"))
@@ -127,13 +128,44 @@ def _nav(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
 
 
+SHOWN_JS = """() => {
+  const plain = v => (v && ArrayBuffer.isView(v)) ? Array.from(v) : v;
+  const figures = Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
+    const title = gd.layout && gd.layout.title;
+    return {title: title && typeof title === 'object' ? title.text : title,
+            data: (gd.data || []).map(t => ({name: t.name, x: plain(t.x), y: plain(t.y), z: plain(t.z),
+                                             text: plain(t.text)}))};
+  });
+  const cards = Array.from(document.querySelectorAll('[data-testid="stMetric"]')).map(c => c.innerText.trim());
+  const model = Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
+    .map(c => c.innerText.trim()).filter(t => t.includes(' · forgetting '));
+  return JSON.stringify({cards, figures, model});
+}"""
+
+
+def _shown(page, figures: int) -> dict:
+    """What a page shows that a number could be wrong in: every metric card (label, value, delta),
+    every figure's title and data, and the model line; read once the page is idle and two reads agree."""
+    page.locator('[data-testid="stCaptionContainer"]', has_text=" · forgetting ").first.wait_for(timeout=180_000)
+    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {figures}", timeout=180_000)
+    previous = None
+    for _ in range(120):
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:  # not running
+            now = page.evaluate(SHOWN_JS)
+            if now == previous:
+                return json.loads(now)
+            previous = now
+        page.wait_for_timeout(250)
+    raise AssertionError("the page did not settle")
+
+
 def test_arriving_on_unlearn_from_other_pages_shows_the_fresh_numbers(server_url, browser):
     fresh = browser.new_page(viewport={"width": 1400, "height": 1000})
     fresh.goto(server_url + LINK)
     expected = _cards(fresh)
     assert int(expected["Dampened"].replace(",", "")) > 0
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    for start, title in (("lesson", "Lesson"), ("sweep", "Landscape"), ("compare", "Compare methods")):
+    for start, title, figures in (("lesson", "Lesson", 1), ("sweep", "Landscape", 1), ("compare", "Compare methods", 0)):
         page.goto(server_url + LINK.replace("/?", f"/?page={start}&"))
         page.get_by_role("heading", level=1).first.wait_for(timeout=120_000)
         page.wait_for_url(f"**/{start}?**", timeout=60_000)
@@ -143,6 +175,13 @@ def test_arriving_on_unlearn_from_other_pages_shows_the_fresh_numbers(server_url
         _nav(page, title)  # and back
         page.wait_for_url(f"**/{start}?**", timeout=60_000)
         assert "alpha=40" in page.url and ("forget=class%3A3" in page.url or "forget=class:3" in page.url)
+        # the start page shows what a fresh tab on the same URL shows (cards, figures, model line)
+        back = _shown(page, figures)
+        assert "resnet18_narrow on shapes" in back["model"][0] and "forgetting class 3" in back["model"][0]
+        other = browser.new_page(viewport={"width": 1400, "height": 1000})
+        other.goto(page.url)
+        assert _shown(other, figures) == back, f"{start} (back) against a fresh tab"
+        other.close()
         _nav(page, "Unlearn")
         assert _cards(page) == expected, f"{start} (back)"
     page.close()
@@ -189,13 +228,13 @@ def test_a_walk_through_every_page_makes_no_request_outside_and_none_fails(serve
     page.goto(server_url)
     bench.wait_for_first_screen(page, timeout_ms=120_000)
     for name, title in (("lesson", "Lesson"), ("sweep", "Landscape"), ("compare", "Compare methods"),
-                        ("instances", "Forget instances"), ("saps", "SAPS selection"),
+                        ("instances", "Forget instances"), ("saps", "SAPS selection"), ("audit", "Audit"),
                         ("about", "How SSD works")):
         _nav(page, title)
         page.wait_for_url(f"**/{name}**", timeout=60_000)
         page.get_by_role("heading", level=1).first.wait_for(timeout=120_000)
         page.wait_for_timeout(1500)
-    for name in ("compare", "lesson", "about"):  # a page URL opened directly (a reload, a bookmark)
+    for name in ("compare", "lesson", "audit", "about"):  # a page URL opened directly (a reload, a bookmark)
         page.goto(f"{server_url}/{name}")
         page.get_by_role("heading", level=1).first.wait_for(timeout=120_000)
         page.wait_for_timeout(1500)

@@ -41,11 +41,18 @@ def test_metrics_csv_and_json_hold_the_numbers(digits_run, result):
     assert float(forget["before"]) == pytest.approx(before.forget_test_acc)
     assert float(forget["after"]) == pytest.approx(after.forget_test_acc)
     assert float(forget["change"]) == pytest.approx(after.forget_test_acc - before.forget_test_acc)
-    assert int(by_metric[("dampening", "parameters_dampened")]["after"]) == report.total_selected
+    # the SSD report's rows are grouped under the name the CLI and the page's JSON use (diagnostics.report)
+    assert {r["group"] for r in parsed} == {"summary", "per_class_test_acc", "report", "report_per_layer"}
+    assert int(by_metric[("report", "parameters_dampened")]["after"]) == report.total_selected
+    assert float(by_metric[("report", "fraction_dampened")]["after"]) == pytest.approx(report.fraction_selected)
+    per_layer = {r["metric"]: int(r["after"]) for r in parsed if r["group"] == "report_per_layer"}
+    assert per_layer == {layer.name: layer.selected for layer in report.layers}
+    assert sum(per_layer.values()) == report.total_selected
     assert float(by_metric[("per_class_test_acc", "class 0")]["after"]) == pytest.approx(after.per_class_acc[0])
-    payload = json.loads(export.results_json({"before": before, "after": after, "dampening": report, "nan": float("nan")}))
+    payload = json.loads(export.results_json({"before": before, "after": after, "diagnostics": {"report": report},
+                                              "nan": float("nan")}))
     assert payload["after"]["per_class_acc"] == pytest.approx(after.per_class_acc)
-    assert payload["dampening"]["total_selected"] == report.total_selected
+    assert payload["diagnostics"]["report"]["total_selected"] == report.total_selected
     assert payload["nan"] is None  # strict JSON
 
 

@@ -90,12 +90,24 @@ def _pp(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+NO_CHANGE = "±0.0 pp"
+
+
 def _delta(before: float | None, after: float | None) -> str | None:
     """The change in percentage points as shown ('+1.5 pp'); '±0.0 pp' when it rounds to nothing."""
     if before is None or after is None:
         return None
     change = round(100 * (after - before), 1)
-    return "±0.0 pp" if change == 0 else f"{change:+.1f} pp"
+    return NO_CHANGE if change == 0 else f"{change:+.1f} pp"
+
+
+def metric_delta(before: float | None, after: float | None, colour: str = "normal") -> dict[str, Any]:
+    """``st.metric``'s delta arguments for a change from ``before`` to ``after`` (fractions): the change
+    in percentage points, coloured by ``colour`` ("normal": up is good, "inverse": down is good); a
+    change that rounds to nothing reads '±0.0 pp' with no arrow and no colour."""
+    delta = _delta(before, after)
+    still = delta == NO_CHANGE
+    return {"delta": delta, "delta_color": "off" if still else colour, "delta_arrow": "off" if still else "auto"}
 
 
 def card_row(count: int) -> list:
@@ -128,10 +140,8 @@ def metric_cards(prepared: Prepared, live: LiveResult) -> None:
     ]
     places = card_row(len(cards) + 1)
     for place, (label, before, after, colour, help_text) in zip(places, cards):
-        delta = _delta(before, after)
-        still = delta == "±0.0 pp"  # no change: no coloured arrow
-        place.metric(label, _pp(after), delta, delta_color="off" if still else colour,
-                     delta_arrow="off" if still else "auto", border=True, help=f"{help_text} Before: {_pp(before)}.")
+        place.metric(label, _pp(after), **metric_delta(before, after, colour), border=True,
+                     help=f"{help_text} Before: {_pp(before)}.")
     r = live.report
     places[-1].metric(
         "Dampened", f"{r.total_selected:,}", f"{r.fraction_selected:.2%} of {r.total_params:,}",

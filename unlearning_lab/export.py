@@ -246,9 +246,11 @@ def _change(before: Any, after: Any) -> float | None:
     return None
 
 
-def metrics_rows(before: Any, after: Any, classes: Sequence[str], dampening: Any | None = None) -> list[dict[str, Any]]:
+def metrics_rows(before: Any, after: Any, classes: Sequence[str], report: Any | None = None) -> list[dict[str, Any]]:
     """Flat rows {group, metric, before, after, change}: scalar metrics (fractions), per-class
-    test accuracy and, with a dampening report, the number and fraction of dampened parameters."""
+    test accuracy and, with SSD's dampening report, the number and fraction of dampened parameters
+    (groups "report" and "report_per_layer": the report the CLI's and the page's JSON call
+    ``diagnostics.report``)."""
     rows: list[dict[str, Any]] = []
     b, a = before.summary(), after.summary()
     for key in SUMMARY_KEYS:
@@ -259,13 +261,13 @@ def metrics_rows(before: Any, after: Any, classes: Sequence[str], dampening: Any
         pa = after.per_class_acc[i] if i < len(after.per_class_acc) else None
         rows.append({"group": "per_class_test_acc", "metric": f"class {name}", "before": pb, "after": pa,
                      "change": _change(pb, pa)})
-    if dampening is not None:
-        rows.append({"group": "dampening", "metric": "parameters_dampened", "before": 0,
-                     "after": dampening.total_selected, "change": dampening.total_selected})
-        rows.append({"group": "dampening", "metric": "fraction_dampened", "before": 0.0,
-                     "after": dampening.fraction_selected, "change": dampening.fraction_selected})
-        for layer in dampening.layers:
-            rows.append({"group": "dampening_per_layer", "metric": layer.name, "before": 0,
+    if report is not None:
+        rows.append({"group": "report", "metric": "parameters_dampened", "before": 0,
+                     "after": report.total_selected, "change": report.total_selected})
+        rows.append({"group": "report", "metric": "fraction_dampened", "before": 0.0,
+                     "after": report.fraction_selected, "change": report.fraction_selected})
+        for layer in report.layers:
+            rows.append({"group": "report_per_layer", "metric": layer.name, "before": 0,
                          "after": layer.selected, "change": layer.selected})
     return rows
 
