@@ -190,10 +190,31 @@ def test_arriving_on_unlearn_from_other_pages_shows_the_fresh_numbers(server_url
 
 OVERFLOW_JS = """() => {
   const cut = [];
+  const shown = el => el.offsetParent !== null && el.getBoundingClientRect().height > 0 &&
+                      !el.closest('details:not([open])');
   const sel = '[data-testid="stMetric"] p, [data-testid^="stBaseButton"] p, [data-testid="stMetricDelta"] p';
   for (const el of document.querySelectorAll(sel)) {
-    if (el.offsetParent === null) continue;
+    if (!shown(el)) continue;
     if (el.scrollWidth > el.clientWidth + 1 || el.innerText.includes('…')) cut.push(el.innerText);
+  }
+  // a word of a button label broken across two lines ("safeten-/sors")
+  for (const el of document.querySelectorAll('[data-testid^="stBaseButton"] p')) {
+    if (!shown(el)) continue;
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    let node;
+    while ((node = walker.nextNode())) {
+      for (const match of node.textContent.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+        if (tops.size > 1) cut.push(el.innerText);
+      }
+    }
+  }
+  // the value shown in a visible picker (dataset, model, class, method ...)
+  for (const el of document.querySelectorAll('[data-testid="stSelectbox"] input')) {
+    if (shown(el) && el.scrollWidth > el.clientWidth + 1) cut.push(el.value);
   }
   return cut;
 }"""
@@ -216,6 +237,12 @@ def test_presentation_mode_is_readable_without_cut_off_text(server_url, browser,
     assert big >= 1.4 * value_size, (big, value_size)
     assert page.evaluate(OVERFLOW_JS) == []
     page.screenshot(path=str(ARTIFACTS / f"presentation-{size[0]}x{size[1]}.png"))
+    page.locator("[data-testid=stButtonGroup] button", has_text="Export").click()  # the view with the most buttons
+    page.get_by_text("Numbers and model").wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    assert page.evaluate(OVERFLOW_JS) == []
+    page.get_by_text("Numbers and model").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"presentation-export-{size[0]}x{size[1]}.png"))
     page.close()
 
 

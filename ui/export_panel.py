@@ -21,10 +21,10 @@ from unlearning_lab import export, report
 
 from . import resources
 from .errors import show_error
-from .layout import working
+from .layout import grid, working
 from .resources import LiveResult, Prepared
 from .state import K_IMAGE_FORMAT, current, keep
-from .theme import current_theme, themed
+from .theme import current_theme, presentation_on, themed
 from .views import EXPLANATIONS, TITLES, ViewOptions, all_figures, file_stem, options_from_state
 
 K_IMAGES = "_export_images"
@@ -181,7 +181,8 @@ def render_export(p: Prepared, live: LiveResult) -> None:
     st.markdown(f"Every file holds the current settings (α = {alpha:g}, λ = {lam:g}); their names start with")
     st.code(f"{stem}-", language=None, wrap_lines=True)
     st.markdown("##### Numbers and model")
-    c1, c2, c3, c4, c5 = st.columns(5)
+    # five in a row; three per row in presentation mode, where the large type would break the labels
+    c1, c2, c3, c4, c5 = (grid(5, 3) if presentation_on() else st.columns(5))
     c1.download_button("Metrics (CSV)", csv_bytes, f"{stem}-metrics.csv", "text/csv", key="dl_csv",
                        on_click="ignore", icon=":material/table:", width="stretch")
     c2.download_button("Results (JSON)", json_bytes, f"{stem}-results.json", "application/json", key="dl_json",
@@ -199,7 +200,7 @@ def render_export(p: Prepared, live: LiveResult) -> None:
                        "(interactive)" + (", the landscape" if extra else "") + ", parameters, environment, seed and "
                        "the command line that reproduces the numbers.")
     st.markdown("##### Report")
-    r1, r2 = st.columns([1, 4], vertical_alignment="center")
+    r1, r2 = st.columns([2, 3] if presentation_on() else [1, 4], vertical_alignment="center")
     if pdf_ok:
         r1.download_button("Report (PDF)", pdf_builder, f"{stem}-report.pdf", "application/pdf", key="dl_pdf",
                            on_click="ignore", icon=":material/picture_as_pdf:", width="stretch",

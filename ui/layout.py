@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import streamlit as st
 
@@ -37,6 +38,14 @@ class Work:
     def done(self, label: str) -> None:
         """The label the box closes with."""
         self.done_label = label
+
+
+def grid(count: int, per_row: int) -> list[Any]:
+    """``count`` places, ``per_row`` columns to a row (presentation mode's cards and buttons)."""
+    places: list[Any] = []
+    for _ in range(0, count, per_row):
+        places.extend(st.columns(per_row))
+    return places[:count]
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from unlearning_lab.text import plain
 from . import links, resources, state
 from .errors import guard, show_error
 from .export_panel import render_export
+from .layout import grid
 from .resources import LiveResult, Prepared
 from .state import (
     K_ALPHA,
@@ -116,10 +117,7 @@ def card_row(count: int) -> list:
     from .theme import presentation_on
 
     if presentation_on():
-        places: list[Any] = []
-        for _ in range(0, count, 3):
-            places.extend(st.columns(3))
-        return places[:count]
+        return grid(count, 3)
     row = st.container(horizontal=True, key="metric_cards", gap="small")
     return [row] * count
 

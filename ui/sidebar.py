@@ -8,6 +8,7 @@ folder on the server; see :mod:`ui.uploads`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -43,6 +44,7 @@ from .state import (
     RunSetup,
     bind,
 )
+from .theme import presentation_on
 
 KIND_LABELS = {
     "class": "a whole class",
@@ -99,8 +101,11 @@ def follow_url(page: Any) -> None:
 
 
 def _dataset_labels(choices: list[str]) -> dict[str, str]:
-    """Labels for the dataset picker (computed now: a format_func must not read session state later)."""
+    """Labels for the dataset picker (computed now: a format_func must not read session state later).
+    In presentation mode, where the sidebar's type is large, only the name: the picker is not cut off."""
     uploaded, local = uploads.uploaded_datasets(st.session_state), uploads.local_datasets(st.session_state)
+    if presentation_on():
+        return {c: uploaded[c].filename if c in uploaded else local[c].name if c in local else c for c in choices}
     return {c: uploaded[c].label() if c in uploaded else local[c].label() if c in local else DATASET_LABELS.get(c, c)
             for c in choices}
 
@@ -138,6 +143,13 @@ def _choose_dataset(sb) -> tuple[str, ImageDataset, str | None, str | None] | No
         return None
 
 
+def _model_label(uploaded: dict, models: dict) -> Callable[[str], str]:
+    """The model picker's labels: name and description, or (presentation mode) the name only."""
+    if presentation_on():
+        return lambda n: uploaded[n].filename if n in uploaded else n
+    return lambda n: uploaded[n].label() if n in uploaded else f"{n} — {models[n].description}"
+
+
 def _choose_model(sb, dataset: ImageDataset, models: dict) -> tuple[str, str | None]:
     """The model picker plus 'your own model'; returns (architecture, uploaded weights fingerprint)."""
     registry = list(models)
@@ -158,7 +170,7 @@ def _choose_model(sb, dataset: ImageDataset, models: dict) -> tuple[str, str | N
         state.update(model=fallback if fallback in registry else DEFAULT_MODEL if DEFAULT_MODEL in registry else registry[0])
     choice = slot.selectbox(
         "Model", choices, **bind("model", K_MODEL),
-        format_func=lambda n: uploaded[n].label() if n in uploaded else f"{n} — {models[n].description}",
+        format_func=_model_label(uploaded, models),
         help="A shipped or cached checkpoint is used when there is one; otherwise you are asked before the model is "
         "trained (with a progress bar) and cached on disk. Your own checkpoint: below.",
     )
