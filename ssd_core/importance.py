@@ -321,9 +321,13 @@ def _per_sample_fisher(
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """A hash of the model's parameters and buffers (what a trained model *is*)."""
+    """A hash of the model's parameters and buffers (what a trained model *is*), non-persistent buffers
+    included: two Hugging Face wrappers with the same weights but another normalisation compute other
+    importances, so they must not share a cache entry."""
     digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
+    state = model.state_dict()
+    extra = {f"{name} (not saved)": b for name, b in model.named_buffers() if name not in state}
+    for name, tensor in (*state.items(), *extra.items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]

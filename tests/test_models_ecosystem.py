@@ -392,3 +392,12 @@ def test_the_cli_gives_the_librarys_numbers_for_both_models_and_refuses_pickles_
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "pwned").exists()
+
+
+def test_two_wrappers_of_the_same_weights_with_other_normalisation_do_not_share_cached_importances(tiny_vit, tmp_path):
+    from ssd_core.hf import load_hf_classifier
+    from ssd_core.importance import model_fingerprint
+
+    plain = _copy_vit(tiny_vit, tmp_path / "plain")  # the same weights, mean/std 0.5 instead of 0.5/0.25
+    assert model_fingerprint(load_hf_classifier(str(plain))) != model_fingerprint(load_hf_classifier(str(tiny_vit)))
+    assert model_fingerprint(load_hf_classifier(str(plain))) == model_fingerprint(load_hf_classifier(str(plain)))
