@@ -206,10 +206,16 @@ def add_checkpoint(
             f"The checkpoint expects {c}×{h}×{w} images but the dataset {dataset.name} has {dc}×{dh}×{dw}; "
             "pick (or upload) the dataset it was trained on."
         )
+    return _keep_model(state, model, config, fingerprint, filename, len(data), "checkpoint")
+
+
+def _keep_model(state: MutableMapping[Any, Any], model: Classifier, config: ModelConfig, fingerprint: str,
+                filename: str, size: int, fallback_name: str) -> UploadedModel:
+    """Keep a loaded upload in this session (trainable, so its importances can be taken)."""
     for p in model.parameters():
         p.requires_grad_(True)
-    upload = UploadedModel(f"{UPLOAD_PREFIX}{fingerprint}", Path(str(filename)).name[:80] or "checkpoint",
-                           config, model, fingerprint, len(data))
+    upload = UploadedModel(f"{UPLOAD_PREFIX}{fingerprint}", Path(str(filename)).name[:80] or fallback_name, config,
+                           model, fingerprint, size)
     _remember(_store(state, K_MODELS), upload.id, upload)
     return upload
 
@@ -234,12 +240,7 @@ def _add_hf_checkpoint(state: MutableMapping[Any, Any], data: bytes, filename: s
     register_hf_architecture(name, f"Hugging Face {type(pretrained.model).__name__} (uploaded)", pretrained)
     config = ModelConfig(model=name, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
                          mean=(0.0,) * c, std=(1.0,) * c, classes=list(dataset.classes)).validate()
-    for p in model.parameters():
-        p.requires_grad_(True)
-    upload = UploadedModel(f"{UPLOAD_PREFIX}{fingerprint}", Path(str(filename)).name[:80] or "model.safetensors",
-                           config, model, fingerprint, len(data))
-    _remember(_store(state, K_MODELS), upload.id, upload)
-    return upload
+    return _keep_model(state, model, config, fingerprint, filename, len(data), "model.safetensors")
 
 
 def add_dataset_zip(
