@@ -226,6 +226,7 @@ def test_presentation_mode_is_readable_without_cut_off_text(server_url, browser,
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     page.goto(server_url + LINK)
     normal = _cards(page)
+    assert page.evaluate(OVERFLOW_JS) == []  # the normal mode first: nothing cut there either
     value_size = page.locator('[data-testid="stMetricValue"] p').first.evaluate(
         "e => parseFloat(getComputedStyle(e).fontSize)")
     page.get_by_text("Presentation mode").click()

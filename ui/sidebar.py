@@ -55,7 +55,7 @@ KIND_LABELS = {
 DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "gpu": "GPU"}
 DATASET_LABELS = {
     "digits": "digits — 8×8 handwritten digits",
-    "shapes": "shapes — 32×32 coloured shapes",
+    "shapes": "shapes — 32×32 colour shapes",
     "mnist": "MNIST",
     "fashion_mnist": "Fashion-MNIST",
     "cifar10": "CIFAR-10",
@@ -143,11 +143,12 @@ def _choose_dataset(sb) -> tuple[str, ImageDataset, str | None, str | None] | No
         return None
 
 
-def _model_label(uploaded: dict, models: dict) -> Callable[[str], str]:
-    """The model picker's labels: name and description, or (presentation mode) the name only."""
+def _model_label(uploaded: dict) -> Callable[[str], str]:
+    """The model picker's labels: the architecture's name (its description goes below the picker, where
+    it is not cut off); an upload's file and shape, or (presentation mode) its file name only."""
     if presentation_on():
         return lambda n: uploaded[n].filename if n in uploaded else n
-    return lambda n: uploaded[n].label() if n in uploaded else f"{n} — {models[n].description}"
+    return lambda n: uploaded[n].label() if n in uploaded else n
 
 
 def _choose_model(sb, dataset: ImageDataset, models: dict) -> tuple[str, str | None]:
@@ -170,12 +171,14 @@ def _choose_model(sb, dataset: ImageDataset, models: dict) -> tuple[str, str | N
         state.update(model=fallback if fallback in registry else DEFAULT_MODEL if DEFAULT_MODEL in registry else registry[0])
     choice = slot.selectbox(
         "Model", choices, **bind("model", K_MODEL),
-        format_func=_model_label(uploaded, models),
+        format_func=_model_label(uploaded),
         help="A shipped or cached checkpoint is used when there is one; otherwise you are asked before the model is "
         "trained (with a progress bar) and cached on disk. Your own checkpoint: below.",
     )
     if choice in uploaded:
         return uploaded[choice].config.model, uploaded[choice].fingerprint
+    if choice in models:
+        slot.caption(plain(models[choice].description, None))  # wraps, where the picker would cut it off
     return choice, None
 
 
