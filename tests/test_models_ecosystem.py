@@ -281,10 +281,18 @@ def test_dashboard_upload_of_a_hugging_face_vit_shows_the_librarys_numbers(tiny_
     _assert_dashboard_shows(at, *_library_numbers(library, dataset))
 
 
-def test_dashboard_upload_of_the_authors_resnet_layout_shows_the_librarys_numbers(width8):
+@pytest.mark.parametrize("files", ["authors' .pth", "safetensors + config"])
+def test_dashboard_upload_of_the_authors_resnet_layout_shows_the_librarys_numbers(width8, files, tmp_path):
+    from ssd_core.checkpoints import save_model
+
     dataset, path, _ = width8
-    library = load_model(path, config_for_dataset("resnet18_cifar100_w8", dataset))
-    at = _dashboard_after_upload("resnet18-digits.pth", path.read_bytes(), architecture="resnet18_cifar100_w8")
+    config = config_for_dataset("resnet18_cifar100_w8", dataset)
+    library = load_model(path, config)
+    if files == "authors' .pth":  # as their pretrain_model.py saves it, the architecture picked by hand
+        at = _dashboard_after_upload("resnet18-digits.pth", path.read_bytes(), architecture="resnet18_cifar100_w8")
+    else:  # as this lab exports it: the weights and the config that names the architecture
+        weights, meta = save_model(library, config, tmp_path / "resnet18-digits")
+        at = _dashboard_after_upload(weights.name, weights.read_bytes(), config=(meta.name, meta.read_bytes()))
     _assert_dashboard_shows(at, *_library_numbers(library, dataset))
 
 
