@@ -244,6 +244,20 @@ def test_presentation_mode_is_readable_without_cut_off_text(server_url, browser,
     assert page.evaluate(OVERFLOW_JS) == []
     page.get_by_text("Numbers and model").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / f"presentation-export-{size[0]}x{size[1]}.png"))
+    page.get_by_text("Presentation mode").click()  # and the Export view in the normal type
+    page.wait_for_function("() => parseFloat(getComputedStyle(document.documentElement).fontSize) < 20")
+    page.wait_for_timeout(1000)
+    assert page.evaluate(OVERFLOW_JS) == []
+    page.close()
+    # the first screen (automatic α, with the note on the paper's α and its button) in presentation mode
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.goto(server_url)
+    bench.wait_for_first_screen(page, timeout_ms=120_000)
+    page.get_by_text("Presentation mode").click()
+    page.wait_for_function("() => parseFloat(getComputedStyle(document.documentElement).fontSize) >= 20")
+    page.get_by_role("button", name="Show α = 10").wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    assert page.evaluate(OVERFLOW_JS) == []
     page.close()
 
 

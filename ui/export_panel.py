@@ -21,10 +21,10 @@ from unlearning_lab import export, report
 
 from . import resources
 from .errors import show_error
-from .layout import grid, working
+from .layout import note_beside, working
 from .resources import LiveResult, Prepared
 from .state import K_IMAGE_FORMAT, current, keep
-from .theme import current_theme, presentation_on, themed
+from .theme import current_theme, themed
 from .views import EXPLANATIONS, TITLES, ViewOptions, all_figures, file_stem, options_from_state
 
 K_IMAGES = "_export_images"
@@ -181,26 +181,26 @@ def render_export(p: Prepared, live: LiveResult) -> None:
     st.markdown(f"Every file holds the current settings (α = {alpha:g}, λ = {lam:g}); their names start with")
     st.code(f"{stem}-", language=None, wrap_lines=True)
     st.markdown("##### Numbers and model")
-    # five in a row; three per row in presentation mode, where the large type would break the labels
-    c1, c2, c3, c4, c5 = (grid(5, 3) if presentation_on() else st.columns(5))
+    # one row that wraps where the page is narrow: each button as wide as its label, no word broken
+    c1 = c2 = c3 = c4 = c5 = st.container(horizontal=True, gap="small")
     c1.download_button("Metrics (CSV)", csv_bytes, f"{stem}-metrics.csv", "text/csv", key="dl_csv",
-                       on_click="ignore", icon=":material/table:", width="stretch")
+                       on_click="ignore", icon=":material/table:", width="content")
     c2.download_button("Results (JSON)", json_bytes, f"{stem}-results.json", "application/json", key="dl_json",
-                       on_click="ignore", icon=":material/data_object:", width="stretch")
+                       on_click="ignore", icon=":material/data_object:", width="content")
     c3.download_button("Model (safetensors)", lambda: model_builder()[f"{export.safe_name(stem)}.safetensors"],
                        f"{stem}.safetensors", "application/octet-stream", key="dl_model", on_click="ignore",
-                       icon=":material/neurology:", width="stretch",
+                       icon=":material/neurology:", width="content",
                        help="The unlearned weights; load with ssd_core.checkpoints.load_model and the config JSON.")
     c4.download_button("Model config (JSON)", lambda: model_builder()[f"{export.safe_name(stem)}.json"],
                        f"{stem}.json", "application/json", key="dl_model_config", on_click="ignore",
-                       icon=":material/settings:", width="stretch")
+                       icon=":material/settings:", width="content")
     c5.download_button("Report (HTML)", html_builder, f"{stem}-report.html", "text/html", key="dl_html",
-                       on_click="ignore", icon=":material/article:", width="stretch", type="primary",
+                       on_click="ignore", icon=":material/article:", width="content", type="primary",
                        help="One click, one self-contained file (works offline): setup, metrics, every figure "
                        "(interactive)" + (", the landscape" if extra else "") + ", parameters, environment, seed and "
                        "the command line that reproduces the numbers.")
     st.markdown("##### Report")
-    r1, r2 = st.columns([2, 3] if presentation_on() else [1, 4], vertical_alignment="center")
+    r1, r2 = note_beside([1, 4])
     if pdf_ok:
         r1.download_button("Report (PDF)", pdf_builder, f"{stem}-report.pdf", "application/pdf", key="dl_pdf",
                            on_click="ignore", icon=":material/picture_as_pdf:", width="stretch",

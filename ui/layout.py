@@ -48,6 +48,17 @@ def grid(count: int, per_row: int) -> list[Any]:
     return places[:count]
 
 
+def note_beside(widths: list[int]) -> tuple[Any, Any]:
+    """Places for a note and its button: side by side in columns of ``widths``; one under the other in
+    presentation mode, where the large type would break the button's words in a narrow column."""
+    from .theme import presentation_on
+
+    if presentation_on():
+        return st.container(), st.container()
+    left, right = st.columns(widths, vertical_alignment="center")
+    return left, right
+
+
 @contextlib.contextmanager
 def working(label: str, failed: str | None = None) -> Iterator[Work]:
     """A status box with a progress bar; it closes as complete, or as failed when the work raises.
@@ -81,7 +92,7 @@ def confirm_training(setup: RunSetup) -> bool:
         return True
     seconds, epochs, n_train = resources.training_estimate(setup)
     where = "kept in this session only" if setup.is_session_local else "then cached on disk, so this happens once"
-    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1, c2 = note_beside([4, 1])
     c1.info(f"There is no trained **{setup.model}** for **{plain(setup.dataset)}** yet. Training it here takes about "
             f"{_duration(seconds)} ({epochs} epochs on {n_train:,} images); it is {where}.",
             icon=":material/model_training:")

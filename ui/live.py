@@ -20,7 +20,7 @@ from unlearning_lab.text import plain
 from . import links, resources, state
 from .errors import guard, show_error
 from .export_panel import render_export
-from .layout import grid
+from .layout import grid, note_beside
 from .resources import LiveResult, Prepared
 from .state import (
     K_ALPHA,
@@ -216,7 +216,7 @@ def auto_panel(prepared: Prepared, setting: AutoSetting) -> None:
     paper = paper_alpha(prepared.setup.method, prepared.setup.model)
     check = resources.guard_check_at(prepared, paper, setting.lam)
     if check.fired:
-        c_note, c_button = st.columns([4, 1], vertical_alignment="center")
+        c_note, c_button = note_beside([4, 1])
         c_note.info(f"At the paper's α = {paper:g} this request collapses: retain accuracy on a training sample falls "
                     f"{100 * check.drop:.1f} points ({100 * check.retain_before:.1f}% → {100 * check.retain_after:.1f}%). "
                     f"With 10 classes each is about a tenth of the data, so weights every class shares already sit "
@@ -231,7 +231,7 @@ def guard_panel(prepared: Prepared, live: LiveResult) -> None:
     check = resources.guard_check(prepared, live)
     if not check.fired:
         return
-    c_note, c_button = st.columns([4, 1], vertical_alignment="center")
+    c_note, c_button = note_beside([4, 1])
     c_note.warning(check.sentence() + " The collapse guard can find an α that keeps the retained classes and "
                    "still forgets.", icon=":material/warning:")
     if c_button.button("Keep the rest", key="guard_fix", type="primary", icon=":material/health_and_safety:",
@@ -284,7 +284,7 @@ def live_panel(prepared: Prepared) -> None:
     else:
         with guard("checking the retained classes"):
             guard_panel(prepared, live)
-    c_note, c_button = st.columns([2, 1], vertical_alignment="center")
+    c_note, c_button = note_beside([2, 1])
     c_note.caption(
         f"This move: dampening {1000 * live.seconds['dampening']:.0f} ms, evaluation "
         f"{1000 * live.seconds['evaluation']:.0f} ms (importances reused from cache)."
