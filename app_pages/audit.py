@@ -27,11 +27,7 @@ K_SEEDS = "audit_seeds"
 DEFAULT_METHODS = ("assd", "finetune")
 
 setup = sidebar.run_setup()
-prepared = None
-if setup is None:
-    st.info("Finish the run setup in the sidebar to audit a method.", icon=":material/arrow_back:")
-else:
-    prepared = layout.prepare_with_status(setup)
+prepared = layout.prepared_or_hint(setup, "Finish the run setup in the sidebar to audit a method.")
 preload.empty()
 
 

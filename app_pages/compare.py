@@ -26,11 +26,7 @@ K_QUANTITY = "cmp_signal_quantity"
 DEFAULT_METHODS = ("ssd", "finetune", "retrain")
 
 setup = sidebar.run_setup()
-prepared = None
-if setup is None:
-    st.info("Finish the run setup in the sidebar to compare methods.", icon=":material/arrow_back:")
-else:
-    prepared = layout.prepare_with_status(setup)
+prepared = layout.prepared_or_hint(setup, "Finish the run setup in the sidebar to compare methods.")
 preload.empty()
 
 

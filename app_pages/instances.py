@@ -40,11 +40,7 @@ K_RESULTS = "_inst_results"
 K_APPLIED = "_inst_applied"
 
 setup = sidebar.run_setup()
-prepared = None
-if setup is None:
-    st.info("Finish the run setup in the sidebar (dataset and model) first.", icon=":material/arrow_back:")
-else:
-    prepared = layout.prepare_with_status(setup)
+prepared = layout.prepared_or_hint(setup, "Finish the run setup in the sidebar (dataset and model) first.")
 preload.empty()
 
 

@@ -33,11 +33,7 @@ K_FRACTIONS = "_saps_fractions"
 MAX_SWEEP_RUNS = 16
 
 setup = sidebar.run_setup()
-prepared = None
-if setup is None:
-    st.info("Finish the run setup in the sidebar first.", icon=":material/arrow_back:")
-else:
-    prepared = layout.prepare_with_status(setup)
+prepared = layout.prepared_or_hint(setup, "Finish the run setup in the sidebar first.")
 preload.empty()
 
 

@@ -337,6 +337,7 @@ def _streamed_unlearn(args: argparse.Namespace) -> int:
     """``unlearn --stream-dir``: the SSD family over image folders read batch by batch."""
     from .checkpoints import load_model, read_model_config, save_model
     from .data.streaming import StreamingImages
+    from .experiment import percent
     from .models import resolve_device
     from .streamed import unlearn_streamed
 
@@ -376,15 +377,11 @@ def _streamed_unlearn(args: argparse.Namespace) -> int:
                  f"({out['n_forget']:,} images): alpha {result.alpha:.4g}, {result.report.total_selected:,} "
                  "parameters dampened."]
         if result.before is not None and result.after is not None:
-            lines.append(f"Forget (test) {_pct(result.before.forget_test_acc)} -> {_pct(result.after.forget_test_acc)}; "
-                         f"retain (test) {_pct(result.before.retain_test_acc)} -> {_pct(result.after.retain_test_acc)}.")
+            lines.append(f"Forget (test) {percent(result.before.forget_test_acc)} -> {percent(result.after.forget_test_acc)}; "
+                         f"retain (test) {percent(result.before.retain_test_acc)} -> {percent(result.after.retain_test_acc)}.")
         return "\n".join(lines)
 
     return _emit(out, summary, args.json_path, "Full result")
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

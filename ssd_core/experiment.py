@@ -170,10 +170,14 @@ SUMMARY_ROWS = (
 )
 
 
+def percent(value: Any) -> str:
+    """A fraction as the CLI prints it: '97.3%', or 'n/a' for None."""
+    return "n/a" if value is None else f"{100 * float(value):.1f}%"
+
+
 def summary_text(result: dict[str, Any]) -> str:
     """A few lines for a person: what ran, the metrics before and after, what SSD dampened."""
-    def pct(value: Any) -> str:
-        return "n/a" if value is None else f"{100 * float(value):.1f}%"
+    pct = percent
 
     params = result.get("params", {})
     knobs = ", ".join(f"{label} {params[k]:g}" for k, label in (("alpha", "alpha"), ("lam", "lambda"))

@@ -108,7 +108,7 @@ def _hf_config(raw: object) -> Any:
         return transformers.AutoConfig.for_model(raw["model_type"], **values)
     except Exception as exc:  # noqa: BLE001 - unknown model_type, bad values: one sentence either way
         raise InputError(f"transformers cannot build a '{str(raw['model_type'])[:40]}' model from this config.json "
-                         f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}).") from None
+                         f"({_first_line(exc)}).") from None
 
 
 def _first(keys: list[str]) -> str:

@@ -122,40 +122,35 @@ def split_outputs(model: nn.Module, split: ForgetSplit, device: torch.device | s
 
 
 @torch.no_grad()
-def class_counts_from_loader(model: nn.Module, loader: Any, num_classes: int,
-                             device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """(correct, total) per class over batches read one at a time (a ``DataLoader`` over
-    :class:`~ssd_core.data.streaming.StreamingImages`): memory independent of the image count."""
+def scan_loader(model: nn.Module, loader: Any, num_classes: int,
+                device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pass over batches read one at a time (a ``DataLoader`` over
+    :class:`~ssd_core.data.streaming.StreamingImages`): (correct, total) per class and each image's
+    softmax entropy (one float per image: the MIA's feature). Memory does not grow with the images
+    beyond those floats."""
     model.eval()
     correct = torch.zeros(num_classes, dtype=torch.long)
     total = torch.zeros(num_classes, dtype=torch.long)
+    entropies = []
     with torch.no_grad():
         for x, y in loader:
             labels = torch.as_tensor(y)
-            hit = model(to_float(x, device)).argmax(1).cpu() == labels
+            logits = model(to_float(x, device))
+            hit = logits.argmax(1).cpu() == labels
             total += torch.bincount(labels, minlength=num_classes)
             correct += torch.bincount(labels[hit], minlength=num_classes)
-    return correct, total
-
-
-def entropies_from_loader(model: nn.Module, loader: Any, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Per-image softmax entropy over batches read one at a time (one float per image: the MIA's feature)."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for x, _ in loader:
-            out.append(entropy(model(to_float(x, device))).cpu())
-    return torch.cat(out) if out else torch.empty(0)
+            entropies.append(entropy(logits).cpu())
+    return correct, total, torch.cat(entropies) if entropies else torch.empty(0)
 
 
 def accuracy_from_loader(model: nn.Module, loader: Any, num_classes: int,
                          device: torch.device | str = "cpu") -> tuple[float | None, list[float | None]]:
-    """Accuracy and per-class accuracy over batches read one at a time (see :func:`class_counts_from_loader`).
+    """Accuracy and per-class accuracy over batches read one at a time (see :func:`scan_loader`).
 
     Returns:
         (accuracy, per-class accuracy); None where there were no images.
     """
-    correct, total = class_counts_from_loader(model, loader, num_classes, device)
+    correct, total, _ = scan_loader(model, loader, num_classes, device)
     overall = float(correct.sum()) / float(total.sum()) if int(total.sum()) else None
     return overall, [float(c) / float(t) if int(t) else None for c, t in zip(correct, total, strict=True)]
 

@@ -31,7 +31,7 @@ from .data.streaming import StreamingImages, stream
 from .errors import InputError
 from .guard import SAMPLE, CollapseGuard, auto_setting
 from .importance import ImportanceDict, importance_from_loader
-from .metrics import class_counts_from_loader, entropies_from_loader, mia_from_entropies
+from .metrics import mia_from_entropies, scan_loader
 from .progress import OptionalProgress, report, scaled
 
 MIA_SAMPLE = 10_000  # retain-train images whose entropies the streamed MIA fits on (a fixed sample)
@@ -190,11 +190,12 @@ def unlearn_streamed(
         k = max(n_classes, len(train.classes))
         retain_sample = IndexSubset(train, _sample(np.flatnonzero(labels != forget_class), MIA_SAMPLE, seed).tolist())
         measured = []
-        for net in (original, unlearned):
-            accuracy = StreamedAccuracy.of(*class_counts_from_loader(net, stream(test, batch_size, workers), k, device),
-                                           forget_class)
-            accuracy.mia = mia_from_entropies(*(entropies_from_loader(net, stream(part, batch_size, workers), device)
-                                                for part in (retain_sample, test, forget_set)))
+        for net in (original, unlearned):  # one pass over each set per model: counts and entropies together
+            correct, total, test_entropy = scan_loader(net, stream(test, batch_size, workers), k, device)
+            accuracy = StreamedAccuracy.of(correct, total, forget_class)
+            retain_entropy, forget_entropy = (scan_loader(net, stream(part, batch_size, workers), k, device)[2]
+                                              for part in (retain_sample, forget_set))
+            accuracy.mia = mia_from_entropies(retain_entropy, test_entropy, forget_entropy)
             measured.append(accuracy)
         before, after = measured
         seconds["evaluate"] = time.perf_counter() - start

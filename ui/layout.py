@@ -125,6 +125,15 @@ def prepare_with_status(setup: RunSetup) -> Prepared | None:
     return prepared
 
 
+def prepared_or_hint(setup: RunSetup | None, hint: str) -> Prepared | None:
+    """The page's prepared run, or ``hint`` (what to finish in the sidebar) and None when the setup
+    is not complete yet."""
+    if setup is None:
+        st.info(hint, icon=":material/arrow_back:")
+        return None
+    return prepare_with_status(setup)
+
+
 def model_card(prepared: Prepared) -> None:
     """One line saying what the page is looking at."""
     t = prepared.original.trained
