@@ -43,3 +43,23 @@ def digits_run() -> DigitsRun:
     model = load_or_train(dataset, "smallcnn", seed=0, device="cpu").model
     split = make_split(dataset, ForgetRequest("class", 0))
     return DigitsRun(dataset, model, split, ssd_importances(model, split, "fisher", 64, device="cpu"))
+
+
+def fashion_mnist_or_skip():
+    """Fashion-MNIST as a user gets it (no data folder given: the lab's folder, then Debian's
+    /usr/share/datasets). On CI, where .ci/run installs Debian's dataset-fashion-mnist, missing files
+    fail the test instead of skipping it."""
+    from ssd_core.data import load_dataset
+    from ssd_core.data.files import dataset_files_present
+
+    if not dataset_files_present("fashion_mnist"):
+        message = "Fashion-MNIST files not found (apt-get install dataset-fashion-mnist)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; .ci/run installs them, so CI must have them")
+        pytest.skip(message)
+    return load_dataset("fashion_mnist")
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist():
+    return fashion_mnist_or_skip()

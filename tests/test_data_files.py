@@ -222,7 +222,11 @@ def test_download_mnist_only_missing_files(tmp_path: Path, monkeypatch: pytest.M
     base = "https://example.invalid/mnist/"
     web = _FakeWeb({f"{base}{n}.gz": gzip.compress(idx_bytes(a)) for n, a in arrays.items()})
     monkeypatch.setattr(urllib.request, "urlopen", web)
-    ds = load_file_dataset("mnist", str(tmp_path), download=True, url_base=base)
+    heard: list[tuple[float, str]] = []
+    ds = load_file_dataset("mnist", str(tmp_path), download=True, url_base=base,
+                           progress=lambda f, m: heard.append((f, m)))
+    assert heard and all(m.startswith("downloading MNIST") for _, m in heard)  # the dashboard's progress bar
+    assert [f for f, _ in heard] == sorted(f for f, _ in heard) and heard[-1][0] >= 2 / 3
     assert len(web.asked) == 3 and all(u.endswith(".gz") for u in web.asked)
     assert (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").is_file()
     assert torch.equal(ds.test_x[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]))
@@ -556,3 +560,82 @@ def test_one_locator_lists_exactly_what_loads(tmp_path: Path) -> None:
     write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte", arrays["t10k-labels-idx1-ubyte"])
     assert "mnist" in available_datasets(str(tmp_path))
     assert len(load_file_dataset("mnist", str(tmp_path)).test_y) == 10
+
+
+def test_mnist_is_found_in_the_system_folder_without_a_data_dir(tmp_path: Path, monkeypatch) -> None:
+    """Where Debian's packages put datasets (/usr/share/datasets/<name>) is searched after the lab's own
+    folder when no folder is given; a folder given explicitly is the only one searched."""
+    from ssd_core import data as data_package
+    from ui.resources import available_datasets
+
+    system, lab = tmp_path / "system", tmp_path / "lab"
+    lab.mkdir()
+    monkeypatch.setattr(data_files, "SYSTEM_DATA_ROOTS", (system,))
+    monkeypatch.setenv("UNLEARNING_LAB_DATA", str(lab))
+    monkeypatch.setattr(data_package, "_memory", {})
+    assert not data_files.dataset_files_present("mnist")
+    with pytest.raises(InputError, match=str(lab / "mnist")):
+        load_dataset("mnist")
+    arrays = make_mnist_arrays()
+    for name, arr in arrays.items():
+        write_idx(system / "mnist" / f"{name}.gz", arr)
+    assert data_files.dataset_files_present("mnist") and "mnist" in available_datasets()
+    assert load_dataset("mnist").train_y.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
+    assert not data_files.dataset_files_present("mnist", lab)  # an explicit folder is the only one searched
+    with pytest.raises(InputError, match="not found"):
+        load_file_dataset("mnist", str(lab))
+    # the lab's folder comes first: a copy there wins over the system's
+    changed = {k: (v + 1) % 10 if "labels" in k else v for k, v in arrays.items()}
+    for name, arr in changed.items():
+        write_idx(lab / "mnist" / name, arr)
+    monkeypatch.setattr(data_package, "_memory", {})
+    assert load_dataset("mnist").train_y.tolist() == changed["train-labels-idx1-ubyte"].tolist()
+
+
+def test_fashion_mnist_missing_names_the_debian_package(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="apt-get install dataset-fashion-mnist"):
+        load_file_dataset("fashion_mnist", str(tmp_path))
+
+
+def test_debians_fashion_mnist_loads_with_no_data_dir(fashion_mnist) -> None:
+    """The real files (Debian's dataset-fashion-mnist; .ci/run installs it): found with no folder given,
+    the original sizes, balanced classes and the class names."""
+    ds = fashion_mnist
+    assert ds.train_x.shape == (60000, 1, 28, 28) and ds.test_x.shape == (10000, 1, 28, 28)
+    assert ds.classes[0] == "T-shirt/top" and ds.classes[9] == "Ankle boot"
+    assert torch.bincount(ds.train_y).tolist() == [6000] * 10
+    assert torch.bincount(ds.test_y).tolist() == [1000] * 10
+
+
+def test_the_dashboard_downloads_a_missing_dataset_with_a_progress_bar(tmp_path: Path, monkeypatch) -> None:
+    """'Your own data' offers the public datasets whose files are missing; Download fetches one into the
+    lab's data folder (offline: one sentence) and selects it."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from apptest_helpers import new_app, shown_text
+
+    from ssd_core import data as data_package
+
+    monkeypatch.setattr(data_files, "SYSTEM_DATA_ROOTS", (tmp_path / "system",))
+    monkeypatch.setenv("UNLEARNING_LAB_DATA", str(tmp_path / "lab"))
+    monkeypatch.setattr(data_package, "_memory", {})
+    arrays = make_mnist_arrays(200, 50)
+    web = _FakeWeb({f"{data_files.MNIST_URL}{n}.gz": gzip.compress(idx_bytes(a)) for n, a in arrays.items()})
+    monkeypatch.setattr(urllib.request, "urlopen", web)
+    at = new_app()
+    at.run()
+    assert not at.exception
+    offered = at.selectbox(key="download_dataset_name")
+    assert set(offered.options) >= {"Fashion-MNIST (30 MB)", "MNIST (12 MB)"}
+    offered.set_value("fashion_mnist").run()
+    at.button(key="download_dataset").click().run()  # not served by the fake web: the offline sentence
+    assert [e for e in at.error if shown_text(e.value).startswith("Could not download Fashion-MNIST from http")]
+    assert at.selectbox(key="setup_dataset").value == "digits"
+    at.selectbox(key="download_dataset_name").set_value("mnist").run()
+    at.button(key="download_dataset").click().run()
+    assert not at.exception
+    assert at.selectbox(key="setup_dataset").value == "mnist"
+    assert any(shown_text(s.value).startswith("Downloaded MNIST (12 MB)") for s in at.success)
+    assert (tmp_path / "lab" / "mnist" / "train-images-idx3-ubyte.gz").is_file()
+    assert len(web.asked) == 4 + 1  # the four MNIST files, and Fashion-MNIST's first (refused)

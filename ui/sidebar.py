@@ -56,11 +56,11 @@ DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "gpu": "GPU"}
 DATASET_LABELS = {
     "digits": "digits — 8×8 handwritten digits",
     "shapes": "shapes — 32×32 colour shapes",
-    "mnist": "MNIST",
-    "fashion_mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10",
-    "cifar100": "CIFAR-100",
-    "cifar20": "CIFAR-20 (100 sub-classes)",
+    "mnist": "MNIST — 28×28 handwritten digits",
+    "fashion_mnist": "Fashion-MNIST — 28×28 clothing photos",
+    "cifar10": "CIFAR-10 — 32×32 colour photos",
+    "cifar100": "CIFAR-100 — 32×32 colour photos",
+    "cifar20": "CIFAR-20 — 100 sub-classes in 20",
 }
 
 
@@ -127,8 +127,9 @@ def _choose_dataset(sb) -> tuple[str, ImageDataset, str | None, str | None] | No
     choice = slot.selectbox(
         "Dataset", choices, format_func=lambda c: labels.get(c, c), **bind("dataset", K_DATASET),
         help="Embedded datasets need nothing; file datasets appear when their files are in the data folder "
-        "($UNLEARNING_LAB_DATA or ~/.cache/unlearning-lab/data). Each dataset brings the model it is meant for. "
-        "Your own data: below.",
+        "($UNLEARNING_LAB_DATA or ~/.cache/unlearning-lab/data) or where Debian's packages put them "
+        "(/usr/share/datasets: apt-get install dataset-fashion-mnist). Each dataset brings the model it is meant "
+        "for. Your own data: below.",
     )
     upload = uploads.get_dataset(st.session_state, choice)
     if upload is not None:

@@ -46,6 +46,9 @@ K_LOCAL = "_local_datasets"  # id -> LocalDataset
 K_CKPT_MEMO = "_checkpoint_upload_memo"
 K_ZIP_MEMO = "_zip_upload_memo"
 K_LOCAL_MEMO = "_local_folder_memo"
+K_DOWNLOAD_ERROR = "_download_error"
+K_DOWNLOAD_NAME = "download_dataset_name"
+K_DOWNLOAD = "download_dataset"
 K_ZIP_CURRENT = "_zip_current"  # (file_id, file name, SessionFolder holding the spooled zip)
 K_ZIP_GEN = "_zip_uploader_generation"  # bumped to empty the uploader once its file is on disk
 # widget keys
@@ -360,6 +363,16 @@ def dataset_panel(seed: int, model_input_size: int | None) -> str | None:
                                   help="Only folders under " + ", ".join(str(r) for r in allowed_data_roots())
                                   + " ($UNLEARNING_LAB_DATA_ROOTS) can be read.")
         load_clicked = st.button("Load folder", key=K_LOCAL_LOAD, icon=":material/folder_open:")
+        missing = downloadable_missing()
+        download_name: str | None = None
+        if missing:
+            st.markdown("**or** download a public dataset")
+            download_name = st.selectbox("Dataset to download", missing, key=K_DOWNLOAD_NAME,
+                                         format_func=lambda n: DOWNLOAD_LABELS.get(n, n))
+            download_clicked = st.button("Download", key=K_DOWNLOAD, icon=":material/download:",
+                                         help="Fetched from the dataset's official address into the lab's data folder "
+                                         f"({settings().data_dir}); needs internet.")
+            download_name = download_name if download_clicked else None
 
     state = st.session_state
     notes: list[tuple[str, str]] = []  # (kind, text)
@@ -419,8 +432,45 @@ def dataset_panel(seed: int, model_input_size: int | None) -> str | None:
     memo = state.get(K_LOCAL_MEMO)
     if memo is not None and memo[0] == (local_name, local_dir) and memo[1]:
         notes.append(("error", memo[1]))
+    if download_name is not None:
+        fetched = download_dataset(download_name, slot)
+        if fetched is None:
+            notes.append(("error", str(state.get(K_DOWNLOAD_ERROR))))
+        else:
+            added = fetched
+            notes.append(("success", f"Downloaded {DOWNLOAD_LABELS.get(fetched, fetched)}; it is now the dataset in use."))
     _show(slot, notes)
     return added
+
+
+# The public datasets the panel can fetch (file datasets with official addresses), with their sizes.
+DOWNLOAD_LABELS = {
+    "fashion_mnist": "Fashion-MNIST (30 MB)", "mnist": "MNIST (12 MB)",
+    "cifar10": "CIFAR-10 (163 MB)", "cifar100": "CIFAR-100 (161 MB)",
+}
+
+
+def downloadable_missing() -> list[str]:
+    """The public datasets whose files are not found here (what the download button offers)."""
+    from ssd_core.data.files import dataset_files_present
+
+    return [name for name in DOWNLOAD_LABELS if not dataset_files_present(name)]
+
+
+def download_dataset(name: str, slot) -> str | None:
+    """Fetch ``name`` into the lab's data folder with a progress bar in ``slot``; its name, or None with
+    the one-sentence reason kept under K_DOWNLOAD_ERROR (offline, say)."""
+    from ssd_core.data import load_dataset
+
+    bar = slot.progress(0.0, text=f"Downloading {DOWNLOAD_LABELS.get(name, name)}…")
+    try:
+        load_dataset(name, None, download=True, progress=lambda f, m: bar.progress(f, text=m))
+    except InputError as exc:
+        st.session_state[K_DOWNLOAD_ERROR] = str(exc)
+        return None
+    finally:
+        slot.empty()
+    return name
 
 
 _ICONS = {"error": ":material/error:", "warning": ":material/warning:", "success": ":material/check_circle:"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..indices import format_indices, parse_indices
+from ..progress import OptionalProgress
 from .dataset import ImageDataset, Subset, batches, to_float
 from .embedded import SHAPE_CLASSES, load_digits, load_shapes
 from .requests import ForgetRequest, ForgetSplit, RequestKind, make_split, resolve_class
@@ -31,7 +32,7 @@ _memory: dict[tuple, ImageDataset] = {}
 
 
 def load_dataset(
-    name: str, data_dir: str | None = None, download: bool = False
+    name: str, data_dir: str | None = None, download: bool = False, progress: OptionalProgress = None
 ) -> ImageDataset:
     """Load a dataset by name; embedded ones need nothing, file-based ones read ``data_dir``.
 
@@ -42,6 +43,7 @@ def load_dataset(
             "cifar100", "cifar20"; see ``DATASETS``).
         data_dir: where file datasets are looked for (default: ``UNLEARNING_LAB_DATA``).
         download: fetch missing files (fails with one sentence when offline).
+        progress: ``progress(fraction, message)`` callback for a download.
 
     Returns:
         The dataset: uint8 images (N, C, H, W), labels, class names and normalisation.
@@ -57,7 +59,7 @@ def load_dataset(
         from .files import load_file_dataset
 
         try:
-            dataset = load_file_dataset(name, data_dir, download=download)
+            dataset = load_file_dataset(name, data_dir, download=download, progress=progress)
         except OSError as exc:  # a path the system refuses (too long, a loop, no permission): one sentence
             shown = str(data_dir or "the data folder")
             shown = shown if len(shown) <= 60 else shown[:57] + "…"

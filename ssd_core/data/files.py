@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..progress import OptionalProgress, report, scaled
 from .dataset import ImageDataset
 
 logger = logging.getLogger(__name__)
@@ -94,11 +95,25 @@ _DOWNLOAD_HINT = "or pass download=True (--download in the CLI)"
 # Entry point
 
 
+# Where operating-system packages put datasets: Debian's dataset-fashion-mnist installs the original
+# IDX .gz files in /usr/share/datasets/fashion-mnist. Searched, read-only, after the lab's own folder.
+SYSTEM_DATA_ROOTS = (Path("/usr/share/datasets"),)
+
+
 def default_data_dir() -> Path:
-    """Where datasets live when no directory is given: $UNLEARNING_LAB_DATA or ~/.cache/..."""
+    """Where datasets live when no directory is given: $UNLEARNING_LAB_DATA or ~/.cache/...
+    (downloads go here too)."""
     from ..settings import settings
 
     return settings().data_dir
+
+
+def search_roots(data_dir: str | os.PathLike[str] | None) -> list[Path]:
+    """The folders a file dataset is looked for in: ``data_dir`` alone when given, else the lab's data
+    folder and then the system's (:data:`SYSTEM_DATA_ROOTS`)."""
+    if data_dir is not None and str(data_dir) != "":
+        return [Path(data_dir).expanduser()]
+    return [default_data_dir(), *SYSTEM_DATA_ROOTS]
 
 
 def load_file_dataset(
@@ -109,8 +124,10 @@ def load_file_dataset(
     url_base: str | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
+    progress: OptionalProgress = None,
 ) -> ImageDataset:
-    """Load one of the file-based datasets by name from ``data_dir`` (downloading if asked)."""
+    """Load one of the file-based datasets by name from ``data_dir`` (downloading if asked; ``progress``
+    hears the download)."""
     if name == "imagefolder":
         if data_dir is None:
             raise InputError(
@@ -118,15 +135,17 @@ def load_file_dataset(
                 "(or train/ and test/ folders that each hold one sub-folder per class)."
             )
         return load_image_folder(data_dir, test_fraction=test_fraction, seed=seed)
-    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     if name in ("mnist", "fashion_mnist"):
-        return load_mnist(
-            root, fashion=name == "fashion_mnist", download=download, url_base=url_base
-        )
+        fashion = name == "fashion_mnist"
+        found = next((r for r in search_roots(data_dir) if _mnist_files(r, fashion) is not None), None)
+        root = found if found is not None else search_roots(data_dir)[0]
+        return load_mnist(root, fashion=fashion, download=download, url_base=url_base, progress=progress)
+    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     if name == "cifar10":
-        return load_cifar10(root, download=download, url_base=url_base)
+        return load_cifar10(root, download=download, url_base=url_base, progress=progress)
     if name in ("cifar100", "cifar20"):
-        return load_cifar100(root, coarse=name == "cifar20", download=download, url_base=url_base)
+        return load_cifar100(root, coarse=name == "cifar20", download=download, url_base=url_base,
+                             progress=progress)
     raise InputError(
         f"Unknown file dataset '{name}'; choose one of: mnist, fashion_mnist, cifar10, "
         "cifar100, cifar20, imagefolder."
@@ -224,8 +243,9 @@ def _read_names(path: Path, expected: int, fallback: list[str]) -> list[str]:
     return names
 
 
-def _download(url: str, dest: Path, label: str, hint_dir: Path) -> None:
-    """Fetch ``url`` into ``dest`` (atomically), or raise an InputError saying what to do."""
+def _download(url: str, dest: Path, label: str, hint_dir: Path, progress: OptionalProgress = None) -> None:
+    """Fetch ``url`` into ``dest`` (atomically), or raise an InputError saying what to do; ``progress``
+    hears the bytes received (as a fraction of the announced size, when the server announces one)."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -236,7 +256,14 @@ def _download(url: str, dest: Path, label: str, hint_dir: Path) -> None:
             urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
             open(tmp, "wb") as out,
         ):
-            shutil.copyfileobj(response, out, length=1 << 20)
+            headers = getattr(response, "headers", None)
+            total = int(headers.get("Content-Length") or 0) if headers is not None else 0
+            received = 0
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                received += len(chunk)
+                report(progress, received / total if total else 0.0,
+                       f"downloading {label}: {received / 1e6:.1f}" + (f" of {total / 1e6:.1f} MB" if total else " MB"))
         os.replace(tmp, dest)
     except urllib.error.HTTPError as exc:
         tmp.unlink(missing_ok=True)
@@ -280,7 +307,7 @@ def _safe_extract(archive: Path, dest: Path) -> None:
         raise InputError(f"Could not extract {archive}: {exc}.") from exc
 
 
-def _download_archive(url: str, root: Path, label: str, hint_dir: Path) -> None:
+def _download_archive(url: str, root: Path, label: str, hint_dir: Path, progress: OptionalProgress = None) -> None:
     """Download a .tar.gz into ``root``, extract it there and delete the archive."""
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -290,7 +317,8 @@ def _download_archive(url: str, root: Path, label: str, hint_dir: Path) -> None:
     os.close(handle)
     archive = Path(name)
     try:
-        _download(url, archive, label, hint_dir)
+        _download(url, archive, label, hint_dir, scaled(progress, 0.0, 0.9))
+        report(progress, 0.9, f"unpacking {label}")
         _safe_extract(archive, root)
     finally:
         archive.unlink(missing_ok=True)
@@ -358,6 +386,7 @@ def load_mnist(
     fashion: bool = False,
     download: bool = False,
     url_base: str | None = None,
+    progress: OptionalProgress = None,
 ) -> ImageDataset:
     """MNIST or Fashion-MNIST from the four IDX files in data_dir, data_dir/<name> or .../raw."""
     name = "fashion_mnist" if fashion else "mnist"
@@ -369,15 +398,17 @@ def load_mnist(
     home = root / name
     if missing and download:
         base = url_base if url_base is not None else (FASHION_MNIST_URL if fashion else MNIST_URL)
-        for filename in missing:
+        for i, filename in enumerate(missing):
             dest = home / f"{filename}.gz"
-            _download(base.rstrip("/") + f"/{filename}.gz", dest, label, home)
+            _download(base.rstrip("/") + f"/{filename}.gz", dest, label, home,
+                      scaled(progress, i / len(missing), (i + 1) / len(missing)))
             found[filename] = dest
         missing = []
     if missing:
+        debian = " (on Debian: apt-get install dataset-fashion-mnist)" if fashion else ""
         raise InputError(
             f"{label} files not found: put {', '.join(IDX_FILES[:3])} and {IDX_FILES[3]} "
-            f"(or their .gz versions) in {home}, {_DOWNLOAD_HINT}."
+            f"(or their .gz versions) in {home}{debian}, {_DOWNLOAD_HINT}."
         )
     arrays = {f: read_idx(p) for f, p in found.items() if p is not None}
     splits = []
@@ -472,16 +503,23 @@ def _mnist_dirs(root: Path, fashion: bool) -> list[Path]:
     return [root] + [d for alias in aliases for d in (root / alias, root / alias / "raw")]
 
 
+def _mnist_files(root: Path, fashion: bool) -> dict[str, Path] | None:
+    """The four IDX files under ``root`` as the loader finds them, or None when one is missing."""
+    dirs = _mnist_dirs(root, fashion)
+    found = {f: _find_file(dirs, f) for f in IDX_FILES}
+    return None if any(p is None for p in found.values()) else {f: p for f, p in found.items() if p is not None}
+
+
 def dataset_files_present(name: str, data_dir: str | os.PathLike[str] | None = None) -> bool:
-    """Whether the files the loader of file dataset ``name`` needs are in ``data_dir`` (default:
-    :func:`default_data_dir`), found exactly as the loader finds them (nothing is read).
+    """Whether the files the loader of file dataset ``name`` needs are in ``data_dir`` (default: the
+    lab's data folder, and for MNIST/Fashion-MNIST also :data:`SYSTEM_DATA_ROOTS`), found exactly as the
+    loader finds them (nothing is read).
     ``imagefolder`` needs an explicit folder, so it is never listed."""
+    if name in ("mnist", "fashion_mnist"):
+        return any(_mnist_files(r, name == "fashion_mnist") is not None for r in search_roots(data_dir or None))
     root = Path(data_dir).expanduser() if data_dir else default_data_dir()
     if not root.is_dir():
         return False
-    if name in ("mnist", "fashion_mnist"):
-        dirs = _mnist_dirs(root, name == "fashion_mnist")
-        return all(_find_file(dirs, f) is not None for f in IDX_FILES)
     if name == "cifar10":
         return _find_cifar10(root) is not None
     if name in ("cifar100", "cifar20"):
@@ -490,7 +528,8 @@ def dataset_files_present(name: str, data_dir: str | os.PathLike[str] | None = N
 
 
 def load_cifar10(
-    data_dir: str | os.PathLike[str], *, download: bool = False, url_base: str | None = None
+    data_dir: str | os.PathLike[str], *, download: bool = False, url_base: str | None = None,
+    progress: OptionalProgress = None,
 ) -> ImageDataset:
     """CIFAR-10 (binary version): any of data_batch_1..5.bin plus test_batch.bin."""
     root = Path(data_dir).expanduser()
@@ -498,7 +537,7 @@ def load_cifar10(
     home = root / "cifar-10-batches-bin"
     if directory is None and download:
         url = CIFAR10_URL if url_base is None else url_base.rstrip("/") + "/cifar-10-binary.tar.gz"
-        _download_archive(url, root, "CIFAR-10", home)
+        _download_archive(url, root, "CIFAR-10", home, progress)
         directory = _find_cifar10(root)
     if directory is None:
         raise InputError(
@@ -534,6 +573,7 @@ def load_cifar100(
     coarse: bool = False,
     download: bool = False,
     url_base: str | None = None,
+    progress: OptionalProgress = None,
 ) -> ImageDataset:
     """CIFAR-100 (binary version); ``coarse`` gives cifar20: 20 superclasses, fine sub-classes."""
     root = Path(data_dir).expanduser()
@@ -543,7 +583,7 @@ def load_cifar100(
         url = (
             CIFAR100_URL if url_base is None else url_base.rstrip("/") + "/cifar-100-binary.tar.gz"
         )
-        _download_archive(url, root, "CIFAR-100", home)
+        _download_archive(url, root, "CIFAR-100", home, progress)
         directory = _find_cifar100(root)
     if directory is None:
         raise InputError(
