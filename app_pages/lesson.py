@@ -79,9 +79,12 @@ def controls(prepared) -> tuple[float, float]:
                                       "Selected: I_f > α · I_D. Click the slider and use ← → to step. Moving it sets α "
                                       "by hand.", shown=alpha if setting is not None else None)
                 else:
-                    live.lambda_slider("λ — dampening strength", K_LAMBDA, "β = min(λ · I_D / I_f, 1).")
+                    live.lambda_slider("λ — dampening strength", K_LAMBDA, "β = min(λ · I_D / I_f, 1).", setting)
     if setting is not None:
         st.caption(plain(setting.sentence(), None))
+        if setting.cannot_forget():
+            st.warning(plain(setting.cannot_forget() or "", None), icon=":material/warning:")
+        return alpha, float(setting.lam_used)
     return alpha, float(lab_state.current().lam)
 
 

@@ -1,38 +1,80 @@
-"""Train the shipped checkpoints (run once when a default model or its training config changes).
+"""Train the shipped checkpoints and their full-data importances (run once when a default model, its
+training config or the importance code changes).
 
-    .venv/bin/python scripts/build_checkpoints.py
+    .venv/bin/python scripts/build_checkpoints.py            # everything missing
+    .venv/bin/python scripts/build_checkpoints.py fashion_mnist/smallcnn
 
 Writes ssd_core/checkpoints/shipped/<key>.safetensors + <key>.json (package data), the key being the one
-ssd_core.train.load_or_train looks for, so a first run of the app or CLI trains nothing.
+ssd_core.train.load_or_train looks for, so a first run of the app or CLI trains nothing; and, for the
+models in SHIPPED_IMPORTANCE, I_D (SSD's Fisher and LFSSD's loss-free importance at batch size 64) under
+shipped/importance/<cache key>.safetensors, so a first forget request costs the forget set's pass only.
+Seeded (seed 0): the same code and data give the same files. The JSON records test accuracy and the
+training seconds; the importance's seconds and images/s are printed.
+Fashion-MNIST is read where the loader finds it (Debian's dataset-fashion-mnist, or the lab's data folder).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import torch
+
 from ssd_core.data import load_dataset
-from ssd_core.train import SHIPPED_CHECKPOINTS, TrainConfig, checkpoint_key, save_checkpoint, train_model
+from ssd_core.importance import SHIPPED_IMPORTANCE, ImportanceCache
+from ssd_core.train import SHIPPED_CHECKPOINTS, TrainConfig, checkpoint_key, load_or_train, save_checkpoint, train_model
 
 # smallcnn is the digits default; on shapes it underfits (36% test), so shapes ships resnet18_narrow (98%).
-SHIPPED = [("digits", "smallcnn"), ("digits", "vit_tiny"), ("shapes", "resnet18_narrow")]
+# Fashion-MNIST ships smallcnn (its default).
+SHIPPED = [
+    ("digits", "smallcnn"), ("digits", "vit_tiny"), ("shapes", "resnet18_narrow"),
+    ("fashion_mnist", "smallcnn"),
+]
+SHIPPED_IMPORTANCE_FOR = [("fashion_mnist", "smallcnn")]
+IMPORTANCE_ESTIMATORS = ("fisher", "lossfree")
+IMPORTANCE_BATCH = 64
 
 
-def main() -> None:
-    SHIPPED_CHECKPOINTS.mkdir(parents=True, exist_ok=True)
-    for dataset_name, model_name in SHIPPED:
-        dataset = load_dataset(dataset_name)
-        config = TrainConfig.default(dataset_name, model_name, seed=0)
-        key = checkpoint_key(dataset, config)
-        if (SHIPPED_CHECKPOINTS / f"{key}.safetensors").exists():
-            print(f"{key}: already shipped")
+def build_checkpoint(dataset_name: str, model_name: str) -> None:
+    dataset = load_dataset(dataset_name)
+    config = TrainConfig.default(dataset_name, model_name, seed=0)
+    key = checkpoint_key(dataset, config)
+    if (SHIPPED_CHECKPOINTS / f"{key}.safetensors").exists():
+        print(f"{key}: already shipped")
+        return
+    trained = train_model(dataset, config, device="cpu")
+    save_checkpoint(trained, SHIPPED_CHECKPOINTS / key, dataset.fingerprint())
+    images = len(dataset.train_y) * config.epochs
+    print(f"{key}: test accuracy {trained.test_acc:.4f}, {trained.seconds:.1f}s ({images / trained.seconds:.0f} images/s)")
+
+
+def build_importance(dataset_name: str, model_name: str) -> None:
+    dataset = load_dataset(dataset_name)
+    model = load_or_train(dataset, model_name, device="cpu").model
+    cache = ImportanceCache(SHIPPED_IMPORTANCE)
+    for estimator in IMPORTANCE_ESTIMATORS:
+        key = cache.key(model, f"{dataset.fingerprint()}-train", estimator, IMPORTANCE_BATCH)
+        if (SHIPPED_IMPORTANCE / f"{key}.safetensors").exists():
+            print(f"I_D {key}: already shipped")
             continue
-        trained = train_model(dataset, config, device="cpu")
-        save_checkpoint(trained, SHIPPED_CHECKPOINTS / key, dataset.fingerprint())
-        print(f"{key}: test accuracy {trained.test_acc:.4f}, {trained.seconds:.1f}s")
+        start = time.perf_counter()
+        cache.full_importance(model, dataset.train(), f"{dataset.fingerprint()}-train", estimator,
+                              IMPORTANCE_BATCH, device="cpu")
+        seconds = time.perf_counter() - start
+        print(f"I_D {key}: {seconds:.1f}s ({len(dataset.train_y) / seconds:.0f} images/s)")
+
+
+def main(only: list[str]) -> None:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    wanted = [pair for pair in SHIPPED if not only or "/".join(pair) in only]
+    for dataset_name, model_name in wanted:
+        build_checkpoint(dataset_name, model_name)
+        if (dataset_name, model_name) in SHIPPED_IMPORTANCE_FOR:
+            build_importance(dataset_name, model_name)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -207,21 +207,31 @@ def guard_lines(diagnostics: dict[str, Any]) -> list[str]:
         lines.append(f"adaptive alpha {adaptive['alpha']:.3g}: the {adaptive['percentile']:.2f}th percentile of I_f / I_D "
                      f"(the forget set is {100 * adaptive['n_forget'] / adaptive['n_total']:.1f}% of the training data)")
     guard = diagnostics.get("guard")
-    if not isinstance(guard, dict):
+    if not isinstance(guard, dict) or not isinstance(guard.get("check"), dict):
         return lines
-    check, fix = guard["check"], guard.get("fix")
-    if not check["fired"]:
+    from .guard import GuardCheck, GuardFix
+
+    check = GuardCheck.from_dict(guard["check"])
+    fix = GuardFix.from_dict(guard["fix"], lam_asked=check.lam) if isinstance(guard.get("fix"), dict) else None
+    if not check.fired and not check.incomplete:
         lines.append(f"collapse guard: retained classes kept (retain accuracy on a training sample "
-                     f"{100 * check['retain_before']:.1f}% -> {100 * check['retain_after']:.1f}%)")
+                     f"{100 * check.retain_before:.1f}% -> {100 * check.retain_after:.1f}%)")
         return lines
-    lines.append(f"WARNING collapse: at alpha {check['alpha']:.3g} retain accuracy on a training sample fell "
-                 f"{100 * check['drop']:.1f} points ({100 * check['retain_before']:.1f}% -> {100 * check['retain_after']:.1f}%)")
-    if fix and guard.get("applied"):
-        lines.append(f"collapse guard: used alpha {fix['alpha']:.3g} instead, which keeps them "
-                     f"(drop {100 * fix['check']['drop']:.1f} points) and still forgets")
-    elif fix and fix["kept"]:
-        partly = "" if fix["forgotten"] else " (the forget set is only partly forgotten there)"
-        lines.append(f"collapse guard: alpha {fix['alpha']:.3g} keeps them{partly}; rerun with --guard to use it")
+    if check.fired:
+        lines.append(f"WARNING collapse: at alpha {check.alpha:.3g} retain accuracy on a training sample fell "
+                     f"{100 * check.drop:.1f} points ({100 * check.retain_before:.1f}% -> {100 * check.retain_after:.1f}%)")
     else:
+        lines.append(f"collapse guard: at alpha {check.alpha:.3g} the class is still recognised "
+                     f"({100 * check.forget_after:.1f}% of the forget set on a training sample)")
+    setting = "" if fix is None else f"alpha {fix.alpha:.3g}" + (f", lambda {fix.lam:g}" if fix.lam_changed else "")
+    if fix is not None and guard.get("applied"):
+        lines.append(f"collapse guard: used {setting} instead, which keeps them (drop {100 * fix.check.drop:.1f} points)"
+                     + (f" and forgets ({100 * fix.check.forget_after:.1f}% recognised)" if fix.forgotten else ""))
+    elif fix is not None and fix.kept and guard.get("mode") != "fix":
+        partly = "" if fix.forgotten else " (the forget set is only partly forgotten there)"
+        lines.append(f"collapse guard: {setting} keeps them{partly}; rerun with --guard to use it")
+    elif fix is not None and not fix.kept:
         lines.append("collapse guard: no alpha keeps them at this lambda; try a larger lambda")
+    if fix is not None and fix.kept and not fix.forgotten and fix.check.forget_limit is not None:
+        lines.append(fix.sentence())  # the page says the same sentence
     return lines

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 # Part of every cached importance's key: bump it when a change to the estimators changes their
 # values, so an importance computed by older code is never read back.
 IMPORTANCE_CODE_VERSION = 2
+# I_D shipped with the package for the shipped checkpoints (a property of model + training data), under
+# the cache's own keys: a first forget request on them costs the forget set's pass only.
+SHIPPED_IMPORTANCE = Path(__file__).resolve().parent / "checkpoints" / "shipped" / "importance"
 
 Estimator = Literal["fisher", "fisher_exact", "lossfree", "mas"]
 ESTIMATORS: tuple[str, ...] = ("fisher", "fisher_exact", "lossfree", "mas")
@@ -370,6 +373,9 @@ class ImportanceCache:
             self.hits += 1
             return self._on(self._memory[key], device)
         path = self._disk_path(key)
+        shipped = SHIPPED_IMPORTANCE / f"{key}.safetensors"
+        if shipped.is_file() and (path is None or not path.exists()):
+            path = shipped  # read-only package data; a recomputed one (damaged file) goes to the cache below
         if path is not None and path.exists():
             try:
                 from safetensors.torch import load_file
@@ -382,6 +388,7 @@ class ImportanceCache:
                 return self._on(loaded, device)
             except Exception as exc:  # noqa: BLE001 - a damaged cache file is recomputed
                 log.warning("ignoring unreadable importance cache %s: %s", path, exc)
+                path = self._disk_path(key)
         self.misses += 1
         start = time.perf_counter()
         computed = compute_importance(model, data, estimator, batch_size, device, progress)

@@ -178,7 +178,7 @@ def unlearn_streamed(
         guard = CollapseGuard(original, _in_memory(train, retain_idx), _in_memory(train, _sample(forget_idx, SAMPLE, seed)),
                               device, seed=seed, whole_classes=True)
         setting = auto_setting(original, full_importance, forget_importance, guard, len(forget_idx), len(labels), lam)
-        alpha, auto = setting.alpha, setting.to_dict()
+        alpha, lam, auto = setting.alpha, setting.lam_used, setting.to_dict()
     assert alpha is not None
     unlearned, dampening = dampen(original, full_importance, forget_importance, float(alpha), lam)
     seconds["dampen"] = time.perf_counter() - start

@@ -57,12 +57,39 @@ def test_every_shipped_checkpoint_matches_the_current_key(tmp_path, monkeypatch)
     spec.loader.exec_module(module)
     monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))
     wanted = set()
+    from conftest import fashion_mnist_or_skip
+
     for dataset_name, model_name in module.SHIPPED:
-        dataset = load_dataset(dataset_name)
+        dataset = fashion_mnist_or_skip() if dataset_name == "fashion_mnist" else load_dataset(dataset_name)
         assert find_checkpoint(dataset, model_name) == "shipped", (dataset_name, model_name)
         wanted.add(checkpoint_key(dataset, TrainConfig.default(dataset_name, model_name)))
     shipped = {p.stem for p in SHIPPED_CHECKPOINTS.glob("*.safetensors") if not p.name.endswith(".lira.safetensors")}
     assert shipped == wanted  # nothing stale shipped
+
+
+def test_every_shipped_importance_matches_its_model_and_the_code(tmp_path, monkeypatch):
+    """Shipped I_D files are named by the cache's key (model fingerprint, data, estimator, batch, importance
+    code version): a retrained checkpoint or a change of the importance code needs them rebuilt
+    (scripts/build_checkpoints.py), or this fails instead of the app quietly computing I_D again."""
+    import importlib.util
+    from pathlib import Path
+
+    from conftest import fashion_mnist_or_skip
+
+    from ssd_core.importance import SHIPPED_IMPORTANCE, ImportanceCache
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "build_checkpoints.py"
+    spec = importlib.util.spec_from_file_location("build_checkpoints", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))
+    wanted = set()
+    for dataset_name, model_name in module.SHIPPED_IMPORTANCE_FOR:
+        dataset = fashion_mnist_or_skip() if dataset_name == "fashion_mnist" else load_dataset(dataset_name)
+        model = load_or_train(dataset, model_name, device="cpu").model
+        for estimator in module.IMPORTANCE_ESTIMATORS:
+            wanted.add(ImportanceCache.key(model, f"{dataset.fingerprint()}-train", estimator, module.IMPORTANCE_BATCH))
+    assert {p.stem for p in SHIPPED_IMPORTANCE.glob("*.safetensors")} == wanted
 
 
 def test_importance_cache_key_names_the_code_version(tmp_path):

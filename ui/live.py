@@ -199,9 +199,16 @@ def auto_toggle(setting: AutoSetting | None) -> bool:
                           args=(setting.alpha if setting else None,), help=AUTO_HELP))
 
 
-def lambda_slider(label: str, key: str, help_text: str) -> float:
-    return float(st.slider(label, min_value=LAMBDA_MIN, max_value=LAMBDA_MAX, step=LAMBDA_STEP, help=help_text,
-                           **state.bind("lam", key, float)))
+def lambda_slider(label: str, key: str, help_text: str, setting: AutoSetting | None = None) -> float:
+    """The lambda slider (a view of the state). With automatic α it shows the λ auto dampens with: the
+    one set here, unless the guard's wider search (a whole class no α forgets at it) chose a smaller one;
+    moving it sets the λ auto starts from."""
+    kwargs = state.bind("lam", key, float)
+    if setting is not None:
+        st.session_state[key] = float(setting.lam_used)
+    chosen = float(st.slider(label, min_value=LAMBDA_MIN, max_value=LAMBDA_MAX, step=LAMBDA_STEP, help=help_text,
+                             **kwargs))
+    return float(setting.lam_used) if setting is not None else chosen
 
 
 AUTO_HELP = ("Automatic α (adaptive SSD): α is set from the forget set's share of the training data, the "
@@ -213,6 +220,9 @@ AUTO_HELP = ("Automatic α (adaptive SSD): α is set from the forget set's share
 def auto_panel(prepared: Prepared, setting: AutoSetting) -> None:
     """What auto chose, and what the paper's alpha would have done on this request."""
     st.caption(plain(setting.sentence(), None))
+    cannot = setting.cannot_forget()
+    if cannot:
+        st.warning(plain(cannot, None), icon=":material/warning:")
     paper = paper_alpha(prepared.setup.method, prepared.setup.model)
     check = resources.guard_check_at(prepared, paper, setting.lam)
     if check.fired:
@@ -265,7 +275,8 @@ def live_panel(prepared: Prepared) -> None:
         )
     with c_lam:
         lam = lambda_slider("λ — dampening strength", K_LAMBDA,
-                            "Selected parameters are multiplied by min(λ · I_D / I_f, 1): smaller λ dampens harder.")
+                            "Selected parameters are multiplied by min(λ · I_D / I_f, 1): smaller λ dampens harder.",
+                            setting)
 
     links.mirror()  # a slider move reruns only this fragment: keep the shareable URL current
     live: LiveResult | None = None

@@ -161,24 +161,27 @@ def _run(work: nn.Module, data: MethodData, config, *, device: torch.device, pro
     if adaptive:
         setting = auto_setting(work, full, forget, guard, len(data.forget_train), len(data.train), config.lam,
                                apply_fix=config.guard == "fix")
-        alpha, check, fix, applied = setting.alpha, setting.check, setting.fix, setting.corrected
+        alpha, lam = setting.alpha, setting.lam_used
+        check, fix, applied = setting.check, setting.fix, setting.corrected
         diagnostics["adaptive"] = setting.adaptive.to_dict()
     else:
-        alpha, fix, applied = config.alpha, None, False
+        alpha, lam, fix, applied = config.alpha, config.lam, None, False
         check_hyperparameters(alpha, config.lam)
         check = guard.check_setting(work, full, forget, alpha, config.lam) if guard is not None else None
         if check is not None and check.fired:
             fix = guard.fix(work, full, forget, alpha, config.lam)  # type: ignore[union-attr]
             if config.guard == "fix" and fix.kept:
-                alpha, applied = fix.alpha, True
+                alpha, lam, applied = fix.alpha, fix.lam, True
     if guard is not None:
         seconds["guard"] = time.perf_counter() - start
         diagnostics["guard"] = {"mode": config.guard, "check": None if check is None else check.to_dict(),
                                 "fix": None if fix is None else fix.to_dict(), "applied": applied}
     start = time.perf_counter()
-    new_model, dampening_report = dampen(work, full, forget, alpha, config.lam)
+    new_model, dampening_report = dampen(work, full, forget, alpha, lam)
     seconds["dampening"] = time.perf_counter() - start
     diagnostics = {"report": dampening_report, **diagnostics, "alpha": alpha}
+    if lam != config.lam:
+        diagnostics["lam"] = lam  # the guard's wider search chose another lambda (whole classes)
     report(progress, 1.0, f"dampened {dampening_report.total_selected} parameters at alpha {alpha:.3g}")
     return MethodOutcome(new_model, diagnostics, seconds)
 
