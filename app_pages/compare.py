@@ -114,8 +114,7 @@ def results(prepared, runs: dict) -> None:
                for m, r in runs.items()}
     compare.show_figure(figs.signal_histograms_figure(signals, quantity, {m: r.evaluation.mia for m, r in runs.items()}),
                         f"signal-{quantity}", stem)
-    st.caption("After good unlearning the forget set (red) looks like the test set (grey), as it does for retrain; "
-               "before, it looks like the retain set (blue).")
+    st.caption(figures.signal_caption(setup.request.kind))
 
     seed_section(prepared, runs)
 

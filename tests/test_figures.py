@@ -252,3 +252,14 @@ def test_presentation_theme_is_valid_for_every_builder(digits_run, dampened):
         text = themed.to_json().lower()
         leftovers = [c for c in default_colours if f'"{c}"' in text]
         assert not leftovers, (fig.layout.title.text, leftovers)
+
+
+def test_the_forgetting_signal_is_explained_for_the_request_kind():
+    """After retraining, a whole class's losses sit far above the test set's; random samples look like test
+    images. The caption says which (it used to promise the second for both)."""
+    from unlearning_lab.figures import signal_caption
+
+    assert "far above the test set" in signal_caption("class") and "looks like the test set" not in signal_caption("class")
+    assert "far above the test set" in signal_caption("subclass")
+    for kind in ("random", "indices"):
+        assert "looks like the test set" in signal_caption(kind)

@@ -878,6 +878,18 @@ def apply_theme(fig: go.Figure, theme: str | Theme = "default") -> go.Figure:
 # The forgetting signal's data
 
 
+def signal_caption(request_kind: str) -> str:
+    """How to read the forgetting signal, for the kind of request: a whole class's losses sit far above the
+    test set's after retraining (the model never learnt the class), random samples' look like test images."""
+    if request_kind in ("class", "subclass"):
+        return ("Before, the forget set (red) looks like the retain set (blue): low loss, the model knows it. After "
+                "good unlearning of a whole class its losses sit far above the test set's (grey), as they do for a "
+                "model retrained without the class, which has never seen it.")
+    return ("Before, the forget set (red) looks like the retain set (blue). After good unlearning of these samples "
+            "it looks like the test set (grey), as it does for retrain: the model treats them as images it never "
+            "trained on.")
+
+
 def signal_values(outputs: Any, split: Any, quantity: str, seed: int = 0, max_per_group: int = 2000) -> dict[str, np.ndarray]:
     """Per-sample ``quantity`` ("loss" or "entropy") of one model on forget-train, retain-train and
     test images (a model's ``SplitOutputs``), each group capped at ``max_per_group`` images by a
