@@ -50,7 +50,8 @@ def test_first_screen_auto_then_alpha_10_then_the_guard_fix(capsys):
     fixed = _cli(capsys, "--alpha", "10", "--guard")
     alpha = fixed["diagnostics"]["alpha"]
     assert at.query_params["alpha"] == f"{alpha:g}" and not at.toggle(key="alpha_auto").value
-    assert any("Collapse guard: alpha" in shown_text(s.value) for s in at.success)
+    assert any(shown_text(s.value).startswith(f"Collapse guard: α = {alpha:.3g} keeps retain accuracy within 3 points")
+               for s in at.success)
     cards = metric_values(at)
     assert cards["Forget (test)"] == _pct(fixed["after"]["forget_test_acc"]) == "0.0%"
     assert cards["Retain (test)"] == _pct(fixed["after"]["retain_test_acc"])

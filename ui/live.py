@@ -249,7 +249,7 @@ def guard_panel(prepared: Prepared, live: LiveResult) -> None:
         with st.spinner("Searching α…"):
             fix = resources.guard_fix(prepared, live.alpha, live.lam)
         st.session_state[K_GUARD_NOTE] = fix.sentence()
-        state.update(alpha=fix.alpha, alpha_auto=False)
+        state.update(alpha=fix.alpha, lam=fix.lam, alpha_auto=False)
         st.rerun()
 
 

@@ -28,7 +28,7 @@ FILE_HINTS = {
     "cifar100": "cifar-100-binary/",
     "cifar20": "cifar-100-binary/",
     "mnist": "the MNIST IDX files",
-    "fashion_mnist": "the Fashion-MNIST IDX files",
+    "fashion_mnist": "the Fashion-MNIST IDX files; on Debian: apt-get install dataset-fashion-mnist",
 }
 
 
@@ -80,7 +80,7 @@ def missing_data_note(presets: list[Preset]) -> str:
     """One line for the presets whose data files are not here (instead of listing each, disabled)."""
     needs = sorted({FILE_HINTS.get(p.dataset, p.dataset) for p in presets})
     datasets = sorted({p.dataset.upper().replace("_", "-") for p in presets})
-    return (f"{len(presets)} more preset{'s' if len(presets) != 1 else ''} (the papers' {', '.join(datasets)} setups) "
+    return (f"{len(presets)} more preset{'s' if len(presets) != 1 else ''} ({', '.join(datasets)}) "
             f"appear here once their files ({', '.join(needs)}) are in the data folder "
             "($UNLEARNING_LAB_DATA or ~/.cache/unlearning-lab/data).")
 
