@@ -55,16 +55,10 @@ def test_the_default_forgets_real_classes_and_keeps_the_rest(fashion_mnist, ship
     assert result.diagnostics["guard"]["applied"] == (forget_class in (0, 2))
 
 
-def test_trouser_cannot_be_forgotten_and_cli_and_page_say_so_alike(fashion_mnist, shipped, capsys, tmp_path):
+def test_trouser_cannot_be_forgotten_and_cli_and_page_say_so_alike(fashion_mnist, capsys, tmp_path):
     """Trouser (1) is not forgotten by any SSD setting that keeps the retained classes: the guard keeps the
     rest, and the CLI (found without --data-dir, the shipped model and I_D) and the Unlearn page (the sidebar
     offers Fashion-MNIST with its class names) show the same sentence with its numbers."""
-    split, result, before = _default_unlearning(fashion_mnist, shipped.model, ForgetRequest("class", 1))
-    assert before - accuracy(result.model, split.retain_test) <= MAX_RETAIN_DROP
-    assert accuracy(result.model, split.forget_test) > MAX_FORGET
-    fix = result.diagnostics["guard"]["fix"]
-    assert fix["kept"] and not fix["forgotten"]
-
     with both_cores():
         assert main(["unlearn", "--dataset", "fashion_mnist", "--forget-class", "Trouser", "--quiet",
                      "--json", str(tmp_path / "out.json")]) == 0
@@ -72,7 +66,10 @@ def test_trouser_cannot_be_forgotten_and_cli_and_page_say_so_alike(fashion_mnist
     assert len(printed) == 1 and "still recognises" in printed[0] and "(α = " in printed[0]
     cli = json.loads((tmp_path / "out.json").read_text())
     assert cli["model_source"] == "shipped" and cli["diagnostics"]["full_importance_cached"]
-    assert cli["after"]["retain_test_acc"] == pytest.approx(accuracy(result.model, split.retain_test), abs=1e-9)
+    assert cli["before"]["retain_test_acc"] - cli["after"]["retain_test_acc"] <= MAX_RETAIN_DROP  # the rest is kept
+    assert cli["after"]["forget_test_acc"] > MAX_FORGET  # and the class is not forgotten, as the sentence says
+    fix = cli["diagnostics"]["guard"]["fix"]
+    assert fix["kept"] and not fix["forgotten"] and f"{100 * fix['check']['forget_after']:.1f}%" in printed[0]
 
     with both_cores():
         at = new_app({"dataset": "fashion_mnist", "forget": "class:1"}).run()
