@@ -66,6 +66,10 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
     results = {est: distributed_importance(model, data, est, 64, "cpu") for est in ("fisher", "fisher_exact", "lossfree")}
     if rank == 0:
         torch.save(results, out)
+    # Both ranks reach here before either tears down: rank 0 hosts the TCP store, and a rank still talking
+    # to it when the other exits is aborted by gloo ("terminate called without an active exception", seen
+    # once in the full suite on a busy machine).
+    dist.barrier()
     dist.destroy_process_group()
 
 

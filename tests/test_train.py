@@ -42,25 +42,35 @@ def test_shipped_default_checkpoint_is_used(tmp_path, monkeypatch):
     assert trained.source == "shipped" and trained.test_acc > 0.95
 
 
-def test_every_shipped_checkpoint_matches_the_current_key(tmp_path, monkeypatch):
-    """A change of training code bumps TRAINING_CODE_VERSION, which changes every key: the shipped
-    files must then be rebuilt (scripts/build_checkpoints.py), or this fails instead of the app
-    quietly retraining."""
+def _build_script():
+    """scripts/build_checkpoints.py as a module (what it ships: SHIPPED, SHIPPED_IMPORTANCE_FOR, ...)."""
     import importlib.util
     from pathlib import Path
-
-    from ssd_core.train import SHIPPED_CHECKPOINTS, TrainConfig, checkpoint_key, find_checkpoint
 
     script = Path(__file__).resolve().parent.parent / "scripts" / "build_checkpoints.py"
     spec = importlib.util.spec_from_file_location("build_checkpoints", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))
-    wanted = set()
+    return module
+
+
+def _shipped_dataset(name: str):
     from conftest import fashion_mnist_or_skip
 
+    return fashion_mnist_or_skip() if name == "fashion_mnist" else load_dataset(name)
+
+
+def test_every_shipped_checkpoint_matches_the_current_key(tmp_path, monkeypatch):
+    """A change of training code bumps TRAINING_CODE_VERSION, which changes every key: the shipped
+    files must then be rebuilt (scripts/build_checkpoints.py), or this fails instead of the app
+    quietly retraining."""
+    from ssd_core.train import SHIPPED_CHECKPOINTS, TrainConfig, checkpoint_key, find_checkpoint
+
+    module = _build_script()
+    monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))
+    wanted = set()
     for dataset_name, model_name in module.SHIPPED:
-        dataset = fashion_mnist_or_skip() if dataset_name == "fashion_mnist" else load_dataset(dataset_name)
+        dataset = _shipped_dataset(dataset_name)
         assert find_checkpoint(dataset, model_name) == "shipped", (dataset_name, model_name)
         wanted.add(checkpoint_key(dataset, TrainConfig.default(dataset_name, model_name)))
     shipped = {p.stem for p in SHIPPED_CHECKPOINTS.glob("*.safetensors") if not p.name.endswith(".lira.safetensors")}
@@ -71,21 +81,13 @@ def test_every_shipped_importance_matches_its_model_and_the_code(tmp_path, monke
     """Shipped I_D files are named by the cache's key (model fingerprint, data, estimator, batch, importance
     code version): a retrained checkpoint or a change of the importance code needs them rebuilt
     (scripts/build_checkpoints.py), or this fails instead of the app quietly computing I_D again."""
-    import importlib.util
-    from pathlib import Path
-
-    from conftest import fashion_mnist_or_skip
-
     from ssd_core.importance import SHIPPED_IMPORTANCE, ImportanceCache
 
-    script = Path(__file__).resolve().parent.parent / "scripts" / "build_checkpoints.py"
-    spec = importlib.util.spec_from_file_location("build_checkpoints", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _build_script()
     monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))
     wanted = set()
     for dataset_name, model_name in module.SHIPPED_IMPORTANCE_FOR:
-        dataset = fashion_mnist_or_skip() if dataset_name == "fashion_mnist" else load_dataset(dataset_name)
+        dataset = _shipped_dataset(dataset_name)
         model = load_or_train(dataset, model_name, device="cpu").model
         for estimator in module.IMPORTANCE_ESTIMATORS:
             wanted.add(ImportanceCache.key(model, f"{dataset.fingerprint()}-train", estimator, module.IMPORTANCE_BATCH))
