@@ -77,7 +77,7 @@ def test_trouser_cannot_be_forgotten_and_cli_and_page_say_so_alike(fashion_mnist
     warnings = [shown_text(w.value) for w in at.warning]
     assert printed[0] in warnings, warnings
     assert metric_values(at)["Retain (test)"] == f"{100 * cli['after']['retain_test_acc']:.1f}%"
-    assert "Fashion-MNIST — 28×28 clothing photos" in at.selectbox(key="setup_dataset").options
+    assert "Fashion-MNIST — 28×28 clothes" in at.selectbox(key="setup_dataset").options
     assert at.selectbox(key="setup_model").value == "smallcnn"
     assert any("T-shirt/top" in option for option in at.selectbox(key="setup_forget_class").options)
     assert any("shipped checkpoint, test accuracy 92.7%" in c.value for c in at.caption)

@@ -56,11 +56,11 @@ DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "gpu": "GPU"}
 DATASET_LABELS = {
     "digits": "digits — 8×8 handwritten digits",
     "shapes": "shapes — 32×32 colour shapes",
-    "mnist": "MNIST — 28×28 handwritten digits",
-    "fashion_mnist": "Fashion-MNIST — 28×28 clothing photos",
-    "cifar10": "CIFAR-10 — 32×32 colour photos",
-    "cifar100": "CIFAR-100 — 32×32 colour photos",
-    "cifar20": "CIFAR-20 — 100 sub-classes in 20",
+    "mnist": "MNIST — 28×28 digits",
+    "fashion_mnist": "Fashion-MNIST — 28×28 clothes",
+    "cifar10": "CIFAR-10 — 32×32 photos",
+    "cifar100": "CIFAR-100 — 32×32 photos",
+    "cifar20": "CIFAR-20 — 20 superclasses",
 }
 
 
