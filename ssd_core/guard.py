@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -460,7 +461,8 @@ class AutoSetting:
 
 def auto_setting(model: nn.Module, full: ImportanceDict, forget: ImportanceDict, guard: CollapseGuard | None,
                  n_forget: int, n_total: int, lam: float, *, apply_fix: bool = True,
-                 scratch: nn.Module | None = None) -> AutoSetting:
+                 scratch: nn.Module | None = None, ratios: torch.Tensor | None = None,
+                 check_at: Callable[[float], GuardCheck] | None = None) -> AutoSetting:
     """The adaptive alpha, checked by ``guard`` (None: no guard) and corrected when it collapses.
 
     Args:
@@ -471,15 +473,19 @@ def auto_setting(model: nn.Module, full: ImportanceDict, forget: ImportanceDict,
         lam: lambda.
         apply_fix: False only warns (the fix is still computed and reported).
         scratch: a same-architecture model to dampen into.
+        ratios: :func:`~ssd_core.dampening.finite_ratios` of the two importances when already computed.
+        check_at: the guard's check of the adaptive alpha when the caller has it cheaper (the dashboard
+            reads it from the logits its cards were computed from); default: dampen and check here.
 
     Returns:
         The setting; its ``alpha`` is what to dampen with. The CLI's ``assd`` and the dashboard's
         "auto" both call this, so they pick the same alpha.
     """
-    adaptive = adaptive_alpha(full, forget, n_forget, n_total)
+    adaptive = adaptive_alpha(full, forget, n_forget, n_total, ratios=ratios)
     if guard is None:
         return AutoSetting(adaptive, float(lam), None, None, apply_fix)
     scratch = scratch if scratch is not None else to_channels_last(copy.deepcopy(model))
-    check = guard.check_setting(model, full, forget, adaptive.alpha, lam, scratch)
+    check = (check_at(adaptive.alpha) if check_at is not None
+             else guard.check_setting(model, full, forget, adaptive.alpha, lam, scratch))
     fix = guard.fix(model, full, forget, adaptive.alpha, lam, scratch=scratch) if check.fired or check.incomplete else None
     return AutoSetting(adaptive, float(lam), check, fix, apply_fix)

@@ -247,7 +247,7 @@ def guard_panel(prepared: Prepared, live: LiveResult) -> None:
     if c_button.button("Keep the rest", key="guard_fix", type="primary", icon=":material/health_and_safety:",
                        width="stretch", help="Bisection on α over the cached importances (on training data only)."):
         with st.spinner("Searching α…"):
-            fix = resources.guard_fix(prepared, live.alpha, live.lam)
+            fix = resources.keep_rest_setting(prepared, live.alpha, live.lam)
         st.session_state[K_GUARD_NOTE] = fix.sentence()
         state.update(alpha=fix.alpha, lam=fix.lam, alpha_auto=False)
         st.rerun()

@@ -36,10 +36,10 @@ import streamlit as st
 import torch
 from torch import nn
 
-from ssd_core.dampening import AdaptiveAlpha, DampeningReport, adaptive_alpha, dampen
+from ssd_core.dampening import DampeningReport, dampen
 from ssd_core.data import EMBEDDED_DATASETS, FILE_DATASETS, ForgetSplit, ImageDataset, load_dataset, make_split
 from ssd_core.errors import InputError
-from ssd_core.guard import AutoSetting, CollapseGuard, GuardCheck, GuardFix
+from ssd_core.guard import AutoSetting, CollapseGuard, GuardCheck, GuardFix, auto_setting
 from ssd_core.importance import ImportanceCache, model_fingerprint
 from ssd_core.methods import available_methods, get_method
 from ssd_core.methods.base import MethodSpec
@@ -468,27 +468,19 @@ def collapse_guard(prepared: Prepared) -> CollapseGuard:
         whole_classes=prepared.setup.request.kind in ("class", "subclass")))
 
 
-def adaptive(prepared: Prepared) -> AdaptiveAlpha:
-    """ASSD's alpha for the run (it does not depend on lambda)."""
-    split = prepared.split
-    return _derived(prepared, "adaptive", (), lambda: adaptive_alpha(
-        prepared.importances.full, prepared.importances.forget, len(split.forget_train), len(split.train),
-        ratios=importance_ratios(prepared)))
-
-
 def auto_alpha(prepared: Prepared, lam: float) -> AutoSetting:
-    """What "auto" dampens with at this lambda: the adaptive alpha, corrected by the collapse guard
-    when it collapses. The same rule as the CLI's assd (ssd_core.guard.auto_setting), with the
-    guard's check read from the evaluation a slider move computes anyway (no extra forward pass)."""
+    """What "auto" dampens with at this lambda: ssd_core.guard.auto_setting, the rule the CLI's assd
+    follows, with the guard's check of the adaptive alpha read from the evaluation a slider move
+    computes anyway (no extra forward pass)."""
+    split = prepared.split
 
-    def build() -> AutoSetting:
-        chosen = adaptive(prepared)
-        live = compute_live(prepared, chosen.alpha, lam)
-        check = collapse_guard(prepared).check_logits(live.outputs.train_logits, chosen.alpha, lam)
-        fix = guard_fix(prepared, chosen.alpha, lam) if check.fired or check.incomplete else None
-        return AutoSetting(chosen, float(lam), check, fix)
+    def check_at(alpha: float) -> GuardCheck:
+        live = compute_live(prepared, alpha, lam)
+        return collapse_guard(prepared).check_logits(live.outputs.train_logits, alpha, lam)
 
-    return _derived(prepared, "auto_alpha", (float(lam),), build)
+    return _derived(prepared, "auto_alpha", (float(lam),), lambda: auto_setting(
+        prepared.model, prepared.importances.full, prepared.importances.forget, collapse_guard(prepared),
+        len(split.forget_train), len(split.train), lam, ratios=importance_ratios(prepared), check_at=check_at))
 
 
 def guard_check(prepared: Prepared, live: LiveResult) -> GuardCheck:
@@ -502,7 +494,7 @@ def guard_check_at(prepared: Prepared, alpha: float, lam: float) -> GuardCheck:
         prepared.model, prepared.importances.full, prepared.importances.forget, alpha, lam))
 
 
-def guard_fix(prepared: Prepared, alpha: float, lam: float) -> GuardFix:
+def keep_rest_setting(prepared: Prepared, alpha: float, lam: float) -> GuardFix:
     """The guard's suggestion after a collapse at (alpha, lam)."""
     return _derived(prepared, "guard_fix", (float(alpha), float(lam)), lambda: collapse_guard(prepared).fix(
         prepared.model, prepared.importances.full, prepared.importances.forget, alpha, lam))
