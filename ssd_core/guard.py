@@ -340,6 +340,22 @@ class CollapseGuard:
             (a, lam_), c = item
             return (c.retain_after, -c.forget_after, -abs(math.log(a / alpha)), -abs(math.log((lam_ + 1e-12) / (lam + 1e-12))))
 
+        def measured_kept() -> list[tuple[tuple[float, float], GuardCheck]]:
+            return [item for item in seen.items() if not math.isnan(item[1].retain_after) and not item[1].fired]
+
+        def answer(a: float, lam_: float, check: GuardCheck, forgotten: bool) -> GuardFix:
+            return GuardFix(a, lam_, check, forgotten, probes(), time.perf_counter() - start, lam_changed=lam_ != lam)
+
+        def refined_best(a: float, lam_: float) -> GuardFix | None:
+            """Eighth-octave steps around (a, lam_), then the best setting that keeps and forgets, if any."""
+            for step in REFINE_ALPHAS:
+                look(_readable(a * step), lam_)
+            good = [item for item in seen.items() if feasible(item[1])]
+            if not good:
+                return None
+            (best_a, best_lam), check = max(good, key=rank)
+            return answer(best_a, best_lam, check, True)
+
         for factor in SEARCH_LAMBDAS:
             for step in SEARCH_ALPHAS:
                 if alpha * step < top:  # larger alphas select nothing
@@ -347,28 +363,22 @@ class CollapseGuard:
         good = [item for item in seen.items() if feasible(item[1])]
         if good:
             (a, lam_), _ = max(good, key=rank)
-            for step in REFINE_ALPHAS:
-                look(_readable(a * step), lam_)
-            (a, lam_), check = max((item for item in seen.items() if feasible(item[1])), key=rank)
-            return GuardFix(a, lam_, check, True, probes(), time.perf_counter() - start, lam_changed=lam_ != lam)
+            found = refined_best(a, lam_)
+            assert found is not None  # the coarse grid's best is still there
+            return found
         # nothing forgets and keeps: measure retain where forgetting went furthest, refine around the kept
         # setting that forgets most, then say so
         for (a, lam_), c in sorted(seen.items(), key=lambda item: item[1].forget_after)[:FALLBACK_PROBES]:
             if math.isnan(c.retain_after):
                 seen[(a, lam_)] = probe(a, lam_=lam_)
-        kept_ones = [item for item in seen.items() if not math.isnan(item[1].retain_after) and not item[1].fired]
-        if kept_ones:
-            (a, lam_), _ = min(kept_ones, key=lambda item: item[1].forget_after)
-            for step in REFINE_ALPHAS:
-                look(_readable(a * step), lam_)
-            good = [item for item in seen.items() if feasible(item[1])]
-            if good:
-                (a, lam_), check = max(good, key=rank)
-                return GuardFix(a, lam_, check, True, probes(), time.perf_counter() - start, lam_changed=lam_ != lam)
-            kept_ones = [item for item in seen.items() if not math.isnan(item[1].retain_after) and not item[1].fired]
-            (a, lam_), check = min(kept_ones, key=lambda item: item[1].forget_after)
+        if measured_kept():
+            (a, lam_), _ = min(measured_kept(), key=lambda item: item[1].forget_after)
+            found = refined_best(a, lam_)
+            if found is not None:
+                return found
+            (a, lam_), check = min(measured_kept(), key=lambda item: item[1].forget_after)
             if check.forget_after < line[1].forget_after:
-                return GuardFix(a, lam_, check, False, probes(), time.perf_counter() - start, lam_changed=lam_ != lam)
+                return answer(a, lam_, check, False)
         return GuardFix(line[0], lam, line[1], False, probes(), time.perf_counter() - start)
 
 
