@@ -14,7 +14,7 @@ st.markdown(
 )
 preload = preload_charts()
 
-from ssd_core.audit.lira import LIRA_SHADOWS, find_shadows
+from ssd_core.audit.lira import find_shadows, shadow_plan
 from ssd_core.audit.relearn import RELEARN_K
 from ui import audit, compare, layout, sidebar
 from ui.errors import guard, show_error
@@ -43,12 +43,12 @@ def controls(prepared) -> tuple[tuple[str, ...], int, int, bool]:
         help="Above 1, each method also runs with that many seeds (each against its own retrained model) and every "
         "number gets a 95% interval. Each seed retrains a model once (cached).",
     ))
-    shadows = find_shadows(prepared.dataset, prepared.setup.model, count=LIRA_SHADOWS)
-    if shadows is None:
+    plan = shadow_plan(prepared.dataset, prepared.setup.model)
+    if find_shadows(prepared.dataset, prepared.setup.model) is None:
         st.caption(f"No LiRA shadow models are shipped for {prepared.setup.dataset}/{prepared.setup.model}: the "
-                   f"first audit trains {LIRA_SHADOWS} of them on random halves of the data (once, then cached).")
+                   f"first audit trains them (once, then cached): {plan.note}")
     run = st.button("Run the audit", type="primary", icon=":material/play_arrow:", disabled=not chosen, key="audit_run")
-    return tuple(chosen), seeds if seeds > 1 else 0, LIRA_SHADOWS, run
+    return tuple(chosen), seeds if seeds > 1 else 0, plan.count, run
 
 
 def show(prepared, result: dict) -> None:

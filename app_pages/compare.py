@@ -81,6 +81,9 @@ def results(prepared, runs: dict) -> None:
     config = {**pct, "seconds": st.column_config.NumberColumn(format="%.2f"),
               "method": st.column_config.TextColumn(pinned=True), "flag": st.column_config.TextColumn("over-forgetting")}
     st.dataframe(table[main], hide_index=True, width="stretch", key="cmp_table", column_config=config)
+    loaded = compare.loaded_retrain_note(runs)
+    if loaded:
+        st.caption(loaded)
     second = ["method", *(gaps if compare.GOLD in runs else []), "data touched"]
     st.markdown("**Gap to retrain and the data each method read**" if compare.GOLD in runs
                 else "**The data each method read**")

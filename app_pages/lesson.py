@@ -19,7 +19,7 @@ st.markdown(
 from ui import layout, live, resources, sidebar
 from ui import state as lab_state
 from ui.errors import guard, show_error
-from ui.lesson import lesson_state
+from ui.lesson import lesson_state, neighbour_sentence
 from ui.presets import render_picker
 from ui.state import K_ALPHA, K_LAMBDA
 from ui.sweep import alpha_sweep, sweep_figure
@@ -179,6 +179,13 @@ def task(prepared, result) -> None:
     state = lesson_state(prepared, result, answer, lower=lower, higher=higher, relearn=relearn)
     if step.figure in ("scatter", "weights", "signals", "alpha-sweep"):
         numbers(prepared, result, state)
+    if step.figure in ("per-class", "signals", "alpha-sweep") and prepared.split.forget_classes \
+            and prepared.setup.request.kind == "class":
+        sentence = neighbour_sentence([plain(c, 40) for c in prepared.dataset.classes],  # names may be the user's
+                                      prepared.before_eval.per_class_acc, result.evaluation.per_class_acc,
+                                      prepared.split.forget_classes)
+        if sentence:
+            st.caption(sentence)
     ok, message = step.check(state)
     if ok:
         done.add(step.key)

@@ -7,7 +7,9 @@ training config or the importance code changes).
 Writes ssd_core/checkpoints/shipped/<key>.safetensors + <key>.json (package data), the key being the one
 ssd_core.train.load_or_train looks for, so a first run of the app or CLI trains nothing; and, for the
 models in SHIPPED_IMPORTANCE, I_D (SSD's Fisher and LFSSD's loss-free importance at batch size 64) under
-shipped/importance/<cache key>.safetensors, so a first forget request costs the forget set's pass only.
+shipped/importance/<cache key>.safetensors, so a first forget request costs the forget set's pass only;
+and, for SHIPPED_RETRAINED_FOR, the model retrained without each class (the original's schedule and seed)
+under shipped/retrained/<key>, so Compare's retrain row and the audit's reference cost a file read.
 Seeded (seed 0): the same code and data give the same files. The JSON records test accuracy and the
 training seconds; the importance's seconds and images/s are printed.
 Fashion-MNIST is read where the loader finds it (Debian's dataset-fashion-mnist, or the lab's data folder).
@@ -23,9 +25,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from ssd_core.data import load_dataset
+from ssd_core.data import ForgetRequest, load_dataset, make_split
 from ssd_core.importance import SHIPPED_IMPORTANCE, ImportanceCache
-from ssd_core.train import SHIPPED_CHECKPOINTS, TrainConfig, checkpoint_key, load_or_train, save_checkpoint, train_model
+from ssd_core.models import build_for_dataset
+from ssd_core.train import (
+    SHIPPED_CHECKPOINTS,
+    TrainConfig,
+    architecture_signature,
+    checkpoint_key,
+    load_or_train,
+    retrain_from_scratch,
+    retrained_key,
+    save_checkpoint,
+    train_model,
+)
 
 # smallcnn is the digits default; on shapes it underfits (36% test), so shapes ships resnet18_narrow (98%).
 # Fashion-MNIST ships smallcnn (its default, 92.7%) and resnet18_narrow (the stronger model, 92.96%).
@@ -34,6 +47,7 @@ SHIPPED = [
     ("fashion_mnist", "smallcnn"), ("fashion_mnist", "resnet18_narrow"),
 ]
 SHIPPED_IMPORTANCE_FOR = [("fashion_mnist", "smallcnn"), ("fashion_mnist", "resnet18_narrow")]
+SHIPPED_RETRAINED_FOR = [("fashion_mnist", "smallcnn")]
 IMPORTANCE_ESTIMATORS = ("fisher", "lossfree")
 IMPORTANCE_BATCH = 64
 
@@ -67,6 +81,33 @@ def build_importance(dataset_name: str, model_name: str) -> None:
         print(f"I_D {key}: {seconds:.1f}s ({len(dataset.train_y) / seconds:.0f} images/s)")
 
 
+def retrained_stems(dataset_name: str, model_name: str) -> dict[int, str]:
+    """Class index -> file stem of the model retrained without that class (seed 0, default schedule)."""
+    dataset = load_dataset(dataset_name)
+    config = TrainConfig.default(dataset_name, model_name, seed=0)
+    architecture = architecture_signature(build_for_dataset(model_name, dataset))
+    return {c: retrained_key(f"{dataset.fingerprint()}-train", architecture, config,
+                             make_split(dataset, ForgetRequest("class", target=c)).retain_train)
+            for c in range(dataset.num_classes)}
+
+
+def build_retrained(dataset_name: str, model_name: str) -> None:
+    dataset = load_dataset(dataset_name)
+    config = TrainConfig.default(dataset_name, model_name, seed=0)
+    folder = SHIPPED_CHECKPOINTS / "retrained"
+    for target, stem in retrained_stems(dataset_name, model_name).items():
+        if (folder / f"{stem}.safetensors").exists():
+            print(f"retrained without class {target} {stem}: already shipped")
+            continue
+        split = make_split(dataset, ForgetRequest("class", target=target))
+        trained = retrain_from_scratch(dataset, split.retain_train, config, data_key=f"{dataset.fingerprint()}-train",
+                                       device="cpu", cache=False, test=dataset.test())
+        save_checkpoint(trained, folder / stem, f"{dataset.fingerprint()}-train")
+        images = len(split.retain_train) * config.epochs
+        print(f"retrained without class {target} {stem}: test accuracy {trained.test_acc:.4f}, "
+              f"{trained.seconds:.1f}s ({images / trained.seconds:.0f} images/s)", flush=True)
+
+
 def main(only: list[str]) -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     wanted = [pair for pair in SHIPPED if not only or "/".join(pair) in only]
@@ -74,6 +115,8 @@ def main(only: list[str]) -> None:
         build_checkpoint(dataset_name, model_name)
         if (dataset_name, model_name) in SHIPPED_IMPORTANCE_FOR:
             build_importance(dataset_name, model_name)
+        if (dataset_name, model_name) in SHIPPED_RETRAINED_FOR:
+            build_retrained(dataset_name, model_name)
 
 
 if __name__ == "__main__":

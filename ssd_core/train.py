@@ -12,8 +12,9 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -306,29 +307,60 @@ def load_or_train(
     return trained
 
 
+def retrained_key(data_key: str, architecture: str, config: TrainConfig, retain: Subset) -> str:
+    """File stem of a model retrained on ``retain``: the schedule and seed, the data, the
+    architecture and the retained images themselves (so "class 0" and "T-shirt/top" find the same file)."""
+    retained = hashlib.sha256(retain.indices.to(torch.int64).contiguous().numpy().tobytes()).hexdigest()[:16]
+    digest = config.key(f"{data_key}|retain:{retained}", architecture).rsplit("-", 1)[1]
+    return f"{config.dataset}-{config.model}-retrained-{digest}"
+
+
 def retrain_from_scratch(
-    dataset: ImageDataset,
+    dataset: Any,
     retain: Subset,
-    model_name: str,
+    config: TrainConfig,
     *,
-    seed: int = 0,
-    config: TrainConfig | None = None,
-    device: str | torch.device = "auto",
+    data_key: str,
+    device: str | torch.device = "cpu",
     progress: OptionalProgress = None,
+    cache: bool = True,
+    test: Subset | None = None,
 ) -> TrainedModel:
-    """The gold standard: a freshly initialised model trained on the retain set only.
+    """The gold standard: a fresh ``config.model`` trained on ``retain`` only, or the same model
+    loaded from disk (shipped for Fashion-MNIST's classes, else the user cache).
+
+    The one place retraining happens: the ``retrain`` method (Compare, Landscape), the audit's
+    reference and ``reproduce`` all come here, so a request retrained once is never retrained again.
 
     Args:
-        dataset: the dataset (for the architecture's input shape and the test accuracy).
-        retain: the retain subset to train on.
-        model_name: the architecture.
-        seed: the initialisation and data-order seed.
-        config: the schedule (default: the architecture's, as the original was trained).
+        dataset: an ``ImageDataset`` or the methods' ``DatasetInfo`` (shape, classes, normalisation).
+        retain: the images to train on.
+        config: architecture, schedule and seed (the original's schedule for a faithful reference).
+        data_key: the training data's fingerprint (part of the cache key).
         device: where to train.
-        progress: ``progress(fraction, message)`` callback.
+        progress: ``progress(fraction, message)``.
+        cache: look up and write the disk cache.
+        test: where to measure the test accuracy of a newly trained model (NaN without it).
 
     Returns:
-        The retrained model (not cached: it depends on the request).
+        The model in eval mode; ``source`` says "shipped", "cache" or "trained", ``seconds`` is the
+        training time (recorded in the file when loaded).
     """
-    config = config or TrainConfig.default(dataset.name, model_name, seed)
-    return train_model(dataset, replace(config, seed=seed), data=retain, device=device, progress=progress)
+    stem = retrained_key(data_key, architecture_signature(build_for_dataset(config.model, dataset)), config, retain)
+    if cache:
+        for folder, source in ((SHIPPED_CHECKPOINTS / "retrained", "shipped"), (cache_dir() / "retrained", "cache")):
+            found = _load_cached(folder / stem, dataset, config, source)
+            if found is not None:
+                report(progress, 1.0, f"loaded the {source} retrained model")
+                return found
+    device = resolve_device(device) if isinstance(device, str) else device
+    start = time.perf_counter()
+    model = build_for_dataset(config.model, dataset, seed=config.seed)
+    fit(model, retain, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, optimizer=config.optimizer,
+        weight_decay=config.weight_decay, seed=config.seed, device=device, progress=progress)
+    seconds = time.perf_counter() - start
+    test_acc = accuracy(model, test, device) if test is not None else float("nan")
+    trained = TrainedModel(model.cpu().eval(), config, test_acc, seconds, "trained")
+    if cache:
+        save_checkpoint(trained, cache_dir() / "retrained" / stem, data_key)
+    return trained

@@ -87,6 +87,6 @@ def test_reproduce_adds_the_vits_rows_from_a_saved_hugging_face_folder(tiny_cifa
     assert [(r["class"], r["method"]) for r in vit_rows] == [(c, m) for c in PAPER for m in ("ssd", "assd")]
     assert {r["alpha"] for r in vit_rows if r["method"] == "ssd"} == {5.0}
     assert 0.0 <= result["vit_test_acc"] <= 1.0
-    assert len([r for r in result["rows"] if r["model"] == "resnet"]) == 15
+    assert len([r for r in result["rows"] if r["model"] == "repro_linear"]) == 15
     table = table_text(result)
     assert "no retrain row" in table and table.count("\nvit ") == 10

@@ -94,6 +94,64 @@ def test_every_shipped_importance_matches_its_model_and_the_code(tmp_path, monke
     assert {p.stem for p in SHIPPED_IMPORTANCE.glob("*.safetensors")} == wanted
 
 
+def test_every_shipped_retrained_model_matches_its_request_and_the_code(tmp_path, monkeypatch):
+    """The models retrained without each class ship under the key retrain_from_scratch looks for: the
+    retrain method (Compare) and the audit's reference both read them instead of training; a change of
+    training code, data or schedule needs them rebuilt (scripts/build_checkpoints.py), or this fails."""
+    from ssd_core.audit import retrained_reference
+    from ssd_core.methods import run_method
+    from ssd_core.train import SHIPPED_CHECKPOINTS
+
+    module = _build_script()
+    monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))
+    wanted = set()
+    for dataset_name, model_name in module.SHIPPED_RETRAINED_FOR:
+        dataset = _shipped_dataset(dataset_name)
+        stems = module.retrained_stems(dataset_name, model_name)
+        assert len(stems) == dataset.num_classes
+        assert all((SHIPPED_CHECKPOINTS / "retrained" / f"{stem}.safetensors").is_file() for stem in stems.values())
+        wanted.update(stems.values())
+        split = make_split(dataset, ForgetRequest("class", dataset.classes[3]))  # by name: the same file as by index
+        reference = retrained_reference(split, model_name, device="cpu")
+        assert reference.source == "shipped" and reference.seconds > 60
+        assert accuracy(reference.model, split.forget_test) == 0.0 and reference.test_acc > 0.8
+        original = load_or_train(dataset, model_name, device="cpu").model
+        result = run_method("retrain", original, make_split(dataset, ForgetRequest("class", 3)), device="cpu")
+        assert result.diagnostics["source"] == "shipped" and result.seconds["total"] < 30
+        assert all(torch.equal(a, b) for a, b in zip(result.model.state_dict().values(),
+                                                     reference.model.state_dict().values(), strict=True))
+    assert {p.stem for p in (SHIPPED_CHECKPOINTS / "retrained").glob("*.safetensors")} == wanted
+    assert not list(tmp_path.glob("retrained/*"))  # read, never trained into the cache
+
+
+def test_the_retrain_method_and_the_audit_share_one_retrained_model(tmp_path, monkeypatch):
+    """Retraining a request once is enough: Compare's retrain row writes the model the audit's reference
+    then reads (same weights), whether the class was named by index or by name."""
+    from ssd_core.audit import retrained_reference
+    from ssd_core.methods import run_method
+    from ssd_core.models import ModelSpec, register
+
+    monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))
+    register(ModelSpec("train_test_linear", "test: linear", lambda c, k, s: torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(c * s * s, k)), 2, 1e-2, 64))
+    ds = load_dataset("digits")
+    original = train_model(ds, TrainConfig.default("digits", "train_test_linear"), device="cpu").model
+    result = run_method("retrain", original, make_split(ds, ForgetRequest("class", 4)), device="cpu",
+                        model_name="train_test_linear")
+    assert result.diagnostics["source"] == "trained"
+    assert len(list((tmp_path / "retrained").glob("*.safetensors"))) == 1
+    reference = retrained_reference(make_split(ds, ForgetRequest("class", "4")), "train_test_linear", device="cpu")
+    assert reference.source == "cache"
+    assert all(torch.equal(a, b) for a, b in zip(result.model.state_dict().values(),
+                                                 reference.model.state_dict().values(), strict=True))
+    again = run_method("retrain", original, make_split(ds, ForgetRequest("class", 4)), device="cpu",
+                       model_name="train_test_linear")
+    assert again.diagnostics["source"] == "cache" and "training (recorded)" in again.seconds
+    other = run_method("retrain", original, make_split(ds, ForgetRequest("class", 5)), device="cpu",
+                       model_name="train_test_linear")
+    assert other.diagnostics["source"] == "trained"  # another request is another model
+
+
 def test_importance_cache_key_names_the_code_version(tmp_path):
     from ssd_core.importance import IMPORTANCE_CODE_VERSION, ImportanceCache
 
@@ -105,11 +163,13 @@ def test_importance_cache_key_names_the_code_version(tmp_path):
     assert path.stem.endswith(f"-v{IMPORTANCE_CODE_VERSION}")
 
 
-def test_retrain_builds_a_fresh_model():
+def test_retrain_builds_a_fresh_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))
     ds = load_dataset("digits")
     split = make_split(ds, ForgetRequest("class", 4))
     original = train_model(ds, small_config(0), device="cpu").model
-    retrained = retrain_from_scratch(ds, split.retain_train, "smallcnn", seed=0, config=small_config(0), device="cpu").model
+    retrained = retrain_from_scratch(ds, split.retain_train, small_config(0), data_key=f"{ds.fingerprint()}-train",
+                                     device="cpu").model
     for (name, p0), p1 in zip(original.named_parameters(), retrained.parameters()):
         assert not torch.equal(p0, p1), f"{name} was carried over instead of re-initialised"
     assert accuracy(retrained, split.forget_test) < 0.05

@@ -231,6 +231,18 @@ def distance_columns(run: MethodRun, reference: MethodRun, split: ForgetSplit) -
     return dict(zip(AUDIT_COLUMNS, (found.kl, found.js, found.activation), strict=True))
 
 
+def loaded_retrain_note(runs: dict[str, MethodRun]) -> str | None:
+    """One sentence when the retrain row's model was read from disk instead of trained now."""
+    run = runs.get(GOLD)
+    if run is None or run.diagnostics.get("source", "trained") == "trained":
+        return None
+    where = "shipped with the lab" if run.diagnostics["source"] == "shipped" else "retrained earlier and cached"
+    recorded = run.seconds.get("training (recorded)")
+    took = f", trained in {recorded:.0f} s" if recorded else ""
+    return (f"retrain: the model trained without the forget set was read from disk ({where}{took}); its seconds "
+            "are the read, not the training.")
+
+
 def comparison_table(runs: dict[str, MethodRun], gold: str = GOLD, split: ForgetSplit | None = None) -> pd.DataFrame:
     """One row per method: metrics (fractions), MIA, ZRF, seconds, data touched, the gap to
     retrain for each metric, the over-forgetting flag (empty when there is no retrain row) and,

@@ -55,6 +55,22 @@ def _pct(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.{digits}f}%"
 
 
+def neighbour_sentence(classes: list[str], before: list[float | None], after: list[float | None],
+                       forgotten: tuple[int, ...]) -> str | None:
+    """Which kept class lost most, in one sentence: the class that looks most like the forgotten one
+    usually shares its weights (Fashion-MNIST: Shirt when the T-shirts go). None when nothing fell."""
+    drops = [(b - a, i) for i, (b, a) in enumerate(zip(before, after, strict=True))
+             if i not in forgotten and b is not None and a is not None]
+    if not drops:
+        return None
+    drop, worst = max(drops)
+    if drop < 0.005:
+        return "Every kept class is within half a point of its accuracy before: the forgetting stayed on its class."
+    return (f"Of the classes kept, **{classes[worst]}** lost most: {_pct(before[worst])} → {_pct(after[worst])} "
+            f"({100 * drop:.1f} points). Classes that look like the forgotten one share its weights, so dampening "
+            "those weights hits them first; watch this class as you move α.")
+
+
 def neighbours(alpha: float) -> tuple[float | None, float | None]:
     """The slider's alphas just below and just above ``alpha`` (None past either end)."""
     values = list(ALPHA_VALUES)

@@ -27,9 +27,10 @@ from torch import nn
 
 from ..data import ForgetSplit
 from ..metrics import evaluate, logits_of
+from ..models import get_spec
 from ..progress import OptionalProgress, report
 from .distance import DISTANCE_SUBSETS, Distance, distance, per_class_js
-from .lira import LIRA_SHADOWS, MembershipResult, ShadowSet, build_shadows, find_shadows, membership
+from .lira import LIRA_SHADOWS, MembershipResult, ShadowSet, build_shadows, find_shadows, membership, shadow_plan
 from .probe import probe_accuracy
 from .reference import retrained_reference
 from .relearn import RELEARN_K, RELEARN_STEPS, RelearnCurve, pick_relearn_samples, relearn_curve
@@ -44,7 +45,7 @@ LEAKY_ORIGINAL_AUC = 0.6  # below this the original itself leaks little: the att
 
 __all__ = [
     "AuditConfig", "AuditReport", "ModelAudit", "Verdict", "audit", "audit_models", "retrained_reference",
-    "build_shadows", "find_shadows", "membership", "ShadowSet", "MembershipResult", "seed_runs", "interval",
+    "build_shadows", "find_shadows", "shadow_plan", "membership", "ShadowSet", "MembershipResult", "seed_runs", "interval",
     "Interval", "Distance", "RelearnCurve", "SEEDS", "LIRA_SHADOWS",
 ]
 
@@ -258,6 +259,10 @@ def audit_models(original: nn.Module, unlearned: dict[str, nn.Module], split: Fo
         notes.append(f"The original model leaks little about the forget set (LiRA AUC {original_audit.lira.auc:.3f}): "
                      "a model that generalises this well shows little membership signal, so a low AUC after "
                      "unlearning is not a privacy win.")
+    if shadows is not None and int(shadows.config.get("epochs", 0)) < get_spec(shadows.model).epochs:
+        notes.append(f"The {shadows.count} LiRA shadow models were trained for {shadows.config['epochs']} epochs each (the "
+                     f"original: {get_spec(shadows.model).epochs}) to keep them affordable; shorter training memorises "
+                     "less, so the per-example attack is, if anything, weaker than with fully trained shadows.")
     if probe_random is not None and retrained_audit.probe_forget_acc is not None \
             and probe_random >= retrained_audit.probe_forget_acc - FEATURE_SLACK:
         notes.append(f"On this data even a randomly initialised model's features let a linear probe read the forgotten "
@@ -269,7 +274,8 @@ def audit_models(original: nn.Module, unlearned: dict[str, nn.Module], split: Fo
         retrained=retrained_audit,
         unlearned=unlearned_audits,
         verdicts={k: verdicts(v, original_audit, retrained_audit) for k, v in unlearned_audits.items()},
-        shadows=None if shadows is None else {"count": shadows.count, "source": shadows.source, "seed": shadows.seed},
+        shadows=None if shadows is None else {"count": shadows.count, "source": shadows.source, "seed": shadows.seed,
+                                              "epochs": int(shadows.config.get("epochs", 0))},
         seconds={"audit": time.perf_counter() - start},
         notes=notes,
         probe_random=probe_random,

@@ -18,7 +18,7 @@ from ..methods import get_method, run_method
 from ..models import resolve_device
 from ..progress import OptionalProgress, report, scaled
 from . import AuditConfig, audit_models
-from .lira import LIRA_SHADOWS, build_shadows, find_shadows
+from .lira import build_shadows, find_shadows, shadow_plan
 from .reference import retrained_reference
 from .seeds import seed_runs
 
@@ -30,7 +30,7 @@ class AuditRun:
     experiment: ExperimentConfig  # dataset, model, request, seed, device, data (method/params unused)
     methods: dict[str, dict[str, Any]]  # method name -> its options
     seeds: int = 0  # 0 or 1: one run; S >= 2: every metric as mean and 95% interval over S seeds
-    shadows: int = LIRA_SHADOWS  # K for LiRA; 0: no per-example attack
+    shadows: int | None = None  # K for LiRA; None: the dataset's plan (lira.shadow_plan); 0: no per-example attack
     build_missing_shadows: bool = True  # train the shadows when none are shipped or cached
     audit: AuditConfig = field(default_factory=AuditConfig)
 
@@ -58,7 +58,7 @@ def run_audit(run: AuditRun, progress: OptionalProgress = None) -> dict[str, Any
 
 
 def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: dict[str, dict[str, Any]], *,
-                  seed: int = 0, device: torch.device | str = "cpu", shadows: int = LIRA_SHADOWS,
+                  seed: int = 0, device: torch.device | str = "cpu", shadows: int | None = None,
                   build_missing_shadows: bool = True, seeds: int = 0, config: AuditConfig | None = None,
                   progress: OptionalProgress = None) -> dict[str, Any]:
     """Run each method from ``original`` on ``split`` and audit the results (the CLI and the page).
@@ -70,7 +70,7 @@ def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: 
         methods: method name -> its options (as ``--param`` would give them).
         seed: the retrained reference's seed (methods are seeded by their own ``seed`` option).
         device: where to compute.
-        shadows: K LiRA shadow models (0: no per-example attack).
+        shadows: K LiRA shadow models (None: the dataset's plan, see ``lira.shadow_plan``; 0: no per-example attack).
         build_missing_shadows: train the shadows when none are shipped or cached.
         seeds: S >= 2 also runs every method over S seeds (mean and 95% interval).
         config: the audit's sample sizes and relearning schedule.
@@ -87,6 +87,9 @@ def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: 
     for name, spec in specs.items():
         if split.request.kind not in spec.supports:
             raise InputError(f"Method '{name}' does not support {split.request.kind} forget requests.")
+    plan = shadow_plan(split.dataset, model)
+    if shadows is None:
+        shadows = plan.count
     if shadows % 2:
         raise InputError(f"LiRA needs an even number of shadow models; got {shadows}.")
     checked = {name: specs[name].default_config(**options) for name, options in methods.items()}

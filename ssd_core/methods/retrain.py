@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..models import build_for_dataset, get_spec
+from ..models import get_spec
 from ..progress import OptionalProgress
-from ..train import fit
+from ..train import TrainConfig, retrain_from_scratch
 from .base import RETAIN_ONLY, MethodOutcome, MethodSpec, param, register_method, seed_param
 from .loops import Stopwatch, architecture_name
 from .runner import MethodData
@@ -48,13 +48,18 @@ def _run(work: nn.Module, data: MethodData, config: RetrainConfig, *, device: to
     epochs = config.epochs or spec.epochs
     lr = config.lr or spec.lr
     batch_size = config.batch_size or spec.batch_size
+    schedule = TrainConfig(data.dataset.name, name, epochs, lr, batch_size, spec.optimizer, spec.weight_decay,
+                           config.seed)
     with watch.step("training"):
-        fresh = build_for_dataset(name, data.dataset, seed=config.seed)
-        fit(fresh, retain, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=spec.optimizer,
-            weight_decay=spec.weight_decay, seed=config.seed, device=device, progress=progress)
+        trained = retrain_from_scratch(data.dataset, retain, schedule, data_key=data.data_key, device=device,
+                                       progress=progress)
     diagnostics = {"architecture": name, "epochs": epochs, "lr": lr, "batch_size": batch_size,
-                   "optimizer": spec.optimizer, "n_retain": len(retain)}
-    return MethodOutcome(fresh, diagnostics, watch.seconds)
+                   "optimizer": spec.optimizer, "n_retain": len(retain), "source": trained.source}
+    seconds = dict(watch.seconds)
+    if trained.source != "trained":  # loaded from disk: the cost is the recorded training time
+        diagnostics["loaded_in_s"] = seconds.pop("training")
+        seconds["training (recorded)"] = trained.seconds
+    return MethodOutcome(trained.model.to(device), diagnostics, seconds)
 
 
 register_method(
