@@ -270,12 +270,14 @@ def values_of(data) -> list:
     return list(data)
 
 
-def test_the_neighbour_sentence_names_the_kept_class_that_lost_most():
+def test_the_neighbour_sentence_names_the_kept_class_that_moved_most():
     from ui.lesson import neighbour_sentence
 
     classes = ["T-shirt/top", "Trouser", "Shirt"]
     sentence = neighbour_sentence(classes, [0.85, 0.97, 0.70], [0.0, 0.96, 0.52], (0,))
-    assert "**Shirt** lost most: 70.0% → 52.0% (18.0 points)" in sentence
+    assert "**Shirt** moved most: 70.0% → 52.0% (-18.0 points)" in sentence and "share its weights" in sentence
     assert "T-shirt" not in sentence  # the forgotten class is not a neighbour
+    gained = neighbour_sentence(classes, [0.85, 0.97, 0.76], [0.0, 0.97, 0.853], (0,))
+    assert "**Shirt** moved most: 76.0% → 85.3% (+9.3 points)" in gained and "mistake for the forgotten" in gained
     assert "stayed on its class" in neighbour_sentence(classes, [0.85, 0.97, 0.70], [0.0, 0.97, 0.70], (0,))
     assert neighbour_sentence(classes, [0.85, None, None], [0.0, None, None], (0,)) is None

@@ -57,18 +57,22 @@ def _pct(value: float | None, digits: int = 1) -> str:
 
 def neighbour_sentence(classes: list[str], before: list[float | None], after: list[float | None],
                        forgotten: tuple[int, ...]) -> str | None:
-    """Which kept class lost most, in one sentence: the class that looks most like the forgotten one
-    usually shares its weights (Fashion-MNIST: Shirt when the T-shirts go). None when nothing fell."""
-    drops = [(b - a, i) for i, (b, a) in enumerate(zip(before, after, strict=True))
-             if i not in forgotten and b is not None and a is not None]
-    if not drops:
+    """Which kept class moved most, in one sentence: usually the one that looks most like the forgotten
+    class (Fashion-MNIST: Shirt when the T-shirts go). None without per-class numbers."""
+    changes = [(abs(a - b), a - b, i) for i, (b, a) in enumerate(zip(before, after, strict=True))
+               if i not in forgotten and b is not None and a is not None]
+    if not changes:
         return None
-    drop, worst = max(drops)
-    if drop < 0.005:
+    size, change, moved = max(changes)
+    if size < 0.005:
         return "Every kept class is within half a point of its accuracy before: the forgetting stayed on its class."
-    return (f"Of the classes kept, **{classes[worst]}** lost most: {_pct(before[worst])} → {_pct(after[worst])} "
-            f"({100 * drop:.1f} points). Classes that look like the forgotten one share its weights, so dampening "
-            "those weights hits them first; watch this class as you move α.")
+    head = (f"Of the classes kept, **{classes[moved]}** moved most: {_pct(before[moved])} → {_pct(after[moved])} "
+            f"({100 * change:+.1f} points).")
+    if change > 0:
+        return (head + " Its images that the model used to mistake for the forgotten class cannot go there any more, "
+                "and many land on their own class: forgetting changes the neighbours' answers too.")
+    return (head + " Classes that look like the forgotten one share its weights, so dampening those weights hits them "
+            "first; watch this class as you move α.")
 
 
 def neighbours(alpha: float) -> tuple[float | None, float | None]:
