@@ -14,8 +14,10 @@ st.markdown(
 )
 preload = preload_charts()
 
+from ssd_core.guard import format_alpha
 from ssd_core.metrics import OVER_FORGETTING_TOLERANCE
-from ui import compare, layout, sidebar
+from ui import compare, layout, live, sidebar
+from ui import state as lab_state
 from ui.errors import guard, show_error
 from ui.state import keep
 from unlearning_lab import figures
@@ -30,6 +32,16 @@ prepared = layout.prepared_or_hint(setup, "Finish the run setup in the sidebar t
 preload.empty()
 
 
+def unlearn_setting(prepared) -> tuple[float, float, str]:
+    """The α and λ the Unlearn page dampens with (automatic α included) and one sentence saying so, so the
+    session's SSD row here is the SSD shown there."""
+    alpha, setting = live.effective_alpha(prepared)
+    lam = float(setting.lam_used) if setting is not None else float(lab_state.current().lam)
+    how = "automatic" if setting is not None else "set by hand"
+    return alpha, lam, (f"α = {format_alpha(alpha)} ({how}) and λ = {lam:g}: the Unlearn page's setting, so this row "
+                        "shows the same SSD; change them there.")
+
+
 def controls(prepared) -> tuple[list[str], dict[str, dict], bool]:
     kind = prepared.setup.request.kind
     options = compare.methods_for(kind)
@@ -42,7 +54,14 @@ def controls(prepared) -> tuple[list[str], dict[str, dict], bool]:
     for method in chosen:
         with st.expander(f"{method} settings", expanded=False):
             st.caption(compare.available_methods()[method].description)
-            configs[method] = compare.settings_controls(method, prepared.setup.seed, model_spec=prepared.model_spec)
+            if method == prepared.setup.method:  # the Unlearn page's SSD: the same α and λ here
+                alpha, lam, sentence = unlearn_setting(prepared)
+                st.caption(sentence)
+                configs[method] = {**compare.settings_controls(method, prepared.setup.seed, skip=("alpha", "lam"),
+                                                               model_spec=prepared.model_spec),
+                                   "alpha": alpha, "lam": lam}
+            else:
+                configs[method] = compare.settings_controls(method, prepared.setup.seed, model_spec=prepared.model_spec)
     run = st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not chosen, key="cmp_run")
     return chosen, configs, run
 

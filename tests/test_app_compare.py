@@ -48,9 +48,16 @@ def digits_class0():
     return model, split, random_logits
 
 
-def library_eval(name: str, model, split, random_logits) -> Evaluation:
-    result = run_method(name, model, split, device="cpu", seed=0) if name != "ssd" else run_method(name, model, split, device="cpu")
+def library_eval(name: str, model, split, random_logits, **options) -> Evaluation:
+    result = run_method(name, model, split, device="cpu", seed=0) if name != "ssd" else \
+        run_method(name, model, split, device="cpu", **options)
     return evaluate(result.model, split, "cpu", random_forget_logits=random_logits)
+
+
+def ssd_setting(at: AppTest) -> dict:
+    """The α and λ Compare's ssd row ran with."""
+    run = next(r for r in at.session_state["_compare_results"].values() if r.method == "ssd")
+    return {"alpha": run.config["alpha"], "lam": run.config["lam"]}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +79,7 @@ def test_compare_table_matches_library(compared: AppTest, digits_class0) -> None
     table = metrics.merge(gaps, on="method")
     rows = {row["method"]: row for _, row in table.iterrows()}
     retrain = library_eval("retrain", model, split, random_logits)
-    ssd = library_eval("ssd", model, split, random_logits)
+    ssd = library_eval("ssd", model, split, random_logits, **ssd_setting(compared))
     for name, ours in (("retrain", retrain), ("ssd", ssd)):
         row = rows[name]
         assert row["forget test"] == pytest.approx(ours.forget_test_acc, abs=1e-12)
@@ -106,11 +113,32 @@ def test_compare_shows_the_audits_distance_to_retrain(compared: AppTest, digits_
     rows = {row["method"]: row for _, row in audit.iterrows()}
     assert rows["retrain"]["KL to retrain"] == 0 and rows["retrain"]["JS to retrain"] == 0
     gold = logits_of(run_method("retrain", model, split, device="cpu", seed=0).model, split.forget_test, "cpu")
-    ssd = logits_of(run_method("ssd", model, split, device="cpu").model, split.forget_test, "cpu")
+    ssd = logits_of(run_method("ssd", model, split, device="cpu", **ssd_setting(compared)).model, split.forget_test, "cpu")
     expected = distance(ssd, gold)
     assert rows["ssd"]["KL to retrain"] == pytest.approx(expected.kl, rel=1e-5)
     assert rows["ssd"]["JS to retrain"] == pytest.approx(expected.js, rel=1e-5)
     assert rows["ssd"]["activation distance"] == pytest.approx(expected.activation, rel=1e-5)
+
+
+def test_compares_ssd_is_the_unlearn_pages_ssd(compared: AppTest) -> None:
+    """The same SSD on both pages: Compare's ssd row runs at the Unlearn page's α and λ (automatic α by
+    default, not the paper's 10, which collapses digits class 0 on Compare while Unlearn keeps the rest)."""
+    from apptest_helpers import metric_values
+
+    from ssd_core.guard import format_alpha
+
+    setting = ssd_setting(compared)
+    assert setting["alpha"] != 10.0
+    caption = " ".join(c.value for c in compared.caption)
+    assert f"α = {format_alpha(setting['alpha'])} (automatic)" in caption and "Unlearn page's setting" in caption
+    row = next(r for _, r in compared.dataframe[0].value.iterrows() if r["method"] == "ssd")
+    compared.switch_page("app_pages/unlearn.py").run()
+    assert_clean(compared)
+    cards = metric_values(compared)
+    assert cards["Retain (test)"] == f"{100 * row['retain test']:.1f}%"
+    assert cards["Forget (test)"] == f"{100 * row['forget test']:.1f}%"
+    compared.switch_page("app_pages/compare.py").run()
+    assert_clean(compared)
 
 
 def test_compare_rerender_reuses_results(compared: AppTest) -> None:

@@ -81,3 +81,18 @@ def test_trouser_cannot_be_forgotten_and_cli_and_page_say_so_alike(fashion_mnist
     assert at.selectbox(key="setup_model").value == "smallcnn"
     assert any("T-shirt/top" in option for option in at.selectbox(key="setup_forget_class").options)
     assert any("shipped checkpoint, test accuracy 92.7%" in c.value for c in at.caption)
+
+
+def test_the_shipped_shadows_follow_the_large_data_plan_and_the_audit_says_so(fashion_mnist):
+    """8 LiRA shadows, 4 epochs each, ship for Fashion-MNIST/smallcnn: an audit trains none and notes
+    that its shadows were trained shorter than the original."""
+    from ssd_core.audit import find_shadows, shadow_plan
+    from ssd_core.audit.lira import LARGE_SHADOW_EPOCHS, LARGE_SHADOWS
+
+    plan = shadow_plan(fashion_mnist, "smallcnn")
+    assert plan.count == LARGE_SHADOWS == 8 and plan.config["epochs"] == LARGE_SHADOW_EPOCHS < 15
+    assert "4 epochs" in plan.note and "weaker" in plan.note
+    shadows = find_shadows(fashion_mnist, "smallcnn")
+    assert shadows is not None and shadows.source == "shipped" and shadows.count == 8
+    assert shadows.in_mask.shape == (8, 60_000) and bool((shadows.in_mask.sum(0) == 4).all())
+    assert shadows.test_phi.shape == (8, 10_000) and bool(torch.isfinite(shadows.train_phi).all())
