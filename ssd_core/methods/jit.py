@@ -36,7 +36,6 @@ from .base import FORGET_ONLY, MethodOutcome, MethodSpec, epochs_param, forget_b
 from .loops import Stopwatch, frozen_copy, sgd, shuffled_batches, steps_per_epoch, take
 from .runner import MethodData
 
-
 STOP_SAMPLE = 512  # forget images the stopping rule reads after each step
 
 
