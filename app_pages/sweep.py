@@ -4,7 +4,7 @@ alpha and lambda (the sliders on every page follow) and says so, with a link to 
 
 import streamlit as st
 
-from ui import layout, sidebar
+from ui import layout, live, sidebar
 from ui import state as lab_state
 from ui import sweep as landscape
 from ui.errors import guard
@@ -28,9 +28,10 @@ render_picker("landscape")
 setup = sidebar.run_setup()
 
 
-def current_setting() -> tuple[float, float]:
-    s = lab_state.current()
-    return float(s.alpha), float(s.lam)
+def current_setting(prepared) -> tuple[float, float]:
+    """The α and λ the Unlearn page dampens with (automatic α included): the figures' "current" marker."""
+    alpha, setting = live.effective_alpha(prepared)
+    return alpha, float(setting.lam_used) if setting is not None else float(lab_state.current().lam)
 
 
 def applied_message() -> None:
@@ -101,7 +102,7 @@ def compute(prepared, alphas, lams, bound, budget) -> None:
 
 def show_landscape(prepared, stored) -> None:
     result = stored["result"]
-    current = current_setting()
+    current = current_setting(prepared)
     total = len(result.alphas) * len(result.lams)
     sizes = result.eval_sizes
     evaluated = ("all images" if stored["key"][3] is None else
@@ -234,7 +235,7 @@ def alpha_only(prepared) -> None:
     bar = st.progress(0.0, text="sweeping α")
     rows = alpha_sweep(prepared, float(lam), progress=lambda f, m: _show_progress(bar, f, m))
     bar.empty()
-    current = float(lab_state.current().alpha)
+    current = current_setting(prepared)[0]
     show_chart(sweep_figure(prepared, rows, current), key="chart-alpha-sweep",
                config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 3,
                                                                       "filename": f"{setup.slug()}-l{lam:g}-alpha-sweep"}})

@@ -442,8 +442,8 @@ class AutoSetting:
     def sentence(self) -> str:
         a = self.adaptive
         lam = f", λ = {self.lam_used:g}" if self.lam_used != self.lam else ""
-        text = (f"Auto: α = {self.alpha:.4g}{lam}. Adaptive SSD takes the {a.percentile:.2f}th percentile of I_f / I_D "
-                f"(α = {a.alpha:.4g}) because the forget set is {100 * a.n_forget / a.n_total:.1f}% of the training data")
+        text = (f"Auto: α = {format_alpha(self.alpha)}{lam}. Adaptive SSD takes the {a.percentile:.2f}th percentile of I_f / I_D "
+                f"(α = {format_alpha(a.alpha)}) because the forget set is {100 * a.n_forget / a.n_total:.1f}% of the training data")
         if self.check is not None and self.fix is not None and self.corrected:
             if self.check.fired:
                 text += (f"; there retain accuracy on a training sample fell {100 * self.check.drop:.1f} points, so the "

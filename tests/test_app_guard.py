@@ -9,6 +9,7 @@ import json
 from apptest_helpers import assert_clean, metric_values, new_app, shown_text
 
 from ssd_core.cli import main
+from ssd_core.guard import format_alpha
 
 
 def _pct(value: float) -> str:
@@ -32,7 +33,7 @@ def test_first_screen_auto_then_alpha_10_then_the_guard_fix(capsys):
     assert cards["Retain (test)"] == _pct(auto["after"]["retain_test_acc"])
     assert cards["MIA"] == _pct(auto["after"]["mia"])
     captions = [shown_text(c.value) for c in at.caption]
-    assert any(c.startswith(f"Auto: α = {auto['diagnostics']['alpha']:.4g}.") for c in captions), captions
+    assert any(c.startswith(f"Auto: α = {format_alpha(auto['diagnostics']['alpha'])}.") for c in captions), captions
     infos = [shown_text(i.value) for i in at.info]
     assert any("At the paper's α = 10 this request collapses" in i for i in infos), infos
 

@@ -192,3 +192,23 @@ def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepar
 def message_alpha(message: str) -> float:
     """The bisection's alpha in the suggestion message ('... **α = 33** ...')."""
     return float(message.split("**α = ")[1].split("**")[0])
+
+
+def test_the_landscape_marks_the_alpha_the_unlearn_page_uses():
+    """With automatic α on (the default), the α-sweep's "current α" is automatic α, not the slider's 10."""
+    import re
+
+    from apptest_helpers import shown_text
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params.update({"forget": "class:3"})
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    captions = [shown_text(c.value) for c in at.caption]
+    auto = next(re.search(r"Auto: α = ([0-9]+(?:\.[0-9]+)?)", c) for c in captions if "Auto: α = " in c).group(1)
+    assert float(auto) != 10.0
+    at.switch_page("app_pages/sweep.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    names = [trace.get("name", "") for e in at.get("plotly_chart") for trace in json.loads(e.proto.spec)["data"]]
+    assert f"current α = {auto}" in names, names

@@ -594,7 +594,7 @@ def alpha_sweep_figure(
                              mode="lines", line={"color": KEPT, "dash": "dot", "width": 2}), secondary_y=True)
     if current_alpha is not None:  # a trace, not a shape: data coordinates on the log axis
         fig.add_trace(go.Scatter(x=[current_alpha, current_alpha], y=[0, 100], mode="lines+text",
-                                 name=f"current α = {current_alpha:g}", text=["", f"α = {current_alpha:g}"],
+                                 name=f"current α = {current_alpha:.3g}", text=["", f"α = {current_alpha:.3g}"],
                                  textposition="top right", line={"color": THRESHOLD, "dash": "dash", "width": 1.5},
                                  hoverinfo="skip"))
     fig.update_xaxes(type="log", title="α (selection threshold, log scale)")
