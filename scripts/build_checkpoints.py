@@ -47,7 +47,10 @@ SHIPPED = [
     ("fashion_mnist", "smallcnn"), ("fashion_mnist", "resnet18_narrow"),
 ]
 SHIPPED_IMPORTANCE_FOR = [("fashion_mnist", "smallcnn"), ("fashion_mnist", "resnet18_narrow")]
-SHIPPED_RETRAINED_FOR = [("fashion_mnist", "smallcnn")]
+# The classes whose retrained model ships. Each costs one training run of the original's schedule (611 s
+# on a quiet 2-core machine, 986-1,664 s while other work ran); classes 2-9 are not built yet: add them
+# here and run the script (the others are trained on first use and cached, as before).
+SHIPPED_RETRAINED_FOR = {("fashion_mnist", "smallcnn"): (0, 1)}
 IMPORTANCE_ESTIMATORS = ("fisher", "lossfree")
 IMPORTANCE_BATCH = 64
 
@@ -82,13 +85,14 @@ def build_importance(dataset_name: str, model_name: str) -> None:
 
 
 def retrained_stems(dataset_name: str, model_name: str) -> dict[int, str]:
-    """Class index -> file stem of the model retrained without that class (seed 0, default schedule)."""
+    """Class index -> file stem of the model retrained without that class (seed 0, default schedule), for the
+    classes SHIPPED_RETRAINED_FOR lists."""
     dataset = load_dataset(dataset_name)
     config = TrainConfig.default(dataset_name, model_name, seed=0)
     architecture = architecture_signature(build_for_dataset(model_name, dataset))
     return {c: retrained_key(f"{dataset.fingerprint()}-train", architecture, config,
                              make_split(dataset, ForgetRequest("class", target=c)).retain_train)
-            for c in range(dataset.num_classes)}
+            for c in SHIPPED_RETRAINED_FOR[(dataset_name, model_name)]}
 
 
 def build_retrained(dataset_name: str, model_name: str) -> None:

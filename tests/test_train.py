@@ -108,15 +108,16 @@ def test_every_shipped_retrained_model_matches_its_request_and_the_code(tmp_path
     for dataset_name, model_name in module.SHIPPED_RETRAINED_FOR:
         dataset = _shipped_dataset(dataset_name)
         stems = module.retrained_stems(dataset_name, model_name)
-        assert len(stems) == dataset.num_classes
+        assert stems and set(stems) <= set(range(dataset.num_classes))
         assert all((SHIPPED_CHECKPOINTS / "retrained" / f"{stem}.safetensors").is_file() for stem in stems.values())
         wanted.update(stems.values())
-        split = make_split(dataset, ForgetRequest("class", dataset.classes[3]))  # by name: the same file as by index
+        target = max(stems)
+        split = make_split(dataset, ForgetRequest("class", dataset.classes[target]))  # by name: the same file as by index
         reference = retrained_reference(split, model_name, device="cpu")
         assert reference.source == "shipped" and reference.seconds > 60
         assert accuracy(reference.model, split.forget_test) == 0.0 and reference.test_acc > 0.8
         original = load_or_train(dataset, model_name, device="cpu").model
-        result = run_method("retrain", original, make_split(dataset, ForgetRequest("class", 3)), device="cpu")
+        result = run_method("retrain", original, make_split(dataset, ForgetRequest("class", target)), device="cpu")
         assert result.diagnostics["source"] == "shipped" and result.seconds["total"] < 30
         assert all(torch.equal(a, b) for a, b in zip(result.model.state_dict().values(),
                                                      reference.model.state_dict().values(), strict=True))
