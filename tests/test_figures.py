@@ -263,3 +263,12 @@ def test_the_forgetting_signal_is_explained_for_the_request_kind():
     assert "far above the test set" in signal_caption("subclass")
     for kind in ("random", "indices"):
         assert "looks like the test set" in signal_caption(kind)
+
+
+def test_the_audits_class_distance_chart_keeps_the_forgotten_class_among_digit_labels():
+    """Digit class names look like numbers: the x axis must stay categorical or "5 (forgotten)" is dropped."""
+    from unlearning_lab.figures_audit import class_distance_figure
+
+    fig = class_distance_figure([str(i) for i in range(10)], {"assd": [0.1] * 10}, [5])
+    assert fig.layout.xaxis.type == "category"
+    assert list(fig.layout.xaxis.categoryarray)[5] == "5 (forgotten)" and len(fig.layout.xaxis.categoryarray) == 10

@@ -37,6 +37,8 @@ def class_distance_figure(classes: Sequence[str], per_model: Mapping[str, Sequen
         fig.add_bar(name=name, x=labels, y=list(values), marker_color=method_colour(name, i),
                     hovertemplate="%{x}: %{y:.4f} nats<extra>" + name + "</extra>")
     fig.update_yaxes(title="JS divergence to retrained (nats)", rangemode="tozero")
+    # categories, always: with digit class names plotly reads "0".."9" as numbers and drops "5 (forgotten)"
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
     return _style(fig, "Distance to the retrained model per class (0: answers as the retrained model does)",
                   barmode="group", bargap=0.2)
 
