@@ -92,6 +92,6 @@ def test_the_report_has_an_audit_section_with_the_verdicts(library_audit):
                                                                                      "command": "python -m ssd_core audit"})
     assert 'id="audit"' in html and 'id="audit-table"' in html and "python -m ssd_core audit" in html
     for row in library_audit["audit"]["verdicts"]["assd"]:
-        mark = {True: "forgotten", False: "not forgotten", None: "not measured"}[row["forgotten"]]
+        mark = {True: "forgotten", False: "not forgotten", None: "no verdict"}[row["forgotten"]]
         assert f'data-audit="assd:{row["test"]}">{mark}<' in html
     assert "_report" not in html  # the live object is not embedded

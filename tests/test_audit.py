@@ -237,6 +237,19 @@ def test_cli_audit_json_and_bad_input(capsys):
     rows = {row["test"]: row for row in result["audit"]["verdicts"]["assd"]}
     assert set(rows) == {"output", "features", "attack", "relearning"}
     assert rows["output"]["forgotten"] is True
-    assert result["audit"]["shadows"] == {"count": 16, "source": "shipped", "seed": 0}
+    assert result["audit"]["shadows"] == {"count": 16, "source": "shipped", "seed": 0, "epochs": 15}
     assert main(["audit", "--dataset", "digits", "--forget-class", "3", "--shadows", "3"]) == 2
     assert "even" in capsys.readouterr().err
+
+
+def test_the_features_row_gives_no_verdict_when_random_features_already_read_the_class():
+    """On 8x8 digits a probe reads the class from a random network (97%): "forgotten" there would mean nothing."""
+    from ssd_core.audit import ModelAudit, verdicts
+
+    def audit(probe: float) -> ModelAudit:
+        return ModelAudit("m", 0.0, 0.99, 0.0, {}, [], probe, None, None)
+
+    row = next(v for v in verdicts(audit(0.98), audit(0.1), audit(1.0), probe_random=0.973) if v.test == "features")
+    assert row.forgotten is None and "cannot tell forgetting from hiding" in row.sentence and "97.3%" in row.sentence
+    decided = next(v for v in verdicts(audit(0.98), audit(0.1), audit(1.0), probe_random=0.2) if v.test == "features")
+    assert decided.forgotten is True

@@ -22,7 +22,7 @@ from .state import RunSetup
 
 K_AUDITS = "_audit_results"
 MAX_AUDITS = 8
-VERDICT_MARKS = {True: "✓ forgotten", False: "✗ not forgotten", None: "– not measured"}
+VERDICT_MARKS = {True: "✓ forgotten", False: "✗ not forgotten", None: "– no verdict"}
 
 
 def audit_key(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int) -> tuple:

@@ -241,7 +241,7 @@ def build_report(
 
 AUDIT_TESTS = {"output": "at the output", "features": "in the features", "attack": "against the per-example attack",
                "relearning": "against relearning"}
-AUDIT_MARKS = {True: "forgotten", False: "not forgotten", None: "not measured"}
+AUDIT_MARKS = {True: "forgotten", False: "not forgotten", None: "no verdict"}
 
 
 def _audit_section(audit: Mapping[str, Any]) -> str:

@@ -172,8 +172,11 @@ def _fmt(value: float | None, percent: bool = True) -> str:
     return f"{value * 100:.1f}%" if percent else f"{value:.3f}"
 
 
-def verdicts(unlearned: ModelAudit, original: ModelAudit, retrained: ModelAudit) -> list[Verdict]:
-    """The four verdict rows for one unlearned model (thresholds: module constants)."""
+def verdicts(unlearned: ModelAudit, original: ModelAudit, retrained: ModelAudit,
+             probe_random: float | None = None) -> list[Verdict]:
+    """The four verdict rows for one unlearned model (thresholds: module constants). ``probe_random``: the
+    probe's accuracy on a randomly initialised model's features; when it reaches the retrained model's, the
+    probe cannot tell forgetting from hiding and the features row gives no verdict."""
     rows = []
     u, r = unlearned.forget_test_acc, retrained.forget_test_acc
     if u is None or r is None:  # instance requests: forget-train accuracy against the retrained model's
@@ -183,6 +186,10 @@ def verdicts(unlearned: ModelAudit, original: ModelAudit, retrained: ModelAudit)
     u, r = unlearned.probe_forget_acc, retrained.probe_forget_acc
     if u is None or r is None:
         rows.append(Verdict("features", None, u, r, "The probe needs held-out images of the forgotten class (class requests)."))
+    elif probe_random is not None and probe_random >= r - FEATURE_SLACK:
+        rows.append(Verdict("features", None, u, r, f"A linear probe reads the forgotten class at {_fmt(u)} here and "
+                            f"{_fmt(r)} on the retrained model, but at {_fmt(probe_random)} even on a random network's "
+                            "features: on this data the probe cannot tell forgetting from hiding."))
     else:
         ok = u <= r + FEATURE_SLACK
         gap = (u - r) * 100
@@ -273,7 +280,7 @@ def audit_models(original: nn.Module, unlearned: dict[str, nn.Module], split: Fo
         original=original_audit,
         retrained=retrained_audit,
         unlearned=unlearned_audits,
-        verdicts={k: verdicts(v, original_audit, retrained_audit) for k, v in unlearned_audits.items()},
+        verdicts={k: verdicts(v, original_audit, retrained_audit, probe_random) for k, v in unlearned_audits.items()},
         shadows=None if shadows is None else {"count": shadows.count, "source": shadows.source, "seed": shadows.seed,
                                               "epochs": int(shadows.config.get("epochs", 0))},
         seconds={"audit": time.perf_counter() - start},

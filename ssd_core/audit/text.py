@@ -13,7 +13,7 @@ TESTS = {
 
 
 def _mark(forgotten: bool | None) -> str:
-    return {True: "forgotten", False: "NOT forgotten", None: "not measured"}[forgotten]
+    return {True: "forgotten", False: "NOT forgotten", None: "no verdict"}[forgotten]
 
 
 def audit_summary(result: dict[str, Any]) -> str:
