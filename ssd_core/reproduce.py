@@ -132,7 +132,7 @@ def reproduce(name: str, *, data_dir: str | None = None, device: str = "auto", m
                 seconds = time.perf_counter() - start
                 source = result.diagnostics.get("source", "trained")
                 if source != "trained":  # the retrained model was read from disk: its cost is its recorded training
-                    seconds = result.seconds.get("training (recorded)", seconds)
+                    seconds = result.diagnostics.get("recorded_training_s", seconds)
                 after = evaluate(result.model, split, torch_device)
                 rows.append({"model": "vit" if architecture != model_name else model_name, "class": target,
                              "method": method, "retain_test_acc": after.retain_test_acc,

@@ -237,7 +237,7 @@ def loaded_retrain_note(runs: dict[str, MethodRun]) -> str | None:
     if run is None or run.diagnostics.get("source", "trained") == "trained":
         return None
     where = "shipped with the lab" if run.diagnostics["source"] == "shipped" else "retrained earlier and cached"
-    recorded = run.seconds.get("training (recorded)")
+    recorded = run.diagnostics.get("recorded_training_s")
     took = f", trained in {recorded:.0f} s" if recorded else ""
     return (f"retrain: the model trained without the forget set was read from disk ({where}{took}); its seconds "
             "are the read, not the training.")
