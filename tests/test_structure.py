@@ -107,3 +107,12 @@ def test_settings_are_read_in_one_place() -> None:
             if re.search(r"(os\.environ|getenv)[^\n]*UNLEARNING_LAB_", text) and path.name != "settings.py":
                 readers.append(str(path.relative_to(ROOT)))
     assert not readers
+
+
+def test_the_dashboard_asks_the_engine_instead_of_running_ssds_steps() -> None:
+    """ui/ and app_pages/ dampen and choose automatic alpha through ssd_core.engine.SSDEngine, so the page and
+    the CLI cannot drift apart."""
+    calls = re.compile(r"\b(dampen|adaptive_alpha|guard_fix|auto_setting)\(")
+    found = [f"{path.relative_to(ROOT)}:{n}" for folder in ("ui", "app_pages") for path in (ROOT / folder).rglob("*.py")
+             for n, line in enumerate(path.read_text().splitlines(), 1) if calls.search(line)]
+    assert not found, found

@@ -36,10 +36,11 @@ import streamlit as st
 import torch
 from torch import nn
 
-from ssd_core.dampening import DampeningReport, dampen
+from ssd_core.dampening import DampeningReport
 from ssd_core.data import EMBEDDED_DATASETS, FILE_DATASETS, ForgetSplit, ImageDataset, load_dataset, make_split
+from ssd_core.engine import SSDEngine
 from ssd_core.errors import InputError
-from ssd_core.guard import AutoSetting, CollapseGuard, GuardCheck, GuardFix, auto_setting
+from ssd_core.guard import AutoSetting, CollapseGuard, GuardCheck, GuardFix
 from ssd_core.importance import ImportanceCache, model_fingerprint
 from ssd_core.methods import available_methods, get_method
 from ssd_core.methods.base import MethodSpec
@@ -478,9 +479,9 @@ def auto_alpha(prepared: Prepared, lam: float) -> AutoSetting:
         live = compute_live(prepared, alpha, lam)
         return collapse_guard(prepared).check_logits(live.outputs.train_logits, alpha, lam)
 
-    return _derived(prepared, "auto_alpha", (float(lam),), lambda: auto_setting(
-        prepared.model, prepared.importances.full, prepared.importances.forget, collapse_guard(prepared),
-        len(split.forget_train), len(split.train), lam, ratios=importance_ratios(prepared), check_at=check_at))
+    return _derived(prepared, "auto_alpha", (float(lam),), lambda: engine(prepared).auto(
+        collapse_guard(prepared), len(split.forget_train), len(split.train), lam, ratios=importance_ratios(prepared),
+        check_at=check_at))
 
 
 def guard_check(prepared: Prepared, live: LiveResult) -> GuardCheck:
@@ -529,6 +530,11 @@ def _evaluate_live(prepared: Prepared, model: nn.Module) -> tuple[SplitOutputs, 
     return outputs, evaluation
 
 
+def engine(prepared: Prepared) -> SSDEngine:
+    """SSD on this run's model and cached importances (ssd_core's engine: the page never dampens itself)."""
+    return SSDEngine(prepared.model, prepared.importances.full, prepared.importances.forget)
+
+
 def compute_live(prepared: Prepared, alpha: float, lam: float, scratch: nn.Module | None = None) -> LiveResult:
     """Dampen with cached importances and evaluate once (what a slider move costs).
 
@@ -539,10 +545,7 @@ def compute_live(prepared: Prepared, alpha: float, lam: float, scratch: nn.Modul
     They are read-only. Session-local runs (uploads) are evaluated in their session only.
     """
     start = time.perf_counter()
-    model, dampening_report = dampen(
-        prepared.model, prepared.importances.full, prepared.importances.forget, alpha, lam,
-        with_statistics=False, into=scratch,
-    )
+    model, dampening_report = engine(prepared).at(alpha, lam, into=scratch)
     damp_seconds = time.perf_counter() - start
     start = time.perf_counter()
     if prepared.setup.is_session_local:

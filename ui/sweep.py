@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ssd_core.dampening import dampen
 from ssd_core.metrics import Evaluator
 from ssd_core.progress import OptionalProgress, report, scaled
 from ssd_core.sweep import (  # noqa: F401  (the page reads them from here)
@@ -70,8 +69,7 @@ def _alpha_rows(prepared: Prepared, lam: float, progress: Callable[[float, str],
     for i, alpha in enumerate(ALPHA_VALUES):
         if progress is not None:
             progress(i / len(ALPHA_VALUES), f"α = {alpha:g}")
-        model, report = dampen(prepared.model, prepared.importances.full, prepared.importances.forget, alpha, lam,
-                               with_statistics=False, into=scratch)
+        model, report = resources.engine(prepared).at(alpha, lam, into=scratch)
         evaluation = evaluator(model)
         rows.append({
             "alpha": alpha,
@@ -382,9 +380,7 @@ class Suggestion:
 
 
 def _evaluate_setting(prepared: Prepared, alpha: float, lam: float, evaluator: Evaluator) -> SweepPoint:
-    model, rep = dampen(prepared.model, prepared.importances.full, prepared.importances.forget, alpha, lam,
-                        with_statistics=False)
-    return point_of(alpha, lam, rep, evaluator(model))
+    return resources.engine(prepared).point(alpha, lam, evaluator)
 
 
 def suggest(prepared: Prepared, target_forget_acc: float, lam: float, max_eval_per_subset: int | None = None) -> Suggestion:

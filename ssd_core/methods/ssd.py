@@ -23,7 +23,8 @@ from torch import nn
 
 from ..dampening import check_hyperparameters, dampen
 from ..data import ForgetSplit
-from ..guard import RETAIN_DROP, CollapseGuard, auto_setting
+from ..engine import SSDEngine
+from ..guard import RETAIN_DROP, CollapseGuard
 from ..importance import ImportanceCache, ImportanceDict, compute_importance, default_cache
 from ..progress import OptionalProgress, report, scaled
 from .base import FULL_DATA_CACHED, MethodOutcome, MethodSpec, param, register_method
@@ -159,8 +160,8 @@ def _run(work: nn.Module, data: MethodData, config, *, device: torch.device, pro
                               whole_classes=data.request.kind in ("class", "subclass"))
     start = time.perf_counter()
     if adaptive:
-        setting = auto_setting(work, full, forget, guard, len(data.forget_train), len(data.train), config.lam,
-                               apply_fix=config.guard == "fix")
+        setting = SSDEngine(work, full, forget).auto(guard, len(data.forget_train), len(data.train), config.lam,
+                                                     apply_fix=config.guard == "fix")
         alpha, lam = setting.alpha, setting.lam_used
         check, fix, applied = setting.check, setting.fix, setting.corrected
         diagnostics["adaptive"] = setting.adaptive.to_dict()
