@@ -177,23 +177,20 @@ def train_model(
     Returns:
         The trained model in eval mode with its test accuracy and training seconds.
     """
+    return _train_fresh(dataset, config, data if data is not None else dataset.train(), device, progress,
+                        dataset.test())
+
+
+def _train_fresh(dataset: Any, config: TrainConfig, data: Subset, device: str | torch.device,
+                 progress: OptionalProgress, test: Subset | None) -> TrainedModel:
+    """A fresh seeded ``config.model`` fitted on ``data``, timed, with its accuracy on ``test`` (NaN without)."""
     device = resolve_device(device) if isinstance(device, str) else device
     start = time.perf_counter()
     model = build_for_dataset(config.model, dataset, seed=config.seed)
-    fit(
-        model,
-        data if data is not None else dataset.train(),
-        epochs=config.epochs,
-        lr=config.lr,
-        batch_size=config.batch_size,
-        optimizer=config.optimizer,
-        weight_decay=config.weight_decay,
-        seed=config.seed,
-        device=device,
-        progress=progress,
-    )
+    fit(model, data, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, optimizer=config.optimizer,
+        weight_decay=config.weight_decay, seed=config.seed, device=device, progress=progress)
     seconds = time.perf_counter() - start
-    test_acc = accuracy(model, dataset.test(), device)
+    test_acc = accuracy(model, test, device) if test is not None else float("nan")
     return TrainedModel(model.cpu().eval(), config, test_acc, seconds, "trained")
 
 
@@ -353,14 +350,7 @@ def retrain_from_scratch(
             if found is not None:
                 report(progress, 1.0, f"loaded the {source} retrained model")
                 return found
-    device = resolve_device(device) if isinstance(device, str) else device
-    start = time.perf_counter()
-    model = build_for_dataset(config.model, dataset, seed=config.seed)
-    fit(model, retain, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, optimizer=config.optimizer,
-        weight_decay=config.weight_decay, seed=config.seed, device=device, progress=progress)
-    seconds = time.perf_counter() - start
-    test_acc = accuracy(model, test, device) if test is not None else float("nan")
-    trained = TrainedModel(model.cpu().eval(), config, test_acc, seconds, "trained")
+    trained = _train_fresh(dataset, config, retain, device, progress, test)
     if cache:
         save_checkpoint(trained, cache_dir() / "retrained" / stem, data_key)
     return trained
