@@ -17,7 +17,6 @@ preload = preload_charts()
 from ssd_core.guard import format_alpha
 from ssd_core.metrics import OVER_FORGETTING_TOLERANCE
 from ui import compare, layout, live, sidebar
-from ui import state as lab_state
 from ui.errors import guard, show_error
 from ui.state import keep
 from unlearning_lab import figures
@@ -35,8 +34,7 @@ preload.empty()
 def unlearn_setting(prepared) -> tuple[float, float, str]:
     """The α and λ the Unlearn page dampens with (automatic α included) and one sentence saying so, so the
     session's SSD row here is the SSD shown there."""
-    alpha, setting = live.effective_alpha(prepared)
-    lam = float(setting.lam_used) if setting is not None else float(lab_state.current().lam)
+    alpha, lam, setting = live.effective_setting(prepared)
     how = "automatic" if setting is not None else "set by hand"
     return alpha, lam, (f"α = {format_alpha(alpha)} ({how}) and λ = {lam:g}: the Unlearn page's setting, so this row "
                         "shows the same SSD; change them there.")

@@ -30,8 +30,8 @@ setup = sidebar.run_setup()
 
 def current_setting(prepared) -> tuple[float, float]:
     """The α and λ the Unlearn page dampens with (automatic α included): the figures' "current" marker."""
-    alpha, setting = live.effective_alpha(prepared)
-    return alpha, float(setting.lam_used) if setting is not None else float(lab_state.current().lam)
+    alpha, lam, _ = live.effective_setting(prepared)
+    return alpha, lam
 
 
 def applied_message() -> None:

@@ -192,6 +192,13 @@ def effective_alpha(prepared: Prepared) -> tuple[float, AutoSetting | None]:
     return float(setting.alpha), setting
 
 
+def effective_setting(prepared: Prepared) -> tuple[float, float, AutoSetting | None]:
+    """The α and λ the Unlearn page dampens with (automatic α and the λ it chose included), and what auto
+    chose: what every page calls "the current setting"."""
+    alpha, setting = effective_alpha(prepared)
+    return alpha, float(setting.lam_used) if setting is not None else float(state.current().lam), setting
+
+
 def auto_toggle(setting: AutoSetting | None) -> bool:
     """The 'Automatic α' toggle (a view of the state)."""
     st.session_state[K_AUTO] = state.current().alpha_auto
