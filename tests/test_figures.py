@@ -272,3 +272,14 @@ def test_the_audits_class_distance_chart_keeps_the_forgotten_class_among_digit_l
     fig = class_distance_figure([str(i) for i in range(10)], {"assd": [0.1] * 10}, [5])
     assert fig.layout.xaxis.type == "category"
     assert list(fig.layout.xaxis.categoryarray)[5] == "5 (forgotten)" and len(fig.layout.xaxis.categoryarray) == 10
+
+
+def test_the_alpha_sweeps_current_alpha_label_stays_inside_the_plot():
+    """Automatic α sits at the right end of the slider (113 on digits class 3): its label writes leftwards."""
+    from unlearning_lab.figures import alpha_sweep_figure
+
+    alphas = [0.1, 1.0, 10.0, 112.682]
+    right = alpha_sweep_figure(alphas, [0.0] * 4, [0.9] * 4, [0.1] * 4, current_alpha=112.682)
+    left = alpha_sweep_figure(alphas, [0.0] * 4, [0.9] * 4, [0.1] * 4, current_alpha=0.2)
+    assert right.data[-1].textposition == "top left" and left.data[-1].textposition == "top right"
+    assert right.data[-1].name == "current α = 113"

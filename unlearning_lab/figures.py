@@ -595,7 +595,9 @@ def alpha_sweep_figure(
     if current_alpha is not None:  # a trace, not a shape: data coordinates on the log axis
         fig.add_trace(go.Scatter(x=[current_alpha, current_alpha], y=[0, 100], mode="lines+text",
                                  name=f"current α = {current_alpha:.3g}", text=["", f"α = {current_alpha:.3g}"],
-                                 textposition="top right", line={"color": THRESHOLD, "dash": "dash", "width": 1.5},
+                                 # the label on the side with room: the right half of the log axis writes leftwards
+                                 textposition="top left" if alphas and current_alpha > (min(alphas) * max(alphas)) ** 0.5
+                                 else "top right", line={"color": THRESHOLD, "dash": "dash", "width": 1.5},
                                  hoverinfo="skip"))
     fig.update_xaxes(type="log", title="α (selection threshold, log scale)")
     fig.update_yaxes(title="accuracy (%)", range=[0, 105], secondary_y=False)
