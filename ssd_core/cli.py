@@ -84,12 +84,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     what.add_argument("--forget-random", type=_whole, metavar="K", help="K random training samples")
     what.add_argument("--forget-indices", help="training indices, e.g. 1,5,9 or 10-20")
     p.add_argument("--alpha", type=_alpha,
-                   help="selection threshold for ssd/lfssd, or 'auto' (the default: the adaptive alpha of "
-                        "assd/alfssd, then the collapse guard's correction when it fires)")
+                   help="selection threshold for ssd/lfssd, 'auto' (the default: the adaptive alpha of "
+                        "assd/alfssd, then the collapse guard's correction when it fires) or 'paper' (the model's "
+                        "paper value: 10 for the CNNs, 5 for vit_tiny)")
     p.add_argument("--guard", action="store_true",
                    help="SSD family: when dampening collapses the retained classes, use the alpha the collapse "
                         "guard suggests (without it the guard only warns)")
-    p.add_argument("--lam", type=_finite_float, help="dampening constant lambda (SSD/LFSSD)")
+    p.add_argument("--lambda", "--lam", dest="lam", type=_finite_float,
+                   help="dampening constant lambda (SSD/LFSSD); the link key is 'lambda' too")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="any method option, repeatable")
     p.add_argument("--seed", type=_whole, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -186,12 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 AUTO = "auto"
+PAPER = "paper"  # --alpha paper: the model's paper alpha (MethodSpec.config_for)
 ADAPTIVE = {"ssd": "assd", "lfssd": "alfssd"}  # what --alpha auto runs
 
 
 def _alpha(text: str) -> str | float:
-    if text.strip().lower() == AUTO:
-        return AUTO
+    if text.strip().lower() in (AUTO, PAPER):
+        return text.strip().lower()
     return _finite_float(text)
 
 
@@ -200,7 +203,11 @@ def _method_and_params(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     form; --guard asks the SSD family to apply the guard's correction."""
     params = _params(args)
     method = args.method
-    if method in ADAPTIVE and params.get("alpha", AUTO) == AUTO:
+    if params.get("alpha") == PAPER and method not in ADAPTIVE.values():  # assd/alfssd: the error below
+        if method not in ADAPTIVE:
+            raise InputError(f"--alpha paper is for ssd and lfssd, not {method}.")
+        params.pop("alpha")  # the run's config takes the model's paper alpha (MethodSpec.config_for)
+    elif method in ADAPTIVE and params.get("alpha", AUTO) == AUTO:
         method = ADAPTIVE[method]
         params.pop("alpha", None)
     elif method in ADAPTIVE.values() and "alpha" in params:
@@ -259,13 +266,14 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         if "=" not in item:
             raise InputError(f"--param expects NAME=VALUE; got '{item[:40]}'.")
         name, value = item.split("=", 1)
-        params[name.strip().replace("-", "_")] = value.strip()
+        name = name.strip().replace("-", "_")
+        params["lam" if name == "lambda" else name] = value.strip()
     if args.alpha is not None:
         params["alpha"] = args.alpha
     if args.lam is not None:
         params["lam"] = args.lam
-    if params.get("alpha") == AUTO or str(params.get("alpha", "")).strip().lower() == AUTO:
-        params["alpha"] = AUTO
+    if str(params.get("alpha", "")).strip().lower() in (AUTO, PAPER):
+        params["alpha"] = str(params["alpha"]).strip().lower()
     elif "alpha" in params and parse_float(params["alpha"], "alpha") <= 0:
         raise InputError(f"alpha must be a positive number; got {params['alpha']}.")
     if "lam" in params and parse_float(params["lam"], "lambda") < 0:

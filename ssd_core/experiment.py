@@ -95,7 +95,7 @@ def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) 
     total_start = time.perf_counter()
     device = resolve_device(config.device)
     spec = get_method(config.method)
-    method_config = spec.default_config(**config.params)  # validates before any heavy work
+    method_config = spec.config_for(config.model, **config.params)  # validates before any heavy work
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()

@@ -147,9 +147,12 @@ def run_cached(
 # Per-method settings
 
 
-def default_values(method: str, seed: int = 0) -> dict[str, Any]:
-    """The method's config defaults, with a ``seed`` field set to the run's seed."""
-    values = {f["name"]: f["default"] for f in config_fields(available_methods()[method].config_cls)}
+def default_values(method: str, seed: int = 0, model: str | None = None) -> dict[str, Any]:
+    """The method's config defaults on ``model`` (SSD: the model's paper alpha), with a ``seed`` field set
+    to the run's seed."""
+    spec = available_methods()[method]
+    values = {f["name"]: f["default"] for f in config_fields(spec.config_cls)}
+    values.update(spec.model_defaults(model))
     if "seed" in values:
         values["seed"] = int(seed)
     return values
@@ -179,7 +182,7 @@ def settings_controls(method: str, seed: int, prefix: str = "cmp_cfg", skip: tup
     """Widgets for a method's config fields (number inputs with the field's min/max); returns the values.
     ``model_spec``: the architecture, for options that default to its own values (see
     :func:`architecture_defaults`)."""
-    values = default_values(method, seed)
+    values = default_values(method, seed, getattr(model_spec, "name", None))
     resolved, note = architecture_defaults(method, model_spec)
     values.update(resolved)
     if note:

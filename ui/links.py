@@ -38,6 +38,9 @@ PARAMS = (P_PAGE, P_DATASET, P_MODEL, P_FORGET, P_METHOD, P_ESTIMATOR, P_BATCH, 
 SETUP_PARAMS = tuple(p for p in PARAMS if p != P_PAGE)
 FORGET_KINDS = ("class", "subclass", "random", "indices")
 AUTO = "auto"  # alpha=auto: the adaptive alpha with the collapse guard
+PAPER = "paper"  # alpha=paper: the model's paper alpha, set by hand (as the CLI's --alpha paper)
+OLD_LAMBDA = "lam"  # the CLI's old spelling of lambda, still read in links (and rewritten as lambda)
+READ_PARAMS = (*PARAMS, OLD_LAMBDA)
 MAX_SHOWN = 40  # characters of a bad value quoted back in a message
 MAX_SEED = 2**31 - 1
 MAX_BATCH = 4096
@@ -53,7 +56,7 @@ class LinkState:
     forget_kind: str | None = None
     forget_value: int | str | tuple[int, ...] | None = None  # class index, sub-class name, k, indices
     method: str | None = None
-    alpha: float | str | None = None  # a number, or AUTO
+    alpha: float | str | None = None  # a number, AUTO or PAPER
     lam: float | None = None
     seed: int | None = None
     estimator: str | None = None
@@ -115,7 +118,7 @@ def to_query(state: LinkState) -> dict[str, str]:
     if state.batch_size is not None:
         out[P_BATCH] = str(state.batch_size)
     if state.alpha is not None:
-        out[P_ALPHA] = AUTO if state.alpha == AUTO else _number(float(state.alpha))
+        out[P_ALPHA] = state.alpha if state.alpha in (AUTO, PAPER) else _number(float(state.alpha))
     if state.lam is not None:
         out[P_LAMBDA] = _number(state.lam)
     if state.device:
@@ -234,8 +237,8 @@ def parse_query(params: Mapping[str, str | Sequence[str]], choices: LinkChoices)
 
     lo, hi = choices.alpha_range
     raw = text(P_ALPHA)
-    if raw is not None and raw.strip().lower() == AUTO:
-        values[P_ALPHA] = AUTO
+    if raw is not None and raw.strip().lower() in (AUTO, PAPER):
+        values[P_ALPHA] = raw.strip().lower()
     elif raw is not None:
         alpha = _float(raw)
         if alpha is None or alpha <= 0:
@@ -247,7 +250,7 @@ def parse_query(params: Mapping[str, str | Sequence[str]], choices: LinkChoices)
             values[P_ALPHA] = alpha
 
     lo, hi = choices.lambda_range
-    raw = text(P_LAMBDA)
+    raw = text(P_LAMBDA) if text(P_LAMBDA) is not None else text(OLD_LAMBDA)
     if raw is not None:
         lam = _float(raw)
         if lam is None or lam < 0:
@@ -360,6 +363,8 @@ def state_from_link(link: LinkState) -> Any:
             changes[name] = value
     if link.alpha == AUTO:
         changes["alpha_auto"] = True
+    elif link.alpha == PAPER:
+        changes["alpha_auto"] = False  # the state's alpha is already the model's paper alpha (choose)
     elif link.alpha is not None:
         changes.update(alpha=float(link.alpha), alpha_auto=False)
     if "lam" in changes:
@@ -430,7 +435,7 @@ def _our_params() -> dict[str, str]:
     import streamlit as st
 
     out = {}
-    for key in PARAMS:
+    for key in READ_PARAMS:
         if key in st.query_params:
             value = _single(st.query_params.get_all(key))
             if value is not None:
@@ -522,8 +527,8 @@ def mirror(page: str | None = None) -> None:
     wanted = to_query(link_from_state(current(), page))
     st.session_state[K_URL] = wanted
     current_params = st.query_params.to_dict()
-    ours = {k: v for k, v in current_params.items() if k in PARAMS}
+    ours = {k: v for k, v in current_params.items() if k in READ_PARAMS}
     if ours == wanted:
         return
-    others = {k: st.query_params.get_all(k) for k in current_params if k not in PARAMS}
+    others = {k: st.query_params.get_all(k) for k in current_params if k not in READ_PARAMS}
     st.query_params.from_dict({**others, **wanted})

@@ -200,18 +200,12 @@ def method_defaults(method: str, model: str) -> dict[str, Any]:
     """The method's own settings for this model: the paper's alpha, its estimator and batch size."""
     from ssd_core.errors import InputError
     from ssd_core.methods import get_method
-    from ssd_core.models import get_spec
 
     try:
-        config = get_method(method).default_config()
+        config = get_method(method).config_for(model)
     except InputError:
         return {}
     alpha = float(getattr(config, "alpha", 10.0))
-    if method == "ssd":
-        try:
-            alpha = float(get_spec(model).default_alpha)
-        except InputError:
-            pass
     return {"alpha": alpha, "lam": float(getattr(config, "lam", DEFAULT_LAMBDA)),
             "estimator": str(getattr(config, "estimator", "fisher")),
             "batch_size": int(getattr(config, "batch_size", 64))}

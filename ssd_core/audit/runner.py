@@ -92,7 +92,7 @@ def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: 
         shadows = plan.count
     if shadows % 2:
         raise InputError(f"LiRA needs an even number of shadow models; got {shadows}.")
-    checked = {name: specs[name].default_config(**options) for name, options in methods.items()}
+    checked = {name: specs[name].config_for(model, **options) for name, options in methods.items()}
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     reference = retrained_reference(split, model, seed=seed, device=device,

@@ -79,9 +79,28 @@ class MethodSpec:
     run: RunFunction
     supports: frozenset[str] = ALL_REQUESTS
     data_touched: str = FULL_RETAIN
+    # True when the config's ``alpha`` defaults to the model family's paper value
+    # (``ModelSpec.default_alpha``: 5 for vit_tiny, 10 for the CNNs) rather than the config's own default.
+    model_alpha: bool = False
 
     def default_config(self, **overrides: Any) -> Any:
         return make_config(self.config_cls, overrides)
+
+    def config_for(self, model: str | None, **overrides: Any) -> Any:
+        """The config this method runs with on ``model``: the model's paper alpha where the method takes it
+        (the one place a model's paper alpha is read), then ``overrides``."""
+        return make_config(self.config_cls, {**self.model_defaults(model), **overrides})
+
+    def model_defaults(self, model: str | None) -> dict[str, Any]:
+        """The settings this method takes from ``model`` (empty for an unknown model or none)."""
+        if not self.model_alpha or model is None:
+            return {}
+        from ..models import get_spec
+
+        try:
+            return {"alpha": float(get_spec(model).default_alpha)}
+        except InputError:
+            return {}
 
 
 # ---------------------------------------------------------------------------------------------

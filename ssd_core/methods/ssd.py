@@ -194,6 +194,7 @@ register_method(
         SSDConfig,
         _run,
         data_touched=FULL_DATA_CACHED,
+        model_alpha=True,
     )
 )
 register_method(
