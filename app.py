@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui import links
-from ui.startup import load_libraries
+from ui.startup import load_libraries, load_plugins
 from ui.style import apply_style
 from ui.theme import presentation_toggle
 
@@ -32,6 +32,8 @@ page = st.navigation(
     ]
 )
 load_libraries()  # once per server: sessions arriving together must not import torch side by side
+for problem in load_plugins():  # the PLUGINS setting: the CLI's --plugin files, for the dashboard
+    st.error(problem, icon=":material/extension_off:")
 from ui.sidebar import follow_url  # heavy (torch): imported after load_libraries
 
 follow_url(page)  # the run setup follows a URL changed from outside (a shared link, the back button)

@@ -561,14 +561,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(_: argparse.Namespace) -> int:
-    from .data import DATASETS
+    from .data import available_datasets
     from .methods import available_methods
     from .models import available_models
 
     print(
         json.dumps(
             {
-                "datasets": list(DATASETS),
+                "datasets": {name: spec.label for name, spec in available_datasets().items()},
                 "models": {name: spec.description for name, spec in available_models().items()},
                 "methods": {name: spec.description for name, spec in available_methods().items()},
             },

@@ -373,23 +373,17 @@ def available_models() -> dict[str, ModelSpec]:
     return models
 
 
-# The model each dataset is meant for: its shipped checkpoint where there is one.
-DATASET_MODELS = {
-    "digits": "smallcnn",
-    "shapes": "resnet18_narrow",
-    "mnist": "smallcnn",
-    "fashion_mnist": "smallcnn",
-    "cifar10": "resnet18",
-    "cifar100": "resnet18",
-    "cifar20": "resnet18",
-}
 DEFAULT_MODEL = "smallcnn"
 
 
 def default_model_for(dataset: str) -> str:
     """The architecture a dataset is meant for (what the CLI and the dashboard pick when only the
-    dataset is given): digits -> smallcnn, shapes -> resnet18_narrow, CIFAR -> resnet18."""
-    return DATASET_MODELS.get(dataset, DEFAULT_MODEL)
+    dataset is given): its registration's ``default_model`` (digits -> smallcnn, shapes ->
+    resnet18_narrow, CIFAR -> resnet18); smallcnn for a name not registered."""
+    from .data import available_datasets
+
+    spec = available_datasets().get(dataset)
+    return spec.default_model if spec is not None else DEFAULT_MODEL
 
 
 TIMM_PREFIX = "timm:"

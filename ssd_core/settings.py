@@ -59,6 +59,8 @@ VARIABLES: tuple[Variable, ...] = (
              "1 lets dashboard users load architectures from Python code on the server (importing code runs it)"),
     Variable("DEBUG", "0", "1 shows full error details (tracebacks) in the CLI and in the report's PDF step"),
     Variable("CHROMIUM", "/usr/bin/chromium", "the Chromium the benchmarks and browser tests drive"),
+    Variable("PLUGINS", "(none)", "colon-separated Python files the dashboard imports at start, as the CLI's --plugin "
+             "(the methods, datasets and models they register appear on the pages; importing code runs it)"),
 )
 
 
@@ -88,6 +90,7 @@ class Settings:
     allow_model_factory: bool
     debug: bool
     chromium: str
+    plugins: tuple[str, ...]
 
 
 def _raw(name: str) -> str | None:
@@ -146,6 +149,7 @@ def settings() -> Settings:
         allow_model_factory=_flag("ALLOW_MODEL_FACTORY", False),
         debug=_flag("DEBUG", False),
         chromium=_raw("CHROMIUM") or "/usr/bin/chromium",
+        plugins=tuple(p.strip() for p in (_raw("PLUGINS") or "").split(os.pathsep) if p.strip()),
     )
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from apptest_helpers import assert_clean, new_app
+
 from ssd_core.cli import main
 from ssd_core.methods import get_method
 from ssd_core.models import get_spec

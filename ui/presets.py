@@ -23,13 +23,14 @@ K_PICK = "preset_pick"
 K_APPLIED = "_preset_applied"
 
 DEFAULT_ESTIMATORS = {"ssd": "fisher", "lfssd": "lossfree"}
-FILE_HINTS = {
-    "cifar10": "cifar-10-batches-bin/",
-    "cifar100": "cifar-100-binary/",
-    "cifar20": "cifar-100-binary/",
-    "mnist": "the MNIST IDX files",
-    "fashion_mnist": "the Fashion-MNIST IDX files; on Debian: apt-get install dataset-fashion-mnist",
-}
+
+
+def file_hint(dataset: str) -> str:
+    """Where a dataset's files come from (its registration's hint)."""
+    from ssd_core.data import available_datasets
+
+    spec = available_datasets().get(dataset)
+    return (spec.hint if spec is not None else None) or "its files"
 
 
 def preset_state(preset: Preset, classes: list[str] | None = None, base: LabState | None = None) -> LabState:
@@ -59,7 +60,7 @@ def availability(preset: Preset, datasets: list[str]) -> tuple[bool, str]:
     """(usable here, note): a file dataset is usable when its files are in the data folder."""
     if preset.dataset in datasets:
         return True, preset.note
-    where = FILE_HINTS.get(preset.dataset, "its files")
+    where = file_hint(preset.dataset)
     return False, (f"Needs the {preset.dataset.upper()} files ({where}) in the data folder "
                    "($UNLEARNING_LAB_DATA or ~/.cache/unlearning-lab/data); they are not there, so this preset is "
                    "disabled. " + preset.note)
@@ -78,7 +79,7 @@ def _label(preset: Preset) -> str:
 
 def missing_data_note(presets: list[Preset]) -> str:
     """One line for the presets whose data files are not here (instead of listing each, disabled)."""
-    needs = sorted({FILE_HINTS.get(p.dataset, p.dataset) for p in presets})
+    needs = sorted({file_hint(p.dataset) for p in presets})
     datasets = sorted({p.dataset.upper().replace("_", "-") for p in presets})
     return (f"{len(presets)} more preset{'s' if len(presets) != 1 else ''} ({', '.join(datasets)}) "
             f"appear here once their files ({', '.join(needs)}) are in the data folder "

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from ssd_core.dampening import DampeningReport
-from ssd_core.data import EMBEDDED_DATASETS, FILE_DATASETS, ForgetSplit, ImageDataset, load_dataset, make_split
+from ssd_core.data import ForgetSplit, ImageDataset, load_dataset, make_split
 from ssd_core.engine import SSDEngine
 from ssd_core.errors import InputError
 from ssd_core.guard import AutoSetting, CollapseGuard, GuardCheck, GuardFix
@@ -114,11 +114,11 @@ def cached_dataset(name: str, data_dir: str | None = None) -> ImageDataset:
 
 
 def available_datasets(data_dir: str | None = None) -> list[str]:
-    """Embedded datasets, plus file-based ones whose files are in the data directory (found as the
-    loaders find them: ``ssd_core.data.files.dataset_files_present``)."""
-    from ssd_core.data.files import dataset_files_present
+    """The registered datasets that can be loaded here: those that need no files, and the others whose
+    files are in the data directory (each registration says how to tell)."""
+    from ssd_core.data import available_datasets as registered
 
-    return list(EMBEDDED_DATASETS) + [name for name in FILE_DATASETS if dataset_files_present(name, data_dir)]
+    return [name for name, spec in registered().items() if spec.available(data_dir)]
 
 
 def ui_methods() -> dict[str, MethodSpec]:

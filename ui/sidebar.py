@@ -53,15 +53,6 @@ KIND_LABELS = {
     "indices": "picked samples",
 }
 DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "gpu": "GPU"}
-DATASET_LABELS = {
-    "digits": "digits — 8×8 handwritten digits",
-    "shapes": "shapes — 32×32 colour shapes",
-    "mnist": "MNIST — 28×28 digits",
-    "fashion_mnist": "Fashion-MNIST — 28×28 clothes",
-    "cifar10": "CIFAR-10 — 32×32 photos",
-    "cifar100": "CIFAR-100 — 32×32 photos",
-    "cifar20": "CIFAR-20 — 20 superclasses",
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,13 +91,21 @@ def follow_url(page: Any) -> None:
 # The widgets
 
 
+def dataset_label(name: str) -> str:
+    """The registered dataset's label (e.g. "Fashion-MNIST — 28×28 clothes"), or its name."""
+    from ssd_core.data import available_datasets
+
+    spec = available_datasets().get(name)
+    return spec.label if spec is not None else name
+
+
 def _dataset_labels(choices: list[str]) -> dict[str, str]:
     """Labels for the dataset picker (computed now: a format_func must not read session state later).
     In presentation mode, where the sidebar's type is large, only the name: the picker is not cut off."""
     uploaded, local = uploads.uploaded_datasets(st.session_state), uploads.local_datasets(st.session_state)
     if presentation_on():
         return {c: uploaded[c].filename if c in uploaded else local[c].name if c in local else c for c in choices}
-    return {c: uploaded[c].label() if c in uploaded else local[c].label() if c in local else DATASET_LABELS.get(c, c)
+    return {c: uploaded[c].label() if c in uploaded else local[c].label() if c in local else dataset_label(c)
             for c in choices}
 
 

@@ -38,3 +38,21 @@ def load_libraries() -> tuple[str, ...]:
             log.warning("could not import %s at start-up", name, exc_info=True)
             failed.append(name)
     return tuple(failed)
+
+
+@st.cache_resource(show_spinner=False)
+def load_plugins() -> tuple[str, ...]:
+    """Import the plug-in files named in ``UNLEARNING_LAB_PLUGINS`` (``settings().plugins``), once per
+    server, as the CLI's ``--plugin``: the methods, datasets and models they register appear on the
+    pages. Returns one sentence per file that failed."""
+    from ssd_core.errors import InputError
+    from ssd_core.methods import load_plugin
+    from ssd_core.settings import settings
+
+    failed = []
+    for path in settings().plugins:
+        try:
+            load_plugin(path)
+        except InputError as exc:
+            failed.append(str(exc))
+    return tuple(failed)

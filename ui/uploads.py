@@ -27,7 +27,7 @@ from typing import Any
 import streamlit as st
 
 from ssd_core.checkpoints import MB, ModelConfig, load_model, max_checkpoint_bytes, read_model_config
-from ssd_core.data import DATASETS, FILE_DATASETS, ImageDataset
+from ssd_core.data import FILE_DATASETS, ImageDataset, available_datasets
 from ssd_core.errors import InputError
 from ssd_core.hf import hf_classifier_from_upload, is_hf_config, register_hf_architecture
 from ssd_core.importance import model_fingerprint
@@ -260,7 +260,7 @@ def add_dataset_zip(
     """Read an uploaded zip of an image folder (its bytes, or the file it was spooled to) and keep
     the dataset in ``state``, its images on disk; InputError (one sentence) if refused."""
     name = safe_stem(filename, "upload")
-    if name in DATASETS:
+    if name in available_datasets():
         name = f"{name}_upload"  # never mistaken for the built-in dataset of that name
     with jobs.default_gate().slot(on_wait=on_wait):
         result = load_image_zip(data, image_size=image_size, test_fraction=float(test_fraction), seed=int(seed),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ssd_core.data import EMBEDDED_DATASETS, SHAPE_CLASSES, ForgetRequest
+from ssd_core.data import SHAPE_CLASSES, ForgetRequest
 
 PAPER = "paper"
 CLASSROOM = "classroom"
@@ -50,7 +50,9 @@ class Preset:
     @property
     def needs_files(self) -> bool:
         """True when the dataset is file-based (CIFAR, MNIST...), not shipped with the project."""
-        return self.dataset not in EMBEDDED_DATASETS
+        from ssd_core.data import dataset_spec
+
+        return dataset_spec(self.dataset).needs_files
 
     def request(self) -> ForgetRequest:
         if self.forget_kind == "random":

@@ -236,7 +236,8 @@ def _load_entry_points() -> None:
 
 
 def load_plugin(path: str | Path) -> None:
-    """Import a Python file that registers methods (``register_method``), once per file.
+    """Import a Python file that registers methods, datasets or models (``register_method``,
+    ``ssd_core.data.register_dataset``, ``ssd_core.models.register``), once per file.
 
     Importing a file runs its code: only name files you trust."""
     resolved = Path(path).expanduser().resolve()
