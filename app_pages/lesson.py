@@ -1,6 +1,8 @@
 """Lesson: a guided walk through SSD in eight steps, each with its formula, a live figure of the
 current model and a small task that is checked automatically."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from ui.lesson import HIDING_OPTIONS, QUIZ_OPTIONS, STEP_KEYS, STEPS, get_step
@@ -24,16 +26,7 @@ from ui.presets import render_picker
 from ui.state import K_ALPHA, K_LAMBDA
 from ui.sweep import alpha_sweep, sweep_figure
 from ui.theme import show_chart
-from ui.views import (
-    fig_accuracy_summary,
-    fig_importance_ratios,
-    fig_per_class,
-    fig_saliency,
-    fig_scatter,
-    fig_signal,
-    fig_weights,
-    options_from_state,
-)
+from ui.views import FIGURES, fig_accuracy_summary, fig_saliency, fig_signal, options_from_state
 from unlearning_lab.figures import short_layer_name  # heavy imports after the first paint
 from unlearning_lab.text import plain
 
@@ -90,14 +83,11 @@ def controls(prepared) -> tuple[float, float]:
 
 def figure(prepared, result) -> None:
     key = f"lesson-{step.key}"
-    if step.figure == "per-class":
-        show_chart(fig_per_class(prepared, result), key=key)
-    elif step.figure == "importance-ratios":
-        show_chart(fig_importance_ratios(prepared, result), key=key)
-    elif step.figure == "scatter":
-        show_chart(fig_scatter(prepared, result), key=key)
-    elif step.figure == "weights":
-        show_chart(fig_weights(prepared, result, prepared.default_layer()), key=key)
+    if step.figure in FIGURES:  # the Unlearn page's figure of that id (the weights of the default layer)
+        options = replace(options_from_state(prepared), weight_layer=prepared.default_layer())
+        shown = FIGURES[step.figure].build(prepared, result, options)
+        if shown is not None:
+            show_chart(shown, key=key)
     elif step.figure == "signals":
         lens = st.segmented_control("Look at", ["accuracy", "saliency", "membership inference"], key="lesson_lens",
                                     default="accuracy", required=True)
@@ -177,9 +167,9 @@ def task(prepared, result) -> None:
         found = lesson_relearn(prepared, result, None)
         relearn = (found[0].steps_to_target, found[1].steps_to_target)
     state = lesson_state(prepared, result, answer, lower=lower, higher=higher, relearn=relearn)
-    if step.figure in ("scatter", "weights", "signals", "alpha-sweep"):
+    if step.figure in ("importance-scatter", "weights", "signals", "alpha-sweep"):
         numbers(prepared, result, state)
-    if step.figure in ("per-class", "signals", "alpha-sweep") and prepared.split.forget_classes \
+    if step.figure in ("per-class-accuracy", "signals", "alpha-sweep") and prepared.split.forget_classes \
             and prepared.setup.request.kind == "class":
         sentence = neighbour_sentence([plain(c, 40) for c in prepared.dataset.classes],  # names may be the user's
                                       prepared.before_eval.per_class_acc, result.evaluation.per_class_acc,

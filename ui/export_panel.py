@@ -25,7 +25,7 @@ from .layout import note_beside, working
 from .resources import LiveResult, Prepared
 from .state import K_IMAGE_FORMAT, current, keep
 from .theme import current_theme, themed
-from .views import EXPLANATIONS, TITLES, ViewOptions, all_figures, file_stem, options_from_state
+from .views import FIGURES, ViewOptions, all_figures, file_stem, options_from_state
 
 K_IMAGES = "_export_images"
 SOURCE_LABELS = {"shipped": "shipped checkpoint", "cache": "cached checkpoint", "trained": "trained"}
@@ -129,7 +129,8 @@ def _html(p: Prepared, alpha: float, lam: float, options: ViewOptions, stem: str
     return report.build_report(
         setup=setup, before=p.before_eval.summary(), after=live.evaluation.summary(), figures=figs, params=params,
         environment=env, seed=s.seed, command=report_command(p, alpha, lam, auto), subtitle=subtitle,
-        figure_titles={**TITLES, **LANDSCAPE_TITLES}, explanations=EXPLANATIONS,
+        figure_titles={**{f.id: f.title for f in FIGURES.values()}, **LANDSCAPE_TITLES},
+        explanations={f.id: f.explanation for f in FIGURES.values()},
         extra_rows=[("Parameters dampened", 0, live.report.total_selected),
                     ("Fraction dampened", 0.0, live.report.fraction_selected)],
         seconds={**p.seconds, **live.seconds}, file_stem=stem,

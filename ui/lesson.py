@@ -253,6 +253,9 @@ def check_hiding(state: LessonState) -> Verdict:
 # The steps
 
 
+LESSON_FIGURES = ("signals", "alpha-sweep", "relearn")  # the Lesson's own figures; the rest are ui.views.FIGURES ids
+
+
 @dataclass(frozen=True)
 class Step:
     key: str
@@ -261,7 +264,7 @@ class Step:
     formula: str  # LaTeX for st.latex
     task: str
     check: Callable[[LessonState], Verdict]
-    figure: str  # which live figure the page draws
+    figure: str  # a registered figure id (ui.views.FIGURES), or one of the Lesson's own: LESSON_FIGURES
     controls: tuple[str, ...] = ()  # "alpha", "lambda"
     needs: tuple[str, ...] = ()  # "higher", "lower": metrics at a neighbouring alpha
 
@@ -277,7 +280,7 @@ STEPS: tuple[Step, ...] = (
         r"\theta_{\mathrm{unlearned}} \;\approx\; \theta_{\mathrm{retrained}} = \arg\min_{\theta} "
         r"\sum_{(x,y)\in D_r} \mathcal{L}\big(f_\theta(x), y\big), \qquad D_r = D \setminus D_f",
         "What does a perfect unlearning result look like?",
-        check_why, "per-class",
+        check_why, "per-class-accuracy",
     ),
     Step(
         "importance", "2 · Importance as Fisher information",
@@ -298,7 +301,7 @@ STEPS: tuple[Step, ...] = (
         "$I_f = \\alpha I_D$ and the dots above it are selected. Move α and watch the line and the count.",
         r"\text{select } i \quad\Longleftrightarrow\quad I_{f,i} \;>\; \alpha \, I_{D,i}",
         "Find an α that selects fewer than 1% of the parameters but still forgets (forget accuracy at most 10%).",
-        check_alpha, "scatter", controls=("alpha",),
+        check_alpha, "importance-scatter", controls=("alpha",),
     ),
     Step(
         "lambda", "4 · Dampening with λ",

@@ -34,21 +34,18 @@ from .state import (
     format_alpha,
     paper_alpha,
 )
-from .views import render_accuracy, render_importance, render_saliency, render_signal, render_weights
+from .views import VIEWS, register_view
 
 log = logging.getLogger("unlearning_lab.ui")
 
-# view id (in the state and the URL) -> (label, icon, renderer)
-VIEWS = {
-    "accuracy": ("Accuracy shifts", ":material/bar_chart:", render_accuracy),
-    "importance": ("Importance ratios", ":material/scatter_plot:", render_importance),
-    "weights": ("Dampened weights", ":material/tune:", render_weights),
-    "saliency": ("Saliency maps", ":material/visibility:", render_saliency),
-    "signal": ("Forgetting signal", ":material/shield:", render_signal),
-    "export": ("Export", ":material/download:", render_export),
-}
-VIEW_NAMES = tuple(VIEWS)
-TAB_LABELS = {view: f"{icon} {label}" for view, (label, icon, _) in VIEWS.items()}
+register_view("export", "Export", ":material/download:", render_export)  # the last built-in tab (ui.views)
+
+
+def tab_label(view: str) -> str:
+    entry = VIEWS.get(view)
+    return f"{entry.icon} {entry.label}" if entry is not None else view
+
+
 K_SCRATCH = "_scratch_model"
 K_LIVE = "_live_result"
 
@@ -319,10 +316,10 @@ def live_panel(prepared: Prepared) -> None:
     # mounted between slider moves (redrawn in place), which keeps a move well under a second.
     if state.current().view not in VIEWS:
         state.update(view=state.DEFAULT_VIEW)
-    view = st.segmented_control("View", list(VIEWS), required=True, format_func=lambda v: TAB_LABELS.get(v, v),
+    view = st.segmented_control("View", list(VIEWS), required=True, format_func=tab_label,
                                 label_visibility="collapsed", width="stretch", **state.bind("view", K_VIEW))
     view = view if view in VIEWS else state.DEFAULT_VIEW
     try:
-        VIEWS[view][2](prepared, live)
+        VIEWS[view].render(prepared, live)
     except Exception as exc:  # noqa: BLE001
-        show_error(exc, f"drawing '{VIEWS[view][0]}'")
+        show_error(exc, f"drawing '{VIEWS[view].label}'")

@@ -60,7 +60,7 @@ DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "gpu": "GPU"}
 
 
 def link_choices() -> links.LinkChoices:
-    from .live import VIEW_NAMES
+    from .live import VIEWS  # ui.live registers the last built-in tab (Export)
 
     return links.LinkChoices(
         datasets=resources.available_datasets(),
@@ -68,7 +68,7 @@ def link_choices() -> links.LinkChoices:
         methods=list(resources.ui_methods()),
         alpha_range=LINK_ALPHA_RANGE,
         lambda_range=(LAMBDA_MIN, LAMBDA_MAX),
-        views=list(VIEW_NAMES),
+        views=list(VIEWS),
     )
 
 

@@ -1,6 +1,11 @@
-"""The result views: each builds its figures with unlearning_lab.figures and shows them with a short
-plain-language explanation. Figure builders here take (prepared run, live result, options) and
-are shared by the page and the export panel, so an exported figure is the one on screen."""
+"""The Unlearn page's figures and views, each a registration.
+
+A **figure** (:func:`register_figure`) is an id (file names, the Lesson's steps), a title, a
+plain-language explanation and a builder ``build(prepared, live, options)``; the page, the Lesson and
+the export panel all build from :data:`FIGURES`, so an exported figure is the one on screen. A
+**view** (:func:`register_view`) is one tab of the page: an id (the URL's ``view=``), a label, an
+icon and either a renderer or the ids of the figures it shows. A new figure on the page is two calls.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from .state import K_IMAGE_FORMAT, keep, kept
 # ---------------------------------------------------------------------------------------------
 # Plain-language explanations (also used as captions in the HTML export)
 
-TITLES = {
+_TITLES = {
     "accuracy-summary": "Accuracy and MIA before vs after",
     "per-class-accuracy": "Per-class test accuracy",
     "confusion-matrices": "Confusion matrices",
@@ -38,7 +43,7 @@ TITLES = {
     "forgetting-signal": "Forgetting signal",
 }
 
-EXPLANATIONS = {
+_EXPLANATIONS = {
     "accuracy-summary": (
         "Each pair of bars is one number before (grey) and after (orange) unlearning. Good forgetting "
         "drives the forget bars down while the retain bars stay where they were. MIA is the share of "
@@ -123,9 +128,9 @@ def show_figure(fig: Any, name: str, stem: str, explain: bool = True) -> None:
 
     fmt = kept(K_IMAGE_FORMAT, "png")
     st.plotly_chart(themed(fig), key=f"chart-{name}", theme=None, config=modebar_config(f"{stem}-{name}", fmt))
-    if explain and name in EXPLANATIONS:
+    if explain and name in FIGURES:
         with st.expander("What does this show?"):
-            st.write(EXPLANATIONS[name])
+            st.write(FIGURES[name].explanation)
 
 
 def layer_label(prepared: Prepared, name: str) -> str:
@@ -233,29 +238,57 @@ def fig_signal(p: Prepared, live: LiveResult, quantity: str) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class Figure:
+    """One registered figure: ``build(prepared, live, options)`` returns a plotly figure, or None where
+    it does not apply (the filter heatmap of a layer that is not a convolution)."""
+
+    id: str
+    title: str
+    explanation: str
+    build: Callable[[Prepared, LiveResult, ViewOptions], Any | None]
+
+
+FIGURES: dict[str, Figure] = {}
+
+
+def register_figure(id: str, title: str, explanation: str,
+                    build: Callable[[Prepared, LiveResult, ViewOptions], Any | None]) -> Figure:
+    """Add a figure to the page's registry (exported with the others, usable by a view and the Lesson)."""
+    if not id or not id.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"A figure id must be letters, digits, '-' and '_'; got {id!r}.")
+    FIGURES[id] = Figure(id, title, explanation, build)
+    return FIGURES[id]
+
+
+_BUILDERS: dict[str, Callable[[Prepared, LiveResult, ViewOptions], Any | None]] = {
+    "accuracy-summary": lambda p, live, o: fig_accuracy_summary(p, live),
+    "per-class-accuracy": lambda p, live, o: fig_per_class(p, live),
+    "confusion-matrices": lambda p, live, o: fig_confusion(p, live),
+    "importance-ratios": lambda p, live, o: fig_importance_ratios(p, live),
+    "selected-per-layer": lambda p, live, o: fig_selected(p, live),
+    "importance-scatter": lambda p, live, o: fig_scatter(p, live),
+    "ratio-histogram": lambda p, live, o: fig_ratio_histogram(p, live, o.ratio_layer),
+    "weights": lambda p, live, o: fig_weights(p, live, o.weight_layer),
+    "filter-dampening": lambda p, live, o: fig_filters(p, live, o.weight_layer),
+    "saliency": fig_saliency,
+    "forgetting-signal": lambda p, live, o: fig_signal(p, live, o.signal_quantity),
+}
+for _id, _build in _BUILDERS.items():
+    register_figure(_id, _TITLES[_id], _EXPLANATIONS[_id], _build)
+
+
 def all_figures(p: Prepared, live: LiveResult, options: ViewOptions,
                 progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
-    """Every figure of every view for the current settings (for export)."""
-    builders: list[tuple[str, Callable[[], Any]]] = [
-        ("accuracy-summary", lambda: fig_accuracy_summary(p, live)),
-        ("per-class-accuracy", lambda: fig_per_class(p, live)),
-        ("confusion-matrices", lambda: fig_confusion(p, live)),
-        ("importance-ratios", lambda: fig_importance_ratios(p, live)),
-        ("selected-per-layer", lambda: fig_selected(p, live)),
-        ("importance-scatter", lambda: fig_scatter(p, live)),
-        ("ratio-histogram", lambda: fig_ratio_histogram(p, live, options.ratio_layer)),
-        ("weights", lambda: fig_weights(p, live, options.weight_layer)),
-        ("filter-dampening", lambda: fig_filters(p, live, options.weight_layer)),
-        ("saliency", lambda: fig_saliency(p, live, options)),
-        ("forgetting-signal", lambda: fig_signal(p, live, options.signal_quantity)),
-    ]
+    """Every registered figure for the current settings (for export)."""
     out: dict[str, Any] = {}
-    for i, (name, build) in enumerate(builders):
+    registered = list(FIGURES.values())
+    for i, entry in enumerate(registered):
         if progress is not None:
-            progress(i / len(builders), f"building {name}")
-        fig = build()
+            progress(i / len(registered), f"building {entry.id}")
+        fig = entry.build(p, live, options)
         if fig is not None:
-            out[name] = fig
+            out[entry.id] = fig
     return out
 
 
@@ -362,3 +395,56 @@ def render_signal(p: Prepared, live: LiveResult) -> None:
                         **keep("opt_signal_quantity", "loss", valid=["loss", "entropy"]))
     with guard("drawing the forgetting signal"):
         show_figure(fig_signal(p, live, quantity or "loss"), "forgetting-signal", stem)
+
+
+# ---------------------------------------------------------------------------------------------
+# The page's tabs
+
+
+@dataclass(frozen=True)
+class View:
+    """One tab of the Unlearn page: ``render(prepared, live)`` draws it."""
+
+    id: str
+    label: str
+    icon: str
+    render: Callable[[Prepared, LiveResult], None]
+
+
+VIEWS: dict[str, View] = {}
+
+
+def register_view(id: str, label: str, icon: str, render: Callable[[Prepared, LiveResult], None] | None = None,
+                  figures: tuple[str, ...] = ()) -> View:
+    """Add a tab to the Unlearn page (after those registered before it). Give ``render``, or the ids of
+    registered figures to show two by two with their explanations."""
+    if not id.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"A view id must be letters, digits, '-' and '_'; got {id!r}.")
+    if render is None:
+        unknown = [f for f in figures if f not in FIGURES]
+        if not figures or unknown:
+            raise ValueError(f"View '{id}' needs a render function or registered figure ids (unknown: {unknown}).")
+        render = _figure_grid(figures)
+    VIEWS[id] = View(id, label, icon, render)
+    return VIEWS[id]
+
+
+def _figure_grid(ids: tuple[str, ...]) -> Callable[[Prepared, LiveResult], None]:
+    def render(p: Prepared, live: LiveResult) -> None:
+        stem, options = file_stem(p, live), options_from_state(p)
+        columns = st.columns(min(2, len(ids)))
+        for i, figure_id in enumerate(ids):
+            entry = FIGURES[figure_id]
+            with columns[i % len(columns)], guard(f"drawing {entry.title}"):
+                fig = entry.build(p, live, options)
+                if fig is not None:
+                    show_figure(fig, figure_id, stem)
+
+    return render
+
+
+register_view("accuracy", "Accuracy shifts", ":material/bar_chart:", render_accuracy)
+register_view("importance", "Importance ratios", ":material/scatter_plot:", render_importance)
+register_view("weights", "Dampened weights", ":material/tune:", render_weights)
+register_view("saliency", "Saliency maps", ":material/visibility:", render_saliency)
+register_view("signal", "Forgetting signal", ":material/shield:", render_signal)
