@@ -9,6 +9,7 @@ need it instead of caching it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -16,8 +17,11 @@ from torch import nn
 from .dampening import DampeningReport, dampen
 from .guard import AutoSetting, CollapseGuard, GuardCheck, auto_setting
 from .importance import ImportanceDict
-from .metrics import Evaluator
-from .sweep import SweepPoint, point_of
+from .metrics import Evaluation
+
+if TYPE_CHECKING:  # ssd_core.sweep runs its grid through this engine
+    from .data import ForgetSplit
+    from .sweep import SweepPoint, SweepResult
 
 
 class SSDEngine:
@@ -34,10 +38,18 @@ class SSDEngine:
         modified) and the per-layer report."""
         return dampen(self.model, self.full, self.forget, alpha, lam, with_statistics=with_statistics, into=into)
 
-    def point(self, alpha: float, lam: float, evaluator: Evaluator, *, into: nn.Module | None = None) -> SweepPoint:
+    def point(self, alpha: float, lam: float, evaluator: Callable[[nn.Module], Evaluation], *, into: nn.Module | None = None) -> SweepPoint:
         """One landscape point: dampen at (alpha, lambda) and evaluate with ``evaluator``."""
+        from .sweep import point_of
+
         model, report = self.at(alpha, lam, into=into)
         return point_of(alpha, lam, report, evaluator(model))
+
+    def sweep(self, split: ForgetSplit, alphas: list[float], lams: list[float], **options: Any) -> SweepResult:
+        """The (alpha, lambda) grid evaluated on ``split``; ``options`` as :func:`ssd_core.sweep.sweep`."""
+        from .sweep import sweep
+
+        return sweep(self.model, self.full, self.forget, split, alphas, lams, **options)
 
     def auto(self, guard: CollapseGuard | None, n_forget: int, n_total: int, lam: float, *, apply_fix: bool = True,
              ratios: torch.Tensor | None = None,

@@ -25,11 +25,12 @@ from torch import nn
 from torch.utils.data import Dataset
 from torch.utils.data import Subset as IndexSubset
 
-from .dampening import DampeningReport, check_hyperparameters, dampen
+from .dampening import DampeningReport, check_hyperparameters
 from .data import Subset
 from .data.streaming import StreamingImages, stream
+from .engine import SSDEngine
 from .errors import InputError
-from .guard import SAMPLE, CollapseGuard, auto_setting
+from .guard import SAMPLE, CollapseGuard
 from .importance import ImportanceDict, importance_from_loader
 from .metrics import mia_from_entropies, scan_loader
 from .progress import OptionalProgress, report, scaled
@@ -172,15 +173,16 @@ def unlearn_streamed(
 
     auto = None
     start = time.perf_counter()
+    engine = SSDEngine(original, full_importance, forget_importance)
     if method in ADAPTIVE:
         report(progress, 0.7, "adaptive alpha and the collapse guard")
         retain_idx = _sample(np.flatnonzero(labels != forget_class), SAMPLE, seed)
         guard = CollapseGuard(original, _in_memory(train, retain_idx), _in_memory(train, _sample(forget_idx, SAMPLE, seed)),
                               device, seed=seed, whole_classes=True)
-        setting = auto_setting(original, full_importance, forget_importance, guard, len(forget_idx), len(labels), lam)
+        setting = engine.auto(guard, len(forget_idx), len(labels), lam)
         alpha, lam, auto = setting.alpha, setting.lam_used, setting.to_dict()
     assert alpha is not None
-    unlearned, dampening = dampen(original, full_importance, forget_importance, float(alpha), lam)
+    unlearned, dampening = engine.at(float(alpha), lam, with_statistics=True)
     seconds["dampen"] = time.perf_counter() - start
 
     before = after = None

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .dampening import check_hyperparameters, dampen
+from .dampening import check_hyperparameters
 from .data import ForgetSplit
+from .engine import SSDEngine
 from .errors import InputError
 from .importance import ImportanceDict
 from .metrics import Evaluation, Evaluator, to_channels_last
@@ -194,6 +195,7 @@ def sweep(
     if not isinstance(evaluator, MemoEvaluator):
         evaluator = MemoEvaluator(evaluator)
     scratch = _scratch_copy(model)
+    engine = SSDEngine(model, full_importance, forget_importance)
     points: list[SweepPoint] = []
     total = len(alphas) * len(lams)
     complete = True
@@ -202,8 +204,7 @@ def sweep(
             if (should_stop and should_stop()) or (time_budget_s is not None and time.perf_counter() - start > time_budget_s):
                 complete = False
                 break
-            damped, rep = dampen(model, full_importance, forget_importance, a, lam, into=scratch, with_statistics=False)
-            points.append(point_of(a, lam, rep, evaluator(damped)))
+            points.append(engine.point(a, lam, evaluator, into=scratch))
             report(progress, len(points) / total, f"alpha {a:g}, lambda {lam:g}")
         if not complete:
             break
@@ -236,10 +237,10 @@ def suggest_alpha(
     """
     evaluator = evaluator or Evaluator(split, device)
     scratch = _scratch_copy(model)
+    engine = SSDEngine(model, full_importance, forget_importance)
 
     def point(a: float) -> SweepPoint:
-        damped, rep = dampen(model, full_importance, forget_importance, a, lam, into=scratch, with_statistics=False)
-        return point_of(a, lam, rep, evaluator(damped))
+        return engine.point(a, lam, evaluator, into=scratch)
 
     def forget_of(p: SweepPoint) -> float:
         value = p.forget_test_acc if p.forget_test_acc is not None else p.forget_train_acc

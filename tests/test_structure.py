@@ -116,3 +116,14 @@ def test_the_dashboard_asks_the_engine_instead_of_running_ssds_steps() -> None:
     found = [f"{path.relative_to(ROOT)}:{n}" for folder in ("ui", "app_pages") for path in (ROOT / folder).rglob("*.py")
              for n, line in enumerate(path.read_text().splitlines(), 1) if calls.search(line)]
     assert not found, found
+
+
+def test_the_library_runs_ssd_through_the_engine_too() -> None:
+    """Inside ssd_core only the engine (and the modules it is built on) run SSD's steps: the methods, the
+    CLI, the sweep and the streamed path all go through SSDEngine."""
+    calls = re.compile(r"\b(dampen|adaptive_alpha|auto_setting)\(")
+    built_on = {"dampening.py", "guard.py", "engine.py"}
+    found = [f"{path.relative_to(ROOT)}:{n}" for path in (ROOT / "ssd_core").rglob("*.py") if path.name not in built_on
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if calls.search(line) and not line.lstrip().startswith(("#", "def "))]
+    assert not found, found

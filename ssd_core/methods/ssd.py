@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..dampening import check_hyperparameters, dampen
+from ..dampening import check_hyperparameters
 from ..data import ForgetSplit
 from ..engine import SSDEngine
 from ..guard import RETAIN_DROP, CollapseGuard
@@ -178,7 +178,7 @@ def _run(work: nn.Module, data: MethodData, config, *, device: torch.device, pro
         diagnostics["guard"] = {"mode": config.guard, "check": None if check is None else check.to_dict(),
                                 "fix": None if fix is None else fix.to_dict(), "applied": applied}
     start = time.perf_counter()
-    new_model, dampening_report = dampen(work, full, forget, alpha, lam)
+    new_model, dampening_report = SSDEngine(work, full, forget).at(alpha, lam, with_statistics=True)
     seconds["dampening"] = time.perf_counter() - start
     diagnostics = {"report": dampening_report, **diagnostics, "alpha": alpha}
     if lam != config.lam:
