@@ -422,12 +422,21 @@ def test_two_sessions_with_different_uploads_never_see_each_other(exported, digi
         "your smallcnn — original.safetensors (10 classes, 1×8×8)"]
     first_id, second_id = first.selectbox(key="setup_model").value, second.selectbox(key="setup_model").value
     assert first_id.startswith("upload:") and second_id.startswith("upload:") and first_id != second_id
-    assert first.session_state["_session_prepared"][1] is not second.session_state["_session_prepared"][1]
-    # nothing of either upload is in the process-wide store
+    # each session keeps its upload run in its own store (resources.store_for), with its own prepared run
+    first_store = first.session_state[resources.K_SESSION_STORE][1]
+    second_store = second.session_state[resources.K_SESSION_STORE][1]
+    assert first_store is not second_store and first_store is not resources.resource_store()
+    first_prepared, = first_store._items["prepared"].values()
+    second_prepared, = second_store._items["prepared"].values()
+    assert first_prepared is not second_prepared and "live" in first_store._items and "live" in second_store._items
+    # nothing of either upload is in the process-wide store, in any namespace keyed by the setup ("original_outputs"
+    # is keyed by the weights' content: original.safetensors is the shipped model, whose outputs a shared run has)
     store = resources.resource_store()
     fingerprints = {first_id.split(":", 1)[1], second_id.split(":", 1)[1]}
-    for key in list(store._items.get("prepared", {})) + list(store._items.get("model", {})):
-        assert not fingerprints & {str(part) for part in key}, key
+    for namespace, items in store._items.items():
+        for key in items if namespace != "original_outputs" else ():
+            parts = key if isinstance(key, tuple) else (key,)
+            assert not any(f in str(part) for f in fingerprints for part in parts), (namespace, key)
 
     shown_first, shown_second = metric_values(first), metric_values(second)
     first.run()

@@ -80,6 +80,35 @@ def resource_store() -> ResultStore:
     )
 
 
+K_SESSION_STORE = "_session_store"  # (setup key, ResultStore): the results of this session's upload run
+SESSION_LIVE_BYTES = 128 * 1024 * 1024
+
+
+def store_for(setup: RunSetup) -> ResultStore:
+    """Where the results of ``setup`` are kept, by what it depends on: the process-wide store when it
+    is built from shared things only (registry datasets and models: every session may reuse its
+    results), this session's own store when it holds an upload (no other session may see it). A
+    session keeps one upload run's results at a time: another setup replaces them (memory)."""
+    store = _kept_store(setup, create=True)
+    assert store is not None
+    return store
+
+
+def _kept_store(setup: RunSetup, *, create: bool) -> ResultStore | None:
+    """:func:`store_for`; with ``create`` False, None for an upload setup that is not the one kept."""
+    if not setup.is_session_local:
+        return resource_store()
+    memo = st.session_state.get(K_SESSION_STORE)
+    if memo is None or memo[0] != setup.key():
+        if not create:
+            return None
+        memo = (setup.key(), ResultStore({"prepared": 1, "original_outputs": 1, "ratios": 1, "guard": 1},
+                                         {"live": (SESSION_LIVE_BYTES, _live_bytes)}))
+        st.session_state[K_SESSION_STORE] = None  # the previous run's results go before the new one is built
+        st.session_state[K_SESSION_STORE] = memo
+    return memo[1]
+
+
 def _live_bytes(value: tuple[SplitOutputs, Evaluation | None]) -> int:
     outputs = value[0]
     return sum(t.numel() * t.element_size() for t in (outputs.train_logits, outputs.test_logits))
@@ -314,10 +343,8 @@ def _build(
 def _original_outputs(setup: RunSetup, original: OriginalModel, split: ForgetSplit, device: torch.device) -> SplitOutputs:
     """The original model's logits on the whole train and test splits: the same for every forget
     request, so shared runs compute them once per (model, data) (read-only)."""
-    if setup.is_session_local:
-        return split_outputs(original.model, split, device)
     key = (original.fingerprint, split.dataset.fingerprint(), str(device))
-    return resource_store().get("original_outputs", key, lambda: split_outputs(original.model, split, device))
+    return store_for(setup).get("original_outputs", key, lambda: split_outputs(original.model, split, device))
 
 
 def _prepare(setup: RunSetup, progress: OptionalProgress) -> Prepared:
@@ -335,7 +362,6 @@ def _prepare(setup: RunSetup, progress: OptionalProgress) -> Prepared:
 # ---------------------------------------------------------------------------------------------
 # Session-local runs (uploads)
 
-K_SESSION_PREPARED = "_session_prepared"
 K_SESSION_ORIGINALS = "_session_originals"
 K_SESSION_IMPORTANCE = "_session_importance_cache"
 MAX_SESSION_ORIGINALS = 2
@@ -411,54 +437,29 @@ def _prepare_session_local(setup: RunSetup, progress: OptionalProgress) -> Prepa
 def prepare(setup: RunSetup, progress: OptionalProgress = None) -> Prepared:
     """The prepared run for ``setup``: built once per process and shared read-only, or, for a setup
     with an upload, built once in this session and kept there only."""
-    if setup.is_session_local:
-        memo = st.session_state.get(K_SESSION_PREPARED)
-        if memo is not None and memo[0] == setup.key():
-            return memo[1]
-        st.session_state.pop(K_SESSION_PREPARED, None)  # one at a time per session (memory)
-        prepared = _prepare_session_local(setup, progress)
-        st.session_state[K_SESSION_PREPARED] = (setup.key(), prepared)
-        return prepared
-
     def shared() -> None:
         report(progress, 0.0, "Another session is preparing exactly this run; waiting for its result")
 
-    return resource_store().get("prepared", setup.key(), lambda: _prepare(setup, progress), on_shared=shared)
+    build = _prepare_session_local if setup.is_session_local else _prepare
+    return store_for(setup).get("prepared", setup.key(), lambda: build(setup, progress), on_shared=shared)
 
 
 def peek_prepared(setup: RunSetup) -> Prepared | None:
-    if setup.is_session_local:
-        memo = st.session_state.get(K_SESSION_PREPARED)
-        return memo[1] if memo is not None and memo[0] == setup.key() else None
-    return resource_store().peek("prepared", setup.key())
+    store = _kept_store(setup, create=False)
+    return None if store is None else store.peek("prepared", setup.key())
 
 
 def importance_ratios(prepared: Prepared) -> torch.Tensor:
     """The prepared run's finite I_f / I_D ratios (alpha-independent; computed once per run)."""
     from ssd_core.dampening import finite_ratios
 
-    build = lambda: finite_ratios(prepared.importances.full, prepared.importances.forget)
-    if prepared.setup.is_session_local:
-        return build()
-    return resource_store().get("ratios", prepared.key, build)
-
-
-K_SESSION_DERIVED = "_session_derived"  # session-local runs: (prepared key, {(namespace, key): value})
+    return store_for(prepared.setup).get(
+        "ratios", prepared.key, lambda: finite_ratios(prepared.importances.full, prepared.importances.forget))
 
 
 def _derived(prepared: Prepared, namespace: str, key: tuple, build: Callable[[], Any]) -> Any:
-    """A value derived from a prepared run, computed once: for shared runs in the process-wide
-    store, for session-local runs (uploads) in the session."""
-    if not prepared.setup.is_session_local:
-        return resource_store().get(namespace, (prepared.key, *key), build)
-    memo = st.session_state.get(K_SESSION_DERIVED)
-    if memo is None or memo[0] != prepared.key:
-        values: dict[tuple[str, tuple], Any] = {}
-        memo = (prepared.key, values)
-        st.session_state[K_SESSION_DERIVED] = memo
-    if (namespace, key) not in memo[1]:
-        memo[1][(namespace, key)] = build()
-    return memo[1][(namespace, key)]
+    """A value derived from a prepared run, computed once, kept where the run's results are kept."""
+    return store_for(prepared.setup).get(namespace, (prepared.key, *key), build)
 
 
 def collapse_guard(prepared: Prepared) -> CollapseGuard:
@@ -539,20 +540,17 @@ def compute_live(prepared: Prepared, alpha: float, lam: float, scratch: nn.Modul
     """Dampen with cached importances and evaluate once (what a slider move costs).
 
     The dampened model is always the caller's own (``scratch``, or a new copy). Its outputs and
-    metrics depend only on (prepared run, alpha, lambda), so for shared runs they are kept in the
-    process-wide store: a classroom moving the same sliders on the same run evaluates each
-    setting once, and concurrent identical moves wait for one evaluation instead of repeating it.
-    They are read-only. Session-local runs (uploads) are evaluated in their session only.
+    metrics depend only on (prepared run, alpha, lambda), so they are kept (:func:`store_for`): for
+    shared runs process-wide, so a classroom moving the same sliders on the same run evaluates each
+    setting once and concurrent identical moves wait for one evaluation; for uploads in the session.
+    They are read-only.
     """
     start = time.perf_counter()
     model, dampening_report = engine(prepared).at(alpha, lam, into=scratch)
     damp_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    if prepared.setup.is_session_local:
-        outputs, evaluation = _evaluate_live(prepared, model)
-    else:
-        outputs, evaluation = resource_store().get(
-            "live", (prepared.key, float(alpha), float(lam)), lambda: _evaluate_live(prepared, model))
+    outputs, evaluation = store_for(prepared.setup).get(
+        "live", (prepared.key, float(alpha), float(lam)), lambda: _evaluate_live(prepared, model))
     return LiveResult(alpha, lam, model, dampening_report, outputs, evaluation,
                       {"dampening": damp_seconds, "evaluation": time.perf_counter() - start})
 

@@ -41,22 +41,13 @@ from . import state as lab_state
 from .resources import Prepared
 from .state import ALPHA_VALUES, LAMBDA_MAX, LAMBDA_MIN, clamp_lambda, snap_alpha
 
-K_SWEEP = "_alpha_sweep"
-
 
 def alpha_sweep(prepared: Prepared, lam: float, progress: Callable[[float, str], None] | None = None) -> list[dict[str, Any]]:
     """One row per alpha of the slider's ladder: forget accuracy (test, or train when there are no
     forget test images), retain-test accuracy and the fraction dampened. Computed once per
     (prepared run, lambda) for the whole server (in the session for uploads): it depends on nothing else."""
-    key = (prepared.key, float(lam))
-    if prepared.setup.is_session_local:
-        memo = st.session_state.get(K_SWEEP)
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        rows = _alpha_rows(prepared, lam, progress)
-        st.session_state[K_SWEEP] = (key, rows)
-        return rows
-    return resources.resource_store().get("alpha_sweep", key, lambda: _alpha_rows(prepared, lam, progress))
+    return resources.store_for(prepared.setup).get(
+        "alpha_sweep", (prepared.key, float(lam)), lambda: _alpha_rows(prepared, lam, progress))
 
 
 def _alpha_rows(prepared: Prepared, lam: float, progress: Callable[[float, str], None] | None) -> list[dict[str, Any]]:
@@ -408,7 +399,7 @@ def retrain_available() -> bool:
 def retrain_reference(prepared: Prepared, max_eval_per_subset: int | None = None,
                       progress: OptionalProgress = None) -> dict[str, Any]:
     """Metrics of a model retrained from scratch on the retain set (``run_method("retrain")``),
-    evaluated like the landscape; cached process-wide per run setup."""
+    evaluated like the landscape; kept per run setup where its results are kept (resources.store_for)."""
     from ssd_core.methods import run_method
 
     key = (prepared.key, max_eval_per_subset)
@@ -421,7 +412,7 @@ def retrain_reference(prepared: Prepared, max_eval_per_subset: int | None = None
         metrics = {k: v for k, v in evaluator(result.model).summary().items() if k not in ("test_acc", "zrf")}
         return {**metrics, "seconds": time.perf_counter() - start}
 
-    return resources.resource_store().get("retrain", key, build)
+    return resources.store_for(prepared.setup).get("retrain", key, build)
 
 
 def closest_setting(result: SweepResult, retrained: Mapping[str, Any]) -> SweepPoint | None:
