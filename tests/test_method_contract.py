@@ -152,3 +152,25 @@ def test_an_installed_package_adds_methods_through_its_entry_point(tmp_path):
     listed = _cli("list", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
     assert "shrink" in json.loads(listed.stdout)["methods"]
+
+
+def test_a_method_that_declares_alpha_and_lambda_live_drives_the_unlearn_page():
+    """Live methods by declaration: a plug-in whose config marks alpha and lambda live (and whose full-data
+    importance is cached) is offered on the Unlearn page and gives the same cards as ssd itself."""
+    from apptest_helpers import assert_clean, metric_values, new_app
+    from ssd_core.methods.base import _METHODS
+    from ui.state import K_METHOD
+
+    spec = available_methods()["ssd"]
+    assert spec.live_fields == ("alpha", "lam") and spec.is_live and available_methods()["lfssd"].is_live
+    assert not available_methods()["assd"].is_live and not available_methods()["finetune"].is_live
+    register_method(dataclasses.replace(spec, name="ssd_again", description="SSD, registered again as a plug-in."))
+    try:
+        at = new_app({"method": "ssd_again", "forget": "class:3", "alpha": "10"}).run()
+        assert_clean(at)
+        assert at.selectbox(key=K_METHOD).value == "ssd_again" and "SSD_AGAIN" in at.selectbox(key=K_METHOD).options
+        again = metric_values(at)
+        reference = new_app({"method": "ssd", "forget": "class:3", "alpha": "10"}).run()
+        assert again == metric_values(reference)
+    finally:
+        _METHODS.pop("ssd_again")

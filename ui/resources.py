@@ -53,7 +53,7 @@ from ssd_core.train import TrainConfig, TrainedModel, accuracy, load_or_train, t
 from unlearning_lab import figures, jobs
 from unlearning_lab.store import ResultStore
 
-from .state import UI_METHODS, RunSetup
+from .state import RunSetup
 
 log = logging.getLogger("unlearning_lab.ui")
 
@@ -151,9 +151,10 @@ def available_datasets(data_dir: str | None = None) -> list[str]:
 
 
 def ui_methods() -> dict[str, MethodSpec]:
-    """SSD-family methods the dashboard drives live (as registered in ssd_core.methods)."""
+    """The methods the dashboard drives live: those whose config declares alpha and lambda live
+    (``MethodSpec.is_live``; ssd and lfssd, and any plug-in that does the same)."""
     registry = available_methods()
-    return {name: registry[name] for name in UI_METHODS if name in registry}
+    return {name: spec for name, spec in registry.items() if spec.is_live}
 
 
 def checkpoint_source(dataset: ImageDataset, model_name: str, seed: int) -> str | None:

@@ -35,7 +35,6 @@ DEFAULT_FORGET_CLASS = 3  # on digits/smallcnn the paper's alpha 10 collapses th
 DEFAULT_METHOD = "ssd"
 DEFAULT_LAMBDA = 1.0
 DEFAULT_VIEW = "accuracy"
-UI_METHODS = ("ssd", "lfssd")  # the registry decides which of these exist
 DEVICES = ("auto", "cpu", "gpu")
 FORGET_KINDS = ("class", "subclass", "random", "indices")
 

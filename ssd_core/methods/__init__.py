@@ -9,6 +9,7 @@ from .base import (
     FULL_DATA,
     FULL_DATA_CACHED,
     FULL_RETAIN,
+    LIVE_FIELDS,
     READS,
     RETAIN_ONLY,
     RETAIN_SUBSET,
@@ -34,7 +35,7 @@ from . import jit, unsir  # noqa: F401  (zero-shot Lipschitz smoothing, error-ma
 # isort: on
 
 __all__ = [
-    "FORGET_ONLY", "FULL_DATA", "FULL_DATA_CACHED", "FULL_RETAIN", "READS", "RETAIN_ONLY", "RETAIN_SUBSET", "DataContractError",
-    "MethodData", "MethodOutcome", "MethodResult", "MethodSpec", "available_methods", "config_fields", "get_method",
-    "load_plugin", "make_config", "param", "register_method", "run_method",
+    "FORGET_ONLY", "FULL_DATA", "FULL_DATA_CACHED", "FULL_RETAIN", "LIVE_FIELDS", "READS", "RETAIN_ONLY", "RETAIN_SUBSET",
+    "DataContractError", "MethodData", "MethodOutcome", "MethodResult", "MethodSpec", "available_methods", "config_fields",
+    "get_method", "load_plugin", "make_config", "param", "register_method", "run_method",
 ]

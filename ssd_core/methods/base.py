@@ -66,6 +66,7 @@ class MethodResult:
 
 
 RunFunction = Callable[..., MethodOutcome]
+LIVE_FIELDS = ("alpha", "lam")  # what the Unlearn page's sliders move (through ssd_core.engine.SSDEngine)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,18 @@ class MethodSpec:
 
     def default_config(self, **overrides: Any) -> Any:
         return make_config(self.config_cls, overrides)
+
+    @property
+    def live_fields(self) -> tuple[str, ...]:
+        """The config fields marked ``live`` (``param(..., live=True)``): the Unlearn page's sliders
+        drive a method whose live fields are SSD's ``alpha`` and ``lam`` (:data:`LIVE_FIELDS`)."""
+        return tuple(f.name for f in dataclasses.fields(self.config_cls) if f.metadata.get("live"))
+
+    @property
+    def is_live(self) -> bool:
+        """Whether the dashboard can drive it live: it declares alpha and lambda live and computes its
+        importances over the full data once (cached), so a slider move only dampens."""
+        return set(self.live_fields) == set(LIVE_FIELDS) and self.data_touched == FULL_DATA_CACHED
 
     def config_for(self, model: str | None, **overrides: Any) -> Any:
         """The config this method runs with on ``model``: the model's paper alpha where the method takes it
@@ -108,9 +121,10 @@ class MethodSpec:
 
 
 def param(default: Any, help: str, min: float | None = None, max: float | None = None, choices: tuple | None = None,
-          log: bool = False) -> Any:
-    """A config field with the metadata controls are built from."""
-    meta = {"help": help, "min": min, "max": max, "choices": choices, "log": log}
+          log: bool = False, live: bool = False) -> Any:
+    """A config field with the metadata controls are built from. ``live``: a slider of the dashboard's
+    Unlearn page moves it (SSD's alpha and lambda; see :attr:`MethodSpec.live_fields`)."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "log": log, "live": live}
     return field(default=default, metadata=meta)
 
 

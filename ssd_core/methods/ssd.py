@@ -47,8 +47,10 @@ def guard_threshold_param() -> Any:
 class SSDConfig:
     """SSD: selection threshold alpha, dampening strength lambda and the importance estimator."""
 
-    alpha: float = param(10.0, "selection threshold: dampen where I_f > alpha * I_D", min=1e-6, max=1e6, log=True)
-    lam: float = param(1.0, "dampening strength lambda: beta = min(lambda * I_D / I_f, 1)", min=0.0, max=1e6)
+    alpha: float = param(10.0, "selection threshold: dampen where I_f > alpha * I_D", min=1e-6, max=1e6, log=True,
+                         live=True)
+    lam: float = param(1.0, "dampening strength lambda: beta = min(lambda * I_D / I_f, 1)", min=0.0, max=1e6,
+                       live=True)
     estimator: str = param("fisher", "importance estimator", choices=("fisher", "fisher_exact"))
     batch_size: int = param(64, "importance batch size", min=1, max=4096)
     guard: str = guard_param("warn")
@@ -59,8 +61,8 @@ class SSDConfig:
 class LFSSDConfig:
     """LFSSD: SSD with the loss-free importance (no labels needed)."""
 
-    alpha: float = param(5.0, "selection threshold (smaller than SSD's)", min=1e-6, max=1e6, log=True)
-    lam: float = param(1.0, "dampening strength lambda", min=0.0, max=1e6)
+    alpha: float = param(5.0, "selection threshold (smaller than SSD's)", min=1e-6, max=1e6, log=True, live=True)
+    lam: float = param(1.0, "dampening strength lambda", min=0.0, max=1e6, live=True)
     estimator: str = param("lossfree", "importance estimator (label-free)", choices=("lossfree",))
     batch_size: int = param(64, "importance batch size", min=1, max=4096)
     guard: str = guard_param("warn")
