@@ -16,7 +16,7 @@ preload = preload_charts()
 
 from ssd_core.audit.lira import find_shadows, shadow_plan
 from ssd_core.audit.relearn import RELEARN_K
-from ui import audit, compare, layout, sidebar
+from ui import audit, compare, layout, method_runs, sidebar
 from ui.errors import guard, show_error
 from ui.state import keep
 from unlearning_lab import figures_audit as figs
@@ -32,7 +32,7 @@ preload.empty()
 
 
 def controls(prepared) -> tuple[tuple[str, ...], int, int, bool]:
-    options = [m for m in compare.methods_for(prepared.setup.request.kind) if m != compare.GOLD]
+    options = [m for m in method_runs.methods_for(prepared.setup.request.kind) if m != compare.GOLD]
     chosen = st.multiselect(
         "Methods to audit", options, **keep(K_METHODS, [m for m in DEFAULT_METHODS if m in options], valid=options),
         help="Each runs with its default settings (assd: SSD with automatic α). The retrained model is the "
@@ -91,16 +91,16 @@ def show(prepared, result: dict) -> None:
     models = {"original": data["original"], **data["unlearned"], "retrain": data["retrained"]}
     curves = {name: m["relearn"]["accuracy"] for name, m in models.items() if m["relearn"]}
     if curves:
-        compare.show_figure(figs.relearn_figure(curves), "relearning", stem)
+        method_runs.show_figure(figs.relearn_figure(curves), "relearning", stem)
         st.caption(f"Each model fine-tuned on the same {RELEARN_K} forget images; the dotted line is 50%.")
-    compare.show_figure(figs.class_distance_figure(prepared.dataset.classes,
+    method_runs.show_figure(figs.class_distance_figure(prepared.dataset.classes,
                                                    {n: m["per_class_js"] for n, m in models.items() if n != "retrain"},
                                                    prepared.split.forget_classes), "distance-per-class", stem)
     for method, m in data["unlearned"].items():
         if m["lira"] and m["lira"]["exposed"]:
             index = m["lira"]["exposed"][:6]
             images = prepared.dataset.train_x[index].numpy()
-            compare.show_figure(figs.exposed_figure(images, index, m["lira"]["exposed_scores"][:6], method),
+            method_runs.show_figure(figs.exposed_figure(images, index, m["lira"]["exposed_scores"][:6], method),
                                 f"exposed-{method}", stem, key=f"exposed-{method}")
 
 

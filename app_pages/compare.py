@@ -16,7 +16,7 @@ preload = preload_charts()
 
 from ssd_core.guard import format_alpha
 from ssd_core.metrics import OVER_FORGETTING_TOLERANCE
-from ui import compare, layout, live, sidebar
+from ui import compare, layout, live, method_runs, sidebar
 from ui.errors import guard, show_error
 from ui.state import keep
 from unlearning_lab import figures
@@ -42,7 +42,7 @@ def unlearn_setting(prepared) -> tuple[float, float, str]:
 
 def controls(prepared) -> tuple[list[str], dict[str, dict], bool]:
     kind = prepared.setup.request.kind
-    options = compare.methods_for(kind)
+    options = method_runs.methods_for(kind)
     chosen = st.multiselect(
         "Methods", options, **keep(K_METHODS, [m for m in DEFAULT_METHODS if m in options], valid=options),
         help=f"Every registered method that supports {prepared.setup.request.describe()} requests. "
@@ -51,26 +51,26 @@ def controls(prepared) -> tuple[list[str], dict[str, dict], bool]:
     configs: dict[str, dict] = {}
     for method in chosen:
         with st.expander(f"{method} settings", expanded=False):
-            st.caption(compare.available_methods()[method].description)
+            st.caption(method_runs.available_methods()[method].description)
             if method == prepared.setup.method:  # the Unlearn page's SSD: the same α and λ here
                 alpha, lam, sentence = unlearn_setting(prepared)
                 st.caption(sentence)
-                configs[method] = {**compare.settings_controls(method, prepared.setup.seed, skip=("alpha", "lam"),
+                configs[method] = {**method_runs.settings_controls(method, prepared.setup.seed, skip=("alpha", "lam"),
                                                                model_spec=prepared.model_spec),
                                    "alpha": alpha, "lam": lam}
             else:
-                configs[method] = compare.settings_controls(method, prepared.setup.seed, model_spec=prepared.model_spec)
+                configs[method] = method_runs.settings_controls(method, prepared.setup.seed, model_spec=prepared.model_spec)
     run = st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not chosen, key="cmp_run")
     return chosen, configs, run
 
 
 def run_all(prepared, chosen: list[str], configs: dict[str, dict]) -> None:
     for method in chosen:
-        if compare.cached_run(prepared.setup, method, configs[method]) is not None:
+        if method_runs.cached_run(prepared.setup, method, configs[method]) is not None:
             continue
         with guard(f"running {method}"):
             with layout.working(f"Running {method}…", failed=f"{method} failed") as work:
-                run = compare.run_cached(prepared, method, configs[method], work.progress, on_wait=work.waiting)
+                run = method_runs.run_cached(prepared, method, configs[method], work.progress, on_wait=work.waiting)
                 work.done(f"{method} done in {run.total_seconds:.1f} s")
 
 
@@ -115,7 +115,7 @@ def results(prepared, runs: dict) -> None:
     c2.download_button("Results (JSON)", compare.table_json(table, runs, setup), f"{stem}.json", "application/json",
                        icon=":material/download:")
 
-    compare.show_figure(figs.method_metrics_figure({m: r.evaluation.summary() for m, r in runs.items()}),
+    method_runs.show_figure(figs.method_metrics_figure({m: r.evaluation.summary() for m, r in runs.items()}),
                         "metrics", stem)
     if compare.GOLD in runs:
         gold = runs[compare.GOLD].evaluation
@@ -123,16 +123,16 @@ def results(prepared, runs: dict) -> None:
 
         to_gold = {m: gap_to_retrain(r.evaluation, gold) for m, r in runs.items() if m != compare.GOLD}
         if to_gold:
-            compare.show_figure(figs.gap_figure(to_gold), "gap-to-retrain", stem)
+            method_runs.show_figure(figs.gap_figure(to_gold), "gap-to-retrain", stem)
     per_class = {"original": prepared.before_eval.per_class_acc, **{m: r.evaluation.per_class_acc for m, r in runs.items()}}
-    compare.show_figure(figs.per_class_methods_figure(prepared.dataset.classes, per_class, prepared.split.forget_classes),
+    method_runs.show_figure(figs.per_class_methods_figure(prepared.dataset.classes, per_class, prepared.split.forget_classes),
                         "per-class", stem)
 
     quantity = st.segmented_control("Forgetting signal", ["loss", "entropy"], required=True,
                                     **keep(K_QUANTITY, "loss", valid=["loss", "entropy"])) or "loss"
     signals = {m: figures.signal_values(r.outputs, prepared.split, quantity, seed=prepared.setup.seed)
                for m, r in runs.items()}
-    compare.show_figure(figs.signal_histograms_figure(signals, quantity, {m: r.evaluation.mia for m, r in runs.items()}),
+    method_runs.show_figure(figs.signal_histograms_figure(signals, quantity, {m: r.evaluation.mia for m, r in runs.items()}),
                         f"signal-{quantity}", stem)
     st.caption(figures.signal_caption(setup.request.kind))
 
@@ -144,7 +144,7 @@ def results(prepared, runs: dict) -> None:
         idx = forget.indices[:n]
         preds = {"original": prepared.before_outputs.train_logits[idx].argmax(1).tolist()}
         preds.update({m: r.outputs.train_logits[idx].argmax(1).tolist() for m, r in runs.items()})
-        compare.show_figure(
+        method_runs.show_figure(
             figs.instance_grid_figure(forget.x[:n].numpy(), forget.y[:n].tolist(), preds, prepared.dataset.classes,
                                       idx.tolist()),
             "forgotten-images", stem,
@@ -184,7 +184,7 @@ if prepared is not None:
     chosen, configs, clicked = controls(prepared)
     if clicked:
         run_all(prepared, chosen, configs)
-    runs = {m: r for m in chosen if (r := compare.cached_run(prepared.setup, m, configs[m])) is not None}
+    runs = {m: r for m in chosen if (r := method_runs.cached_run(prepared.setup, m, configs[m])) is not None}
     if runs:
         try:
             results(prepared, runs)

@@ -22,7 +22,7 @@ from ssd_core.data import ForgetRequest, make_split, parse_indices
 from ssd_core.errors import InputError
 from ssd_core.indices import format_indices
 from ssd_core.methods.l2ul import MAX_FORGET, VARIANTS
-from ui import compare, layout, sidebar
+from ui import layout, method_runs, sidebar
 from ui import state as lab_state
 from ui.errors import guard, show_error
 from ui.live import metric_delta
@@ -145,7 +145,7 @@ def run_variants(prepared, indices: tuple[int, ...], variants: list[str], config
         key = result_key(prepared, indices, values)
         if key not in store:
             with layout.working(f"Unlearning {len(indices)} images with {variant}…", failed=f"{variant} failed") as work:
-                store[key] = compare.run_on_split(prepared, split, "l2ul", values, work.progress,
+                store[key] = method_runs.run_on_split(prepared, split, "l2ul", values, work.progress,
                                                   on_wait=work.waiting)
                 work.done(f"{variant} done in {store[key].total_seconds:.1f} s")
             while len(store) > 12:
@@ -184,7 +184,7 @@ def show_results(prepared, indices: tuple[int, ...], runs: dict) -> None:
     idx = torch.tensor([inst["index"] for inst in first[:n]])
     preds = {"original": [inst["before"] for inst in first[:n]]}
     preds.update({v: [r.diagnostics["instances"][i]["after"] for i in range(n)] for v, r in runs.items()})
-    compare.show_figure(figs.instance_grid_figure(ds.train_x[idx].numpy(), ds.train_y[idx].tolist(), preds, ds.classes,
+    method_runs.show_figure(figs.instance_grid_figure(ds.train_x[idx].numpy(), ds.train_y[idx].tolist(), preds, ds.classes,
                                                   idx.tolist()), "instances", stem, key="inst-grid")
 
 
@@ -207,7 +207,7 @@ if prepared is not None:
     st.subheader("2. Unlearn them")
     variants = st.multiselect("Variants", list(VARIANTS), **lab_state.keep(K_VARIANTS, list(VARIANTS), valid=list(VARIANTS)))
     with st.expander("l2ul settings"):
-        config = compare.settings_controls("l2ul", prepared.setup.seed, prefix="inst_cfg", skip=("variant",))
+        config = method_runs.settings_controls("l2ul", prepared.setup.seed, prefix="inst_cfg", skip=("variant",))
     config.pop("variant", None)
     clicked = st.button("Unlearn the picked images", type="primary", key="inst_run",
                         disabled=not chosen or not variants or len(chosen) > MAX_FORGET)

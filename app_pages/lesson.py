@@ -21,10 +21,10 @@ st.markdown(
 from ui import layout, live, resources, sidebar
 from ui import state as lab_state
 from ui.errors import guard, show_error
+from ui.landscape import alpha_sweep, sweep_figure
 from ui.lesson import lesson_state, neighbour_sentence
 from ui.presets import render_picker
 from ui.state import K_ALPHA, K_LAMBDA
-from ui.sweep import alpha_sweep, sweep_figure
 from ui.theme import show_chart
 from ui.views import FIGURES, fig_accuracy_summary, fig_saliency, fig_signal, options_from_state
 from unlearning_lab.figures import short_layer_name  # heavy imports after the first paint
@@ -113,7 +113,7 @@ def relearn_curves(prepared, result):
     if not len(prepared.split.forget_test):
         st.caption("Relearning is measured on the forgotten class's test images: pick a class to forget.")
         return None
-    from ui.audit import lesson_relearn, lesson_relearn_known
+    from ui.lesson import lesson_relearn, lesson_relearn_known
 
     if lesson_relearn_known(prepared, result):
         return lesson_relearn(prepared, result, None)
@@ -162,7 +162,7 @@ def task(prepared, result) -> None:
                           format_func=HIDING_OPTIONS.get, label_visibility="collapsed")
     relearn = None
     if step.figure == "relearn" and len(prepared.split.forget_test):
-        from ui.audit import lesson_relearn
+        from ui.lesson import lesson_relearn
 
         found = lesson_relearn(prepared, result, None)
         relearn = (found[0].steps_to_target, found[1].steps_to_target)

@@ -17,7 +17,7 @@ preload = preload_charts()
 from ssd_core.methods import get_method, make_config
 from ssd_core.methods.loops import per_layer_fraction, top_fraction_mask
 from ssd_core.methods.saps import SELECTIONS, selection_scores
-from ui import compare, layout, sidebar
+from ui import layout, method_runs, sidebar
 from ui.errors import show_error
 from ui.state import keep, kept
 from unlearning_lab import figures_compare as figs
@@ -50,7 +50,7 @@ def selection_section(prepared) -> None:
     keys = {rule: (base, rule, float(p), samples) for rule in rules}
     missing = [rule for rule in rules if keys[rule] not in store]
     if missing and st.button("Compute selections", key="saps_select", icon=":material/play_arrow:"):
-        with layout.working("Scoring parameters…") as work, compare.gate_slot(work.waiting):
+        with layout.working("Scoring parameters…") as work, method_runs.gate_slot(work.waiting):
             for i, rule in enumerate(missing):
                 config = make_config(get_method("saps").config_cls,
                                      {"selection": rule, "p": p, "hessian_samples": samples,
@@ -63,7 +63,7 @@ def selection_section(prepared) -> None:
     ready = {rule: store[keys[rule]] for rule in rules if keys[rule] in store}
     if ready:
         stem = f"saps-{prepared.setup.dataset}-{prepared.setup.model}-{prepared.setup.forget_slug()}"
-        compare.show_figure(figs.layer_fraction_figure(ready, float(p)), "layer-fraction", stem)
+        method_runs.show_figure(figs.layer_fraction_figure(ready, float(p)), "layer-fraction", stem)
         st.caption("Each bar is the share of one layer's parameters a rule puts in the top p % (ranked over the "
                    "whole network; the same selection the saps method records as its per-layer diagnostic). "
                    "Random spreads evenly; sharpness and Fisher concentrate where the loss is most sensitive.")
@@ -78,7 +78,7 @@ def sweep_section(prepared) -> None:
                                **keep(K_SWEEP_P, list(P_OPTIONS), valid=P_OPTIONS)))
     rules = c2.multiselect("Rules to sweep", list(SELECTIONS),
                            **keep(K_SWEEP_RULES, ["sharpness", "random"], valid=list(SELECTIONS)))
-    defaults = compare.default_values("saps", prepared.setup.seed)
+    defaults = method_runs.default_values("saps", prepared.setup.seed)
     epochs = int(c3.number_input("Epochs", min_value=1, max_value=20, step=1, **keep(K_EPOCHS, int(defaults["epochs"]))))
     samples = int(kept(K_SAMPLES, 256))
     configs = {(rule, p): {**defaults, "selection": rule, "p": p, "epochs": epochs, "hessian_samples": samples}
@@ -86,7 +86,7 @@ def sweep_section(prepared) -> None:
     if len(configs) > MAX_SWEEP_RUNS:
         st.warning(f"At most {MAX_SWEEP_RUNS} runs at a time; pick fewer p values or rules.")
         return
-    missing = [k for k, c in configs.items() if compare.cached_run(prepared.setup, "saps", c) is None]
+    missing = [k for k, c in configs.items() if method_runs.cached_run(prepared.setup, "saps", c) is None]
     if missing and st.button(f"Run the sweep ({len(missing)} runs)", key="saps_sweep", icon=":material/play_arrow:"):
         with layout.working("Sweeping p…") as work:
             for i, (rule, p) in enumerate(missing):
@@ -94,9 +94,9 @@ def sweep_section(prepared) -> None:
                 def progress(fraction: float, message: str, i=i, rule=rule, p=p) -> None:
                     work.progress((i + min(max(fraction, 0.0), 1.0)) / len(missing), f"{rule}, p = {p:g}%: {message}")
 
-                compare.run_cached(prepared, "saps", configs[(rule, p)], progress, on_wait=work.waiting)
+                method_runs.run_cached(prepared, "saps", configs[(rule, p)], progress, on_wait=work.waiting)
             work.done(f"Sweep done ({len(missing)} runs)")
-    done = {k: r for k, c in configs.items() if (r := compare.cached_run(prepared.setup, "saps", c)) is not None}
+    done = {k: r for k, c in configs.items() if (r := method_runs.cached_run(prepared.setup, "saps", c)) is not None}
     if not done:
         if configs:
             st.info("Press **Run the sweep** (each run is a short NegGrad+ update on the selected parameters).",
@@ -107,7 +107,7 @@ def sweep_section(prepared) -> None:
     retain = {rule: [done[(rule, p)].evaluation.retain_test_acc if (rule, p) in done else None for p in ps]
               for rule in rules}
     stem = f"saps-{prepared.setup.dataset}-{prepared.setup.model}-{prepared.setup.forget_slug()}"
-    compare.show_figure(figs.p_sweep_figure(ps, forget, retain), "p-sweep", stem)
+    method_runs.show_figure(figs.p_sweep_figure(ps, forget, retain), "p-sweep", stem)
     import pandas as pd
 
     table = pd.DataFrame([{"rule": rule, "p (%)": p, "forget test": r.evaluation.forget_test_acc,

@@ -4,13 +4,12 @@ alpha and lambda (the sliders on every page follow) and says so, with a link to 
 
 import streamlit as st
 
-from ui import layout, live, sidebar
+from ui import landscape, layout, live, sidebar
 from ui import state as lab_state
-from ui import sweep as landscape
 from ui.errors import guard
+from ui.landscape import LAMBDA_LADDER, GridForm, alpha_sweep, recommend_alpha, sweep_figure, sweep_table
 from ui.presets import render_picker
 from ui.state import ALPHA_VALUES, K_LAMBDA, paper_alpha
-from ui.sweep import LAMBDA_LADDER, GridForm, alpha_sweep, recommend_alpha, sweep_figure, sweep_table
 from ui.theme import show_chart
 
 K_SUGGESTION = "_landscape_suggestion"

@@ -153,7 +153,8 @@ def test_compare_rerender_reuses_results(compared: AppTest) -> None:
 
 def test_over_forgetting_flag_in_table() -> None:
     """The table marks a method whose forget accuracy is far below retrain's, and only that one."""
-    from ui.compare import OVER_FORGETTING, MethodRun, comparison_table
+    from ui.compare import OVER_FORGETTING, comparison_table
+    from ui.method_runs import MethodRun
 
     def run(method: str, forget: float) -> MethodRun:
         ev = Evaluation(0.95, forget, 1.0, forget, 0.9, 0.5, [], [], zrf=0.8)

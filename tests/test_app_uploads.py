@@ -400,6 +400,7 @@ def test_heavy_jobs_queue_with_their_place_and_identical_builds_run_once():
 
 def test_two_sessions_with_different_uploads_never_see_each_other(exported, digits):
     from ui import resources
+    from ui import store as ui_store
 
     dataset, original = digits
     weights, meta, _ = exported
@@ -423,8 +424,8 @@ def test_two_sessions_with_different_uploads_never_see_each_other(exported, digi
     first_id, second_id = first.selectbox(key="setup_model").value, second.selectbox(key="setup_model").value
     assert first_id.startswith("upload:") and second_id.startswith("upload:") and first_id != second_id
     # each session keeps its upload run in its own store (resources.store_for), with its own prepared run
-    first_store = first.session_state[resources.K_SESSION_STORE][1]
-    second_store = second.session_state[resources.K_SESSION_STORE][1]
+    first_store = first.session_state[ui_store.K_SESSION_STORE][1]
+    second_store = second.session_state[ui_store.K_SESSION_STORE][1]
     assert first_store is not second_store and first_store is not resources.resource_store()
     first_prepared, = first_store._items["prepared"].values()
     second_prepared, = second_store._items["prepared"].values()

@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:
 
 from ssd_core.metrics import Evaluator
 from ssd_core.sweep import SweepPoint, SweepResult, mark_pareto, sweep
-from ui import sweep as landscape
+from ui import landscape
 from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA, RunSetup
 
 

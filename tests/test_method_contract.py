@@ -158,6 +158,7 @@ def test_a_method_that_declares_alpha_and_lambda_live_drives_the_unlearn_page():
     """Live methods by declaration: a plug-in whose config marks alpha and lambda live (and whose full-data
     importance is cached) is offered on the Unlearn page and gives the same cards as ssd itself."""
     from apptest_helpers import assert_clean, metric_values, new_app
+
     from ssd_core.methods.base import _METHODS
     from ui.state import K_METHOD
 

@@ -76,7 +76,7 @@ def test_forget_instances_cards_show_the_change_as_the_unlearn_cards_do():
 
 @pytest.mark.parametrize("model", ["smallcnn", "resnet18_narrow"])
 def test_retrain_defaults_are_the_architectures_own_schedule(model):
-    from ui.compare import architecture_defaults
+    from ui.method_runs import architecture_defaults
 
     spec = get_spec(model)
     values, note = architecture_defaults("retrain", spec)

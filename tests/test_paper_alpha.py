@@ -63,7 +63,7 @@ def test_landscape_grid_holds_the_model_paper_alpha(model, paper):
     at.slider(key="ls_n_lam").set_value(1)
     at.button(key="FormSubmitter:landscape_form-Compute landscape").click().run()
     assert_clean(at)
-    from ui import sweep as landscape
+    from ui import landscape
 
     assert paper in landscape.alpha_grid(1.0, 100.0, 3, anchor=paper)
     assert paper in at.session_state[landscape.K_LANDSCAPE]["result"].alphas

@@ -80,8 +80,7 @@ def dashboard_report(prepared, alpha=20.0, lam=1.0, extra=None) -> str:
 
 
 def test_dashboard_report_has_every_figure_parameters_environment_and_command(prepared):
-    from ui import export_panel
-    from ui import sweep as landscape
+    from ui import export_panel, landscape
 
     html = dashboard_report(prepared)
     assert report.figure_count(html) == 11  # every figure of every view

@@ -127,3 +127,33 @@ def test_the_library_runs_ssd_through_the_engine_too() -> None:
              for n, line in enumerate(path.read_text().splitlines(), 1)
              if calls.search(line) and not line.lstrip().startswith(("#", "def "))]
     assert not found, found
+
+
+def _ui_imports() -> dict[str, set[str]]:
+    """Each ui/ module and the ui/ modules it imports, at the top or inside a function."""
+    import ast
+
+    modules = {p.stem for p in (ROOT / "ui").glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "ui").glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and (node.module == "ui" or node.module.startswith("ui.")):
+                found |= {a.name for a in node.names} if node.module == "ui" else {node.module.split(".")[1]}
+        graph[path.stem] = (found & modules) - {path.stem}
+    return graph
+
+
+def test_ui_has_no_import_cycles() -> None:
+    """Shared parts below, pages above: no ui/ module imports one that (through others) imports it back,
+    not even inside a function."""
+    graph = _ui_imports()
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        return any(n == target or (n not in seen and reaches(n, target, seen | {n})) for n in graph[start])
+
+    cycles = sorted(m for m in graph if reaches(m, m, {m}))
+    assert not cycles, f"ui/ modules in an import cycle: {cycles}"
+

@@ -16,7 +16,7 @@ import streamlit as st
 from ssd_core.audit.runner import audit_request
 from ssd_core.audit.text import TESTS
 
-from .compare import gate_slot
+from .method_runs import gate_slot
 from .resources import Prepared
 from .state import RunSetup
 
@@ -128,37 +128,3 @@ def cli_args(setup: RunSetup, methods: tuple[str, ...], seeds: int) -> str:
     if seeds > 1:
         parts.append(f"--seeds {seeds}")
     return " ".join(parts)
-
-
-K_LESSON_RELEARN = "_lesson_relearn"
-
-
-def lesson_relearn(prepared: Prepared, live: Any, progress: Callable[[float, str], None] | None):
-    """(dampened model's, retrained model's) relearning curves for the Lesson, kept per setting."""
-    from ssd_core.audit import retrained_reference
-    from ssd_core.audit.relearn import pick_relearn_samples, relearn_curve
-
-    memo = st.session_state.setdefault(K_LESSON_RELEARN, {})
-    key = _lesson_key(prepared, live)
-    if key not in memo:
-        split = prepared.split
-        samples = pick_relearn_samples(split.forget_train, seed=prepared.setup.seed)
-        with gate_slot(lambda message: progress and progress(0.0, message)):
-            gold_key = ("retrained", prepared.setup.split_key(), prepared.setup.seed)
-            if gold_key not in memo:
-                reference = retrained_reference(split, prepared.setup.model, seed=prepared.setup.seed,
-                                                device=prepared.device, progress=progress).model.to(prepared.device)
-                memo[gold_key] = relearn_curve(reference, samples, split.forget_test, device=prepared.device)
-            memo[key] = (relearn_curve(live.model, samples, split.forget_test, device=prepared.device), memo[gold_key])
-        while len(memo) > 16:
-            memo.pop(next(iter(memo)))
-    return memo[key]
-
-
-def _lesson_key(prepared: Prepared, live: Any) -> tuple:
-    return (prepared.setup.split_key(), prepared.setup.seed, float(live.alpha), float(live.lam))
-
-
-def lesson_relearn_known(prepared: Prepared, live: Any) -> bool:
-    """Whether :func:`lesson_relearn` has this setting already (no status box needed)."""
-    return _lesson_key(prepared, live) in st.session_state.get(K_LESSON_RELEARN, {})

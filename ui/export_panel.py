@@ -153,7 +153,7 @@ def latest_audit(setup) -> dict[str, Any] | None:
 
 def _landscape_figures(p: Prepared, theme_name: str) -> dict[str, Any]:
     """The Landscape page's figures when this session computed one for this setup."""
-    from . import sweep as landscape
+    from . import landscape
 
     stored = st.session_state.get(landscape.K_LANDSCAPE)
     if not stored or stored["key"][0] != p.key or not stored["result"].points:

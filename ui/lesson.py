@@ -11,9 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import streamlit as st
+
+from .method_runs import gate_slot
 from .state import ALPHA_VALUES
+
+if TYPE_CHECKING:
+    from .resources import Prepared
 
 Metrics = Mapping[str, float | None]
 Verdict = tuple[bool, str]
@@ -414,3 +420,40 @@ def lesson_state(prepared: Any, live: Any, answer: Any = None, lower: Metrics | 
 
 def with_answer(state: LessonState, answer: Any) -> LessonState:
     return replace(state, answer=answer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 8's relearning curves
+
+K_LESSON_RELEARN = "_lesson_relearn"
+
+
+def lesson_relearn(prepared: Prepared, live: Any, progress: Callable[[float, str], None] | None):
+    """(dampened model's, retrained model's) relearning curves for the Lesson, kept per setting."""
+    from ssd_core.audit import retrained_reference
+    from ssd_core.audit.relearn import pick_relearn_samples, relearn_curve
+
+    memo = st.session_state.setdefault(K_LESSON_RELEARN, {})
+    key = _lesson_key(prepared, live)
+    if key not in memo:
+        split = prepared.split
+        samples = pick_relearn_samples(split.forget_train, seed=prepared.setup.seed)
+        with gate_slot(lambda message: progress and progress(0.0, message)):
+            gold_key = ("retrained", prepared.setup.split_key(), prepared.setup.seed)
+            if gold_key not in memo:
+                reference = retrained_reference(split, prepared.setup.model, seed=prepared.setup.seed,
+                                                device=prepared.device, progress=progress).model.to(prepared.device)
+                memo[gold_key] = relearn_curve(reference, samples, split.forget_test, device=prepared.device)
+            memo[key] = (relearn_curve(live.model, samples, split.forget_test, device=prepared.device), memo[gold_key])
+        while len(memo) > 16:
+            memo.pop(next(iter(memo)))
+    return memo[key]
+
+
+def _lesson_key(prepared: Prepared, live: Any) -> tuple:
+    return (prepared.setup.split_key(), prepared.setup.seed, float(live.alpha), float(live.lam))
+
+
+def lesson_relearn_known(prepared: Prepared, live: Any) -> bool:
+    """Whether :func:`lesson_relearn` has this setting already (no status box needed)."""
+    return _lesson_key(prepared, live) in st.session_state.get(K_LESSON_RELEARN, {})

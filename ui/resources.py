@@ -16,7 +16,7 @@ queues ("Queued: N ahead of you") instead of thrashing the CPU; slider moves are
 queue.
 
 Uploads (a user's checkpoint or dataset zip) never enter the shared store: a setup that uses one
-is prepared in its own session (``st.session_state``), its key carries the upload's content hash
+is prepared in its own session (:func:`ui.store.store_for`), its key carries the upload's content hash
 and the session id, and its importances are cached per session, keyed by the weights fingerprint.
 """
 
@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from ssd_core.dampening import DampeningReport
-from ssd_core.data import ForgetSplit, ImageDataset, load_dataset, make_split
+from ssd_core.data import ForgetSplit, ImageDataset, make_split
 from ssd_core.engine import SSDEngine
 from ssd_core.errors import InputError
 from ssd_core.guard import AutoSetting, CollapseGuard, GuardCheck, GuardFix
@@ -51,67 +51,11 @@ from ssd_core.progress import OptionalProgress, report, scaled
 from ssd_core.settings import settings
 from ssd_core.train import TrainConfig, TrainedModel, accuracy, load_or_train, train_model
 from unlearning_lab import figures, jobs
-from unlearning_lab.store import ResultStore
 
 from .state import RunSetup
+from .store import cached_dataset, existing_store, resource_store, store_for
 
 log = logging.getLogger("unlearning_lab.ui")
-
-
-# ---------------------------------------------------------------------------------------------
-# The store
-
-
-@st.cache_resource(show_spinner=False)
-def resource_store() -> ResultStore:
-    """The process-wide store (one per server process, shared by all sessions).
-
-    ``UNLEARNING_LAB_MAX_PREPARED`` (default 8) bounds how many prepared runs (original model,
-    importances, evaluation of one run setup) are kept; a classroom forgetting ten different
-    classes of one dataset keeps most of them warm. ``UNLEARNING_LAB_MAX_LIVE`` (default 64) and
-    ``UNLEARNING_LAB_LIVE_CACHE_MB`` (default 256) bound the evaluations of slider settings kept
-    (their logits on the train and test splits; see :func:`compute_live`).
-    """
-    config = settings()
-    return ResultStore(
-        {"model": 4, "prepared": config.max_prepared, "saliency_before": 16, "live": config.max_live},
-        {"live": (config.live_cache_mb * 1024 * 1024, _live_bytes),
-         "original_outputs": (config.live_cache_mb * 1024 * 1024, lambda o: _live_bytes((o, None)))},
-    )
-
-
-K_SESSION_STORE = "_session_store"  # (setup key, ResultStore): the results of this session's upload run
-SESSION_LIVE_BYTES = 128 * 1024 * 1024
-
-
-def store_for(setup: RunSetup) -> ResultStore:
-    """Where the results of ``setup`` are kept, by what it depends on: the process-wide store when it
-    is built from shared things only (registry datasets and models: every session may reuse its
-    results), this session's own store when it holds an upload (no other session may see it). A
-    session keeps one upload run's results at a time: another setup replaces them (memory)."""
-    store = _kept_store(setup, create=True)
-    assert store is not None
-    return store
-
-
-def _kept_store(setup: RunSetup, *, create: bool) -> ResultStore | None:
-    """:func:`store_for`; with ``create`` False, None for an upload setup that is not the one kept."""
-    if not setup.is_session_local:
-        return resource_store()
-    memo = st.session_state.get(K_SESSION_STORE)
-    if memo is None or memo[0] != setup.key():
-        if not create:
-            return None
-        memo = (setup.key(), ResultStore({"prepared": 1, "original_outputs": 1, "ratios": 1, "guard": 1},
-                                         {"live": (SESSION_LIVE_BYTES, _live_bytes)}))
-        st.session_state[K_SESSION_STORE] = None  # the previous run's results go before the new one is built
-        st.session_state[K_SESSION_STORE] = memo
-    return memo[1]
-
-
-def _live_bytes(value: tuple[SplitOutputs, Evaluation | None]) -> int:
-    outputs = value[0]
-    return sum(t.numel() * t.element_size() for t in (outputs.train_logits, outputs.test_logits))
 
 
 def heavy_slot(progress: OptionalProgress):
@@ -134,12 +78,6 @@ def configure_torch() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Datasets, methods, models
-
-
-@st.cache_resource(show_spinner="Loading the dataset…")
-def cached_dataset(name: str, data_dir: str | None = None) -> ImageDataset:
-    """A dataset, loaded once per process. Never mutate what you get."""
-    return load_dataset(name, data_dir)
 
 
 def available_datasets(data_dir: str | None = None) -> list[str]:
@@ -446,7 +384,7 @@ def prepare(setup: RunSetup, progress: OptionalProgress = None) -> Prepared:
 
 
 def peek_prepared(setup: RunSetup) -> Prepared | None:
-    store = _kept_store(setup, create=False)
+    store = existing_store(setup)
     return None if store is None else store.peek("prepared", setup.key())
 
 

@@ -38,6 +38,7 @@ from unlearning_lab.text import plain
 from unlearning_lab.uploads import UploadLimits, allowed_data_roots, check_local_data_dir, load_image_zip, spill_to_disk, spool
 
 from .state import keep, kept
+from .store import cached_dataset
 
 # session_state keys
 K_MODELS = "_uploaded_models"  # id -> UploadedModel
@@ -420,10 +421,8 @@ def dataset_panel(seed: int, model_input_size: int | None) -> str | None:
 
     # a server folder: on the button
     if load_clicked:
-        from . import resources
-
         try:
-            local = add_local_dataset(state, local_name, local_dir, resources.cached_dataset)
+            local = add_local_dataset(state, local_name, local_dir, cached_dataset)
             state[K_LOCAL_MEMO] = ((local_name, local_dir), None)
             added = local.id
             notes.append(("success", f"Loaded {local.label()}; it is now the dataset in use."))
