@@ -32,3 +32,23 @@ def test_the_engine_dampens_and_picks_automatic_alpha_like_the_methods() -> None
     setting = engine.auto(guard, len(split.forget_train), len(split.train), 1.0)
     assd = run_method("assd", model, split, device="cpu")
     assert setting.alpha == assd.diagnostics["alpha"]
+
+
+def test_the_readme_library_examples_run_as_printed(capsys):
+    """README "The library": the run_method example, then the engine example on the same request."""
+    import re
+    from pathlib import Path
+
+    import torch
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    library = text.split("## The library", 1)[1]
+    first = re.search(r"```python\n(.*?)```", library, re.S).group(1)
+    engine = re.search(r"```python\n(.*?)```", library.split("<!-- example: library-engine -->", 1)[1], re.S).group(1)
+    namespace: dict = {}
+    exec(first, namespace)  # the README's own code
+    before = {k: v.clone() for k, v in namespace["original"].state_dict().items()}
+    exec(engine, namespace)
+    assert len(namespace["grid"].points) == 6 and namespace["report"].total_selected > 0
+    assert all(torch.equal(v, namespace["original"].state_dict()[k]) for k, v in before.items())
+    assert "forget_test_acc" in capsys.readouterr().out

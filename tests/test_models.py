@@ -55,3 +55,41 @@ def test_device_resolution():
             resolve_device("cuda")
     with pytest.raises(InputError, match="Unknown device"):
         resolve_device("tpu")
+
+
+def test_the_readme_model_runs_through_the_cli_and_is_in_the_sidebar(tmp_path, monkeypatch):
+    """README "Adding a model": the example, as printed, trains on digits from the CLI and forgets class 3;
+    loaded as the dashboard loads plug-ins, the sidebar offers it."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    from apptest_helpers import ROOT, assert_clean, new_app
+
+    from ssd_core.models import _REGISTRY
+    from ui.startup import load_plugins
+
+    example = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text().split("<!-- example: my_model.py -->", 1)[1],
+                        re.S).group(1)
+    assert 8 <= len([line for line in example.splitlines() if line.strip()]) <= 25
+    plugin = tmp_path / "my_model.py"
+    plugin.write_text(example)
+    run = subprocess.run([sys.executable, "-m", "ssd_core", "--plugin", str(plugin), "unlearn", "--model", "mlp",
+                          "--forget-class", "3", "--quiet", "--json", "-"], capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["model"] == "mlp" and result["model_source"] == "trained"
+    assert result["before"]["forget_test_acc"] > 0.85 and result["after"]["forget_test_acc"] <= 0.05
+    assert result["before"]["retain_test_acc"] - result["after"]["retain_test_acc"] <= 0.05
+
+    monkeypatch.setenv("UNLEARNING_LAB_PLUGINS", str(plugin))
+    load_plugins.clear()
+    try:
+        at = new_app({"forget": "class:3"}).run()
+        assert_clean(at)
+        assert "mlp" in at.selectbox(key="setup_model").options
+    finally:
+        _REGISTRY.pop("mlp", None)
+        load_plugins.clear()

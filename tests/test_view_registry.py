@@ -4,40 +4,44 @@ Unlearn page, in the HTML report and in the images export; the Lesson uses the p
 from __future__ import annotations
 
 import json
+import re
 
-import plotly.graph_objects as go
 import pytest
-from apptest_helpers import assert_clean, new_app
+from apptest_helpers import ROOT, assert_clean, new_app
 
 from ssd_core.data import ForgetRequest
 
 TITLE = "Forget images per class"
 
 
-def forget_counts(p, live, options) -> go.Figure:
-    """A 20-line figure: how many training images of each class the request forgets."""
-    counts = p.split.forget_train.y.bincount(minlength=p.dataset.num_classes).tolist()
-    fig = go.Figure(go.Bar(x=p.dataset.classes, y=counts, marker_color="#d55e00"))
-    fig.update_layout(title=f"{TITLE} (α = {live.alpha:g})", xaxis_title="class", yaxis_title="forget images")
-    return fig
+def readme_view() -> str:
+    block = (ROOT / "README.md").read_text().split("<!-- example: my_view.py -->", 1)[1]
+    return re.search(r"```python\n(.*?)```", block, re.S).group(1)
 
 
-@pytest.fixture
-def registered():
-    from ui.views import FIGURES, VIEWS, register_figure, register_view
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    """The README's view example, loaded as the dashboard loads plug-ins (UNLEARNING_LAB_PLUGINS)."""
+    from ui.startup import load_plugins
+    from ui.views import FIGURES, VIEWS
 
-    register_figure("forget-counts", TITLE, "How many training images of each class the request asks to forget.",
-                    forget_counts)
-    register_view("counts", "Forget set", ":material/numbers:", figures=("forget-counts",))
+    assert 8 <= len([line for line in readme_view().splitlines() if line.strip()]) <= 25
+    path = tmp_path_factory.mktemp("plugin") / "my_view.py"
+    path.write_text(readme_view())
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("UNLEARNING_LAB_PLUGINS", str(path))
+        load_plugins.clear()
+        assert load_plugins() == ()
     yield
     FIGURES.pop("forget-counts")
-    VIEWS.pop("counts")
+    VIEWS.pop("forget-set")
+    load_plugins.clear()
 
 
 def test_a_registered_view_renders_on_the_page_and_its_link_opens_it(registered):
-    at = new_app({"forget": "class:3", "alpha": "10", "view": "counts"}).run()
+    at = new_app({"forget": "class:3", "alpha": "10", "view": "forget-set"}).run()
     assert_clean(at)
-    assert at.segmented_control(key="view").value == "counts"
+    assert at.segmented_control(key="view").value == "forget-set"
     titles = [json.loads(e.proto.spec)["layout"]["title"]["text"] for e in at.get("plotly_chart")]
     assert f"{TITLE} (α = 10)" in titles, titles
     assert any("the request asks to forget" in m.value for m in at.markdown)  # its explanation
