@@ -19,6 +19,7 @@ from PIL import Image
 from ssd_core import data
 from ssd_core.data import ForgetRequest, load_dataset, make_split
 from ssd_core.data import files as data_files
+from ssd_core.data import folders as data_folders
 from ssd_core.data.files import (
     CIFAR10_CLASSES,
     CIFAR100_COARSE_CLASSES,
@@ -463,9 +464,9 @@ def test_image_folder_split_corrupt_file_skipped(
     assert sorted(seen) == sorted(written)
     assert_mean_std(ds)
 
-    again = data_files.load_image_folder(root)
+    again = data_folders.load_image_folder(root)
     assert torch.equal(again.test_x, ds.test_x)  # seeded
-    other = data_files.load_image_folder(root, test_fraction=0.4, seed=3)
+    other = data_folders.load_image_folder(root, test_fraction=0.4, seed=3)
     assert len(other.test_y) == 6
 
 
@@ -527,7 +528,7 @@ def test_image_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"No readable images.*junk/a\.png.*only/0\.png"):
         load_file_dataset("imagefolder", str(tmp_path))
     with pytest.raises(InputError, match="test fraction"):
-        data_files.load_image_folder(tmp_path, test_fraction=1.5)
+        data_folders.load_image_folder(tmp_path, test_fraction=1.5)
 
 
 def test_unknown_file_dataset() -> None:

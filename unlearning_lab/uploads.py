@@ -37,7 +37,8 @@ from typing import BinaryIO
 import numpy as np
 
 from ssd_core.data import ImageDataset
-from ssd_core.data.files import IMAGE_EXTENSIONS, make_dataset, stratified_split
+from ssd_core.data.files import IMAGE_EXTENSIONS, make_dataset
+from ssd_core.data.folders import stratified_split
 from ssd_core.data.images import HEADER_BYTES, Header, PixelBomb, check_dataset_memory, decode, read_header, stored_size
 from ssd_core.errors import InputError
 from ssd_core.memory import size_text
