@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from ui.lesson import HIDING_OPTIONS, QUIZ_OPTIONS, STEP_KEYS, STEPS, get_step
+from unlearning_lab.lesson import HIDING_OPTIONS, QUIZ_OPTIONS, STEP_KEYS, STEPS, get_step
 
 K_STEP = "lesson_step"
 K_DONE = "_lesson_done"
@@ -22,12 +22,12 @@ from ui import layout, live, resources, sidebar
 from ui import state as lab_state
 from ui.errors import guard, show_error
 from ui.landscape import alpha_sweep, sweep_figure
-from ui.lesson import lesson_state, neighbour_sentence
 from ui.presets import render_picker
-from ui.state import K_ALPHA, K_LAMBDA
+from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA
 from ui.theme import show_chart
 from ui.views import FIGURES, fig_accuracy_summary, fig_saliency, fig_signal, options_from_state
 from unlearning_lab.figures import short_layer_name  # heavy imports after the first paint
+from unlearning_lab.lesson import lesson_state, neighbour_sentence
 from unlearning_lab.text import plain
 
 render_picker("lesson")
@@ -152,7 +152,7 @@ def task(prepared, result) -> None:
         answer = st.selectbox("Your answer", names, key="lesson_answer_importance", index=None,
                               format_func=short_layer_name, placeholder="pick a parameter tensor")
     lower = higher = None
-    state = lesson_state(prepared, result, answer)
+    state = lesson_state(prepared, result, ALPHA_VALUES, answer)
     if "lower" in step.needs and state.lower_alpha is not None:
         lower = metrics_at(prepared, state.lower_alpha, result.lam)
     if "higher" in step.needs and state.higher_alpha is not None:
@@ -166,7 +166,7 @@ def task(prepared, result) -> None:
 
         found = lesson_relearn(prepared, result, None)
         relearn = (found[0].steps_to_target, found[1].steps_to_target)
-    state = lesson_state(prepared, result, answer, lower=lower, higher=higher, relearn=relearn)
+    state = lesson_state(prepared, result, ALPHA_VALUES, answer, lower=lower, higher=higher, relearn=relearn)
     if step.figure in ("importance-scatter", "weights", "signals", "alpha-sweep"):
         numbers(prepared, result, state)
     if step.figure in ("per-class-accuracy", "signals", "alpha-sweep") and prepared.split.forget_classes \

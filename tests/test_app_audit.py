@@ -9,7 +9,7 @@ from apptest_helpers import assert_clean, click_nav, new_app, set_kept
 from ssd_core.audit.runner import audit_request
 from ssd_core.data import ForgetRequest, load_dataset, make_split
 from ssd_core.train import load_or_train
-from ui.lesson import LessonState, check_hiding, hiding_truth
+from unlearning_lab.lesson import LessonState, check_hiding, hiding_truth
 
 QUERY = {"page": "audit", "forget": "class:3"}
 

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ui import lesson
-from ui.lesson import LessonState
+from ui.state import ALPHA_VALUES
+from unlearning_lab import lesson
+from unlearning_lab.lesson import LessonState
 
 ORIGINAL = {"forget_test_acc": 1.0, "retain_test_acc": 0.99, "forget_train_acc": 1.0, "mia": 0.92}
 
@@ -88,8 +89,8 @@ def test_checks_explain_the_other_ways_of_being_wrong():
 
 
 def test_neighbours_and_mean_beta():
-    assert lesson.neighbours(10.0) == (7.0, 15.0)
-    assert lesson.neighbours(0.1) == (None, 0.15) and lesson.neighbours(100.0) == (70.0, None)
+    assert lesson.neighbours(10.0, ALPHA_VALUES) == (7.0, 15.0)
+    assert lesson.neighbours(0.1, ALPHA_VALUES) == (None, 0.15) and lesson.neighbours(100.0, ALPHA_VALUES) == (70.0, None)
 
     class Layer:
         def __init__(self, selected, mean_factor):
@@ -271,7 +272,7 @@ def values_of(data) -> list:
 
 
 def test_the_neighbour_sentence_names_the_kept_class_that_moved_most():
-    from ui.lesson import neighbour_sentence
+    from unlearning_lab.lesson import neighbour_sentence
 
     classes = ["T-shirt/top", "Trouser", "Shirt"]
     sentence = neighbour_sentence(classes, [0.85, 0.97, 0.70], [0.0, 0.96, 0.52], (0,))

@@ -71,8 +71,8 @@ def test_a_view_needs_figures_that_exist():
 
 
 def test_the_lesson_names_figures_by_the_page_ids():
-    from ui.lesson import LESSON_FIGURES, STEPS
     from ui.views import FIGURES
+    from unlearning_lab.lesson import LESSON_FIGURES, STEPS
 
     for step in STEPS:
         assert step.figure in FIGURES or step.figure in LESSON_FIGURES, step.key
