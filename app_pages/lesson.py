@@ -151,22 +151,23 @@ def task(prepared, result) -> None:
             st.session_state.pop("lesson_answer_importance", None)
         answer = st.selectbox("Your answer", names, key="lesson_answer_importance", index=None,
                               format_func=short_layer_name, placeholder="pick a parameter tensor")
+    elif step.key == "hiding":
+        answer = st.radio("Your answer", list(HIDING_OPTIONS), key="lesson_answer_hiding", index=None,
+                          format_func=HIDING_OPTIONS.get, label_visibility="collapsed")
+    auto = lab_state.current().alpha_auto
     lower = higher = None
-    state = lesson_state(prepared, result, ALPHA_VALUES, answer)
+    state = lesson_state(prepared, result, ALPHA_VALUES, answer, auto=auto)
     if "lower" in step.needs and state.lower_alpha is not None:
         lower = metrics_at(prepared, state.lower_alpha, result.lam)
     if "higher" in step.needs and state.higher_alpha is not None:
         higher = metrics_at(prepared, state.higher_alpha, result.lam)
-    elif step.key == "hiding":
-        answer = st.radio("Your answer", list(HIDING_OPTIONS), key="lesson_answer_hiding", index=None,
-                          format_func=HIDING_OPTIONS.get, label_visibility="collapsed")
     relearn = None
     if step.figure == "relearn" and len(prepared.split.forget_test):
         from ui.lesson import lesson_relearn
 
         found = lesson_relearn(prepared, result, None)
         relearn = (found[0].steps_to_target, found[1].steps_to_target)
-    state = lesson_state(prepared, result, ALPHA_VALUES, answer, lower=lower, higher=higher, relearn=relearn)
+    state = lesson_state(prepared, result, ALPHA_VALUES, answer, lower=lower, higher=higher, relearn=relearn, auto=auto)
     if step.figure in ("importance-scatter", "weights", "signals", "alpha-sweep"):
         numbers(prepared, result, state)
     if step.figure in ("per-class-accuracy", "signals", "alpha-sweep") and prepared.split.forget_classes \

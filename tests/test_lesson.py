@@ -36,8 +36,10 @@ CASES = {
     ),
     "alpha": (
         lesson.check_alpha,
-        LessonState(alpha=20.0, fraction_selected=0.0057, before=ORIGINAL, after=after(forget=0.0)),
-        LessonState(alpha=10.0, fraction_selected=0.0219, before=ORIGINAL, after=after(forget=0.0)),
+        LessonState(alpha=30.0, fraction_selected=0.0019, before=ORIGINAL, after=after(forget=0.0), higher_alpha=50.0,
+                    higher=after(forget=1.0)),
+        LessonState(alpha=20.0, fraction_selected=0.0057, before=ORIGINAL, after=after(forget=0.0), higher_alpha=30.0,
+                    higher=after(forget=0.0)),
         "Raise α",
     ),
     "lambda": (
@@ -80,6 +82,16 @@ def test_checks_explain_the_other_ways_of_being_wrong():
     # random forgetting has no forget test images: the forget set itself counts
     ok, _ = lesson.check_alpha(LessonState(fraction_selected=0.005, after=after(forget=None, forget_train=0.05)))
     assert ok
+    # the slider's end is an answer when even it forgets (digits class 3: 2.8% selected at alpha 100)
+    ok, message = lesson.check_alpha(LessonState(alpha=100.0, fraction_selected=0.028, after=after(forget=0.0)))
+    assert ok and "the largest α on the slider, and it still forgets" in message
+    ok, message = lesson.check_alpha(LessonState(alpha=112.682, alpha_auto=True, after=after(forget=0.0)))
+    assert not ok and "α = 113" in message and "Move the slider" in message
+    # lambda: beta <= lambda / alpha, so at a high alpha the answer is to lower alpha, not to raise lambda
+    ok, message = lesson.check_lambda(LessonState(alpha=112.682, lam=5.0, mean_beta=0.033))
+    assert not ok and "Lower α first" in message and "λ/α = 4.4%" in message
+    ok, message = lesson.check_lambda(LessonState(alpha=100.0, lam=2.0, mean_beta=0.015))
+    assert not ok and "raise λ" in message and "a lower α leaves λ more room" in message
     assert not lesson.check_lambda(LessonState(mean_beta=0.35))[0]
     assert "lower α first" in lesson.check_lambda(LessonState(mean_beta=None))[1]
     assert not lesson.check_signals(LessonState(after=after(mia=0.2)))[0]
@@ -147,56 +159,49 @@ def test_lesson_steps_render_and_tasks_follow_the_sliders():
         assert len(titles) == 1 and titles[0].startswith(FIGURE_TITLES[step.key]), (step.key, titles)
         assert any(step.task in m.value for m in at.markdown)
 
-    # the tasks, done the right and the wrong way, on digits / smallcnn / class 0
-    at.selectbox(key="setup_forget_class").set_value(0).run()
+    # a scripted student does every task on the default setup (digits / smallcnn / class 3, automatic alpha on),
+    # moving only the controls each step shows, the way a student would: step by step until the check says done
+    assert at.selectbox(key="setup_forget_class").value == 3 and at.toggle(key="alpha_auto").value
     at.segmented_control(key="lesson_step").set_value("why").run()
     at.radio(key="lesson_answer_why").set_value("zero").run()
     assert not verdict(at)[0]
     at.radio(key="lesson_answer_why").set_value("retrain").run()
     assert verdict(at)[0]
 
-    prepared = resources.prepare(RunSetup(request=ForgetRequest("class", 0)))
+    prepared = resources.prepare(RunSetup(request=ForgetRequest("class", 3)))
     medians = {s.name: s.p50 for s in prepared.ratio_summaries if s.n_finite > 0}
-    best = max(medians, key=medians.get)
     at.segmented_control(key="lesson_step").set_value("importance").run()
     at.selectbox(key="lesson_answer_importance").set_value(min(medians, key=medians.get)).run()
     assert not verdict(at)[0]
-    at.selectbox(key="lesson_answer_importance").set_value(best).run()
+    at.selectbox(key="lesson_answer_importance").set_value(max(medians, key=medians.get)).run()
     assert verdict(at)[0]
 
+    # step 3: automatic alpha (113) is not the student's answer; the largest slider alpha that forgets is
     at.segmented_control(key="lesson_step").set_value("alpha").run()
-    at.select_slider(key="alpha").set_value(10.0).run()  # 2.2% selected
-    assert not verdict(at)[0]
-    at.select_slider(key="alpha").set_value(20.0).run()  # 0.6% selected, class still forgotten
     ok, message = verdict(at)
-    assert ok and "α = 20" in message
-    at.select_slider(key="alpha").set_value(50.0).run()  # too few: the class comes back
-    assert not verdict(at)[0]
+    assert not ok and "Move the slider" in message
+    ok, message = walk(at, "select_slider", "alpha", [10.0, 15.0, 20.0, 30.0, 50.0, 70.0, 100.0])
+    assert ok and "α = 100 is the largest α on the slider, and it still forgets" in message, message
 
-    at.select_slider(key="alpha").set_value(10.0).run()  # the lambda step reads the session's alpha
+    # step 4: at alpha 100 no lambda reaches mean beta 10% (beta <= lambda/alpha); the message says to lower alpha
     at.segmented_control(key="lesson_step").set_value("lambda").run()
-    at.slider(key="lam").set_value(1.0).run()  # mean beta 6.6%
-    assert not verdict(at)[0]
-    at.slider(key="lam").set_value(2.0).run()  # 13%
-    assert verdict(at)[0]
+    at.slider(key="lam").set_value(5.0).run()
+    ok, message = verdict(at)
+    assert not ok and "Lower α first" in message, message
+    at.select_slider(key="alpha").set_value(10.0).run()  # the step shows both sliders
+    ok, message = walk(at, "slider", "lam", [1.0, 2.0, 3.0, 4.0, 4.5, 5.0])
+    assert ok and "λ = " in message, message
 
+    at.slider(key="lam").set_value(1.0).run()
     at.segmented_control(key="lesson_step").set_value("signals").run()
-    at.slider(key="lam").set_value(1.0)
-    at.select_slider(key="alpha").set_value(15.0).run()  # alpha 20 and 30 also keep MIA at 0
-    assert not verdict(at)[0]
-    at.select_slider(key="alpha").set_value(30.0).run()  # at 50 the class (and the MIA) come back
-    assert verdict(at)[0]
+    ok, message = walk(at, "select_slider", "alpha", [3.0, 10.0, 30.0, 100.0][::-1])
+    assert ok, message
 
     at.segmented_control(key="lesson_step").set_value("tradeoffs").run()
-    at.select_slider(key="alpha").set_value(2.0).run()  # alpha 1.5 keeps 95.7% as well
-    assert not verdict(at)[0]
-    at.select_slider(key="alpha").set_value(1.5).run()  # alpha 1 gives 94.4%
-    ok, message = verdict(at)
-    assert ok and "α = 1.5" in message
-    # (the collapse step was already done in the walk above: automatic alpha passes it)
+    ok, message = walk(at, "select_slider", "alpha", [100.0, 70.0, 50.0, 30.0, 20.0, 15.0])
+    assert ok and "α = 30 is the smallest" in message, message
 
-    # the collapse step, on class 3 (the default): the paper's alpha collapses, automatic alpha does not
-    at.selectbox(key="setup_forget_class").set_value(3).run()
+    # the collapse step: the paper's alpha collapses, automatic alpha does not
     at.segmented_control(key="lesson_step").set_value("collapse").run()
     at.select_slider(key="alpha").set_value(10.0).run()
     ok, message = verdict(at)
@@ -221,6 +226,18 @@ def test_lesson_steps_render_and_tasks_follow_the_sliders():
 
     at.button(key="lesson_prev").click().run()
     assert at.segmented_control(key="lesson_step").value == "tradeoffs"
+
+
+def walk(at, kind: str, key: str, values: list[float]) -> tuple[bool, str]:
+    """Move one control through ``values`` until the task's check says done (or the values run out)."""
+    ok, message = False, ""
+    for value in values:
+        getattr(at, kind)(key=key).set_value(value).run()
+        assert not at.exception, [e.message for e in at.exception]
+        ok, message = verdict(at)
+        if ok:
+            break
+    return ok, message
 
 
 def test_presentation_mode_themes_every_chart(monkeypatch):

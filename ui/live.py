@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from ssd_core.dampening import alpha_selecting
-from ssd_core.guard import AutoSetting
+from ssd_core.guard import AutoSetting, format_alpha
 from unlearning_lab.text import plain
 
 from . import links, resources, state
@@ -31,7 +31,6 @@ from .state import (
     LAMBDA_MIN,
     LAMBDA_STEP,
     alpha_options,
-    format_alpha,
     paper_alpha,
 )
 from .views import VIEWS, register_view

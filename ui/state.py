@@ -84,10 +84,6 @@ def alpha_options(alpha: float) -> list[float]:
     return sorted(set(ALPHA_VALUES) | {float(alpha)})
 
 
-def format_alpha(value: float) -> str:
-    return f"{value:g}"
-
-
 def clamp_lambda(value: float) -> float:
     return float(min(max(round(float(value), 2), LAMBDA_MIN), LAMBDA_MAX))
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ssd_core.guard import format_alpha
+
 Metrics = Mapping[str, float | None]
 Verdict = tuple[bool, str]
 
@@ -40,6 +42,7 @@ class LessonState:
     retrained_relearn_steps: int | None = None  # the same for the model retrained without the forget set
     relearn_measured: bool = False  # whether the two relearning curves were measured
     relearn_max: int = 30  # steps measured (a curve that never reaches 50% counts as relearn_max + 1)
+    alpha_auto: bool = False  # alpha is automatic (chosen for the student, not on the slider)
 
 
 def forget_acc(metrics: Metrics | None) -> float | None:
@@ -93,6 +96,7 @@ QUIZ_OPTIONS = {
 ALPHA_TASK_MAX_FRACTION = 0.01
 ALPHA_TASK_MAX_FORGET = 0.10
 BETA_RANGE = (0.10, 0.20)
+LAMBDA_TASK_MAX = 5.0  # the λ slider's end (ui.state.LAMBDA_MAX)
 MIA_TASK_MAX = 0.05
 RETAIN_TASK_MIN = 0.95
 COLLAPSE_TASK_MAX_DROP = 0.03
@@ -137,25 +141,39 @@ def check_importance(state: LessonState) -> Verdict:
 
 
 def check_alpha(state: LessonState) -> Verdict:
+    """The largest alpha on the slider that still forgets: reachable on every setup, since the slider's
+    end counts as an answer when even it forgets."""
     forget = forget_acc(state.after)
-    if state.fraction_selected >= ALPHA_TASK_MAX_FRACTION:
-        return False, (f"At α = {state.alpha:g}, {state.fraction_selected:.2%} of the parameters are selected: more than "
-                       "1%. Raise α to select fewer.")
+    if state.alpha_auto:
+        return False, (f"Automatic α chose α = {format_alpha(state.alpha)} for you. Move the slider to choose α "
+                       "yourself.")
     if forget is None or forget > ALPHA_TASK_MAX_FORGET:
-        return False, (f"Only {state.fraction_selected:.2%} are selected, but the forget accuracy is {_pct(forget)}: "
-                       "too few parameters were dampened to forget. Lower α a little.")
-    return True, (f"Done: α = {state.alpha:g} dampens only {state.fraction_selected:.2%} of the parameters and the "
-                  f"forget accuracy is {_pct(forget)}. Forgetting needs surprisingly few parameters.")
+        return False, (f"At α = {format_alpha(state.alpha)} only {state.fraction_selected:.2%} of the parameters are selected and the "
+                       f"forget accuracy is {_pct(forget)}: too few were dampened to forget. Lower α.")
+    higher = forget_acc(state.higher)
+    if state.higher_alpha is not None and higher is not None and higher <= ALPHA_TASK_MAX_FORGET:
+        return False, (f"α = {format_alpha(state.alpha)} forgets, and so does α = {format_alpha(state.higher_alpha)}, which selects fewer "
+                       "parameters. Raise α.")
+    largest = ("the largest α on the slider, and it still forgets" if state.higher_alpha is None else
+               f"the largest that forgets (at α = {format_alpha(state.higher_alpha)} the forget accuracy is {_pct(higher)})")
+    return True, (f"Done: α = {format_alpha(state.alpha)} is {largest}. It dampens only {state.fraction_selected:.2%} of the "
+                  f"parameters and the forget accuracy is {_pct(forget)}: forgetting needs surprisingly few.")
 
 
 def check_lambda(state: LessonState) -> Verdict:
     beta = state.mean_beta
     lo, hi = BETA_RANGE
     if beta is None:
-        return False, f"Nothing is selected at α = {state.alpha:g}, so λ has nothing to act on: lower α first."
+        return False, f"Nothing is selected at α = {format_alpha(state.alpha)}, so λ has nothing to act on: lower α first."
+    if beta < lo and state.lam / state.alpha < lo and state.lam >= LAMBDA_TASK_MAX:
+        return False, (f"Mean β is {beta:.1%}, and at α = {format_alpha(state.alpha)} it can never pass λ/α = "
+                       f"{state.lam / state.alpha:.1%}, even at the largest λ: selected parameters have I_f > α · I_D. "
+                       "Lower α first (for example to 10), then set λ.")
     if beta < lo:
         return False, (f"The dampened parameters keep {beta:.1%} of their size on average (mean β): shrunk too hard. "
-                       "β = λ · I_D / I_f grows with λ, so raise λ.")
+                       "β = λ · I_D / I_f grows with λ, so raise λ"
+                       + (f" (β stays below λ/α = {state.lam / state.alpha:.1%}; a lower α leaves λ more room)."
+                          if state.lam / state.alpha < lo else "."))
     if beta > hi:
         return False, f"Mean β is {beta:.1%}: too gentle. Lower λ."
     return True, (f"Done: at λ = {state.lam:g} the dampened parameters keep {beta:.1%} of their size on average. "
@@ -167,14 +185,14 @@ def check_signals(state: LessonState) -> Verdict:
     if mia is None:
         return False, "The MIA cannot be computed for this setup (it needs retain and test images)."
     if mia > MIA_TASK_MAX:
-        return False, (f"At α = {state.alpha:g} the attack still calls {_pct(mia)} of the forget samples members "
+        return False, (f"At α = {format_alpha(state.alpha)} the attack still calls {_pct(mia)} of the forget samples members "
                        "(more than 5%). Lower α to dampen more.")
     higher_mia = state.higher.get("mia") if state.higher else None
     if state.higher_alpha is not None and higher_mia is not None and higher_mia <= MIA_TASK_MAX:
-        return False, (f"MIA is {_pct(mia)}, but a gentler α = {state.higher_alpha:g} also keeps it at or below 5% "
+        return False, (f"MIA is {_pct(mia)}, but a gentler α = {format_alpha(state.higher_alpha)} also keeps it at or below 5% "
                        f"({_pct(higher_mia)}). Raise α to find the gentlest one.")
-    return True, (f"Done: α = {state.alpha:g} is the gentlest slider value with MIA at or below 5% ({_pct(mia)}); "
-                  + (f"at α = {state.higher_alpha:g} it is {_pct(higher_mia)}."
+    return True, (f"Done: α = {format_alpha(state.alpha)} is the gentlest slider value with MIA at or below 5% ({_pct(mia)}); "
+                  + (f"at α = {format_alpha(state.higher_alpha)} it is {_pct(higher_mia)}."
                      if state.higher_alpha is not None else "there is no gentler α on the slider."))
 
 
@@ -183,14 +201,14 @@ def check_tradeoff(state: LessonState) -> Verdict:
     if retain is None:
         return False, "There are no retain test images in this setup."
     if retain < RETAIN_TASK_MIN:
-        return False, f"At α = {state.alpha:g} retain accuracy is {_pct(retain)}, below 95%: raise α."
+        return False, f"At α = {format_alpha(state.alpha)} retain accuracy is {_pct(retain)}, below 95%: raise α."
     lower_retain = state.lower.get("retain_test_acc") if state.lower else None
     if state.lower_alpha is not None and lower_retain is not None and lower_retain >= RETAIN_TASK_MIN:
-        return False, (f"Retain accuracy is {_pct(retain)}, and the smaller α = {state.lower_alpha:g} still keeps "
+        return False, (f"Retain accuracy is {_pct(retain)}, and the smaller α = {format_alpha(state.lower_alpha)} still keeps "
                        f"{_pct(lower_retain)}: go lower.")
-    return True, (f"Done: α = {state.alpha:g} is the smallest slider value keeping retain accuracy at or above 95% "
+    return True, (f"Done: α = {format_alpha(state.alpha)} is the smallest slider value keeping retain accuracy at or above 95% "
                   f"({_pct(retain)}); forget accuracy there is {_pct(forget_acc(state.after))}. "
-                  + (f"At α = {state.lower_alpha:g} retain accuracy falls to {_pct(lower_retain)}."
+                  + (f"At α = {format_alpha(state.lower_alpha)} retain accuracy falls to {_pct(lower_retain)}."
                      if state.lower_alpha is not None else ""))
 
 
@@ -202,12 +220,12 @@ def check_collapse(state: LessonState) -> Verdict:
         return False, "This setup has no retain test images to check."
     drop = before - after
     if drop > COLLAPSE_TASK_MAX_DROP:
-        return False, (f"At α = {state.alpha:g} retain accuracy (test) is {_pct(after)}, {100 * drop:.1f} points below the "
+        return False, (f"At α = {format_alpha(state.alpha)} retain accuracy (test) is {_pct(after)}, {100 * drop:.1f} points below the "
                        "original: the retained classes collapse with the forget set. Raise α, or switch Automatic α on.")
     if forget > COLLAPSE_TASK_MAX_FORGET:
         return False, (f"The rest is kept, but forget accuracy is {_pct(forget)}: α is too high to forget. Lower it, or "
                        "switch Automatic α on.")
-    return True, (f"Done: at α = {state.alpha:g} forget accuracy is {_pct(forget)} and retain accuracy (test) is within "
+    return True, (f"Done: at α = {format_alpha(state.alpha)} forget accuracy is {_pct(forget)} and retain accuracy (test) is within "
                   f"{max(0.0, 100 * drop):.1f} points of the original.")
 
 
@@ -299,8 +317,9 @@ STEPS: tuple[Step, ...] = (
         "than α times its importance for all data. In the scatter each dot is one parameter; the dashed line is "
         "$I_f = \\alpha I_D$ and the dots above it are selected. Move α and watch the line and the count.",
         r"\text{select } i \quad\Longleftrightarrow\quad I_{f,i} \;>\; \alpha \, I_{D,i}",
-        "Find an α that selects fewer than 1% of the parameters but still forgets (forget accuracy at most 10%).",
-        check_alpha, "importance-scatter", controls=("alpha",),
+        "Find the largest α on the slider that still forgets (forget accuracy at most 10%): the fewest parameters "
+        "that do the job.",
+        check_alpha, "importance-scatter", controls=("alpha",), needs=("higher",),
     ),
     Step(
         "lambda", "4 · Dampening with λ",
@@ -311,7 +330,7 @@ STEPS: tuple[Step, ...] = (
         r"\theta_i \;\leftarrow\; \beta_i\,\theta_i, \qquad \beta_i = \min\!\left(\lambda\,\frac{I_{D,i}}{I_{f,i}},\; 1\right)"
         r"\quad\text{for selected } i",
         "Set λ so that the dampened parameters keep on average between 10% and 20% of their size (mean β).",
-        check_lambda, "weights", controls=("lambda",),
+        check_lambda, "weights", controls=("alpha", "lambda"),
     ),
     Step(
         "signals", "5 · What forgetting looks like",
@@ -387,7 +406,8 @@ def mean_beta(layers: Any) -> float | None:
 
 
 def lesson_state(prepared: Any, live: Any, ladder: tuple[float, ...], answer: Any = None, lower: Metrics | None = None,
-                 higher: Metrics | None = None, relearn: tuple[int | None, int | None] | None = None) -> LessonState:
+                 higher: Metrics | None = None, relearn: tuple[int | None, int | None] | None = None,
+                 auto: bool = False) -> LessonState:
     """The state the checks read, from a prepared run and its live result (ui.resources types); ``ladder``:
     the alpha slider's values (the neighbours a task compares with)."""
     lower_alpha, higher_alpha = neighbours(live.alpha, ladder)
@@ -409,6 +429,7 @@ def lesson_state(prepared: Any, live: Any, ladder: tuple[float, ...], answer: An
         relearn_steps=relearn[0] if relearn else None,
         retrained_relearn_steps=relearn[1] if relearn else None,
         relearn_measured=relearn is not None,
+        alpha_auto=auto,
     )
 
 
