@@ -14,7 +14,7 @@ st.markdown(
 )
 preload = preload_charts()
 
-from ssd_core.audit.lira import find_shadows, shadow_plan
+from ssd_core.audit.lira import shadow_plan
 from ssd_core.audit.relearn import RELEARN_K
 from ui import audit, compare, layout, method_runs, sidebar
 from ui.errors import guard, show_error
@@ -24,6 +24,7 @@ from unlearning_lab.text import plain
 
 K_METHODS = "audit_methods"
 K_SEEDS = "audit_seeds"
+K_SHADOWS = "audit_shadows"
 DEFAULT_METHODS = ("assd", "finetune")
 
 setup = sidebar.run_setup()
@@ -44,11 +45,16 @@ def controls(prepared) -> tuple[tuple[str, ...], int, int, bool]:
         "number gets a 95% interval. Each seed retrains a model once (cached).",
     ))
     plan = shadow_plan(prepared.dataset, prepared.setup.model)
-    if find_shadows(prepared.dataset, prepared.setup.model) is None:
-        st.caption(f"No LiRA shadow models are shipped for {prepared.setup.dataset}/{prepared.setup.model}: the "
-                   f"first audit trains them (once, then cached): {plan.note}")
+    counts = sorted({plan.count, 8, 4, 2, 0}, reverse=True)
+    shadows = int(st.selectbox(
+        "LiRA shadow models", counts, format_func=lambda k: "none: skip LiRA" if k == 0 else f"{k}",
+        **keep(K_SHADOWS, plan.count, valid=counts),
+        help="The per-example attack compares each image with shadow models trained with and without it. More shadows, "
+        "a sharper attack; each one is a training run unless it is shipped or cached (the CLI's --shadows).",
+    ))
+    st.caption(plain(audit.cost_sentence(prepared, shadows, seeds, plan), None))
     run = st.button("Run the audit", type="primary", icon=":material/play_arrow:", disabled=not chosen, key="audit_run")
-    return tuple(chosen), seeds if seeds > 1 else 0, plan.count, run
+    return tuple(chosen), seeds if seeds > 1 else 0, shadows, run
 
 
 def show(prepared, result: dict) -> None:
@@ -118,7 +124,9 @@ if prepared is not None:
             show(prepared, result)
         except Exception as exc:  # noqa: BLE001
             show_error(exc, "drawing the audit")
-        st.caption("The same audit from the command line: `python -m ssd_core audit " + audit.cli_args(prepared.setup, methods, seeds)
+        st.caption("The same audit from the command line: `python -m ssd_core audit " + audit.cli_args(
+            prepared.setup, methods, seeds,
+            None if shadows == shadow_plan(prepared.dataset, prepared.setup.model).count else shadows)
                    + "`")
     elif methods:
         st.info("Press **Run the audit** (results are kept for this session).", icon=":material/play_arrow:")

@@ -312,6 +312,17 @@ def retrained_key(data_key: str, architecture: str, config: TrainConfig, retain:
     return f"{config.dataset}-{config.model}-retrained-{digest}"
 
 
+def _retrained_folders() -> tuple[tuple[Path, str], ...]:
+    return (SHIPPED_CHECKPOINTS / "retrained", "shipped"), (cache_dir() / "retrained", "cache")
+
+
+def retrained_source(dataset: Any, retain: Subset, config: TrainConfig, *, data_key: str) -> str | None:
+    """Where :func:`retrain_from_scratch` would read this model from ("shipped" or "cache"), or None when it
+    would train it: what a page says before a long job starts. Reads no weights."""
+    stem = retrained_key(data_key, architecture_signature(build_for_dataset(config.model, dataset)), config, retain)
+    return next((source for folder, source in _retrained_folders() if (folder / f"{stem}.safetensors").exists()), None)
+
+
 def retrain_from_scratch(
     dataset: Any,
     retain: Subset,
@@ -345,7 +356,7 @@ def retrain_from_scratch(
     """
     stem = retrained_key(data_key, architecture_signature(build_for_dataset(config.model, dataset)), config, retain)
     if cache:
-        for folder, source in ((SHIPPED_CHECKPOINTS / "retrained", "shipped"), (cache_dir() / "retrained", "cache")):
+        for folder, source in _retrained_folders():
             found = _load_cached(folder / stem, dataset, config, source)
             if found is not None:
                 report(progress, 1.0, f"loaded the {source} retrained model")

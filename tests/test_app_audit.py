@@ -4,7 +4,7 @@ the report's audit section, driven like a user would (AppTest) and checked again
 from __future__ import annotations
 
 import pytest
-from apptest_helpers import assert_clean, click_nav, new_app, set_kept
+from apptest_helpers import assert_clean, click_nav, new_app, set_kept, shown_text
 
 from ssd_core.audit.runner import audit_request
 from ssd_core.data import ForgetRequest, load_dataset, make_split
@@ -95,3 +95,32 @@ def test_the_report_has_an_audit_section_with_the_verdicts(library_audit):
         mark = {True: "forgotten", False: "not forgotten", None: "no verdict"}[row["forgotten"]]
         assert f'data-audit="assd:{row["test"]}">{mark}<' in html
     assert "_report" not in html  # the live object is not embedded
+
+
+def test_audit_page_says_what_it_will_train_and_lets_you_choose_the_shadows(fashion_mnist):
+    """#26.10: before anything runs, the page says what the audit trains and about how long it takes here; the
+    number of LiRA shadows (or none) is a choice, as with the CLI's --shadows."""
+    at = new_app({"page": "audit", "dataset": "fashion_mnist", "forget": "class:0"}).run()
+    assert_clean(at)
+    shadows = at.selectbox(key="audit_shadows")
+    assert shadows.value == 8 and shadows.options[-1] == "none: skip LiRA"
+    caption = next(shown_text(c.value) for c in at.caption if "retrained reference" in c.value)
+    assert "The retrained reference is shipped (no training)." in caption  # class 0 ships
+    assert "LiRA uses 8 ready shadow models (no training)." in caption
+    shadows.set_value(4).run()
+    caption = next(shown_text(c.value) for c in at.caption if "retrained reference" in c.value)
+    assert "LiRA first trains 4 shadow models (about " in caption and "min here, then cached)" in caption
+    at.selectbox(key="audit_shadows").set_value(0).run()
+    assert any("No LiRA row: the per-example attack is skipped." in shown_text(c.value) for c in at.caption)
+
+
+def test_audit_runs_with_the_chosen_shadows_and_the_command_says_so():
+    at = new_app(QUERY).run()
+    set_kept(at, audit_methods=["assd"])
+    at.run()
+    at.selectbox(key="audit_shadows").set_value(0).run()
+    at.button(key="audit_run").click().run()
+    assert_clean(at)
+    tests = list(at.dataframe[0].value["forgotten …"])
+    assert "at the output" in tests and "against the per-example attack" not in tests, tests  # no LiRA was run
+    assert any("--shadows 0" in c.value for c in at.caption)

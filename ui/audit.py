@@ -118,8 +118,8 @@ def to_json(result: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2)
 
 
-def cli_args(setup: RunSetup, methods: tuple[str, ...], seeds: int) -> str:
-    """The ``python -m ssd_core audit`` arguments for the same audit."""
+def cli_args(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int | None = None) -> str:
+    """The ``python -m ssd_core audit`` arguments for the same audit (``shadows``: when not the plan's)."""
     r = setup.request
     forget = {"class": f"--forget-class {r.target}", "subclass": f"--forget-subclass {r.target}",
               "random": f"--forget-random {r.k}", "indices": f"--forget-indices {','.join(map(str, r.indices or ()))}"}
@@ -127,4 +127,51 @@ def cli_args(setup: RunSetup, methods: tuple[str, ...], seeds: int) -> str:
     parts += [f"--method {m}" for m in methods]
     if seeds > 1:
         parts.append(f"--seeds {seeds}")
+    if shadows is not None:
+        parts.append(f"--shadows {shadows}")
     return " ".join(parts)
+
+
+def _minutes(seconds: float) -> str:
+    return f"about {max(1, round(seconds / 60))} min" if seconds >= 90 else f"about {max(1, round(seconds))} s"
+
+
+def cost_sentence(prepared: Prepared, shadows: int, seeds: int, plan: Any) -> str:
+    """What the audit will train before it runs, with times estimated from this machine's measured
+    training speed: the retrained reference (shipped, cached or trained once) and the LiRA shadows."""
+    from ssd_core.audit import reference_source
+    from ssd_core.audit.lira import find_shadows
+    from ssd_core.train import TrainConfig
+
+    from .resources import training_estimate
+
+    setup = prepared.setup
+    parts: list[str] = []
+    train_seconds: float | None = None
+
+    def per_epoch_image() -> float:
+        nonlocal train_seconds
+        if train_seconds is None:
+            seconds, epochs, n_train = training_estimate(setup)
+            train_seconds = seconds / max(1, epochs * n_train)
+        return train_seconds
+
+    epochs = TrainConfig.default(prepared.dataset.name, setup.model, setup.seed).epochs
+    source = reference_source(prepared.split, setup.model, seed=setup.seed)
+    if source is not None:
+        parts.append(f"The retrained reference is {source} (no training).")
+    else:
+        seconds = per_epoch_image() * epochs * len(prepared.split.retain_train)
+        parts.append(f"The retrained reference trains once ({_minutes(seconds)} here, then cached).")
+    if seeds > 1:
+        parts.append(f"{seeds} seeds retrain it {seeds - 1} more times.")
+    if shadows == 0:
+        parts.append("No LiRA row: the per-example attack is skipped.")
+    elif find_shadows(prepared.dataset, setup.model, count=shadows) is not None:
+        parts.append(f"LiRA uses {shadows} ready shadow models (no training).")
+    else:
+        each = per_epoch_image() * int(plan.config["epochs"]) * len(prepared.dataset.train_y) / 2
+        parts.append(f"LiRA first trains {shadows} shadow models ({_minutes(each * shadows)} here, then cached). "
+                     + plan.note)
+    return " ".join(parts)
+

@@ -32,7 +32,7 @@ from ..progress import OptionalProgress, report
 from .distance import DISTANCE_SUBSETS, Distance, distance, per_class_js
 from .lira import LIRA_SHADOWS, MembershipResult, ShadowSet, build_shadows, find_shadows, membership, shadow_plan
 from .probe import probe_accuracy
-from .reference import retrained_reference
+from .reference import reference_source, retrained_reference
 from .relearn import RELEARN_K, RELEARN_STEPS, RelearnCurve, pick_relearn_samples, relearn_curve
 from .seeds import SEEDS, Interval, interval, seed_runs
 
@@ -44,7 +44,7 @@ RELEARN_FRACTION = 0.5  # relearning must take at least half the retrained model
 LEAKY_ORIGINAL_AUC = 0.6  # below this the original itself leaks little: the attack row says little
 
 __all__ = [
-    "AuditConfig", "AuditReport", "ModelAudit", "Verdict", "audit", "audit_models", "retrained_reference",
+    "AuditConfig", "AuditReport", "ModelAudit", "Verdict", "audit", "audit_models", "reference_source", "retrained_reference",
     "build_shadows", "find_shadows", "shadow_plan", "membership", "ShadowSet", "MembershipResult", "seed_runs", "interval",
     "Interval", "Distance", "RelearnCurve", "SEEDS", "LIRA_SHADOWS",
 ]

@@ -12,7 +12,7 @@ import torch
 
 from ..data import ForgetSplit
 from ..progress import OptionalProgress
-from ..train import TrainConfig, TrainedModel, retrain_from_scratch
+from ..train import TrainConfig, TrainedModel, retrain_from_scratch, retrained_source
 
 
 def retrained_reference(split: ForgetSplit, model: str, *, seed: int = 0, device: str | torch.device = "cpu",
@@ -34,3 +34,10 @@ def retrained_reference(split: ForgetSplit, model: str, *, seed: int = 0, device
     return retrain_from_scratch(split.dataset, split.retain_train, config,
                                 data_key=f"{split.dataset.fingerprint()}-train", device=device,
                                 progress=progress, cache=cache, test=split.dataset.test())
+
+
+def reference_source(split: ForgetSplit, model: str, *, seed: int = 0) -> str | None:
+    """Where :func:`retrained_reference` would read the model from ("shipped", "cache"), or None: it trains."""
+    config = replace(TrainConfig.default(split.dataset.name, model, seed), seed=seed)
+    return retrained_source(split.dataset, split.retain_train, config, data_key=f"{split.dataset.fingerprint()}-train")
+
