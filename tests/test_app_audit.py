@@ -121,6 +121,7 @@ def test_audit_runs_with_the_chosen_shadows_and_the_command_says_so():
     at.selectbox(key="audit_shadows").set_value(0).run()
     at.button(key="audit_run").click().run()
     assert_clean(at)
-    tests = list(at.dataframe[0].value["forgotten …"])
-    assert "at the output" in tests and "against the per-example attack" not in tests, tests  # no LiRA was run
+    verdicts = at.dataframe[0].value.set_index("forgotten …")
+    assert verdicts.loc["against the per-example attack", "verdict"] == "– no verdict"  # LiRA was not run
+    assert any("LiRA did not run: no shadow models were used" in shown_text(m.value) for m in at.markdown)
     assert any("--shadows 0" in c.value for c in at.caption)

@@ -199,7 +199,8 @@ def verdicts(unlearned: ModelAudit, original: ModelAudit, retrained: ModelAudit,
             sentence += f" {gap:.0f} points above: output-only forgetting, the features still hold the class."
         rows.append(Verdict("features", ok, u, r, sentence))
     if unlearned.lira is None or retrained.lira is None:
-        rows.append(Verdict("attack", None, None, None, "No shadow models for this setting: build them to run LiRA."))
+        rows.append(Verdict("attack", None, None, None, "LiRA did not run: no shadow models were used (none chosen, or none "
+                            "built for this setting; --shadows K or the Audit page builds them)."))
     else:
         u, r = unlearned.lira.auc, retrained.lira.auc
         ok = None if u is None or r is None else u <= r + ATTACK_SLACK
