@@ -214,6 +214,9 @@ def test_a_model_without_a_checkpoint_is_trained_only_after_the_user_confirms(tm
     at.button(key="train_confirm").click().run()
     assert_clean(at)
     assert metric_values(at)["Dampened"] != "0" and list(tmp_path.rglob("*.safetensors"))
-    at.run()
-    assert not any("No trained" in c.value for c in at.sidebar.caption)  # the caption goes once it is trained
+    # right after training, nothing on screen still describes the untrained state (#26.9): no prompt, no button,
+    # no sidebar note; the toast says it is ready
+    assert not any("No trained" in c.value for c in at.sidebar.caption)
     assert not any("no trained" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "train_confirm"]
+    assert any("Ready: smallcnn trained just now" in t.value for t in at.toast), [t.value for t in at.toast]

@@ -96,10 +96,9 @@ def confirm_training(setup: RunSetup) -> bool:
     c1.info(f"There is no trained **{setup.model}** for **{plain(setup.dataset)}** yet. Training it here takes about "
             f"{_duration(seconds)} ({epochs} epochs on {n_train:,} images); it is {where}.",
             icon=":material/model_training:")
-    if c2.button(f"Train {setup.model} now", key="train_confirm", type="primary", icon=":material/play_arrow:",
-                 width="stretch"):
-        confirmed.add(key)
-        return True
+    # The click confirms in a callback, so the run it starts trains without this box and its button on screen.
+    c2.button(f"Train {setup.model} now", key="train_confirm", type="primary", icon=":material/play_arrow:",
+              width="stretch", on_click=confirmed.add, args=(key,))
     return False
 
 
@@ -116,12 +115,19 @@ def prepare_with_status(setup: RunSetup) -> Prepared | None:
         return cached
     prepared: Prepared | None = None
     with guard("preparing the model and importances"):
-        if resources.needs_training(setup) and not confirm_training(setup):
+        training = resources.needs_training(setup)
+        if training and not confirm_training(setup):
             return None
         with working(f"Preparing {plain(setup.describe(), None)}…", failed="Preparation failed") as work:
             prepared = resources.prepare(setup, work.progress)
             source = SOURCES.get(prepared.original.trained.source, prepared.original.trained.source)
             work.done(f"Ready: {source}, set up in {sum(prepared.seconds.values()):.1f} s")
+    if prepared is not None and training:
+        # The sidebar said "no trained model yet" when this run began: draw the page again from the top, so
+        # nothing on screen describes the state before training.
+        st.toast(f"Ready: {setup.model} {source}, set up in {sum(prepared.seconds.values()):.1f} s",
+                 icon=":material/task_alt:")
+        st.rerun()
     return prepared
 
 
