@@ -213,10 +213,17 @@ def guard_lines(diagnostics: dict[str, Any]) -> list[str]:
 
     check = GuardCheck.from_dict(guard["check"])
     fix = GuardFix.from_dict(guard["fix"], lam_asked=check.lam) if isinstance(guard.get("fix"), dict) else None
-    if not check.fired and not check.incomplete:
-        lines.append(f"collapse guard: retained classes kept (retain accuracy on a training sample "
-                     f"{100 * check.retain_before:.1f}% -> {100 * check.retain_after:.1f}%)")
+    # The page's own sentences (GuardCheck.sentence, GuardFix.sentence), so the two never say it differently.
+    lines.append(("WARNING " if check.fired else "collapse guard: ") + check.sentence())
+    if fix is None or (not check.fired and not check.incomplete):
         return lines
+    if guard.get("applied"):
+        lines.append("collapse guard, applied: " + fix.sentence())
+    elif fix.kept and guard.get("mode") != "fix":
+        lines.append("collapse guard: " + fix.sentence() + " Rerun with --guard to use it.")
+    else:
+        lines.append("collapse guard: " + fix.sentence())
+    return lines
     if check.fired:
         lines.append(f"WARNING collapse: at alpha {check.alpha:.3g} retain accuracy on a training sample fell "
                      f"{100 * check.drop:.1f} points ({100 * check.retain_before:.1f}% -> {100 * check.retain_after:.1f}%)")

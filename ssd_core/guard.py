@@ -78,14 +78,14 @@ class GuardCheck:
                 and self.forget_after > self.forget_limit)
 
     def sentence(self) -> str:
-        """One sentence for a page or a terminal."""
+        """The guard's outcome in one sentence: the page shows it, the CLI prints it (after "collapse guard: ")."""
         if not self.fired and self.incomplete:
-            return (f"Not forgotten: at alpha {self.alpha:g} the model still recognises {100 * self.forget_after:.1f}% "
+            return (f"Not forgotten: at α = {format_alpha(self.alpha)} the model still recognises {100 * self.forget_after:.1f}% "
                     f"of the forget set (a forgotten class stays under {100 * (self.forget_limit or 0):.0f}%).")
         if not self.fired:
-            return (f"Retained classes kept: retain accuracy on a training sample moved {100 * -self.drop:+.1f} points "
+            return (f"Retained classes kept: retain accuracy on a training sample moved {0.0 - 100 * self.drop:+.1f} points "
                     f"(the guard allows -{100 * self.threshold:.0f}).")
-        return (f"Collapse: at alpha {self.alpha:g} retain accuracy on a training sample fell by "
+        return (f"Collapse: at α = {format_alpha(self.alpha)} retain accuracy on a training sample fell by "
                 f"{100 * self.drop:.1f} points ({100 * self.retain_before:.1f}% -> {100 * self.retain_after:.1f}%), "
                 f"more than the {100 * self.threshold:.0f} the guard allows.")
 

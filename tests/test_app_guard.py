@@ -22,6 +22,12 @@ def _cli(capsys, *args: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+def _printed(capsys, *args: str) -> str:
+    """The CLI's text summary for the same request."""
+    assert main(["unlearn", "--dataset", "digits", "--model", "smallcnn", "--forget-class", "3", "--quiet", *args]) == 0
+    return capsys.readouterr().out
+
+
 def test_first_screen_auto_then_alpha_10_then_the_guard_fix(capsys):
     at = new_app().run()
     assert_clean(at)
@@ -44,7 +50,10 @@ def test_first_screen_auto_then_alpha_10_then_the_guard_fix(capsys):
     cards = metric_values(at)
     assert cards["Retain (test)"] == _pct(paper["after"]["retain_test_acc"])
     warnings = [shown_text(w.value) for w in at.warning]
-    assert any(w.startswith("Collapse: at alpha 10 retain accuracy on a training sample fell") for w in warnings)
+    assert any(w.startswith("Collapse: at α = 10 retain accuracy on a training sample fell") for w in warnings)
+    printed = _printed(capsys, "--alpha", "10")  # the CLI prints the page's sentence itself (#26.11)
+    line = next(line for line in printed.splitlines() if line.startswith("WARNING "))
+    assert any(w.startswith(line.removeprefix("WARNING ")) for w in warnings), (line, warnings)
 
     at.button(key="guard_fix").click().run()  # one click to a setting that keeps the rest
     assert_clean(at)

@@ -153,10 +153,10 @@ def test_cli_alpha_auto_is_the_default_and_the_guard_speaks(capsys):
 
     assert main([*base, "--alpha", "10"]) == 0
     out = capsys.readouterr().out
-    assert "WARNING collapse: at alpha 10" in out and "rerun with --guard" in out
+    assert "WARNING Collapse: at α = 10 retain accuracy" in out and "Rerun with --guard to use it." in out
     assert main([*base, "--alpha", "10", "--guard"]) == 0
     out = capsys.readouterr().out
-    assert "collapse guard: used alpha" in out
+    assert "collapse guard, applied: α = " in out
 
     assert main([*base, "--method", "assd", "--alpha", "10"]) == 2
     assert "assd chooses alpha itself; use --method ssd --alpha 10" in capsys.readouterr().err
