@@ -299,3 +299,23 @@ def test_the_neighbour_sentence_names_the_kept_class_that_moved_most():
     assert "**Shirt** moved most: 76.0% → 85.3% (+9.3 points)" in gained and "mistake for the forgotten" in gained
     assert "stayed on its class" in neighbour_sentence(classes, [0.85, 0.97, 0.70], [0.0, 0.97, 0.70], (0,))
     assert neighbour_sentence(classes, [0.85, None, None], [0.0, None, None], (0,)) is None
+
+
+def test_presentation_mode_is_in_the_link_and_survives_a_reload_and_page_switches():
+    """#26.8: presentation mode is kept in the URL (present=1), so F5 in class or a shared link keeps it."""
+    from apptest_helpers import assert_clean, click_nav, new_app
+
+    from ui.theme import K_PRESENTATION
+
+    at = new_app({"forget": "class:3"}).run()
+    assert at.toggle(key=K_PRESENTATION).value is False and "present" not in at.query_params
+    at.toggle(key=K_PRESENTATION).set_value(True).run()
+    assert at.query_params.get("present") in ("1", ["1"])
+    link = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    reloaded = new_app(link).run()  # what F5 does: a new session on the same URL
+    assert_clean(reloaded)
+    assert reloaded.toggle(key=K_PRESENTATION).value is True
+    click_nav(reloaded, "lesson")  # a page switch clears the query; the mode is written back
+    assert reloaded.toggle(key=K_PRESENTATION).value is True and reloaded.query_params.get("present") in ("1", ["1"])
+    reloaded.toggle(key=K_PRESENTATION).set_value(False).run()
+    assert "present" not in reloaded.query_params

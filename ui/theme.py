@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 K_PRESENTATION = "presentation_mode"
+P_PRESENT = "present"  # in the URL while presentation mode is on: a reload (F5 in class) or a shared link keeps it
 
 PRESENTATION_CSS = """
 <style>
@@ -42,12 +43,19 @@ def current_theme() -> str:
 
 
 def presentation_toggle() -> bool:
-    """The sidebar switch; when on, also inject the larger-text CSS. Call once per run (app.py)."""
-    st.session_state.setdefault(K_PRESENTATION, False)
+    """The sidebar switch; when on, also inject the larger-text CSS and keep ``present=1`` in the URL.
+    Call once per run (app.py), before the page: a new session (a reload, a shared link) starts from the URL."""
+    if K_PRESENTATION not in st.session_state:
+        st.session_state[K_PRESENTATION] = st.query_params.get(P_PRESENT) == "1"
     on = st.sidebar.toggle(
         "Presentation mode", key=K_PRESENTATION,
-        help="For a projector: larger text and figures in a high-contrast, colour-blind-safe palette (Okabe-Ito).",
+        help="For a projector: larger text and figures in a high-contrast, colour-blind-safe palette (Okabe-Ito). "
+        "Kept in the page's link, so a reload keeps it.",
     )
+    if on and st.query_params.get(P_PRESENT) != "1":
+        st.query_params[P_PRESENT] = "1"
+    elif not on and P_PRESENT in st.query_params:
+        del st.query_params[P_PRESENT]
     if on:
         st.html(PRESENTATION_CSS)
     return bool(on)
