@@ -26,6 +26,7 @@ from ui import layout, method_runs, sidebar
 from ui import state as lab_state
 from ui.errors import guard, show_error
 from ui.live import metric_delta
+from ui.theme import presentation_on
 from unlearning_lab import figures_compare as figs
 from unlearning_lab.text import plain
 
@@ -119,9 +120,10 @@ def gallery(prepared) -> None:
 
     start = (page - 1) * PER_PAGE
     indices = list(range(start, min(start + PER_PAGE, n_train)))
-    for row in range(0, len(indices), COLUMNS):
-        cols = st.columns(COLUMNS)
-        for col, index in zip(cols, indices[row : row + COLUMNS]):
+    columns = COLUMNS // 2 if presentation_on() else COLUMNS  # projector type: fewer, wider tiles ("forget" whole)
+    for row in range(0, len(indices), columns):
+        cols = st.columns(columns)
+        for col, index in zip(cols, indices[row : row + columns]):
             label = dataset.classes[int(dataset.train_y[index])]
             tile = col.container(border=True)  # the image and its own checkbox, framed together
             tile.image(thumbnail(dataset.train_x[index].numpy()), caption=plain(f"#{index} · {label}", None),

@@ -135,8 +135,8 @@ def numbers(prepared, result, state) -> None:
         ("Selected", f"{result.report.fraction_selected:.2%}", f"{result.report.total_selected:,} parameters"),
         ("Mean β", "n/a" if state.mean_beta is None else f"{state.mean_beta:.1%}", "size kept"),
     ]
-    for column, (label, value, note) in zip(st.columns(len(cells)), cells):
-        column.metric(label, value, note, delta_color="off", delta_arrow="off", border=True)
+    for place, (label, value, note) in zip(live.card_row(len(cells)), cells):  # as the Unlearn page's cards
+        place.metric(label, value, note, delta_color="off", delta_arrow="off", border=True)
 
 
 def task(prepared, result) -> None:
@@ -211,7 +211,7 @@ else:
                 show_error(exc, "checking the task")
         st.caption(f"Tasks done: {len(done & set(STEP_KEYS))} of {len(STEPS)}.")
 
-c1, _, c3 = st.columns([1, 4, 1])
+c1, _, c3 = st.columns([2, 3, 2])  # wide enough for "Previous" in presentation mode at 1024 px
 index = STEP_KEYS.index(step.key)
 c1.button("Previous", key="lesson_prev", on_click=go, args=(-1,), disabled=index == 0,
           icon=":material/arrow_back:", width="stretch")

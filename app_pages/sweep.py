@@ -52,14 +52,15 @@ def grid_controls(prepared) -> tuple[list[float], list[float], int | None, float
     GridForm.reset_bound_for(prepared.setup.dataset, bound_default)
     keep = GridForm.widget_kwargs(bound_default)
     with st.form("landscape_form", border=True):
-        c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 2, 2, 2, 2])
+        c1, c2, c3 = st.columns(3)  # α in one row, λ in the next: whole labels even in presentation mode
+        c4, c5, c6 = st.columns(3)
         c1.select_slider("α from", options=list(ALPHA_VALUES), format_func=lambda a: f"{a:g}", **keep["alpha_lo"])
         c2.select_slider("α to", options=list(ALPHA_VALUES), format_func=lambda a: f"{a:g}", **keep["alpha_hi"])
-        c3.slider("α values (log-spaced)", 2, len(ALPHA_VALUES), **keep["n_alpha"])
+        c3.slider("α values", 2, len(ALPHA_VALUES), help="How many α, spread evenly on a log scale.", **keep["n_alpha"])
         c4.select_slider("λ from", options=LAMBDA_LADDER, format_func=lambda v: f"{v:g}", **keep["lam_lo"])
         c5.select_slider("λ to", options=LAMBDA_LADDER, format_func=lambda v: f"{v:g}", **keep["lam_hi"])
-        c6.slider("λ values (log-spaced)", 1, 12, **keep["n_lam"])
-        c7, c8, c9 = st.columns([3, 3, 2], vertical_alignment="bottom")
+        c6.slider("λ values", 1, 12, help="How many λ, spread evenly on a log scale.", **keep["n_lam"])
+        c7, c8 = st.columns(2, vertical_alignment="bottom")
         c7.number_input("Evaluate at most this many images per subset (0 = all)", min_value=0, max_value=100_000,
                         step=50, **keep["eval_bound"],
                         help=f"{prepared.setup.dataset} has {n_train:,} training images. A subset (forget/retain × "
@@ -68,8 +69,8 @@ def grid_controls(prepared) -> tuple[list[float], list[float], int | None, float
                         f"{landscape.BIG_DATASET:,} images every subset. 0 evaluates everything (numbers then equal single runs).")
         c8.number_input("Time budget (seconds)", min_value=1, max_value=3600, step=10, **keep["budget"],
                         help="The sweep stops when this is spent; finished points are kept.")
-        submitted = c9.form_submit_button("Compute landscape", type="primary", icon=":material/grid_on:", width="stretch",
-                                          on_click=_commit_grid)
+        submitted = st.form_submit_button("Compute landscape", type="primary", icon=":material/grid_on:",
+                                          width="content", on_click=_commit_grid)  # its own row: never squeezed
     form = GridForm.kept(bound_default)
     alphas, lams, bound = form.grid(paper_alpha(prepared.setup.method, prepared.setup.model))
     return alphas, lams, bound, float(form.budget), submitted
@@ -162,12 +163,11 @@ def show_landscape(prepared, stored) -> None:
 def suggestion_panel(prepared, bound) -> None:
     lam = float(lab_state.current().lam)
     st.markdown("##### Suggest α")
-    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-    c1.number_input("Target forget accuracy (%)", min_value=0.0, max_value=100.0, step=1.0,
+    st.number_input("Target forget accuracy (%)", min_value=0.0, max_value=100.0, step=1.0,
                     **lab_state.keep(landscape.K_TARGET, 5.0),
                     help="The gentlest α (fewest parameters dampened) whose forget accuracy is at or below this, at the "
                     f"current λ = {lam:g}, found by bisection on log α.")
-    if c2.button("Suggest α", key="ls_suggest", icon=":material/lightbulb:", width="stretch"):
+    if st.button("Suggest α", key="ls_suggest", icon=":material/lightbulb:", width="content"):  # below: the panel is half the page
         with st.spinner("bisecting α…"):
             st.session_state[K_SUGGESTION] = ((prepared.key, bound, lam), landscape.suggest(
                 prepared, float(lab_state.kept(landscape.K_TARGET, 5.0)) / 100.0, lam, bound))

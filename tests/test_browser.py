@@ -6,6 +6,7 @@ import csv
 import importlib.util
 import io
 import json
+import re
 import time
 from pathlib import Path
 
@@ -109,7 +110,9 @@ LINK = "/?dataset=shapes&model=resnet18_narrow&forget=class:3&method=ssd&alpha=4
 
 def _cards(page) -> dict[str, str]:
     page.locator('[data-testid="stMetric"]', has_text="Dampened").first.wait_for(timeout=180_000)
-    bench.figure_title(page, "Per-class test accuracy  α = 40, λ = 1.5").wait_for(timeout=180_000)
+    # the note sits beside the title, or below it in presentation mode
+    page.locator(".js-plotly-plot .gtitle", has_text=re.compile(r"Per-class test accuracy\s*α = 40, λ = 1\.5")).first \
+        .wait_for(timeout=180_000)
     # A rerun can redraw the cards while they are read: read until two reads agree and are whole.
     previous: dict[str, str] = {}
     for _ in range(60):
@@ -197,8 +200,11 @@ OVERFLOW_JS = """() => {
     if (!shown(el)) continue;
     if (el.scrollWidth > el.clientWidth + 1 || el.innerText.includes('…')) cut.push(el.innerText);
   }
-  // a word of a button label broken across two lines ("safeten-/sors")
-  for (const el of document.querySelectorAll('[data-testid^="stBaseButton"] p')) {
+  // a word broken across two lines ("safeten-/sors", "100.0/%", "f/o/r/g/e/t"): button, card, checkbox, widget and
+  // navigation labels
+  const words = '[data-testid^="stBaseButton"] p, [data-testid="stMetricValue"] p, [data-testid="stCheckbox"] p, ' +
+                '[data-testid="stWidgetLabel"] p, [data-testid="stSidebarNav"] span';
+  for (const el of document.querySelectorAll(words)) {
     if (!shown(el)) continue;
     const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
     let node;
@@ -211,6 +217,17 @@ OVERFLOW_JS = """() => {
         if (tops.size > 1) cut.push(el.innerText);
       }
     }
+  }
+  // a navigation label cut short ("Compare metho…" by CSS)
+  for (const el of document.querySelectorAll('[data-testid="stSidebarNav"] span')) {
+    if (shown(el) && el.scrollWidth > el.clientWidth + 1) cut.push(el.innerText);
+  }
+  // a figure title running past the figure's right edge
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const svg = gd.querySelector('svg.main-svg');
+    const title = gd.querySelector('.gtitle');
+    if (!svg || !title || !shown(gd)) continue;
+    if (title.getBoundingClientRect().right > svg.getBoundingClientRect().right + 1) cut.push('title: ' + title.textContent);
   }
   // the value shown in a visible picker (dataset, model, class, method ...)
   for (const el of document.querySelectorAll('[data-testid="stSelectbox"] input')) {
@@ -259,6 +276,36 @@ def test_presentation_mode_is_readable_without_cut_off_text(server_url, browser,
     page.wait_for_timeout(1000)
     assert page.evaluate(OVERFLOW_JS) == []
     page.close()
+
+
+def test_presentation_mode_on_every_page_view_and_lesson_step_at_1024(server_url, browser):
+    """#26.8: opened from a link with present=1 at 1024x768, every page, every Unlearn view and every Lesson step
+    shows whole words and numbers (no label or card broken across lines, no figure title past the figure)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    page.goto(server_url + "/?forget=class:3&present=1")
+    bench.wait_for_first_screen(page, timeout_ms=120_000)
+    problems = {}
+    for view in ("Importance ratios", "Dampened weights", "Saliency maps", "Forgetting signal", "Export",
+                 "Accuracy shifts"):
+        page.locator("[data-testid=stButtonGroup] button", has_text=view).click()
+        page.wait_for_timeout(2500)
+        problems[f"unlearn/{view}"] = page.evaluate(OVERFLOW_JS)
+    for title in ("Lesson", "Landscape", "Compare methods", "Forget instances", "SAPS selection", "Audit",
+                  "How SSD works"):
+        _nav(page, title)
+        page.get_by_role("heading", level=1).first.wait_for(timeout=120_000)
+        page.wait_for_timeout(3000)
+        assert "present=1" in page.url, page.url  # a page switch keeps the mode in the link
+        problems[title] = page.evaluate(OVERFLOW_JS)
+        page.screenshot(path=str(ARTIFACTS / f"presentation-1024-{title.split()[0].lower()}.png"))
+        if title == "Lesson":
+            for step in range(8):
+                page.locator("[data-testid=stButtonGroup] button").nth(step).click()
+                page.wait_for_timeout(2500 if step < 7 else 12_000)  # step 8 measures relearning
+                problems[f"lesson step {step + 1}"] = page.evaluate(OVERFLOW_JS)
+    page.close()
+    assert not {where: cut for where, cut in problems.items() if cut}, problems
 
 
 def test_a_walk_through_every_page_makes_no_request_outside_and_none_fails(server_url, browser):

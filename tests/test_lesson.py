@@ -253,7 +253,7 @@ def test_presentation_mode_themes_every_chart(monkeypatch):
     plain = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     plain.run()  # the Unlearn page: its charts go through ui.views.show_figure
     assert plain.toggle(key=K_PRESENTATION).value is False and PRESENTATION_CSS not in injected
-    original = {json.loads(e.proto.spec)["layout"]["title"]["text"].split("  ")[0]: json.loads(e.proto.spec)
+    original = {json.loads(e.proto.spec)["layout"]["title"]["text"].split("<br>")[0].split("  ")[0]: json.loads(e.proto.spec)
                 for e in plain.get("plotly_chart")}
 
     # (AppTest reruns only the page script after the first run, so the toggle is switched on before it)
@@ -263,7 +263,7 @@ def test_presentation_mode_themes_every_chart(monkeypatch):
     assert not at.exception
     assert at.toggle(key=K_PRESENTATION).value is True
     assert PRESENTATION_CSS in injected and "html { font-size: 20px; }" in PRESENTATION_CSS  # larger text
-    themed = {json.loads(e.proto.spec)["layout"]["title"]["text"].split("  ")[0]: json.loads(e.proto.spec)
+    themed = {json.loads(e.proto.spec)["layout"]["title"]["text"].split("<br>")[0].split("  ")[0]: json.loads(e.proto.spec)
               for e in at.get("plotly_chart")}
     assert themed.keys() == original.keys() and themed
     for spec in themed.values():

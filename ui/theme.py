@@ -22,7 +22,8 @@ html { font-size: 20px; }
 h1 { font-size: 2.6rem !important; }
 h2, h3 { font-size: 1.9rem !important; }
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.15rem; line-height: 1.55; }
-[data-testid="stMetricValue"] p { font-size: 2.6rem !important; font-weight: 700; line-height: 1.2; }
+[data-testid="stMetricValue"] p { font-size: clamp(1.5rem, 4.2vw, 2.6rem) !important; font-weight: 700; line-height: 1.2;
+                                   white-space: nowrap; }
 [data-testid="stMetricLabel"] p { font-size: 1.15rem !important; font-weight: 600; color: #000 !important; }
 [data-testid="stMetricDelta"] p { font-size: 1.1rem !important; }
 [data-testid="stSidebar"] * { font-size: 1.02rem; }

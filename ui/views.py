@@ -18,6 +18,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from ssd_core.guard import format_alpha
 from unlearning_lab import figures, saliency
 from unlearning_lab.export import modebar_config
 
@@ -30,7 +31,7 @@ from .state import K_IMAGE_FORMAT, keep, kept
 # Plain-language explanations (also used as captions in the HTML export)
 
 _TITLES = {
-    "accuracy-summary": "Accuracy and MIA before vs after",
+    "accuracy-summary": "Accuracy and MIA, before and after",
     "per-class-accuracy": "Per-class test accuracy",
     "confusion-matrices": "Confusion matrices",
     "importance-ratios": "Importance ratio per layer",
@@ -143,7 +144,7 @@ def layer_label(prepared: Prepared, name: str) -> str:
 
 
 def settings_note(live: LiveResult) -> str:
-    return f"α = {live.alpha:g}, λ = {live.lam:g}"
+    return f"α = {format_alpha(live.alpha)}, λ = {live.lam:g}"
 
 
 def fig_accuracy_summary(p: Prepared, live: LiveResult) -> Any:
@@ -296,6 +297,16 @@ def all_figures(p: Prepared, live: LiveResult, options: ViewOptions,
 # Views (Streamlit)
 
 
+def pair() -> tuple[Any, Any]:
+    """Two figures side by side, or one above the other in presentation mode (projector type needs the width)."""
+    from .theme import presentation_on
+
+    if presentation_on():
+        return st.container(), st.container()
+    left, right = st.columns(2)
+    return left, right
+
+
 def _layer_picker(p: Prepared, key: str, label: str) -> str:
     names = p.param_names
     return st.selectbox(label, names, format_func=lambda n: layer_label(p, n),
@@ -322,7 +333,7 @@ def options_from_state(p: Prepared) -> ViewOptions:
 
 def render_accuracy(p: Prepared, live: LiveResult) -> None:
     stem = file_stem(p, live)
-    left, right = st.columns(2)
+    left, right = pair()
     with left, guard("drawing the accuracy summary"):
         show_figure(fig_accuracy_summary(p, live), "accuracy-summary", stem)
     with right, guard("drawing per-class accuracy"):
@@ -333,12 +344,12 @@ def render_accuracy(p: Prepared, live: LiveResult) -> None:
 
 def render_importance(p: Prepared, live: LiveResult) -> None:
     stem = file_stem(p, live)
-    left, right = st.columns(2)
+    left, right = pair()
     with left, guard("drawing importance ratios"):
         show_figure(fig_importance_ratios(p, live), "importance-ratios", stem)
     with right, guard("drawing the selected fractions"):
         show_figure(fig_selected(p, live), "selected-per-layer", stem)
-    left, right = st.columns(2)
+    left, right = pair()
     with left, guard("drawing the importance scatter"):
         show_figure(fig_scatter(p, live), "importance-scatter", stem)
     with right, guard("drawing the layer histogram"):
@@ -359,7 +370,7 @@ def render_weights(p: Prepared, live: LiveResult) -> None:
     with guard("drawing the filter heatmap"):
         filters = fig_filters(p, live, layer)
     if filters is not None:
-        left, right = st.columns(2)
+        left, right = pair()
         with left, guard("drawing the weights"):
             show_figure(fig_weights(p, live, layer), "weights", stem)
         with right:
@@ -432,7 +443,7 @@ def register_view(id: str, label: str, icon: str, render: Callable[[Prepared, Li
 def _figure_grid(ids: tuple[str, ...]) -> Callable[[Prepared, LiveResult], None]:
     def render(p: Prepared, live: LiveResult) -> None:
         stem, options = file_stem(p, live), options_from_state(p)
-        columns = st.columns(min(2, len(ids)))
+        columns = list(pair()) if len(ids) > 1 else [st.container()]
         for i, figure_id in enumerate(ids):
             entry = FIGURES[figure_id]
             with columns[i % len(columns)], guard(f"drawing {entry.title}"):

@@ -124,7 +124,7 @@ def accuracy_summary_figure(
             hovertemplate="%{x}: %{y:.1f}%<extra>" + name + "</extra>",
         )
     fig.update_yaxes(title="%", range=[0, 109])
-    return _style(fig, _titled("Accuracy and MIA before vs after", note), barmode="group", bargap=0.25)
+    return _style(fig, _titled("Accuracy and MIA", note), barmode="group", bargap=0.25)  # the legend: before, after
 
 
 def per_class_accuracy_figure(
@@ -822,6 +822,22 @@ def _swap_colours(value, colours: Mapping[str, str]):
     return value
 
 
+PRESENTATION_TITLE_CHARS = 40  # what a projector-size title holds on one line of a figure on a 1024-px screen
+
+
+def _wrap_title(text: str, width: int) -> str:
+    """``text`` with its title part (before any ``<br>`` or ``<span``) broken at spaces into lines of at most
+    ``width`` characters."""
+    marks = [i for i in (text.find("<br>"), text.find("<span")) if i >= 0]
+    cut = min(marks) if marks else len(text)
+    head, tail = text[:cut], text[cut:]
+    lines = []
+    while len(head) > width and (space := head.rfind(" ", 0, width + 1)) > 0:
+        lines.append(head[:space])
+        head = head[space + 1:]
+    return "<br>".join([*lines, head]) + tail
+
+
 def _scale_inline_fonts(text: str, minimum: int) -> str:
     """Raise every inline ``font-size:Npx`` in an HTML-ish plotly text to at least ``minimum``."""
     return re.sub(r"font-size:\s*(\d+)px", lambda m: f"font-size:{max(int(m.group(1)), minimum)}px", text)
@@ -853,10 +869,15 @@ def apply_theme(fig: go.Figure, theme: str | Theme = "default") -> go.Figure:
     layout = _swap_colours(dict(data.get("layout", {})), spec.colours)
     layout["template"] = pio.templates[spec.template]
     title = layout.get("title")
+    added_lines = 0
     if isinstance(title, dict):
         title.setdefault("font", {})["size"] = spec.title_size
         if isinstance(title.get("text"), str):  # inline notes like <span style='font-size:12px'>
-            title["text"] = _scale_inline_fonts(title["text"], spec.annotation_size)
+            # at projector sizes a note beside the title, or a long title, runs past the figure: break the lines
+            text = title["text"]
+            wrapped = _wrap_title(text.replace("  <span", "<br><span"), PRESENTATION_TITLE_CHARS)
+            added_lines = wrapped.count("<br>") - text.count("<br>")
+            title["text"] = _scale_inline_fonts(wrapped, spec.annotation_size)
     for annotation in layout.get("annotations", []) or []:
         annotation.setdefault("font", {})
         annotation["font"]["size"] = max(annotation["font"].get("size") or 0, spec.annotation_size)
@@ -865,9 +886,9 @@ def apply_theme(fig: go.Figure, theme: str | Theme = "default") -> go.Figure:
         if isinstance(line, dict) and isinstance(line.get("width"), (int, float)):
             line["width"] = line["width"] * spec.line_scale
     margin = layout.get("margin") or {}
-    if margin:
+    if margin or added_lines:
         margin = dict(margin)
-        margin["t"] = (margin.get("t") or 80) + spec.extra_top_margin
+        margin["t"] = (margin.get("t") or 80) + spec.extra_top_margin + 28 * added_lines
         margin["l"] = (margin.get("l") or 60) + 16
         margin["b"] = (margin.get("b") or 56) + 16
         layout["margin"] = margin
