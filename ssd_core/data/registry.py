@@ -9,15 +9,12 @@ the ``PLUGINS`` setting).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import InputError
+from ..plugins import load_entry_points, lookup
 from ..progress import OptionalProgress
 from .dataset import ImageDataset
-
-log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "ssd_core.datasets"
 FileLoader = Callable[[str | None, bool, OptionalProgress], ImageDataset]
@@ -49,7 +46,6 @@ class DatasetSpec:
 
 
 _DATASETS: dict[str, DatasetSpec] = {}
-_ENTRY_POINTS_LOADED = False
 
 
 def register_dataset(
@@ -79,17 +75,7 @@ def _origin(function: Callable) -> tuple[str | None, str | None]:
 
 def _load_entry_points() -> None:
     """Import the datasets installed packages declare in the ``ssd_core.datasets`` group (once)."""
-    global _ENTRY_POINTS_LOADED
-    if _ENTRY_POINTS_LOADED:
-        return
-    _ENTRY_POINTS_LOADED = True
-    from importlib.metadata import entry_points
-
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            entry.load()  # importing the module registers its datasets
-        except Exception:  # one broken plugin must not hide the others
-            log.warning("could not load the dataset plugin %r", entry.value, exc_info=True)
+    load_entry_points(ENTRY_POINT_GROUP)
 
 
 def available_datasets() -> dict[str, DatasetSpec]:
@@ -100,7 +86,4 @@ def available_datasets() -> dict[str, DatasetSpec]:
 
 def dataset_spec(name: str) -> DatasetSpec:
     """The registered dataset ``name``; an unknown name is one clear sentence."""
-    datasets = available_datasets()
-    if name not in datasets:
-        raise InputError(f"Unknown dataset '{name}'; choose one of: {', '.join(datasets)}.")
-    return datasets[name]
+    return lookup(available_datasets(), name, "dataset")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,8 +26,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..indices import parse_float, parse_int
-
-log = logging.getLogger(__name__)
+from ..plugins import load_entry_points, lookup
 
 # What a method reads besides the model (the dashboard shows it; cheaper is better). The runner
 # hands a method exactly these subsets of the training data and nothing else.
@@ -206,7 +204,6 @@ def check_config(spec: MethodSpec, config: Any) -> Any:
 # The registry
 
 _METHODS: dict[str, MethodSpec] = {}
-_ENTRY_POINTS_LOADED = False
 _PLUGINS: dict[Path, Any] = {}
 
 
@@ -233,20 +230,11 @@ def register_method(spec: MethodSpec) -> MethodSpec:
 def _load_entry_points() -> None:
     """Import the methods installed packages declare in the ``ssd_core.methods`` entry-point group
     (once). An entry point may name a module (whose import registers its methods) or a MethodSpec."""
-    global _ENTRY_POINTS_LOADED
-    if _ENTRY_POINTS_LOADED:
-        return
-    _ENTRY_POINTS_LOADED = True
-    from importlib.metadata import entry_points
-
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = entry.load()
-        except Exception:  # one broken plugin must not hide the others
-            log.warning("could not load the method plugin %r", entry.value, exc_info=True)
-            continue
+    def register_spec(loaded: Any) -> None:
         if isinstance(loaded, MethodSpec):
             register_method(loaded)
+
+    load_entry_points(ENTRY_POINT_GROUP, register_spec)
 
 
 def load_plugin(path: str | Path) -> None:
@@ -285,7 +273,4 @@ def available_methods() -> dict[str, MethodSpec]:
 
 def get_method(name: str) -> MethodSpec:
     """The registered method ``name``; InputError naming the choices otherwise."""
-    methods = available_methods()
-    if name not in methods:
-        raise InputError(f"Unknown method '{str(name)[:40]}'; choose one of: {', '.join(methods)}.")
-    return methods[name]
+    return lookup(available_methods(), name, "method")
