@@ -83,3 +83,14 @@ def test_turning_auto_off_keeps_the_chosen_alpha_on_the_slider():
     alpha = float(at.query_params["alpha"])
     assert at.select_slider(key="alpha").value == alpha
     assert metric_values(at)["Forget (test)"] == before["Forget (test)"]
+
+
+def test_one_button_to_the_papers_alpha_at_a_time():
+    """#26.12: with automatic α on, "Show α = 10" is the way to the paper's α (no second "Paper's α" button); with α
+    set by hand, "Paper's α and λ" resets both."""
+    at = new_app().run()
+    keys = [b.key for b in at.button]
+    assert "show_paper_alpha" in keys and "paper_defaults" not in keys
+    at.button(key="show_paper_alpha").click().run()
+    keys = [b.key for b in at.button]
+    assert "paper_defaults" in keys and "show_paper_alpha" not in keys

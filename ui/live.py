@@ -303,12 +303,13 @@ def live_panel(prepared: Prepared) -> None:
         f"This move: dampening {1000 * live.seconds['dampening']:.0f} ms, evaluation "
         f"{1000 * live.seconds['evaluation']:.0f} ms (importances reused from cache)."
     )
-    c_button.button(
-        "Paper's α", key="paper_defaults", on_click=_paper_defaults,
-        args=(setup.method, setup.model), icon=":material/restart_alt:", width="stretch",
-        help=f"α = {paper_alpha(setup.method, setup.model):g} (the paper's value for this model and method, set by hand) "
-             "and λ = 1.",
-    )
+    if setting is None:  # with automatic α on, its panel's "Show α = …" button is the one way to the paper's α
+        c_button.button(
+            "Paper's α and λ", key="paper_defaults", on_click=_paper_defaults,
+            args=(setup.method, setup.model), icon=":material/restart_alt:", width="stretch",
+            help=f"α = {format_alpha(paper_alpha(setup.method, setup.model))} (the paper's value for this model and "
+                 "method, set by hand) and λ = 1.",
+        )
     dampening_note(prepared, live)
 
     # A segmented control rather than st.tabs: only the chosen view runs, and its charts stay
