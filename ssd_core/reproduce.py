@@ -13,8 +13,7 @@ The paper's own numbers are not printed: they could not be checked here.
 
 ``fashion-fullclass``: every registered method that takes class requests, at its defaults, on each
 Fashion-MNIST class with the shipped smallcnn (Debian's ``dataset-fashion-mnist`` files, no download),
-the model retrained without the class as the reference (shipped for classes 0 and 1; the others are
-trained once and cached). Each row adds
+the model retrained without the class as the reference (shipped for all ten classes). Each row adds
 its gap to retrain: the mean absolute difference, in points, of forget-test, retain-test and MIA from the
 retrained model's. ``--classes`` and ``--methods`` pick a part of the table.
 """
