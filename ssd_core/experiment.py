@@ -224,21 +224,3 @@ def guard_lines(diagnostics: dict[str, Any]) -> list[str]:
     else:
         lines.append("collapse guard: " + fix.sentence())
     return lines
-    if check.fired:
-        lines.append(f"WARNING collapse: at alpha {check.alpha:.3g} retain accuracy on a training sample fell "
-                     f"{100 * check.drop:.1f} points ({100 * check.retain_before:.1f}% -> {100 * check.retain_after:.1f}%)")
-    else:
-        lines.append(f"collapse guard: at alpha {check.alpha:.3g} the class is still recognised "
-                     f"({100 * check.forget_after:.1f}% of the forget set on a training sample)")
-    setting = "" if fix is None else f"alpha {fix.alpha:.3g}" + (f", lambda {fix.lam:g}" if fix.lam_changed else "")
-    if fix is not None and guard.get("applied"):
-        lines.append(f"collapse guard: used {setting} instead, which keeps them (drop {100 * fix.check.drop:.1f} points)"
-                     + (f" and forgets ({100 * fix.check.forget_after:.1f}% recognised)" if fix.forgotten else ""))
-    elif fix is not None and fix.kept and guard.get("mode") != "fix":
-        partly = "" if fix.forgotten else " (the forget set is only partly forgotten there)"
-        lines.append(f"collapse guard: {setting} keeps them{partly}; rerun with --guard to use it")
-    elif fix is not None and not fix.kept:
-        lines.append("collapse guard: no alpha keeps them at this lambda; try a larger lambda")
-    if fix is not None and fix.kept and not fix.forgotten and fix.check.forget_limit is not None:
-        lines.append(fix.sentence())  # the page says the same sentence
-    return lines

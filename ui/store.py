@@ -63,8 +63,7 @@ def _kept_store(setup: RunSetup, *, create: bool) -> ResultStore | None:
             return None
         memo = (setup.key(), ResultStore({"prepared": 1, "original_outputs": 1, "ratios": 1, "guard": 1},
                                          {"live": (SESSION_LIVE_BYTES, _live_bytes)}))
-        st.session_state[K_SESSION_STORE] = None  # the previous run's results go before the new one is built
-        st.session_state[K_SESSION_STORE] = memo
+        st.session_state[K_SESSION_STORE] = memo  # the previous upload run's results go with the old store
     return memo[1]
 
 
