@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ui.state import RunSetup
 from unlearning_lab import report
 
 CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 METRIC_KEYS = ("forget_test_acc", "forget_train_acc", "retain_test_acc", "retain_train_acc", "test_acc", "mia", "zrf")
 
 
@@ -30,7 +32,7 @@ def test_cli_args_cover_every_request_kind_and_parse():
     common = dict(dataset="digits", model="smallcnn", method="ssd", alpha=10.0, lam=0.5, seed=3)
     args = report.cli_args(request=ForgetRequest("class", 0), **common)
     assert args == ["unlearn", "--dataset", "digits", "--model", "smallcnn", "--forget-class", "0", "--method", "ssd",
-                    "--alpha", "10", "--lam", "0.5", "--seed", "3"]
+                    "--alpha", "10", "--lambda", "0.5", "--seed", "3"]
     assert "--forget-subclass rocket" in report.cli_command(report.cli_args(
         request=ForgetRequest("subclass", "rocket"), **{**common, "dataset": "cifar20"}))
     args = report.cli_args(request=ForgetRequest("random", k=20, seed=3), params={"estimator": "fisher_exact"},
@@ -85,7 +87,7 @@ def test_dashboard_report_has_every_figure_parameters_environment_and_command(pr
     html = dashboard_report(prepared)
     assert report.figure_count(html) == 11  # every figure of every view
     assert "Unlearning Lab report" in html
-    command = "python -m ssd_core unlearn --dataset digits --model smallcnn --forget-class 0 --method ssd --alpha 20 --lam 1 --seed 0"
+    command = "python -m ssd_core unlearn --dataset digits --model smallcnn --forget-class 0 --method ssd --alpha 20 --lambda 1 --seed 0"
     assert f'<code id="cli-command">{command}</code>' in html
     for text in ("estimator", "batch_size", "torch", "python", "plotly", "device", "seed"):
         assert f"<th>{text}</th>" in html, text
@@ -155,3 +157,38 @@ def test_report_opens_in_the_browser_and_its_command_reproduces_its_numbers(prep
     pdf = report.html_to_pdf(html)
     assert pdf.startswith(b"%PDF") and len(pdf) > 50_000
     assert pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") >= 3  # several pages of figures
+    assert_within_the_page(pdf, save_as="report-pdf")
+    with tempfile.TemporaryDirectory() as folder:  # the fallback without Playwright: chromium --print-to-pdf
+        (Path(folder) / "report.html").write_text(html, encoding="utf-8")
+        assert_within_the_page(report._pdf_with_cli(Path(folder) / "report.html", str(CHROMIUM), 90))
+
+
+def assert_within_the_page(pdf: bytes, save_as: str | None = None) -> None:
+    """Every page's right margin (and the 4 mm the print style keeps free before it) is blank: a figure drawn
+    wider than the page is cut at the page's edge and leaves ink there. Each table stays on one page
+    (no orphan rows), and the Reproduce text says what the command does."""
+    pdfium = pytest.importorskip("pypdfium2")
+    document = pdfium.PdfDocument(pdf)
+    scale = 2.0  # pixels per point
+    band = round(12 / 25.4 * 72 * scale)  # the right 12 mm
+    pages_of: dict[str, set[int]] = {}
+    reproduce_shown = False
+    for number in range(len(document)):
+        page = document[number]
+        image = page.render(scale=scale, grayscale=True).to_pil()
+        if save_as:  # to look at: test-artifacts/report-pdf-page-N.png
+            ARTIFACTS.mkdir(exist_ok=True)
+            image.save(ARTIFACTS / f"{save_as}-page-{number + 1}.png")
+        strip = image.crop((image.width - band, 0, image.width, image.height))
+        assert strip.getextrema()[0] >= 240, f"page {number + 1}: ink in the right margin (a figure or table cut)"
+        text = re.sub(r"\s+", " ", page.get_textpage().get_text_range())
+        for label in (*report.METRIC_LABELS.values(), "Seconds per step", "Environment", "platform"):
+            if label in text:
+                pages_of.setdefault(label, set()).add(number)
+        if "This command recomputes" in text:
+            assert "prints them as JSON" not in text and "--json FILE" in text
+            reproduce_shown = True
+    assert reproduce_shown
+    metric_pages = {number for label in report.METRIC_LABELS.values() for number in pages_of.get(label, ())}
+    assert len(metric_pages) == 1, pages_of  # the metrics table on one page
+    assert max(pages_of["Environment"]) == max(pages_of["platform"]), pages_of  # the environment table under its heading

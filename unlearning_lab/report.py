@@ -79,7 +79,7 @@ def cli_args(
     elif alpha is not None:
         args += ["--alpha", f"{alpha:.10g}"]
     if lam is not None:
-        args += ["--lam", f"{lam:g}"]
+        args += ["--lambda", f"{lam:g}"]
     for name, value in (params or {}).items():
         args += ["--param", f"{name}={value}"]
     args += ["--seed", str(int(seed))]
@@ -106,8 +106,13 @@ h1{font-size:28px;margin-bottom:4px} h2{font-size:20px;margin-top:40px;border-bo
 th:first-child,td:first-child{text-align:left} .figure{margin:12px 0 28px;page-break-inside:avoid}
 pre{background:#f3f4f6;padding:12px 14px;border-radius:6px;white-space:pre-wrap;word-break:break-all}
 .kv td{text-align:left} .toc a{margin-right:14px}
-@media print{body{margin:0;max-width:none} .figure{page-break-inside:avoid}}
+@media print{body{margin:0;max-width:none;padding:0 4mm} .figure{break-inside:avoid}
+h2,h3{break-after:avoid} table,pre{break-inside:avoid} tr{break-inside:avoid}}
 """
+# An A4 page less the 10 mm side margins, in CSS pixels (96 per inch): the figures are drawn at this width
+# before printing (plotly sizes them to the window once, so drawn at the screen's 1200 px they were cut).
+PRINT_WIDTH_PX = round((210 - 2 * 10) / 25.4 * 96)
+PRINT_MARGIN_MM = 10
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -221,7 +226,8 @@ def build_report(
         parts.append("<p class=\"meta\">Seconds per step: " + escape(", ".join(f"{k} {v:.3f}" for k, v in seconds.items())) + "</p>")
 
     parts.append('<h2 id="reproduce">Reproduce</h2>')
-    parts.append("<p>This command recomputes the metrics above (same seed, same numbers) and prints them as JSON:</p>")
+    parts.append("<p>This command recomputes the metrics above (same seed, same numbers) and prints a summary of "
+                 "them; add <code>--json FILE</code> to write every number as JSON:</p>")
     parts.append(f'<pre><code id="cli-command">{escape(command)}</code></pre>')
     for note in notes:
         parts.append(f'<p class="meta">{escape(note)}</p>')
@@ -302,15 +308,16 @@ def _pdf_with_playwright(html_path: Path, browser_path: str, timeout_s: float) -
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=browser_path, args=list(CHROMIUM_FLAGS), headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page = browser.new_page(viewport={"width": PRINT_WIDTH_PX, "height": 1000})
             page.goto(html_path.as_uri(), wait_until="load", timeout=timeout_s * 1000)
             page.wait_for_function(  # every figure drawn
                 "() => Array.from(document.querySelectorAll('.plotly-graph-div')).every(d => d.querySelector('.main-svg'))",
                 timeout=timeout_s * 1000,
             )
             page.emulate_media(media="print")
+            side = f"{PRINT_MARGIN_MM}mm"
             return page.pdf(format="A4", print_background=True, margin={"top": "12mm", "bottom": "12mm",
-                                                                          "left": "10mm", "right": "10mm"})
+                                                                          "left": side, "right": side})
         finally:
             browser.close()
 
@@ -318,7 +325,7 @@ def _pdf_with_playwright(html_path: Path, browser_path: str, timeout_s: float) -
 def _pdf_with_cli(html_path: Path, browser_path: str, timeout_s: float) -> bytes:
     out = html_path.with_suffix(".pdf")
     command = [browser_path, "--headless", *CHROMIUM_FLAGS, "--no-pdf-header-footer", "--virtual-time-budget=15000",
-               f"--print-to-pdf={out}", html_path.as_uri()]
+               f"--window-size={PRINT_WIDTH_PX},1000", f"--print-to-pdf={out}", html_path.as_uri()]
     subprocess.run(command, check=True, capture_output=True, timeout=timeout_s)
     return out.read_bytes()
 
