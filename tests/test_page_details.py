@@ -195,3 +195,9 @@ def test_results_json_names_the_report_like_the_cli(tmp_path):
     assert ([(layer["name"], layer["selected"]) for layer in ours["layers"]]
             == [(layer["name"], layer["selected"]) for layer in theirs["layers"]])
     assert page["after"]["forget_test_acc"] == pytest.approx(cli["after"]["forget_test_acc"], abs=1e-9)
+    # the timings are the run's: its total covers preparing (I_D, I_f, the original) and this alpha, as the CLI's
+    steps = page["seconds"]
+    assert {"data", "original_model", "importance_full", "importance_forget", "dampening", "evaluation", "total"} <= set(steps)
+    assert set(steps) <= set(cli["seconds"]), set(steps) - set(cli["seconds"])
+    assert steps["total"] == pytest.approx(sum(v for k, v in steps.items() if k != "total"))
+    assert steps["total"] >= steps["importance_forget"] + steps["dampening"] > 0

@@ -54,10 +54,22 @@ def settings_dict(p: Prepared, live: LiveResult) -> dict[str, Any]:
     }
 
 
+def run_seconds(p: Prepared, live: LiveResult) -> dict[str, float]:
+    """Seconds per step of this result, named as in the CLI's JSON: preparing (data, original, importances,
+    evaluating the original) plus this alpha's dampening and evaluation, and their true ``total`` (not the
+    last slider move's)."""
+    seconds = dict(p.seconds)
+    for step, value in live.seconds.items():
+        if step != "total":
+            seconds[step] = seconds.get(step, 0.0) + value  # "evaluation": the original's and this one's
+    seconds["total"] = sum(seconds.values())
+    return seconds
+
+
 def results_payload(p: Prepared, live: LiveResult) -> dict[str, Any]:
     return {
         **settings_dict(p, live),
-        "seconds": {**p.seconds, **live.seconds},
+        "seconds": run_seconds(p, live),
         "before": p.before_eval.to_dict(),
         "after": live.evaluation.to_dict(),
         "diagnostics": {"report": live.report.to_dict()},  # the same name as in the CLI JSON
@@ -133,7 +145,7 @@ def _html(p: Prepared, alpha: float, lam: float, options: ViewOptions, stem: str
         explanations={f.id: f.explanation for f in FIGURES.values()},
         extra_rows=[("Parameters dampened", 0, live.report.total_selected),
                     ("Fraction dampened", 0.0, live.report.fraction_selected)],
-        seconds={**p.seconds, **live.seconds}, file_stem=stem,
+        seconds=run_seconds(p, live), file_stem=stem,
         notes=["Run it from the project folder (with the project's virtual environment active). Timings and the "
                "environment may differ; the metrics are the same for the same seed on the same kind of device."],
         audit=latest_audit(s),
