@@ -34,6 +34,9 @@ def test_the_builtins_are_registered_with_their_label_model_and_hint():
     assert list(datasets)[:2] == ["digits", "shapes"]
     assert not datasets["digits"].needs_files and datasets["digits"].available()
     assert datasets["fashion_mnist"].label == "Fashion-MNIST — 28×28 clothes"
+    for name in ("digits", "shapes", "mnist", "fashion_mnist", "cifar10", "cifar100", "cifar20"):  # one label style
+        title, _, description = datasets[name].label.partition(" — ")
+        assert title[0].isupper() and description and description[0].isdigit(), datasets[name].label
     assert "dataset-fashion-mnist" in (datasets["fashion_mnist"].hint or "")
     assert default_model_for("shapes") == "resnet18_narrow" and default_model_for("cifar10") == "resnet18"
     assert default_model_for("not-registered") == "smallcnn"

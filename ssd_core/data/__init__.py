@@ -89,8 +89,8 @@ def _files_present(name: str) -> Callable[[str | None], bool]:
 
 
 def _register_builtins() -> None:
-    register_dataset("digits", load_digits, label="digits — 8×8 handwritten digits")
-    register_dataset("shapes", load_shapes, label="shapes — 32×32 colour shapes", default_model="resnet18_narrow")
+    register_dataset("digits", load_digits, label="Digits — 8×8 handwritten digits")
+    register_dataset("shapes", load_shapes, label="Shapes — 32×32 colour shapes", default_model="resnet18_narrow")
     files = {  # name: (label, default model, where the files come from)
         "mnist": ("MNIST — 28×28 digits", "smallcnn", "the MNIST IDX files"),
         "fashion_mnist": ("Fashion-MNIST — 28×28 clothes", "smallcnn",
