@@ -146,6 +146,28 @@ def test_saliency_figure_shares_a_colour_scale_per_row():
         assert d.zmin == -d.zmax
 
 
+def test_saliency_row_labels_fit_their_rows_with_long_class_names():
+    """Fashion-MNIST's labels ("forget: T-shirt/top", "predicted T-shirt/top → Ankle boot") are wrapped into the
+    left margin, one horizontal block per row, never taller than the row (they overlapped as axis titles)."""
+    rng = np.random.default_rng(0)
+    n = 4
+    labels = [f"forget: T-shirt/top<br>predicted T-shirt/top → Ankle boot {i}" for i in range(n)]
+    fig = figures.saliency_figure(rng.integers(0, 255, (n, 1, 8, 8), dtype=np.uint8), rng.random((n, 8, 8)),
+                                  rng.random((n, 8, 8)), labels, "Saliency")
+    rows = [a for a in fig.layout.annotations if a.xanchor == "right"]
+    assert len(rows) == n and all(a.textangle in (None, 0) for a in rows)
+    row_px = (fig.layout.height - fig.layout.margin.t - fig.layout.margin.b) / n
+    for a in rows:
+        lines = a.text.split("<br>")
+        assert max(len(line) for line in lines) <= figures.SALIENCY_LABEL_CHARS, lines
+        assert len(lines) * 1.3 * a.font.size <= row_px, (lines, row_px)
+    centres = sorted(a.y for a in rows)
+    assert min(b - a for a, b in zip(centres, centres[1:])) > 0.2  # one label per row
+    assert [a.text.replace("<br>", " ") for a in sorted(rows, key=lambda a: -a.y)] == [
+        label.replace("<br>", " ") for label in labels]
+    assert not any(fig.layout[f"yaxis{k}"].title.text for k in ("", 5, 9, 13))
+
+
 def test_forgetting_signal_histograms_use_log_values():
     groups = {"forget": (np.array([0.01, 0.02]), np.array([5.0, 6.0])), "test": (np.array([1.0]), np.array([1.0]))}
     fig = figures.forgetting_signal_figure(groups, "loss", (0.9, 0.1))

@@ -521,12 +521,36 @@ def saliency_figure(
         for col in range(1, 5):
             axis = i * 4 + col
             fig.update_yaxes(scaleanchor=f"x{axis if axis > 1 else ''}", row=i + 1, col=col)
-        label = str(row_labels[i]) if i < len(row_labels) else ""
-        fig.update_yaxes(visible=True, showticklabels=False, showgrid=False, zeroline=False, showline=False,
-                         title={"text": label, "font": {"size": 11}}, row=i + 1, col=1)
     fig.for_each_annotation(lambda a: a.update(font={"size": 12}))
+    for i in range(n):  # each row's label, horizontal and wrapped, left of its input image (long class names
+        # such as Fashion-MNIST's "T-shirt/top" ran into the next row as rotated axis titles)
+        label = wrap_label(str(row_labels[i])) if i < len(row_labels) else ""
+        domain = fig.get_subplot(i + 1, 1).yaxis.domain
+        fig.add_annotation(text=label, xref="paper", yref="paper", x=0, y=(domain[0] + domain[1]) / 2,
+                           xanchor="right", yanchor="middle", xshift=-8, align="right", showarrow=False,
+                           font={"size": 11})
     return _style(fig, f"{method_label}: attribution before vs after unlearning", height=max(320, 150 * n + 90),
-                  margin={"l": 110, "r": 20, "t": 80, "b": 20})
+                  margin={"l": SALIENCY_LABEL_PX, "r": 20, "t": 80, "b": 20})
+
+
+SALIENCY_LABEL_PX = 140  # the left margin the saliency rows' labels sit in
+SALIENCY_LABEL_CHARS = 18  # about what fits in it at 11 px
+
+
+def wrap_label(text: str, width: int = SALIENCY_LABEL_CHARS) -> str:
+    """``text`` with each ``<br>``-separated line broken at spaces into lines of at most ``width``
+    characters (a single longer word stays whole)."""
+    lines: list[str] = []
+    for part in text.split("<br>"):
+        line = ""
+        for word in part.split(" "):
+            if line and len(line) + 1 + len(word) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return "<br>".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
