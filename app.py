@@ -34,8 +34,10 @@ page = st.navigation(
 load_libraries()  # once per server: sessions arriving together must not import torch side by side
 for problem in load_plugins():  # the PLUGINS setting: the CLI's --plugin files, for the dashboard
     st.error(problem, icon=":material/extension_off:")
+from ui.layout import take_cancel
 from ui.sidebar import follow_url  # heavy (torch): imported after load_libraries
 
+take_cancel()  # a Cancel clicked during the last run: say so, and keep its work from starting again at once
 follow_url(page)  # the run setup follows a URL changed from outside (a shared link, the back button)
 page.run()
 links.mirror(links.page_name(page))  # keep the URL a shareable link of what is on screen

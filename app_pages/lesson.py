@@ -117,7 +117,9 @@ def relearn_curves(prepared, result):
 
     if lesson_relearn_known(prepared, result):
         return lesson_relearn(prepared, result, None)
-    with layout.working("Measuring relearning (the first time trains the retrained model)…") as work:
+    curves = None
+    with guard("measuring relearning"), \
+            layout.working("Measuring relearning (the first time trains the retrained model)…") as work:
         curves = lesson_relearn(prepared, result, work.progress)
         work.done("Relearning measured")
     return curves

@@ -8,6 +8,10 @@ from collections.abc import Callable
 Progress = Callable[[float, str], None]
 OptionalProgress = Progress | None
 
+# The longest a loop goes without calling its progress callback (seconds): a long epoch or scoring pass still
+# shows it moves, and the dashboard's Cancel, which takes effect at the next progress call, acts within it.
+PROGRESS_SECONDS = 0.5
+
 
 def report(progress: OptionalProgress, fraction: float, message: str) -> None:
     """Call ``progress`` if there is one, clamping the fraction to [0, 1]."""

@@ -22,7 +22,7 @@ from torch import nn
 
 from .data import ImageDataset, Subset, to_float
 from .models import Classifier, build_for_dataset, get_spec, resolve_device
-from .progress import OptionalProgress, report
+from .progress import PROGRESS_SECONDS, OptionalProgress, report
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ def fit(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total) if cosine else None
     generator = torch.Generator().manual_seed(seed)
     step = 0
+    last_report = time.perf_counter()
     for epoch in range(epochs):
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
@@ -139,7 +140,14 @@ def fit(
             if sched is not None:
                 sched.step()
             step += 1
+            if progress is not None and time.perf_counter() - last_report > PROGRESS_SECONDS:
+                # within the epoch too: a long epoch shows it moves, and the dashboard's Cancel (which acts
+                # at the next progress call) stops it within about a second
+                last_report = time.perf_counter()
+                report(progress, step / total, f"epoch {epoch + 1}/{epochs}, step {step - epoch * steps_per_epoch}"
+                       f"/{steps_per_epoch}")
         report(progress, step / total, f"epoch {epoch + 1}/{epochs}, loss {loss.item():.3f}")
+        last_report = time.perf_counter()
     model.eval()
     return model
 

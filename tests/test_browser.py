@@ -396,3 +396,29 @@ def test_attacks_against_a_live_server_leave_it_serving_and_its_memory_where_it_
         end_mb = _server_memory_mb(process.pid)
     assert outside == []
     assert end_mb <= 1.10 * start_mb, (start_mb, end_mb)
+
+
+def test_cancel_stops_a_long_job_frees_its_slot_and_keeps_nothing(browser):
+    """The Audit's Cancel stops the audit at its next step: the toast says so, no result is kept, and the
+    server's one heavy-job slot (UNLEARNING_LAB_MAX_HEAVY_JOBS=1 here) is free again: the next run starts at
+    once instead of queuing behind the cancelled one, and can itself be cancelled."""
+    with bench.serve(env={"UNLEARNING_LAB_THREADS": "2", "UNLEARNING_LAB_MAX_HEAVY_JOBS": "1"}) as (url, _):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/audit")
+        run = page.get_by_role("button", name="Run the audit")
+        run.wait_for(timeout=120_000)
+        for attempt in range(2):
+            run.click()
+            cancel = page.get_by_role("button", name="Cancel")
+            cancel.wait_for(timeout=60_000)
+            page.get_by_text("Auditing", exact=False).first.wait_for(timeout=30_000)
+            page.wait_for_timeout(2000)  # at work (or, with the slot still taken, queued)
+            assert "Queued" not in page.inner_text("body"), f"run {attempt + 1} waits for a slot nobody holds"
+            cancel.click()
+            page.get_by_text("Cancelled: Auditing").first.wait_for(timeout=60_000)
+            page.get_by_text("Press Run the audit").first.wait_for(timeout=30_000)  # nothing was kept
+            assert "Audit done" not in page.inner_text("body")
+            assert page.get_by_role("heading", name="Verdict").count() == 0
+            assert page.get_by_role("button", name="Cancel").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "cancelled-audit.png"))
+        page.close()

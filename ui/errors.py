@@ -14,10 +14,17 @@ from unlearning_lab.text import plain
 log = logging.getLogger("unlearning_lab.ui")
 
 
+class WorkCancelled(InputError):
+    """Raised by :func:`ui.layout.working` in the run right after its Cancel click, so work that starts by
+    itself (preparing a run, the Lesson's relearning) does not start again at once; shown as a note."""
+
+
 def show_error(exc: BaseException, what: str) -> None:
     """InputError messages as plain text (they may quote a file, tensor or class name); anything
     else a generic sentence (details go to the log)."""
-    if isinstance(exc, InputError):
+    if isinstance(exc, WorkCancelled):
+        st.info(str(exc), icon=":material/stop_circle:")
+    elif isinstance(exc, InputError):
         st.error(plain(str(exc), limit=None), icon=":material/error:")
     else:
         log.error("failure while %s", what, exc_info=exc)

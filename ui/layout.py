@@ -11,7 +11,7 @@ import streamlit as st
 from unlearning_lab.text import plain
 
 from . import resources
-from .errors import guard
+from .errors import WorkCancelled, guard
 from .resources import Prepared
 from .state import RunSetup
 
@@ -59,19 +59,49 @@ def note_beside(widths: list[int]) -> tuple[Any, Any]:
     return left, right
 
 
+K_CANCEL = "_work_cancel"  # the label of the work a Cancel click stopped (set by the click's callback)
+K_CANCELLED = "_work_cancelled"  # the same label, for the one run that follows the click
+
+
+def take_cancel() -> None:
+    """Once at the top of every run (app.py): the Cancel clicked since the last run, for this run only."""
+    label = st.session_state.pop(K_CANCEL, None)
+    st.session_state[K_CANCELLED] = label
+    if label:
+        st.toast(f"Cancelled: {label.rstrip('…')}. Nothing was kept.", icon=":material/stop_circle:")
+
+
+def _cancel(label: str) -> None:
+    st.session_state[K_CANCEL] = label
+    st.session_state.pop(K_TRAIN_OK, None)  # a cancelled training asks again before it starts again
+
+
 @contextlib.contextmanager
 def working(label: str, failed: str | None = None) -> Iterator[Work]:
-    """A status box with a progress bar; it closes as complete, or as failed when the work raises.
+    """A status box with a progress bar and a Cancel button; it closes as complete, or as failed when the
+    work raises.
 
-    The exception still propagates, so a surrounding :func:`~ui.errors.guard` shows the one sentence.
+    Cancel works through Streamlit itself: the click asks for a new run, which stops this one at its next
+    progress update (an exception through the work, so every slot and lock it holds is released and
+    nothing half-built is kept). The exception still propagates, so a surrounding :func:`~ui.errors.guard`
+    shows the one sentence.
     """
+    if st.session_state.get(K_CANCELLED) == label:
+        st.session_state[K_CANCELLED] = None
+        raise WorkCancelled(f"Cancelled: {label.rstrip('…')}. Nothing was kept, and the server's place for it is "
+                            "free again; it starts when you next ask for it.")
     with st.status(label, expanded=True) as status:
+        cancel = st.empty()
+        cancel.button("Cancel", key=f"cancel:{label}", icon=":material/stop_circle:", on_click=_cancel, args=(label,),
+                      help="Stops this job at its next step and frees its place on the server; nothing is kept.")
         work = Work(status, label)
         try:
             yield work
         except BaseException:
             status.update(label=failed or f"{label.rstrip('…')} failed", state="error", expanded=False)
             raise
+        finally:
+            cancel.empty()
         status.update(label=work.done_label, state="complete", expanded=False)
 
 
