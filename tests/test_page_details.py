@@ -201,3 +201,12 @@ def test_results_json_names_the_report_like_the_cli(tmp_path):
     assert set(steps) <= set(cli["seconds"]), set(steps) - set(cli["seconds"])
     assert steps["total"] == pytest.approx(sum(v for k, v in steps.items() if k != "total"))
     assert steps["total"] >= steps["importance_forget"] + steps["dampening"] > 0
+
+
+def test_long_work_says_the_time_left_once_its_pace_is_known():
+    from ui.layout import time_left
+
+    assert time_left(0.5, 1.0) == "" and time_left(0.01, 30.0) == "" and time_left(1.0, 60.0) == ""  # not yet / done
+    assert time_left(0.5, 20.0) == " · about 20 s left"
+    assert time_left(0.9, 9.0) == " · about 5 s left"
+    assert time_left(0.25, 60.0) == " · about 3 min left"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,10 +27,13 @@ class Work:
         self._label = label
         self._bar = st.progress(0.0, text="starting")
         self.done_label = f"{label.rstrip('…')}: done"
+        self._start = time.perf_counter()
 
     def progress(self, fraction: float, message: str) -> None:
-        """A progress callback in ssd_core's shape (fraction in [0, 1], message)."""
-        self._bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+        """A progress callback in ssd_core's shape (fraction in [0, 1], message); after a few seconds the
+        text adds the time left, from the pace so far."""
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        self._bar.progress(fraction, text=message + time_left(fraction, time.perf_counter() - self._start))
 
     def waiting(self, message: str) -> None:
         """Shown in the box's label while the job waits for a free slot."""
@@ -38,6 +42,17 @@ class Work:
     def done(self, label: str) -> None:
         """The label the box closes with."""
         self.done_label = label
+
+
+def time_left(fraction: float, elapsed: float) -> str:
+    """' · about 2 min left' from the share done and the seconds it took; nothing while the pace is not
+    known yet (under 3 s or 2% in) or the work is done."""
+    if elapsed < 3 or fraction < 0.02 or fraction >= 1:
+        return ""
+    left = elapsed * (1 - fraction) / fraction
+    if left < 60:
+        return f" · about {max(5, 5 * round(left / 5)):.0f} s left"
+    return f" · about {left / 60:.0f} min left"
 
 
 def grid(count: int, per_row: int) -> list[Any]:
