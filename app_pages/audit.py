@@ -16,7 +16,7 @@ preload = preload_charts()
 
 from ssd_core.audit.lira import shadow_plan
 from ssd_core.audit.relearn import RELEARN_K
-from ui import audit, compare, layout, method_runs, sidebar
+from ui import audit, compare, layout, live, method_runs, sidebar
 from ui.errors import guard, show_error
 from ui.state import keep
 from unlearning_lab import figures_audit as figs
@@ -32,7 +32,7 @@ prepared = layout.prepared_or_hint(setup, "Finish the run setup in the sidebar t
 preload.empty()
 
 
-def controls(prepared) -> tuple[tuple[str, ...], int, int, bool]:
+def controls(prepared) -> tuple[tuple[str, ...], int, int, tuple[float, float] | None, bool]:
     options = [m for m in method_runs.methods_for(prepared.setup.request.kind) if m != compare.GOLD]
     chosen = st.multiselect(
         "Methods to audit", options, **keep(K_METHODS, [m for m in DEFAULT_METHODS if m in options], valid=options),
@@ -52,9 +52,14 @@ def controls(prepared) -> tuple[tuple[str, ...], int, int, bool]:
         help="The per-example attack compares each image with shadow models trained with and without it. More shadows, "
         "a sharper attack; each one is a training run unless it is shipped or cached (the CLI's --shadows).",
     ))
+    alpha_lam = None
+    if prepared.setup.method in chosen:  # the Unlearn page's SSD, at its α and λ
+        alpha, lam, sentence = live.setting_sentence(prepared, f"the audit's {prepared.setup.method}")
+        alpha_lam = (alpha, lam)
+        st.caption(sentence)
     st.caption(plain(audit.cost_sentence(prepared, shadows, seeds, plan), None))
     run = st.button("Run the audit", type="primary", icon=":material/play_arrow:", disabled=not chosen, key="audit_run")
-    return tuple(chosen), seeds if seeds > 1 else 0, shadows, run
+    return tuple(chosen), seeds if seeds > 1 else 0, shadows, alpha_lam, run
 
 
 def show(prepared, result: dict) -> None:
@@ -112,13 +117,14 @@ def show(prepared, result: dict) -> None:
 
 if prepared is not None:
     layout.model_card(prepared)
-    methods, seeds, shadows, clicked = controls(prepared)
+    methods, seeds, shadows, alpha_lam, clicked = controls(prepared)
     if clicked:
         with guard("running the audit"):
             with layout.working("Auditing…", failed="The audit failed") as work:
-                found = audit.run_audit_cached(prepared, methods, seeds, shadows, work.progress, work.waiting)
+                found = audit.run_audit_cached(prepared, methods, seeds, shadows, work.progress, work.waiting,
+                                               alpha_lam)
                 work.done(f"Audit done in {found['seconds']['total']:.1f} s")
-    result = audit.cached_audit(prepared.setup, methods, seeds, shadows) if methods else None
+    result = audit.cached_audit(prepared.setup, methods, seeds, shadows, alpha_lam) if methods else None
     if result is not None:
         try:
             show(prepared, result)
@@ -126,7 +132,7 @@ if prepared is not None:
             show_error(exc, "drawing the audit")
         st.caption("The same audit from the command line: `python -m ssd_core audit " + audit.cli_args(
             prepared.setup, methods, seeds,
-            None if shadows == shadow_plan(prepared.dataset, prepared.setup.model).count else shadows)
+            None if shadows == shadow_plan(prepared.dataset, prepared.setup.model).count else shadows, alpha_lam)
                    + "`")
     elif methods:
         st.info("Press **Run the audit** (results are kept for this session).", icon=":material/play_arrow:")

@@ -14,7 +14,6 @@ st.markdown(
 )
 preload = preload_charts()
 
-from ssd_core.guard import format_alpha
 from ssd_core.metrics import OVER_FORGETTING_TOLERANCE
 from ui import compare, layout, live, method_runs, sidebar
 from ui.errors import guard, show_error
@@ -31,15 +30,6 @@ prepared = layout.prepared_or_hint(setup, "Finish the run setup in the sidebar t
 preload.empty()
 
 
-def unlearn_setting(prepared) -> tuple[float, float, str]:
-    """The α and λ the Unlearn page dampens with (automatic α included) and one sentence saying so, so the
-    session's SSD row here is the SSD shown there."""
-    alpha, lam, setting = live.effective_setting(prepared)
-    how = "automatic" if setting is not None else "set by hand"
-    return alpha, lam, (f"α = {format_alpha(alpha)} ({how}) and λ = {lam:g}: the Unlearn page's setting, so this row "
-                        "shows the same SSD; change them there.")
-
-
 def controls(prepared) -> tuple[list[str], dict[str, dict], bool]:
     kind = prepared.setup.request.kind
     options = method_runs.methods_for(kind)
@@ -53,7 +43,7 @@ def controls(prepared) -> tuple[list[str], dict[str, dict], bool]:
         with st.expander(f"{method} settings", expanded=False):
             st.caption(method_runs.available_methods()[method].description)
             if method == prepared.setup.method:  # the Unlearn page's SSD: the same α and λ here
-                alpha, lam, sentence = unlearn_setting(prepared)
+                alpha, lam, sentence = live.setting_sentence(prepared, "this row")
                 st.caption(sentence)
                 configs[method] = {**method_runs.settings_controls(method, prepared.setup.seed, skip=("alpha", "lam"),
                                                                model_spec=prepared.model_spec),

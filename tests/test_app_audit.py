@@ -125,3 +125,32 @@ def test_audit_runs_with_the_chosen_shadows_and_the_command_says_so():
     assert verdicts.loc["against the per-example attack", "verdict"] == "– no verdict"  # LiRA was not run
     assert any("LiRA did not run: no shadow models were used" in shown_text(m.value) for m in at.markdown)
     assert any("--shadows 0" in c.value for c in at.caption)
+
+
+def test_the_audits_ssd_is_the_unlearn_pages_ssd(tmp_path, capsys):
+    """With α set by hand on the Unlearn page (a link with alpha=30, lambda=1.5) the audit's ssd runs at that
+    setting, not at its default: the page says so, its command carries it, and the command gives the page's
+    verdict numbers."""
+    import json
+    import shlex
+
+    from ssd_core.cli import main
+
+    at = new_app({**QUERY, "alpha": "30", "lambda": "1.5"}).run()
+    set_kept(at, audit_methods=["ssd"])
+    at.run()
+    assert any("α = 30 (set by hand) and λ = 1.5" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.selectbox(key="audit_shadows").set_value(0).run()
+    at.button(key="audit_run").click().run()
+    assert_clean(at)
+    command = next(c.value for c in at.caption if "python -m ssd_core audit" in c.value).split("`")[1]
+    assert "--method ssd --alpha 30 --lambda 1.5" in command and "--shadows 0" in command
+    page = list(at.dataframe[0].value["this method"])
+    out = tmp_path / "audit.json"
+    assert main(shlex.split(command)[3:] + ["--quiet", "--json", str(out)]) == 0
+    capsys.readouterr()
+    from ui.audit import verdict_value
+
+    cli = json.loads(out.read_text())
+    assert cli["methods"]["ssd"]["alpha"] == 30 and cli["methods"]["ssd"]["lam"] == 1.5
+    assert page == [verdict_value(row["test"], row["value"]) for row in cli["audit"]["verdicts"]["ssd"]]

@@ -25,24 +25,36 @@ MAX_AUDITS = 8
 VERDICT_MARKS = {True: "✓ forgotten", False: "✗ not forgotten", None: "– no verdict"}
 
 
-def audit_key(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int) -> tuple:
-    return (setup.split_key(), methods, seeds, shadows)
+def method_options(setup: RunSetup, methods: tuple[str, ...], alpha_lam: tuple[float, float] | None) -> dict[str, dict]:
+    """Each method's options: its defaults, except the session's SSD method, which runs at the Unlearn page's
+    α and λ (``alpha_lam``) so the audit audits the SSD on screen."""
+    options: dict[str, dict] = {m: {} for m in methods}
+    if alpha_lam is not None and setup.method in options:
+        options[setup.method] = {"alpha": alpha_lam[0], "lam": alpha_lam[1]}
+    return options
 
 
-def cached_audit(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int) -> dict[str, Any] | None:
-    return st.session_state.setdefault(K_AUDITS, {}).get(audit_key(setup, methods, seeds, shadows))
+def audit_key(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int,
+              alpha_lam: tuple[float, float] | None = None) -> tuple:
+    return (setup.split_key(), methods, seeds, shadows, repr(method_options(setup, methods, alpha_lam)))
+
+
+def cached_audit(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int,
+                 alpha_lam: tuple[float, float] | None = None) -> dict[str, Any] | None:
+    return st.session_state.setdefault(K_AUDITS, {}).get(audit_key(setup, methods, seeds, shadows, alpha_lam))
 
 
 def run_audit_cached(prepared: Prepared, methods: tuple[str, ...], seeds: int, shadows: int,
-                     progress: Callable[[float, str], None], on_wait: Callable[[str], None]) -> dict[str, Any]:
-    """The session's audit for (setup, methods, seeds, shadows), computed on first use."""
+                     progress: Callable[[float, str], None], on_wait: Callable[[str], None],
+                     alpha_lam: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The session's audit for (setup, methods, seeds, shadows, the SSD setting), computed on first use."""
     results = st.session_state.setdefault(K_AUDITS, {})
-    key = audit_key(prepared.setup, methods, seeds, shadows)
+    key = audit_key(prepared.setup, methods, seeds, shadows, alpha_lam)
     if key not in results:
         with gate_slot(on_wait):
             results[key] = audit_request(prepared.model, prepared.split, prepared.setup.model,
-                                         {m: {} for m in methods}, seed=prepared.setup.seed, device=prepared.device,
-                                         shadows=shadows, seeds=seeds, progress=progress)
+                                         method_options(prepared.setup, methods, alpha_lam), seed=prepared.setup.seed,
+                                         device=prepared.device, shadows=shadows, seeds=seeds, progress=progress)
         while len(results) > MAX_AUDITS:
             results.pop(next(iter(results)))
     return results[key]
@@ -118,13 +130,17 @@ def to_json(result: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2)
 
 
-def cli_args(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int | None = None) -> str:
-    """The ``python -m ssd_core audit`` arguments for the same audit (``shadows``: when not the plan's)."""
+def cli_args(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int | None = None,
+             alpha_lam: tuple[float, float] | None = None) -> str:
+    """The ``python -m ssd_core audit`` arguments for the same audit (``shadows``: when not the plan's;
+    ``alpha_lam``: the session's SSD method's setting, see :func:`method_options`)."""
     r = setup.request
     forget = {"class": f"--forget-class {r.target}", "subclass": f"--forget-subclass {r.target}",
               "random": f"--forget-random {r.k}", "indices": f"--forget-indices {','.join(map(str, r.indices or ()))}"}
     parts = [f"--dataset {setup.dataset}", f"--model {setup.model}", forget[r.kind], f"--seed {setup.seed}"]
     parts += [f"--method {m}" for m in methods]
+    if alpha_lam is not None and setup.method in methods:
+        parts += [f"--alpha {alpha_lam[0]:.10g}", f"--lambda {alpha_lam[1]:g}"]
     if seeds > 1:
         parts.append(f"--seeds {seeds}")
     if shadows is not None:

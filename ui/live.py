@@ -195,6 +195,15 @@ def effective_setting(prepared: Prepared) -> tuple[float, float, AutoSetting | N
     return alpha, float(setting.lam_used) if setting is not None else float(state.current().lam), setting
 
 
+def setting_sentence(prepared: Prepared, where: str) -> tuple[float, float, str]:
+    """The Unlearn page's α and λ (:func:`effective_setting`) and one sentence saying ``where`` uses them,
+    so a page's run of the session's SSD method is the SSD shown on the Unlearn page."""
+    alpha, lam, setting = effective_setting(prepared)
+    how = "automatic" if setting is not None else "set by hand"
+    return alpha, lam, (f"α = {format_alpha(alpha)} ({how}) and λ = {lam:g}: the Unlearn page's setting, so {where} "
+                        "shows the same SSD; change them there.")
+
+
 def auto_toggle(setting: AutoSetting | None) -> bool:
     """The 'Automatic α' toggle (a view of the state)."""
     st.session_state[K_AUTO] = state.current().alpha_auto
