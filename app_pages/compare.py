@@ -50,6 +50,10 @@ def controls(prepared) -> tuple[list[str], dict[str, dict], bool]:
                                    "alpha": alpha, "lam": lam}
             else:
                 configs[method] = method_runs.settings_controls(method, prepared.setup.seed, model_spec=prepared.model_spec)
+    missing = {m: c for m, c in configs.items() if method_runs.cached_run(prepared.setup, m, c) is None}
+    if missing:
+        with guard("estimating the run time"):
+            st.caption(method_runs.estimate_sentence(prepared, missing))
     run = st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not chosen, key="cmp_run")
     return chosen, configs, run
 

@@ -222,3 +222,23 @@ def test_saps_page_selection_and_sweep(digits_class0) -> None:
     assert table["forget test"].iloc[0] == pytest.approx(library_eval.forget_test_acc, abs=1e-12)
     assert table["retain test"].iloc[0] == pytest.approx(library_eval.retain_test_acc, abs=1e-12)
     assert any(t.startswith("Forget and retain test accuracy against p") for t in chart_titles(at))
+
+
+def test_compare_says_how_long_each_method_takes_before_it_runs(compared: AppTest) -> None:
+    """#26 'long work is honest': before Run, one sentence gives each chosen method's expected time here from
+    the measured training speed (finetune: its 8 epochs over the retain set; retrain: read from disk when a
+    model is there; a method with its own schedule: no number, not a guess). Methods already run drop out."""
+    import re
+
+    at = new_app()
+    at.run()
+    at.switch_page("app_pages/compare.py").run()
+    at.multiselect(key="cmp_methods").set_value(["ssd", "finetune", "retrain", "unsir"]).run()
+    assert_clean(at)
+    sentence = next(c.value for c in at.caption if c.value.startswith("Expected here"))
+    assert re.search(r"finetune: about \d+ (s|min) \(8 epochs over the retain set\)", sentence), sentence
+    assert re.search(r"ssd: (a few seconds|about \d+ s)", sentence) and "unsir: no estimate" in sentence
+    assert re.search(r"retrain: (read from disk \((shipped|cache), no training\)|about \d+ (s|min) \(\d+ epochs\))", sentence)
+    compared.run()
+    ran = [c.value for c in compared.caption if c.value.startswith("Expected here")]
+    assert not ran, ran  # ssd, finetune and retrain ran in that session: nothing left to estimate

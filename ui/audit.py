@@ -15,6 +15,7 @@ import streamlit as st
 
 from ssd_core.audit.runner import audit_request
 from ssd_core.audit.text import TESTS
+from unlearning_lab.text import duration
 
 from .method_runs import gate_slot
 from .resources import Prepared
@@ -148,10 +149,6 @@ def cli_args(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int
     return " ".join(parts)
 
 
-def _minutes(seconds: float) -> str:
-    return f"about {max(1, round(seconds / 60))} min" if seconds >= 90 else f"about {max(1, round(seconds))} s"
-
-
 def cost_sentence(prepared: Prepared, shadows: int, seeds: int, plan: Any) -> str:
     """What the audit will train before it runs, with times estimated from this machine's measured
     training speed: the retrained reference (shipped, cached or trained once) and the LiRA shadows."""
@@ -159,26 +156,18 @@ def cost_sentence(prepared: Prepared, shadows: int, seeds: int, plan: Any) -> st
     from ssd_core.audit.lira import find_shadows
     from ssd_core.train import TrainConfig
 
-    from .resources import training_estimate
+    from .resources import image_seconds
 
     setup = prepared.setup
     parts: list[str] = []
-    train_seconds: float | None = None
-
-    def per_epoch_image() -> float:
-        nonlocal train_seconds
-        if train_seconds is None:
-            seconds, epochs, n_train = training_estimate(setup)
-            train_seconds = seconds / max(1, epochs * n_train)
-        return train_seconds
 
     epochs = TrainConfig.default(prepared.dataset.name, setup.model, setup.seed).epochs
     source = reference_source(prepared.split, setup.model, seed=setup.seed)
     if source is not None:
         parts.append(f"The retrained reference is {source} (no training).")
     else:
-        seconds = per_epoch_image() * epochs * len(prepared.split.retain_train)
-        parts.append(f"The retrained reference trains once ({_minutes(seconds)} here, then cached).")
+        seconds = image_seconds(setup) * epochs * len(prepared.split.retain_train)
+        parts.append(f"The retrained reference trains once (about {duration(seconds)} here, then cached).")
     if seeds > 1:
         parts.append(f"{seeds} seeds retrain it {seeds - 1} more times.")
     if shadows == 0:
@@ -186,8 +175,8 @@ def cost_sentence(prepared: Prepared, shadows: int, seeds: int, plan: Any) -> st
     elif find_shadows(prepared.dataset, setup.model, count=shadows) is not None:
         parts.append(f"LiRA uses {shadows} ready shadow models (no training).")
     else:
-        each = per_epoch_image() * int(plan.config["epochs"]) * len(prepared.dataset.train_y) / 2
-        parts.append(f"LiRA first trains {shadows} shadow models ({_minutes(each * shadows)} here, then cached). "
+        each = image_seconds(setup) * int(plan.config["epochs"]) * len(prepared.dataset.train_y) / 2
+        parts.append(f"LiRA first trains {shadows} shadow models (about {duration(each * shadows)} here, then cached). "
                      + plan.note)
     return " ".join(parts)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from unlearning_lab.text import plain
+from unlearning_lab.text import duration, plain
 
 from . import resources
 from .errors import WorkCancelled, guard
@@ -123,12 +123,6 @@ def working(label: str, failed: str | None = None) -> Iterator[Work]:
 K_TRAIN_OK = "_train_confirmed"  # the setups whose training this session confirmed
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(5, 5 * round(seconds / 5)):.0f} seconds"
-    return f"{seconds / 60:.0f} minutes"
-
-
 def confirm_training(setup: RunSetup) -> bool:
     """Training an original model costs time: ask first, saying how long it will take here."""
     confirmed = st.session_state.setdefault(K_TRAIN_OK, set())
@@ -139,7 +133,7 @@ def confirm_training(setup: RunSetup) -> bool:
     where = "kept in this session only" if setup.is_session_local else "then cached on disk, so this happens once"
     c1, c2 = note_beside([4, 1])
     c1.info(f"There is no trained **{setup.model}** for **{plain(setup.dataset)}** yet. Training it here takes about "
-            f"{_duration(seconds)} ({epochs} epochs on {n_train:,} images); it is {where}.",
+            f"{duration(seconds)} ({epochs} epochs on {n_train:,} images); it is {where}.",
             icon=":material/model_training:")
     # The click confirms in a callback, so the run it starts trains without this box and its button on screen.
     c2.button(f"Train {setup.model} now", key="train_confirm", type="primary", icon=":material/play_arrow:",

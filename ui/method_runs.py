@@ -22,6 +22,7 @@ from ssd_core.methods import available_methods, config_fields, make_config, run_
 from ssd_core.metrics import Evaluation, Evaluator, SplitOutputs
 from unlearning_lab import jobs
 from unlearning_lab.export import modebar_config
+from unlearning_lab.text import duration
 
 from .resources import Prepared
 from .state import K_IMAGE_FORMAT, RunSetup, keep, kept
@@ -51,6 +52,45 @@ class MethodRun:
 
 def result_key(setup: RunSetup, method: str, config: dict[str, Any]) -> tuple:
     return (setup.split_key(), method, tuple(sorted((k, repr(v)) for k, v in config.items())))
+
+
+def about(seconds: float) -> str:
+    return "a few seconds" if seconds < 5 else f"about {duration(seconds)}"
+
+
+def method_estimate(prepared: Prepared, method: str, config: dict[str, Any], image_seconds: float) -> str:
+    """Before a run: roughly how long ``method`` takes here, from this machine's measured training speed
+    (``image_seconds``: seconds per image per epoch, forward and backward). SSD reads the forget set once
+    (I_D is cached); a retain-set method reads the retain set once per epoch; the retrained model may be on
+    disk already. A method with another schedule gets no number rather than a guess."""
+    from ssd_core.audit import reference_source
+    from ssd_core.methods.base import FULL_DATA_CACHED, FULL_RETAIN, RETAIN_ONLY
+
+    spec = available_methods()[method]
+    split = prepared.split
+    if method == "retrain":
+        source = reference_source(split, prepared.setup.model, seed=prepared.setup.seed)
+        if source is not None:
+            return f"{method}: read from disk ({source}, no training)"
+        epochs = int(config.get("epochs") or prepared.model_spec.epochs)
+        return f"{method}: {about(epochs * len(split.retain_train) * image_seconds)} ({epochs} epochs)"
+    if spec.data_touched == FULL_DATA_CACHED:
+        images = len(split.forget_train) + (0 if config.get("estimator", prepared.setup.estimator) == prepared.setup.estimator
+                                            else len(split.train))
+        return f"{method}: {about(images * image_seconds)}"
+    if spec.data_touched in (FULL_RETAIN, RETAIN_ONLY) and isinstance(config.get("epochs"), int):
+        epochs = config["epochs"]
+        return f"{method}: {about(epochs * len(split.retain_train) * image_seconds)} ({epochs} epochs over the retain set)"
+    return f"{method}: no estimate (its own schedule)"
+
+
+def estimate_sentence(prepared: Prepared, configs: dict[str, dict[str, Any]]) -> str:
+    """One sentence: each chosen method's expected time here (see :func:`method_estimate`)."""
+    from .resources import image_seconds
+
+    each = image_seconds(prepared.setup)
+    parts = [method_estimate(prepared, method, config, each) for method, config in configs.items()]
+    return "Expected here (from this machine's training speed): " + "; ".join(parts) + "."
 
 
 def methods_for(kind: str) -> list[str]:

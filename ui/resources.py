@@ -149,6 +149,13 @@ def training_estimate(setup: RunSetup) -> tuple[float, int, int]:
     return float(seconds), config.epochs, len(dataset.train_y)
 
 
+def image_seconds(setup: RunSetup) -> float:
+    """Seconds per training image per epoch (forward and backward) for ``setup``'s model here, measured:
+    what every "about N min here" estimate multiplies (an importance pass costs about the same per image)."""
+    seconds, epochs, n_train = training_estimate(setup)
+    return seconds / max(1, epochs * n_train)
+
+
 @dataclass
 class OriginalModel:
     trained: TrainedModel

@@ -36,3 +36,10 @@ def plain(value: object, limit: int | None = MAX_SHOWN) -> str:
     emphasis or math survives)."""
     text = _AUTOLINK.sub(lambda m: m.group(0)[0] + ZWSP + m.group(0)[1:], printable(value, limit))
     return text.translate(_ESCAPE)
+
+
+def duration(seconds: float) -> str:
+    """An estimate's length as people say it: '40 s' (5 s steps, at least 5) under 90 s, else '5 min'."""
+    if seconds < 90:
+        return f"{max(5, 5 * round(seconds / 5)):.0f} s"
+    return f"{max(2, round(seconds / 60)):.0f} min"
