@@ -254,8 +254,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     if args.json_path and args.json_path != "-":
         _check_writable(args.json_path, "the JSON")
-    if args.shadows is not None and args.shadows % 2:
-        raise InputError(f"--shadows must be even (each image is in half of them); got {args.shadows}.")
+    from .audit.runner import check_counts
+
+    check_counts(args.shadows, args.seeds)  # at once, before the data and the model are loaded
     if args.seeds == 1:
         args.seeds = 0
     methods: dict[str, dict[str, Any]] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import time
 
 import numpy as np
 import pytest
@@ -18,9 +19,11 @@ from ssd_core.audit.distance import distance, kl_divergence
 from ssd_core.audit.lira import auc, membership, scaled_confidence, shadow_assignment, tpr_at_fpr
 from ssd_core.audit.probe import fit_probe, penultimate_features, probe_accuracy, probe_predict
 from ssd_core.audit.relearn import pick_relearn_samples, relearn_curve
+from ssd_core.audit.runner import audit_request
 from ssd_core.audit.seeds import interval, t_quantile
 from ssd_core.cli import main
 from ssd_core.data import ForgetRequest, ImageDataset, load_dataset, make_split
+from ssd_core.errors import InputError
 from ssd_core.methods import run_method
 from ssd_core.metrics import logits_of
 from ssd_core.train import TrainConfig, load_or_train, train_model
@@ -240,6 +243,15 @@ def test_cli_audit_json_and_bad_input(capsys):
     assert result["audit"]["shadows"] == {"count": 16, "source": "shipped", "seed": 0, "epochs": 15}
     assert main(["audit", "--dataset", "digits", "--forget-class", "3", "--shadows", "3"]) == 2
     assert "even" in capsys.readouterr().err
+    # #23.5: counts no audit could finish are refused at once (they ran until killed), from the numbers alone
+    for flag, value, words in (("--shadows", "100000", "0 to 64 shadow models"), ("--seeds", "1000000", "at most 20 seeds")):
+        start = time.perf_counter()
+        assert main(["audit", "--dataset", "fashion_mnist", "--forget-class", "0", flag, value]) == 2
+        assert time.perf_counter() - start < 2.0  # before the data or the model is loaded
+        err = capsys.readouterr().err
+        assert words in err and value in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(InputError, match="at most 20 seeds"):  # the library (and so the Audit page) refuses too
+        audit_request(None, None, "smallcnn", {"assd": {}}, seeds=21)  # type: ignore[arg-type]
 
 
 def test_the_features_row_gives_no_verdict_when_random_features_already_read_the_class():

@@ -22,6 +22,20 @@ from .lira import build_shadows, find_shadows, shadow_plan
 from .reference import retrained_reference
 from .seeds import seed_runs
 
+MAX_SHADOWS = 64  # LiRA shadow models: each is a training run (16 is the plan on small data)
+MAX_SEEDS = 20  # seeds of an audit: each retrains the reference and reruns every method
+
+
+def check_counts(shadows: int | None, seeds: int) -> None:
+    """Refuse, before anything is loaded or trained, shadow and seed counts no audit could finish."""
+    if shadows is not None:
+        if shadows < 0 or shadows > MAX_SHADOWS:
+            raise InputError(f"LiRA uses 0 to {MAX_SHADOWS} shadow models (each one is a training run); got {shadows}.")
+        if shadows % 2:
+            raise InputError(f"The number of shadow models must be even (each image is in half of them); got {shadows}.")
+    if seeds < 0 or seeds > MAX_SEEDS:
+        raise InputError(f"An audit runs at most {MAX_SEEDS} seeds (each retrains the reference model); got {seeds}.")
+
 
 @dataclass
 class AuditRun:
@@ -39,6 +53,7 @@ def run_audit(run: AuditRun, progress: OptionalProgress = None) -> dict[str, Any
     """Load the data and the original model, then :func:`audit_request`; returns the JSON-ready audit."""
     start = time.perf_counter()
     config = run.experiment
+    check_counts(run.shadows, run.seeds)
     if not run.methods:
         raise InputError("Name at least one method to audit.")
     for name in run.methods:
@@ -81,6 +96,7 @@ def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: 
         ``seeds`` (intervals, when asked), ``seconds``, ``environment``.
     """
     start = time.perf_counter()
+    check_counts(shadows, seeds)
     if not methods:
         raise InputError("Name at least one method to audit.")
     specs = {name: get_method(name) for name in methods}
@@ -90,8 +106,6 @@ def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: 
     plan = shadow_plan(split.dataset, model)
     if shadows is None:
         shadows = plan.count
-    if shadows % 2:
-        raise InputError(f"LiRA needs an even number of shadow models; got {shadows}.")
     checked = {name: specs[name].config_for(model, **options) for name, options in methods.items()}
     seconds: dict[str, float] = {}
     t = time.perf_counter()
