@@ -356,7 +356,11 @@ def register_factory(path: str, *, epochs: int = 15, lr: float = 1e-3, batch_siz
         raise InputError(f"'{module_name}' has no function '{function_name}' to build the model.")
 
     def build(c: int, k: int, s: int) -> nn.Module:
-        net = function(c, k, s)
+        try:
+            net = function(c, k, s)
+        except Exception as exc:  # noqa: BLE001 - the user's code failed: say so in one sentence (exit 2)
+            raise InputError(f"The model factory {path} failed when called as {function_name}(in_channels={c}, "
+                             f"num_classes={k}, image_size={s}): {type(exc).__name__}: {str(exc)[:120]}") from None
         if not isinstance(net, nn.Module):
             raise InputError(f"The model factory {path} returned a {type(net).__name__}, not a torch nn.Module.")
         return net

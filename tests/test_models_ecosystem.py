@@ -93,6 +93,10 @@ def test_model_factory_from_the_users_code_runs_from_the_cli(tmp_path, monkeypat
     assert main(["unlearn", "--dataset", "digits", "--model-factory", "my_models:not_a_model", "--forget-class", "3",
                  "--quiet"]) == 2
     assert "not a torch nn.Module" in capsys.readouterr().err
+    # #23.6: a function that cannot be called that way (os.system takes one argument) is a bad argument too: exit 2
+    assert main(["unlearn", "--dataset", "digits", "--model-factory", "os:system", "--forget-class", "3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "failed when called as system(in_channels=1, num_classes=10, image_size=8): TypeError" in err
 
 
 
