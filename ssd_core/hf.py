@@ -94,6 +94,55 @@ def is_hf_config(raw: object) -> bool:
     return isinstance(raw, dict) and isinstance(raw.get("model_type"), str) and "model" not in raw
 
 
+MAX_HF_LABELS = 100_000  # classes of a config.json's head
+MAX_HF_LAYERS = 512  # transformer blocks (num_hidden_layers, or the sum of depths)
+MAX_HF_SIZE = 1_048_576  # any width, image or patch size (the memory estimate below is the real check)
+
+
+def _whole_in(raw: dict, key: str, low: int, high: int) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"The config.json's {key} must be a whole number from {low:,} to {high:,}; got {str(value)[:40]}.")
+    return value
+
+
+def check_config_counts(raw: dict) -> None:
+    """Refuse a config.json whose counts no model here could have, from its numbers alone, before transformers
+    reads it (building its config makes one label entry per class; building the model, one module per layer):
+    classes, layers and sizes within the caps above, and the parameters a transformer of those sizes would
+    have within the memory budget."""
+    from .memory import check_memory
+
+    labels = _whole_in(raw, "num_labels", 1, MAX_HF_LABELS)
+    for key in ("id2label", "label2id"):
+        table = raw.get(key)
+        if table is not None and (not isinstance(table, dict) or not 1 <= len(table) <= MAX_HF_LABELS):
+            raise InputError(f"The config.json's {key} must name 1 to {MAX_HF_LABELS:,} classes.")
+        if labels is None and isinstance(table, dict):
+            labels = len(table)
+    layers = _whole_in(raw, "num_hidden_layers", 1, MAX_HF_LAYERS) or 0
+    depths = raw.get("depths")
+    if depths is not None:
+        if not isinstance(depths, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                   for d in depths) or sum(depths) > MAX_HF_LAYERS:
+            raise InputError(f"The config.json's depths must be whole numbers adding up to at most {MAX_HF_LAYERS}.")
+        layers = max(layers, sum(depths))
+    sizes = {key: _whole_in(raw, key, 1, MAX_HF_SIZE) for key in
+             ("hidden_size", "intermediate_size", "embed_dim", "image_size", "patch_size", "num_attention_heads",
+              "num_channels", "encoder_stride")}
+    for key in ("hidden_sizes", "embed_dims"):
+        widths = raw.get(key)
+        if widths is not None and (not isinstance(widths, list) or not all(
+                isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_HF_SIZE for w in widths)):
+            raise InputError(f"The config.json's {key} must be whole numbers from 1 to {MAX_HF_SIZE:,}.")
+    width = sizes["hidden_size"] or sizes["embed_dim"] or 0
+    inner = sizes["intermediate_size"] or 4 * width
+    parameters = layers * (4 * width * width + 2 * width * inner) + (labels or 0) * width
+    check_memory(4 * parameters, "this Hugging Face model", "its config.json asks for that many layers and widths")
+
+
 def _hf_config(raw: object) -> Any:
     """A transformers config from a parsed config.json, built offline; custom code is refused."""
     transformers = _transformers()
@@ -103,6 +152,7 @@ def _hf_config(raw: object) -> Any:
     if raw.get("auto_map"):
         raise InputError("The config.json asks for custom model code (auto_map); only models built into transformers "
                          "are loaded, because custom code would run on this machine.")
+    check_config_counts(raw)
     values = {k: v for k, v in raw.items() if k not in ("model_type", "transformers_version", "architectures")}
     try:
         return transformers.AutoConfig.for_model(raw["model_type"], **values)

@@ -200,6 +200,28 @@ def test_hugging_face_weights_load_strictly_and_safely(tiny_vit, tmp_path, monke
     with pytest.raises(InputError, match="more than the 512 MB"):
         load_hf_classifier(str(_copy_vit(tiny_vit, tmp_path / "huge", edit_config=huge)))
 
+    # #23.1, 2 and 6: counts in config.json are checked from the numbers before transformers builds anything
+    # (a billion labels grew the server by 2.6 GB building the label table; 100,000 layers held it 400 s)
+    import time
+    import tracemalloc
+
+    for name, change, words in (
+        ("labels", {"num_labels": 1_000_000_000}, "num_labels must be a whole number from 1 to 100,000"),
+        ("label-table", {"num_labels": None, "id2label": {str(i): str(i) for i in range(100_001)}}, "larger than 1 MB"),
+        ("layers", {"num_hidden_layers": 100_000}, "num_hidden_layers must be a whole number from 1 to 512"),
+        ("negative", {"num_labels": -5}, "from 1 to 100,000; got -5"),
+        ("wide", {"hidden_size": 60_000, "num_hidden_layers": 500}, "more than the 512 MB"),
+    ):
+        folder = _copy_vit(tiny_vit, tmp_path / name, edit_config=lambda c, change=change: {
+            k: v for k, v in {**c, **change}.items() if v is not None})
+        tracemalloc.start()
+        start = time.perf_counter()
+        with pytest.raises(InputError, match=words):
+            load_hf_classifier(str(folder))
+        seconds, peak = time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert seconds < 5 and peak < 100 * 2**20, (name, seconds, peak)
+
 
 def test_timm_models_are_optional_and_say_so_when_timm_cannot_be_imported():
     from ssd_core.models import get_spec
