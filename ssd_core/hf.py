@@ -342,10 +342,11 @@ def register_hf_architecture(name: str, description: str, pretrained: HFImageCla
     transformers = _transformers()
     config = pretrained.model.config
     mean, std = pretrained.preprocessing
+    image_size, channels = pretrained.image_size, pretrained.channels  # not the model: its weights stay freeable
 
     def build(c: int, k: int, s: int) -> nn.Module:
         fresh = transformers.AutoModelForImageClassification.from_config(config)
-        return HFImageClassifier(fresh, pretrained.image_size, pretrained.channels, mean, std)
+        return HFImageClassifier(fresh, image_size, channels, mean, std)
 
     register(ModelSpec(name, description, build, 10, 1e-4, 32, optimizer="adamw", weight_decay=0.05,
                        default_alpha=5.0, own_normalisation=True))

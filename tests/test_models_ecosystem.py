@@ -223,6 +223,25 @@ def test_hugging_face_weights_load_strictly_and_safely(tiny_vit, tmp_path, monke
         assert seconds < 5 and peak < 100 * 2**20, (name, seconds, peak)
 
 
+def test_a_registered_hugging_face_architecture_does_not_keep_the_uploaded_weights(tiny_vit):
+    """#23.4: the architecture registered for an upload (so retraining builds the same network) holds its
+    config, not the uploaded model: once the session lets go of the model, its weights are freed."""
+    import gc
+    import weakref
+
+    from ssd_core.hf import load_hf_classifier, register_hf_architecture
+    from ssd_core.models import get_spec
+
+    pretrained = load_hf_classifier(str(tiny_vit), 10)
+    register_hf_architecture("hf:upload-test-weakref", "test", pretrained)
+    weights = weakref.ref(pretrained.model)
+    del pretrained
+    gc.collect()
+    assert weights() is None
+    fresh = get_spec("hf:upload-test-weakref").build(3, 10, 16)
+    assert fresh(torch.zeros(1, 3, 16, 16)).shape == (1, 10)
+
+
 def test_timm_models_are_optional_and_say_so_when_timm_cannot_be_imported():
     from ssd_core.models import get_spec
 
@@ -305,6 +324,18 @@ def test_dashboard_upload_of_a_hugging_face_vit_shows_the_librarys_numbers(tiny_
 
     assert "as hf:upload-" in " ".join(shown_text(s.value) for s in at.success)
     _assert_dashboard_shows(at, *_library_numbers(library, dataset))
+
+    # #23.3: a second session cannot reach the first's upload by naming its architecture in a link
+    import re
+
+    from apptest_helpers import assert_clean, new_app
+
+    name = re.search(r"hf:upload-[0-9a-f]+", " ".join(shown_text(s.value) for s in at.success)).group(0)
+    other = new_app({"model": name, "forget": "class:0"}).run()
+    assert_clean(other)
+    assert other.selectbox(key="setup_model").value != name
+    assert name not in other.selectbox(key="setup_model").options
+    assert any(name in shown_text(w.value) for w in other.warning)  # the link's value is refused, and said so
 
 
 @pytest.mark.parametrize("files", ["authors' .pth", "safetensors + config"])

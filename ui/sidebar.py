@@ -64,7 +64,7 @@ def link_choices() -> links.LinkChoices:
 
     return links.LinkChoices(
         datasets=resources.available_datasets(),
-        models=list(available_models()),
+        models=list(uploads.shared_models(available_models())),
         methods=list(resources.ui_methods()),
         alpha_range=LINK_ALPHA_RANGE,
         lambda_range=(LAMBDA_MIN, LAMBDA_MAX),
@@ -162,7 +162,7 @@ def _choose_model(sb, dataset: ImageDataset, models: dict) -> tuple[str, str | N
     if added is not None:
         state.update(model=added)
         if not added.startswith(uploads.UPLOAD_PREFIX) and added not in models:  # an architecture from code
-            models = available_models()
+            models = uploads.shared_models(available_models())
             registry = list(models)
     uploaded = uploads.models_for(st.session_state, dataset)
     choices = registry + list(uploaded)
@@ -233,7 +233,7 @@ def run_setup() -> RunSetup | None:
     if picked is None:
         return None
     _, dataset, data_dir, data_upload = picked
-    models = available_models()  # once per run: it probes optional packages (torchvision) each call
+    models = uploads.shared_models(available_models())  # once per run: it probes optional packages (torchvision) each call
     model_name, model_upload = _choose_model(sb, dataset, models)
 
     methods = resources.ui_methods()

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,6 +224,15 @@ def _keep_model(state: MutableMapping[Any, Any], model: Classifier, config: Mode
     return upload
 
 
+HF_UPLOAD_PREFIX = "hf:upload-"  # an uploaded Hugging Face model's architecture (registered for retraining)
+
+
+def shared_models(models: Mapping[str, Any]) -> dict[str, Any]:
+    """The registry's architectures a session may pick or a link may name: not the ones registered for
+    someone's Hugging Face upload (each session reaches its own upload by its ``upload:`` id)."""
+    return {name: spec for name, spec in models.items() if not name.startswith(HF_UPLOAD_PREFIX)}
+
+
 def _json_object(data: bytes) -> object:
     try:
         return json.loads(data[: 1 * MB].decode("utf-8"))
@@ -240,7 +249,7 @@ def _add_hf_checkpoint(state: MutableMapping[Any, Any], data: bytes, filename: s
         c = dataset.input_shape[0]
         model = Classifier(pretrained, (0.0,) * c, (1.0,) * c).eval()
         fingerprint = model_fingerprint(model)
-    name = f"hf:upload-{fingerprint[:12]}"
+    name = f"{HF_UPLOAD_PREFIX}{fingerprint[:12]}"
     register_hf_architecture(name, f"Hugging Face {type(pretrained.model).__name__} (uploaded)", pretrained)
     config = ModelConfig(model=name, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
                          mean=(0.0,) * c, std=(1.0,) * c, classes=list(dataset.classes)).validate()
