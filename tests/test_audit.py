@@ -88,6 +88,15 @@ def test_distance_to_retrain_is_zero_for_itself_and_smaller_after_unlearning(cla
     q = F.softmax(logits_of(unlearned, split.forget_test, "cpu").double(), 1)
     independent = float((p * (p.log() - q.log())).sum(1).mean())
     assert report.unlearned["assd"].distance["forget_test"].kl == pytest.approx(independent, rel=1e-6)
+    # #24.3 total variation: 0 for the retrained model itself, by hand (numpy) for the unlearned one, and per class
+    assert report.retrained.distance["forget_test"].total_variation == pytest.approx(0.0, abs=1e-12)
+    by_hand = 0.5 * np.abs(p.numpy() - q.numpy()).sum(1).mean()
+    found = report.unlearned["assd"].distance["forget_test"].total_variation
+    assert found == pytest.approx(by_hand, rel=1e-9) and 0 < found < 1
+    assert report.original.distance["forget_test"].total_variation > found  # the original still answers "3"
+    tv3 = report.unlearned["assd"].per_class_tv[3]
+    assert tv3 == pytest.approx(by_hand, rel=1e-9)  # the forget-test images are the test split's class 3
+    assert all(v == pytest.approx(0.0, abs=1e-12) for v in report.retrained.per_class_tv)
 
 
 def test_kl_of_known_distributions():

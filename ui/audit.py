@@ -102,6 +102,8 @@ def numbers_table(result: dict[str, Any]) -> pd.DataFrame:
             "retain test": m["retain_test_acc"],
             "KL to retrain (forget test)": m["distance"]["forget_test"]["kl"],
             "JS to retrain (forget test)": m["distance"]["forget_test"]["js"],
+            "total variation to retrain (forget test)": m["distance"]["forget_test"].get("total_variation"),
+            "total variation to retrain (retain test)": m["distance"]["retain_test"].get("total_variation"),
             "activation distance (forget test)": m["distance"]["forget_test"]["activation"],
             "probe on forgotten class": m["probe_forget_acc"],
             "steps to relearn 50%": relearn.get("steps_to_target"),

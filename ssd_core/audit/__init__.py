@@ -29,7 +29,7 @@ from ..data import ForgetSplit
 from ..metrics import evaluate, logits_of
 from ..models import get_spec
 from ..progress import OptionalProgress, report
-from .distance import DISTANCE_SUBSETS, Distance, distance, per_class_js
+from .distance import DISTANCE_SUBSETS, Distance, distance, per_class_js, per_class_tv
 from .lira import LIRA_SHADOWS, MembershipResult, ShadowSet, build_shadows, find_shadows, membership, shadow_plan
 from .probe import probe_accuracy
 from .reference import reference_source, retrained_reference
@@ -75,6 +75,7 @@ class ModelAudit:
     probe_forget_acc: float | None
     relearn: RelearnCurve | None
     lira: MembershipResult | None
+    per_class_tv: list[float | None] = field(default_factory=list)  # total variation, test split, by true class
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -153,7 +154,9 @@ def _audit_one(name: str, model: nn.Module, split: ForgetSplit, reference_logits
     for subset in DISTANCE_SUBSETS:
         distances[subset] = distance(logits_of(model, getattr(split, subset), device), reference_logits[subset])
     test = split.test
-    class_js = per_class_js(logits_of(model, test, device), reference_test, test.y, split.dataset.num_classes)
+    test_logits = logits_of(model, test, device)
+    class_js = per_class_js(test_logits, reference_test, test.y, split.dataset.num_classes)
+    class_tv = per_class_tv(test_logits, reference_test, test.y, split.dataset.num_classes)
     whole = len(split.forget_test) > 0
     probe = probe_accuracy(model, _probe_train(split, config.probe_max_train, config.seed), split.forget_test,
                            split.dataset.num_classes, device, config.feature_layer) if whole else None
@@ -163,7 +166,7 @@ def _audit_one(name: str, model: nn.Module, split: ForgetSplit, reference_logits
         relearn = relearn_curve(model, samples, split.forget_test, steps=config.relearn_steps, device=device)
     lira = membership(model, split, shadows, device, config.max_non_members) if shadows is not None else None
     return ModelAudit(name, result.forget_test_acc, result.retain_test_acc, result.forget_train_acc, distances,
-                      class_js, probe, relearn, lira)
+                      class_js, probe, relearn, lira, class_tv)
 
 
 def _fmt(value: float | None, percent: bool = True) -> str:

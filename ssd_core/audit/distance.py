@@ -8,6 +8,9 @@ For each subset (forget-test, forget-train, retain-test) and each true class of 
 - JS: mean Jensen-Shannon divergence (nats, in [0, ln 2]), symmetric and bounded.
 - activation distance: mean L2 distance between the two probability vectors (the SSD paper's
   "activation distance"), in [0, sqrt(2)].
+- total variation: mean of half the L1 distance between the two probability vectors, in [0, 1]: the
+  largest difference in probability the two models give any set of classes (the output distance of
+  CMIA/TREW, 2026, which catches class-level leakage accuracy and population MIA miss).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Distance:
     js: float | None
     activation: float | None
     n: int
+    total_variation: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,8 +51,13 @@ def activation_distance(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch
     return (F.softmax(p_logits.double(), 1) - F.softmax(q_logits.double(), 1)).norm(dim=1)
 
 
+def total_variation(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample total-variation distance (half the L1 distance) between the two softmax distributions."""
+    return 0.5 * (F.softmax(p_logits.double(), 1) - F.softmax(q_logits.double(), 1)).abs().sum(1)
+
+
 def distance(model_logits: torch.Tensor, reference_logits: torch.Tensor) -> Distance:
-    """Mean KL(reference || model), JS and activation distance over matching rows."""
+    """Mean KL(reference || model), JS, activation distance and total variation over matching rows."""
     n = int(model_logits.shape[0])
     if n == 0:
         return Distance(None, None, None, 0)
@@ -57,15 +66,25 @@ def distance(model_logits: torch.Tensor, reference_logits: torch.Tensor) -> Dist
         js=float(js_divergence(model_logits, reference_logits).double().mean()),
         activation=float(activation_distance(model_logits, reference_logits).mean()),
         n=n,
+        total_variation=float(total_variation(model_logits, reference_logits).mean()),
     )
 
 
 def per_class_js(model_logits: torch.Tensor, reference_logits: torch.Tensor, labels: torch.Tensor,
                  num_classes: int) -> list[float | None]:
     """Mean JS divergence to the reference for the samples of each true class (None: no sample)."""
-    js = js_divergence(model_logits, reference_logits).double()
+    return _per_class(js_divergence(model_logits, reference_logits).double(), labels, num_classes)
+
+
+def per_class_tv(model_logits: torch.Tensor, reference_logits: torch.Tensor, labels: torch.Tensor,
+                 num_classes: int) -> list[float | None]:
+    """Mean total variation to the reference for the samples of each true class (None: no sample)."""
+    return _per_class(total_variation(model_logits, reference_logits), labels, num_classes)
+
+
+def _per_class(values: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float | None]:
     out: list[float | None] = []
     for c in range(num_classes):
         mask = labels == c
-        out.append(float(js[mask].mean()) if bool(mask.any()) else None)
+        out.append(float(values[mask].mean()) if bool(mask.any()) else None)
     return out
