@@ -15,7 +15,7 @@ st.markdown(
 preload = preload_charts()
 
 from ssd_core.audit.lira import shadow_plan
-from ssd_core.audit.relearn import RELEARN_K
+from ssd_core.audit.relearn import RELEARN_K, RETAIN_RELEARN_K
 from ui import audit, compare, layout, live, method_runs, sidebar
 from ui.errors import guard, show_error
 from ui.state import keep
@@ -104,6 +104,11 @@ def show(prepared, result: dict) -> None:
     if curves:
         method_runs.show_figure(figs.relearn_figure(curves), "relearning", stem)
         st.caption(f"Each model fine-tuned on the same {RELEARN_K} forget images; the dotted line is 50%.")
+    retain_curves = {name: m["retain_relearn"]["accuracy"] for name, m in models.items() if m.get("retain_relearn")}
+    if retain_curves:
+        method_runs.show_figure(figs.relearn_figure(retain_curves, retain_only=True), "retain-relearning", stem)
+        st.caption(f"Each model fine-tuned on the same {RETAIN_RELEARN_K} retain images, none of the forgotten class: "
+                   "a class that comes back here was hidden, not removed; the retrained model shows the level to expect.")
     method_runs.show_figure(figs.class_distance_figure(prepared.dataset.classes,
                                                    {n: m["per_class_js"] for n, m in models.items() if n != "retrain"},
                                                    prepared.split.forget_classes), "distance-per-class", stem)

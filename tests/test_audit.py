@@ -99,6 +99,26 @@ def test_distance_to_retrain_is_zero_for_itself_and_smaller_after_unlearning(cla
     assert all(v == pytest.approx(0.0, abs=1e-12) for v in report.retrained.per_class_tv)
 
 
+def test_retain_only_relearning_is_a_verdict_row_against_the_retrained_model(class3, class3_audit):
+    """#24.2: each model is fine-tuned on the same 256 retain images (none of class 3); the curve starts at the
+    model's forget-test accuracy, the retrained model's stays near its own level, and the row compares peaks."""
+    from ssd_core.audit.relearn import RELEARN_STEPS, RETAIN_RELEARN_K
+
+    _, split, original, retrained, unlearned = class3
+    report, _ = class3_audit
+    retain = pick_relearn_samples(split.retain_train, RETAIN_RELEARN_K, 1)
+    assert len(retain) == RETAIN_RELEARN_K and not bool((retain.y == 3).any())
+    for model_audit in (report.original, report.retrained, report.unlearned["assd"]):
+        curve = model_audit.retain_relearn
+        assert curve is not None and len(curve.accuracy) == RELEARN_STEPS + 1 and curve.k == RETAIN_RELEARN_K
+        assert curve.accuracy[0] == pytest.approx(model_audit.forget_test_acc)
+    assert max(report.retrained.retain_relearn.accuracy) <= 0.05  # never learnt, never shown: stays out
+    row = next(r for r in report.verdicts["assd"] if r.test == "retain_relearning")
+    assert row.value == max(report.unlearned["assd"].retain_relearn.accuracy)
+    assert row.retrained == max(report.retrained.retain_relearn.accuracy)
+    assert row.forgotten == (row.value <= row.retrained + 0.05) and "retain images only" in row.sentence
+
+
 def test_kl_of_known_distributions():
     p = torch.tensor([[0.0, 0.0]])  # uniform
     q = torch.tensor([[np.log(3.0), 0.0]])  # 0.75 / 0.25
@@ -247,7 +267,7 @@ def test_cli_audit_json_and_bad_input(capsys):
     result = json.loads(capsys.readouterr().out)
     assert list(result["audit"]["verdicts"]) == ["assd"]
     rows = {row["test"]: row for row in result["audit"]["verdicts"]["assd"]}
-    assert set(rows) == {"output", "features", "attack", "relearning"}
+    assert set(rows) == {"output", "features", "attack", "relearning", "retain_relearning"}
     assert rows["output"]["forgotten"] is True
     assert result["audit"]["shadows"] == {"count": 16, "source": "shipped", "seed": 0, "epochs": 15}
     assert main(["audit", "--dataset", "digits", "--forget-class", "3", "--shadows", "3"]) == 2

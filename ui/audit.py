@@ -65,7 +65,7 @@ def verdict_value(test: str, value: float | None) -> str:
     """A verdict row's number in its own unit: accuracy in %, LiRA AUC, relearning in steps."""
     if value is None:
         return "n/a"
-    if test in ("output", "features"):
+    if test in ("output", "features", "retain_relearning"):
         return f"{100 * value:.1f}%"
     if test == "attack":
         return f"AUC {value:.3f}"

@@ -13,8 +13,9 @@ from .figures import _pct, _style
 from .figures_compare import method_colour
 
 
-def relearn_figure(curves: Mapping[str, Sequence[float]], target: float = 0.5) -> go.Figure:
-    """Forget-test accuracy (%) after each fine-tuning step on k forget images, one line per model."""
+def relearn_figure(curves: Mapping[str, Sequence[float]], target: float = 0.5, *, retain_only: bool = False) -> go.Figure:
+    """Forget-test accuracy (%) after each fine-tuning step on k forget images (``retain_only``: on retain
+    images only, no forget image), one line per model."""
     fig = go.Figure()
     for i, (name, accuracy) in enumerate(curves.items()):
         dash = "dash" if name in ("original", "retrain") else "solid"
@@ -23,9 +24,11 @@ def relearn_figure(curves: Mapping[str, Sequence[float]], target: float = 0.5) -
                         hovertemplate="step %{x}: %{y:.1f}%<extra>" + name + "</extra>")
     fig.add_hline(y=100 * target, line={"color": "#9aa5b1", "dash": "dot"},
                   annotation_text=f"{100 * target:.0f}%: relearned", annotation_position="bottom right")
-    fig.update_xaxes(title="fine-tuning steps on the forget images")
+    fig.update_xaxes(title="fine-tuning steps on retain images only" if retain_only
+                     else "fine-tuning steps on the forget images")
     fig.update_yaxes(title="forget-test accuracy (%)", range=[0, 105])
-    return _style(fig, "Relearning: how fast does the forgotten class come back?")
+    return _style(fig, "Retain-only relearning: does the class come back unasked?" if retain_only
+                  else "Relearning: how fast does the forgotten class come back?")
 
 
 def class_distance_figure(classes: Sequence[str], per_model: Mapping[str, Sequence[float | None]],

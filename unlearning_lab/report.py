@@ -21,6 +21,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ssd_core.audit.text import TESTS
 from ssd_core.data import ForgetRequest
 from ssd_core.indices import format_indices
 from ssd_core.settings import settings
@@ -245,8 +246,6 @@ def build_report(
     return "\n".join(parts)
 
 
-AUDIT_TESTS = {"output": "at the output", "features": "in the features", "attack": "against the per-example attack",
-               "relearning": "against relearning"}
 AUDIT_MARKS = {True: "forgotten", False: "not forgotten", None: "no verdict"}
 
 
@@ -260,7 +259,7 @@ def _audit_section(audit: Mapping[str, Any]) -> str:
     for method, rows in body["verdicts"].items():
         for row in rows:
             parts.append(
-                f'<tr><td>{escape(method)}</td><td>{escape(AUDIT_TESTS.get(row["test"], row["test"]))}</td>'
+                f'<tr><td>{escape(method)}</td><td>{escape(TESTS.get(row["test"], row["test"]))}</td>'
                 f'<td data-audit="{escape(method)}:{escape(row["test"])}">{escape(AUDIT_MARKS[row["forgotten"]])}</td>'
                 f'<td>{_fmt(row["value"])}</td><td>{_fmt(row["retrained"])}</td><td>{escape(row["sentence"])}</td></tr>')
     parts.append("</table>")

@@ -33,7 +33,7 @@ from .distance import DISTANCE_SUBSETS, Distance, distance, per_class_js, per_cl
 from .lira import LIRA_SHADOWS, MembershipResult, ShadowSet, build_shadows, find_shadows, membership, shadow_plan
 from .probe import probe_accuracy
 from .reference import reference_source, retrained_reference
-from .relearn import RELEARN_K, RELEARN_STEPS, RelearnCurve, pick_relearn_samples, relearn_curve
+from .relearn import RELEARN_K, RELEARN_STEPS, RETAIN_RELEARN_K, RelearnCurve, pick_relearn_samples, relearn_curve
 from .seeds import SEEDS, Interval, interval, seed_runs
 
 # Verdict thresholds: how far above the retrained model a number may be and still count as forgotten.
@@ -76,6 +76,7 @@ class ModelAudit:
     relearn: RelearnCurve | None
     lira: MembershipResult | None
     per_class_tv: list[float | None] = field(default_factory=list)  # total variation, test split, by true class
+    retain_relearn: RelearnCurve | None = None  # forget-test accuracy while fine-tuned on retain images only
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -160,13 +161,15 @@ def _audit_one(name: str, model: nn.Module, split: ForgetSplit, reference_logits
     whole = len(split.forget_test) > 0
     probe = probe_accuracy(model, _probe_train(split, config.probe_max_train, config.seed), split.forget_test,
                            split.dataset.num_classes, device, config.feature_layer) if whole else None
-    relearn = None
+    relearn = retain_relearn = None
     if whole:
         samples = pick_relearn_samples(split.forget_train, config.relearn_k, config.seed)
         relearn = relearn_curve(model, samples, split.forget_test, steps=config.relearn_steps, device=device)
+        retain = pick_relearn_samples(split.retain_train, RETAIN_RELEARN_K, config.seed + 1)
+        retain_relearn = relearn_curve(model, retain, split.forget_test, steps=config.relearn_steps, device=device)
     lira = membership(model, split, shadows, device, config.max_non_members) if shadows is not None else None
     return ModelAudit(name, result.forget_test_acc, result.retain_test_acc, result.forget_train_acc, distances,
-                      class_js, probe, relearn, lira, class_tv)
+                      class_js, probe, relearn, lira, class_tv, retain_relearn)
 
 
 def _fmt(value: float | None, percent: bool = True) -> str:
@@ -228,6 +231,18 @@ def verdicts(unlearned: ModelAudit, original: ModelAudit, retrained: ModelAudit,
         sentence = (f"Fine-tuned on {unlearned.relearn.k} forget images it is back at 50% after {count(u_steps)}; "
                     f"the retrained model after {count(r_steps)}.")
         rows.append(Verdict("relearning", ok, u_value, r_value, sentence))
+    if unlearned.retain_relearn is None or retrained.retain_relearn is None:
+        rows.append(Verdict("retain_relearning", None, None, None, "Retain-only relearning is measured for class "
+                            "requests."))
+    else:
+        u, r = max(unlearned.retain_relearn.accuracy), max(retrained.retain_relearn.accuracy)
+        ok = u <= r + OUTPUT_SLACK
+        steps = len(unlearned.retain_relearn.accuracy) - 1
+        sentence = (f"Fine-tuned on {unlearned.retain_relearn.k} retain images only (no forget image), its forget-set "
+                    f"accuracy reaches {_fmt(u)} within {steps} steps; the retrained model's {_fmt(r)}.")
+        if not ok:
+            sentence += " The class comes back without being shown: it was hidden, not removed."
+        rows.append(Verdict("retain_relearning", ok, u, r, sentence))
     return rows
 
 

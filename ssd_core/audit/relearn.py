@@ -6,6 +6,10 @@ mode (BatchNorm keeps its running statistics: ten images of one class would othe
 them), at most ``steps`` steps. After each step the forget-test accuracy is recorded. A model that
 only hid the class relearns it in a step or two; the retrained model, which never saw it, needs
 more. The model passed in is never modified.
+
+Retain-only relearning (arXiv 2505.22310) runs the same schedule on ``RETAIN_RELEARN_K`` retain-train
+images (a seeded pick, no forget image among them): fine-tuning on other classes alone brings a hidden
+class back for many methods, while a model that never learnt it stays where it is.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ RELEARN_K = 10
 RELEARN_STEPS = 30
 RELEARN_LR = 1e-3
 RELEARN_TARGET = 0.5  # forget-test accuracy that counts as "relearned"
+RETAIN_RELEARN_K = 256  # retain-train images of the retain-only relearning (one full batch)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ class RelearnCurve:
 
 
 def pick_relearn_samples(forget_train: Subset, k: int = RELEARN_K, seed: int = 0) -> Subset:
-    """``k`` forget-train samples drawn with ``seed`` (all of them when there are fewer)."""
+    """``k`` samples of ``forget_train`` (or of any subset: the retain-only curve picks retain-train images)
+    drawn with ``seed`` (all of them when there are fewer)."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(forget_train), generator=generator)[: min(k, len(forget_train))]
     return forget_train.select(order.sort().values)

@@ -9,6 +9,7 @@ TESTS = {
     "features": "in the features",
     "attack": "against the per-example attack",
     "relearning": "against relearning",
+    "retain_relearning": "against retain-only fine-tuning",
 }
 
 
