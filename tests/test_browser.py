@@ -422,3 +422,113 @@ def test_cancel_stops_a_long_job_frees_its_slot_and_keeps_nothing(browser):
             assert page.get_by_role("button", name="Cancel").count() == 0
         page.screenshot(path=str(ARTIFACTS / "cancelled-audit.png"))
         page.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A student in the browser does the Lesson's eight tasks by following the page's advice
+
+IDLE_JS = "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') !== 'running'"
+ADVICE = (  # what a task's message may advise, and what the student does about it
+    ("Pick", "answer"), ("Not quite", "answer"), ("Look again", "answer"), ("Look for", "answer"),
+    ("switch Automatic α on", "auto"), ("Switch Automatic α on", "auto"),
+    ("Lower α", "alpha-"), ("lower α", "alpha-"), ("Raise α", "alpha+"), ("raise α", "alpha+"),
+    ("Move the slider", "alpha-"), ("raise λ", "lambda+"), ("Raise λ", "lambda+"), ("Lower λ", "lambda-"),
+    ("lower λ", "lambda-"),
+)
+
+
+def _settle(page) -> None:
+    page.wait_for_timeout(300)
+    page.wait_for_function(IDLE_JS, timeout=120_000)
+    page.wait_for_timeout(200)
+
+
+def _main(page):
+    return page.locator('[data-testid="stMain"]')
+
+
+def _task_message(page) -> tuple[bool, str]:
+    done = _main(page).locator('[data-testid="stAlertContentSuccess"]')
+    if done.count():
+        return True, done.last.inner_text()
+    info = _main(page).locator('[data-testid="stAlertContentInfo"]')
+    return False, info.last.inner_text() if info.count() else ""
+
+
+def _advice(text: str) -> str | None:
+    """The first piece of advice in a task's message (asides in brackets left out)."""
+    plain = re.sub(r"\([^)]*\)", "", text)
+    found = [(plain.find(words), action) for words, action in ADVICE if words in plain]
+    return min(found)[1] if found else None
+
+
+def _answers(page) -> list:
+    """Each of the step's answers as a click (a radio option, or an entry of the select box)."""
+    widget = _main(page).locator('[data-testid="stRadio"], [data-testid="stSelectbox"]', has_text="Your answer")
+    if not widget.count():
+        return []
+    if widget.first.get_attribute("data-testid") == "stRadio":
+        count = widget.first.locator('[data-testid="stRadioOption"]').count()
+        return [lambda i=i: widget.first.locator('[data-testid="stRadioOption"]').nth(i).click() for i in range(count)]
+
+    def open_list() -> None:  # a combo box: the arrow key opens its list
+        widget.first.locator("input").focus()
+        page.keyboard.press("ArrowDown")
+        page.get_by_role("option").first.wait_for(timeout=10_000)
+
+    open_list()
+    count = page.get_by_role("option").count()
+    page.keyboard.press("Escape")
+
+    def pick(i: int) -> None:
+        open_list()
+        page.get_by_role("option").nth(i).click()
+
+    return [lambda i=i: pick(i) for i in range(count)]
+
+
+def _do_task(page, limit: int = 16) -> tuple[bool, list[str]]:
+    """Do what the task's message says until it says done; the messages seen on the way."""
+    answers, tried, seen = _answers(page), 0, []
+    for _ in range(limit):
+        done, text = _task_message(page)
+        seen.append(text.replace("\n", " ")[:160])
+        if done:
+            return True, seen
+        action = _advice(text)
+        if action == "answer" and tried < len(answers):
+            answers[tried]()
+            tried += 1
+        elif action == "auto":
+            _main(page).get_by_text("Automatic α").first.click()
+        elif action in ("alpha-", "alpha+", "lambda-", "lambda+"):
+            slider = "selection threshold" if action.startswith("alpha") else "dampening strength"
+            key = {"alpha-": "ArrowLeft", "alpha+": "ArrowRight", "lambda-": "Home", "lambda+": "End"}[action]
+            _main(page).locator('[data-testid="stSlider"]', has_text=slider).get_by_role("slider").focus()
+            page.keyboard.press(key)
+        else:
+            return False, seen  # advice the student cannot act on: the lesson's message is the bug
+        _settle(page)
+    return _task_message(page)[0], seen
+
+
+def test_a_student_in_the_browser_does_every_lesson_task_by_following_the_advice(server_url, browser):
+    """#26.1: on the default setup (digits, class 3, automatic α on) a student opens the Lesson and, step by step,
+    does only what each task's message says (pick an answer, try another, lower or raise α, raise or lower λ,
+    switch automatic α on) until it says done: all eight are done. Found on the way: "raise λ" at λ's end, and
+    "lower α" for MIA while λ = 5 barely shrank anything, advice a student could follow without end."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server_url + "/lesson")
+    steps = _main(page).locator("[data-testid=stButtonGroup]").first.locator("button")
+    steps.first.wait_for(timeout=120_000)
+    _settle(page)
+    walked = {}
+    for step in range(8):
+        steps.nth(step).click()
+        _settle(page)
+        done, seen = _do_task(page)
+        walked[step + 1] = seen
+        assert done, (step + 1, seen)
+    tasks = [c for c in _main(page).locator('[data-testid="stCaptionContainer"]').all_inner_texts() if "Tasks done" in c]
+    assert tasks == ["Tasks done: 8 of 8."], (tasks, walked)
+    page.close()

@@ -58,7 +58,7 @@ CASES = {
         lesson.check_tradeoff,
         LessonState(alpha=1.5, after=after(retain=0.957), lower_alpha=1.0, lower=after(retain=0.944)),
         LessonState(alpha=2.0, after=after(retain=0.969), lower_alpha=1.5, lower=after(retain=0.957)),
-        "go lower",
+        "lower α",
     ),
 }
 
@@ -92,9 +92,15 @@ def test_checks_explain_the_other_ways_of_being_wrong():
     assert not ok and "Lower α first" in message and "λ/α = 4.4%" in message
     ok, message = lesson.check_lambda(LessonState(alpha=100.0, lam=2.0, mean_beta=0.015))
     assert not ok and "raise λ" in message and "a lower α leaves λ more room" in message
+    # at the slider's largest λ the advice cannot be "raise λ" (a browser student pressed End and was stuck at α 50)
+    ok, message = lesson.check_lambda(LessonState(alpha=50.0, lam=5.0, mean_beta=0.063))
+    assert not ok and "raise λ" not in message and "lower α" in message
     assert not lesson.check_lambda(LessonState(mean_beta=0.35))[0]
     assert "lower α first" in lesson.check_lambda(LessonState(mean_beta=None))[1]
     assert not lesson.check_signals(LessonState(after=after(mia=0.2)))[0]
+    # after the λ step a student arrives with λ = 5: lowering α alone leaves MIA near 25% (seen in the browser)
+    ok, message = lesson.check_signals(LessonState(alpha=20.0, lam=5.0, after=after(mia=0.24)))
+    assert not ok and "lower λ" in message and message.index("lower λ") < message.index("then α")
     assert lesson.check_signals(LessonState(alpha=100.0, after=after(mia=0.01), higher_alpha=None))[0]
     assert not lesson.check_tradeoff(LessonState(after=after(retain=0.9)))[0]
     assert lesson.check_tradeoff(LessonState(alpha=0.1, after=after(retain=0.96), lower_alpha=None))[0]

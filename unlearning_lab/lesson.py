@@ -169,6 +169,10 @@ def check_lambda(state: LessonState) -> Verdict:
         return False, (f"Mean β is {beta:.1%}, and at α = {format_alpha(state.alpha)} it can never pass λ/α = "
                        f"{state.lam / state.alpha:.1%}, even at the largest λ: selected parameters have I_f > α · I_D. "
                        "Lower α first (for example to 10), then set λ.")
+    if beta < lo and state.lam >= LAMBDA_TASK_MAX:  # "raise λ" cannot be followed at the slider's end
+        return False, (f"The dampened parameters keep {beta:.1%} of their size on average (mean β): shrunk too hard, "
+                       f"even at the largest λ ({state.lam:g}). A lower α selects parameters with a smaller I_f / I_D, "
+                       "which λ shrinks less: lower α.")
     if beta < lo:
         return False, (f"The dampened parameters keep {beta:.1%} of their size on average (mean β): shrunk too hard. "
                        "β = λ · I_D / I_f grows with λ, so raise λ"
@@ -184,6 +188,10 @@ def check_signals(state: LessonState) -> Verdict:
     mia = state.after.get("mia") if state.after else None
     if mia is None:
         return False, "The MIA cannot be computed for this setup (it needs retain and test images)."
+    if mia > MIA_TASK_MAX and state.lam > 1:  # lowering α alone does not help while λ barely shrinks what it selects
+        return False, (f"At α = {format_alpha(state.alpha)} the attack still calls {_pct(mia)} of the forget samples members "
+                       f"(more than 5%). At λ = {state.lam:g} the selected parameters keep much of their size "
+                       "(β = λ · I_D / I_f): lower λ (1 is the paper's), then α.")
     if mia > MIA_TASK_MAX:
         return False, (f"At α = {format_alpha(state.alpha)} the attack still calls {_pct(mia)} of the forget samples members "
                        "(more than 5%). Lower α to dampen more.")
@@ -205,7 +213,7 @@ def check_tradeoff(state: LessonState) -> Verdict:
     lower_retain = state.lower.get("retain_test_acc") if state.lower else None
     if state.lower_alpha is not None and lower_retain is not None and lower_retain >= RETAIN_TASK_MIN:
         return False, (f"Retain accuracy is {_pct(retain)}, and the smaller α = {format_alpha(state.lower_alpha)} still keeps "
-                       f"{_pct(lower_retain)}: go lower.")
+                       f"{_pct(lower_retain)}: lower α.")
     return True, (f"Done: α = {format_alpha(state.alpha)} is the smallest slider value keeping retain accuracy at or above 95% "
                   f"({_pct(retain)}); forget accuracy there is {_pct(forget_acc(state.after))}. "
                   + (f"At α = {format_alpha(state.lower_alpha)} retain accuracy falls to {_pct(lower_retain)}."
@@ -223,7 +231,7 @@ def check_collapse(state: LessonState) -> Verdict:
         return False, (f"At α = {format_alpha(state.alpha)} retain accuracy (test) is {_pct(after)}, {100 * drop:.1f} points below the "
                        "original: the retained classes collapse with the forget set. Raise α, or switch Automatic α on.")
     if forget > COLLAPSE_TASK_MAX_FORGET:
-        return False, (f"The rest is kept, but forget accuracy is {_pct(forget)}: α is too high to forget. Lower it, or "
+        return False, (f"The rest is kept, but forget accuracy is {_pct(forget)}: α is too high to forget. Lower α, or "
                        "switch Automatic α on.")
     return True, (f"Done: at α = {format_alpha(state.alpha)} forget accuracy is {_pct(forget)} and retain accuracy (test) is within "
                   f"{max(0.0, 100 * drop):.1f} points of the original.")
