@@ -4,6 +4,7 @@ collapse guard) on every class and on random requests, and the first request's c
     python bench/bench_fashion.py                               # smallcnn, every class, prints JSON
     python bench/bench_fashion.py --model resnet18_narrow --classes 0,6
     python bench/bench_fashion.py --random 60,600               # random requests (seed 0)
+    python bench/bench_fashion.py --method alfssd --classes 1,7  # another automatic method (loss-free importance)
 
 Per request: forget-test and retain-test accuracy before and after (the full test split), the retain
 drop in points, the alpha and lambda used, whether the guard corrected the adaptive alpha, its sentence
@@ -30,11 +31,11 @@ from ssd_core.methods import run_method
 from ssd_core.train import TrainConfig, accuracy, estimate_training_seconds, load_or_train
 
 
-def one_request(model, dataset, request: ForgetRequest) -> dict:
+def one_request(model, dataset, request: ForgetRequest, method: str = "assd") -> dict:
     split = make_split(dataset, request)
     before = {"forget_test": accuracy(model, split.forget_test), "retain_test": accuracy(model, split.retain_test)}
     start = time.perf_counter()
-    result = run_method("assd", model, split, device="cpu")
+    result = run_method(method, model, split, device="cpu")
     seconds = time.perf_counter() - start
     after = {"forget_test": accuracy(result.model, split.forget_test),
              "retain_test": accuracy(result.model, split.retain_test)}
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--classes", default="0,1,2,3,4,5,6,7,8,9")
     parser.add_argument("--random", default="", help="comma-separated k for random requests")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--method", default="assd", help="an automatic SSD method: assd (the default) or alfssd")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = load_dataset("fashion_mnist")
@@ -72,13 +74,13 @@ def main() -> None:
     requests = [ForgetRequest("class", int(c)) for c in args.classes.split(",") if c.strip()]
     requests += [ForgetRequest("random", k=int(k), seed=0) for k in args.random.split(",") if k.strip()]
     for request in requests:
-        row = one_request(model, dataset, request)
+        row = one_request(model, dataset, request, args.method)
         row["over_epoch"] = round(row["seconds"] / epoch, 2)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     classes = [r for r in rows if "forgotten" in r]
     summary = {
-        "model": args.model, "model_source": trained.source, "test_acc": trained.test_acc,
+        "model": args.model, "method": args.method, "model_source": trained.source, "test_acc": trained.test_acc,
         "epoch_seconds": round(epoch, 1),
         "classes_forgotten": sum(r["forgotten"] and r["retain_drop_points"] <= 3 for r in classes),
         "classes": len(classes), "rows": rows,
