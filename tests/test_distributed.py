@@ -4,6 +4,7 @@ process's to 1e-6 relative, for the batch Fisher, the per-sample Fisher and the 
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -56,10 +57,15 @@ def test_batch_shares_are_contiguous_whole_batches_covering_everything():
         assert all(start % batch == 0 for start, _ in shares)
 
 
-def _rank(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+STORE_TIMEOUT = datetime.timedelta(seconds=300)  # generous: the ranks start one after another on a busy machine
+
+
+def _rank(rank: int, world: int, store: str, out: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # A file store, not rank 0's TCP store: with TCP, rank 0's store server thread could still be talking to
+    # rank 1 when either process exited, and gloo aborted it ("terminate called without an active exception",
+    # 1 run in 3 under load, once on a quiet machine even after the barrier below). A file has no thread.
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world, timeout=STORE_TIMEOUT)
     dataset = load_dataset("digits")
     model = load_or_train(dataset, "smallcnn").model
     data = dataset.train().select(torch.arange(SAMPLES))
@@ -75,7 +81,7 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
 
 def test_two_gloo_ranks_equal_one_process(tmp_path):
     out = str(tmp_path / "ranks.pt")
-    mp.spawn(_rank, args=(2, _free_port(), out), nprocs=2, join=True)
+    mp.spawn(_rank, args=(2, str(tmp_path / "store"), out), nprocs=2, join=True)
     found = torch.load(out, weights_only=True)  # a dict of tensors written by the ranks above
     dataset = load_dataset("digits")
     model = load_or_train(dataset, "smallcnn").model
