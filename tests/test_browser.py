@@ -127,6 +127,17 @@ def _cards(page) -> dict[str, str]:
     return previous
 
 
+IDLE_JS = "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') === 'notRunning'"
+
+
+def _settle(page, after_ms: int = 200) -> None:
+    """Until the page's script run is over (Streamlit marks its app element), then ``after_ms`` for the figures
+    to draw: instead of fixed waits, which are too short on a busy machine and too long on a quiet one."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(IDLE_JS, timeout=120_000)
+    page.wait_for_timeout(after_ms)
+
+
 def _nav(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
 
@@ -289,20 +300,20 @@ def test_presentation_mode_on_every_page_view_and_lesson_step_at_1024(server_url
     for view in ("Importance ratios", "Dampened weights", "Saliency maps", "Forgetting signal", "Export",
                  "Accuracy shifts"):
         page.locator("[data-testid=stButtonGroup] button", has_text=view).click()
-        page.wait_for_timeout(2500)
+        _settle(page, 800)
         problems[f"unlearn/{view}"] = page.evaluate(OVERFLOW_JS)
     for title in ("Lesson", "Landscape", "Compare methods", "Forget instances", "SAPS selection", "Audit",
                   "How SSD works"):
         _nav(page, title)
         page.get_by_role("heading", level=1).first.wait_for(timeout=120_000)
-        page.wait_for_timeout(3000)
+        _settle(page, 800)
         assert "present=1" in page.url, page.url  # a page switch keeps the mode in the link
         problems[title] = page.evaluate(OVERFLOW_JS)
         page.screenshot(path=str(ARTIFACTS / f"presentation-1024-{title.split()[0].lower()}.png"))
         if title == "Lesson":
             for step in range(8):
                 page.locator("[data-testid=stButtonGroup] button").nth(step).click()
-                page.wait_for_timeout(2500 if step < 7 else 12_000)  # step 8 measures relearning
+                _settle(page, 800)  # step 8 measures relearning first: the wait is the script's own
                 problems[f"lesson step {step + 1}"] = page.evaluate(OVERFLOW_JS)
     page.close()
     assert not {where: cut for where, cut in problems.items() if cut}, problems
@@ -322,11 +333,11 @@ def test_a_walk_through_every_page_makes_no_request_outside_and_none_fails(serve
         _nav(page, title)
         page.wait_for_url(f"**/{name}**", timeout=60_000)
         page.get_by_role("heading", level=1).first.wait_for(timeout=120_000)
-        page.wait_for_timeout(1500)
+        _settle(page, 500)
     for name in ("compare", "lesson", "audit", "about"):  # a page URL opened directly (a reload, a bookmark)
         page.goto(f"{server_url}/{name}")
         page.get_by_role("heading", level=1).first.wait_for(timeout=120_000)
-        page.wait_for_timeout(1500)
+        _settle(page, 500)
     page.close()
     outside = [u for u in requests if not u.startswith(server_url) and not u.startswith(("data:", "blob:"))]
     assert outside == []
@@ -427,7 +438,6 @@ def test_cancel_stops_a_long_job_frees_its_slot_and_keeps_nothing(browser):
 # ---------------------------------------------------------------------------------------------
 # A student in the browser does the Lesson's eight tasks by following the page's advice
 
-IDLE_JS = "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') !== 'running'"
 ADVICE = (  # what a task's message may advise, and what the student does about it
     ("Pick", "answer"), ("Not quite", "answer"), ("Look again", "answer"), ("Look for", "answer"),
     ("switch Automatic α on", "auto"), ("Switch Automatic α on", "auto"),
@@ -435,12 +445,6 @@ ADVICE = (  # what a task's message may advise, and what the student does about 
     ("Move the slider", "alpha-"), ("raise λ", "lambda+"), ("Raise λ", "lambda+"), ("Lower λ", "lambda-"),
     ("lower λ", "lambda-"),
 )
-
-
-def _settle(page) -> None:
-    page.wait_for_timeout(300)
-    page.wait_for_function(IDLE_JS, timeout=120_000)
-    page.wait_for_timeout(200)
 
 
 def _main(page):
