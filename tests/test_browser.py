@@ -475,9 +475,16 @@ def _answers(page) -> list:
         count = widget.first.locator('[data-testid="stRadioOption"]').count()
         return [lambda i=i: widget.first.locator('[data-testid="stRadioOption"]').nth(i).click() for i in range(count)]
 
-    def open_list() -> None:  # a combo box: the arrow key opens its list
-        widget.first.locator("input").focus()
-        page.keyboard.press("ArrowDown")
+    def open_list() -> None:  # a combo box: the arrow key opens its list (again if a rerun closed it)
+        for _attempt in range(4):
+            _settle(page, 100)
+            widget.first.locator("input").click()
+            page.keyboard.press("ArrowDown")
+            try:
+                page.get_by_role("option").first.wait_for(timeout=5_000)
+                return
+            except Exception:  # noqa: BLE001 - not open yet: try again
+                page.keyboard.press("Escape")
         page.get_by_role("option").first.wait_for(timeout=10_000)
 
     open_list()
