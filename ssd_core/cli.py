@@ -254,9 +254,6 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     if args.json_path and args.json_path != "-":
         _check_writable(args.json_path, "the JSON")
-    from .audit.runner import check_counts
-
-    check_counts(args.shadows, args.seeds)  # at once, before the data and the model are loaded
     if args.seeds == 1:
         args.seeds = 0
     methods: dict[str, dict[str, Any]] = {}

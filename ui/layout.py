@@ -49,10 +49,7 @@ def time_left(fraction: float, elapsed: float) -> str:
     known yet (under 3 s or 2% in) or the work is done."""
     if elapsed < 3 or fraction < 0.02 or fraction >= 1:
         return ""
-    left = elapsed * (1 - fraction) / fraction
-    if left < 60:
-        return f" · about {max(5, 5 * round(left / 5)):.0f} s left"
-    return f" · about {left / 60:.0f} min left"
+    return f" · about {duration(elapsed * (1 - fraction) / fraction)} left"
 
 
 def grid(count: int, per_row: int) -> list[Any]:

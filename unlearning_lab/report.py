@@ -112,8 +112,8 @@ h2,h3{break-after:avoid} table,pre{break-inside:avoid} tr{break-inside:avoid}}
 """
 # An A4 page less the 10 mm side margins, in CSS pixels (96 per inch): the figures are drawn at this width
 # before printing (plotly sizes them to the window once, so drawn at the screen's 1200 px they were cut).
-PRINT_WIDTH_PX = round((210 - 2 * 10) / 25.4 * 96)
 PRINT_MARGIN_MM = 10
+PRINT_WIDTH_PX = round((210 - 2 * PRINT_MARGIN_MM) / 25.4 * 96)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
