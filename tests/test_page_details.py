@@ -210,3 +210,11 @@ def test_long_work_says_the_time_left_once_its_pace_is_known():
     assert time_left(0.5, 20.0) == " · about 20 s left"
     assert time_left(0.9, 9.0) == " · about 5 s left"
     assert time_left(0.25, 60.0) == " · about 3 min left"
+
+
+def test_the_dampened_cards_second_line_is_short():
+    """'32.98% of 701,208' wrapped onto two lines in the card at 1400 px (#26.12): the total is shortened there
+    (the card's help gives it in full)."""
+    from unlearning_lab.text import short_count
+
+    assert [short_count(n) for n in (5_000, 159_402, 701_208, 11_173_962)] == ["5,000", "159k", "701k", "11.2M"]

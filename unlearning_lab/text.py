@@ -43,3 +43,12 @@ def duration(seconds: float) -> str:
     if seconds < 90:
         return f"{max(5, 5 * round(seconds / 5)):.0f} s"
     return f"{max(2, round(seconds / 60)):.0f} min"
+
+
+def short_count(n: int) -> str:
+    """A large count in a few characters, for a card's second line: 159,402 -> '159k', 11,173,962 -> '11.2M'."""
+    if n < 10_000:
+        return f"{n:,}"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1_000_000:.1f}M"
