@@ -32,6 +32,28 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a whole number written with the digits 0-9") from None
 
 
+def _batch(text: str) -> int:
+    from .memory import check_batch_size
+
+    value = _whole(text)
+    try:
+        check_batch_size(value)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
+
+def _workers(text: str) -> int:
+    from .memory import check_workers
+
+    value = _whole(text)
+    try:
+        check_workers(value)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by unlearn and audit: data, model, request, SSD settings, output."""
     p.add_argument("--dataset", default="digits")
@@ -81,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "number): ssd, lfssd, assd or alfssd with --forget-class, --checkpoint and "
                               "--checkpoint-config")
     unlearn.add_argument("--stream-test-dir", metavar="DIR", help="test images in DIR/<class>/, for the accuracies")
-    unlearn.add_argument("--batch-size", type=_whole, default=64, help="importance batch size (with --stream-dir)")
-    unlearn.add_argument("--workers", type=_whole, default=0, help="decoding processes (with --stream-dir)")
+    unlearn.add_argument("--batch-size", type=_batch, default=64, help="importance batch size (with --stream-dir)")
+    unlearn.add_argument("--workers", type=_workers, default=0, help="decoding processes (with --stream-dir)")
 
     audit = sub.add_parser("audit", help="did it really forget? audit methods against the retrained model")
     _add_run_options(audit)
@@ -111,14 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--dataset", default="digits")
     imp.add_argument("--model", help="architecture (default: the dataset's own)")
     imp.add_argument("--estimator", default="fisher", help="fisher, fisher_exact, lossfree or mas")
-    imp.add_argument("--batch-size", type=_whole, default=64)
+    imp.add_argument("--batch-size", type=_batch, default=64)
     imp.add_argument("--seed", type=_whole, default=0)
     imp.add_argument("--device", default="auto")
     imp.add_argument("--data-dir")
     imp.add_argument("--stream-dir", metavar="DIR",
                      help="an image folder (DIR/<class>/*.png) read batch by batch instead of loaded whole; needs "
                           "--checkpoint, --checkpoint-config and --out")
-    imp.add_argument("--workers", type=_whole, default=0, help="decoding processes for --stream-dir")
+    imp.add_argument("--workers", type=_workers, default=0, help="decoding processes for --stream-dir")
     imp.add_argument("--checkpoint", help="the model's weights (with --stream-dir)")
     imp.add_argument("--checkpoint-config", help="the model's config JSON (with --stream-dir)")
     imp.add_argument("--out", help="write I_D to OUT.safetensors (with --stream-dir)")

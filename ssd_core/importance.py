@@ -35,6 +35,7 @@ from torch import nn
 
 from .data import Subset, batches, to_float
 from .errors import InputError
+from .memory import check_batch_size, check_training_memory
 from .progress import OptionalProgress, report
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,6 @@ def compute_importance(
     _check_estimator(estimator)
     if len(data) == 0:
         raise InputError("Cannot compute importance on an empty set of samples.")
-    if batch_size < 1:
-        raise InputError("The batch size must be at least 1.")
     totals, count = importance_sums(model, data, estimator, batch_size, device, progress, autocast)
     return {name: t / count for name, t in totals.items()}
 
@@ -148,6 +147,10 @@ def importance_sums(
     is ``sums / count``; processes that each took a share of the batches add their sums and
     counts first (:func:`distributed_importance`), so the division happens once."""
     _check_estimator(estimator)
+    check_batch_size(batch_size, "The importance batch size")
+    if len(data):
+        check_training_memory(model, tuple(data.x.shape[1:]), min(batch_size, len(data)), "importance",
+                              doing="computing", hint="pick a smaller batch size")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     n_batches = (len(data) + batch_size - 1) // batch_size
     return _accumulate(model, batches(data, batch_size, device), n_batches, len(data), estimator, device, progress,

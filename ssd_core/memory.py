@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 DEFAULT_BUDGET_MB = 2048
 CHUNK_BYTES = 64 * MB  # conversions (uint8 -> float32) run in chunks of at most this much
+MAX_BATCH_SIZE = 4096  # images per batch anywhere a user sets one (links, CLI, library): more only costs memory
+MAX_WORKERS = 32  # data-loading processes (--workers): each is a copy of the interpreter
 
 
 def memory_budget() -> int:
@@ -107,8 +109,22 @@ def training_bytes(model: nn.Module, input_shape: tuple[int, ...], batch_size: i
     return int(batch_size * per_sample * 2 + params * 4)
 
 
-def check_training_memory(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, what: str) -> None:
-    """Refuse training ``what`` when its estimated peak is above the budget (see :func:`training_bytes`)."""
+def check_training_memory(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, what: str,
+                          doing: str = "training", hint: str = "pick a smaller image size") -> None:
+    """Refuse ``doing`` ``what`` when the estimated peak of one forward and backward pass (``training_bytes``)
+    is above the budget. The importance pass costs what a training step does, so it is checked the same way."""
     c, h, w = (tuple(input_shape) + (1, 1, 1))[:3]
-    check_memory(training_bytes(model, input_shape, batch_size), f"training {what} on {c}x{h}x{w} images",
-                 "pick a smaller image size")
+    check_memory(training_bytes(model, input_shape, batch_size), f"{doing} {what} on {c}x{h}x{w} images", hint)
+
+
+def check_batch_size(batch_size: int, what: str = "The batch size") -> None:
+    """Refuse a batch size outside 1..MAX_BATCH_SIZE (InputError, one sentence), before anything is allocated."""
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise InputError(f"{what} must be from 1 to {MAX_BATCH_SIZE:,}; got {batch_size:,}.")
+
+
+def check_workers(workers: int) -> None:
+    """Refuse more data-loading processes than MAX_WORKERS (each is a copy of the interpreter)."""
+    if not 0 <= workers <= MAX_WORKERS:
+        raise InputError(f"The number of data-loading processes (--workers) must be from 0 to {MAX_WORKERS}; "
+                         f"got {workers:,}.")

@@ -82,6 +82,7 @@ def log_grid(low: float, high: float, n: int) -> list[float]:
     return [float(f"{v:.3g}") for v in values]
 
 
+MAX_GRID_POINTS = 2500  # settings in one sweep (the page offers at most its α ladder × 12 λ)
 BIG_DATASET = 2000  # training images above which the landscape samples every subset
 SMALL_EVAL_BOUND = 500  # below it, only subsets larger than this (retain-train on digits) are sampled
 BIG_EVAL_BOUND = 250
@@ -187,6 +188,9 @@ def sweep(
     """
     if not alphas or not lams:
         raise InputError("The sweep needs at least one alpha and one lambda.")
+    if len(alphas) * len(lams) > MAX_GRID_POINTS:
+        raise InputError(f"A sweep of {len(alphas):,} α × {len(lams):,} λ is {len(alphas) * len(lams):,} settings; "
+                         f"at most {MAX_GRID_POINTS:,} are allowed (each is a dampening and an evaluation).")
     for a in alphas:
         for lam in lams:
             check_hyperparameters(a, lam)

@@ -206,6 +206,8 @@ CLI_ATTACKS = {
     "huge range": ["--forget-indices", "0-999999999"],
     "seed ³": ["--forget-class", "3", "--seed", "³"],
     "data dir of 300 characters": ["--dataset", "imagefolder", "--data-dir", "/tmp/" + "a" * 300, "--forget-class", "1"],
+    "100,000 workers": ["--forget-class", "3", "--stream-dir", "/tmp", "--workers", "100000"],
+    "batch of 10**8": ["--forget-class", "3", "--stream-dir", "/tmp", "--batch-size", "100000000"],
 }
 LINK_ATTACKS = {  # one hostile value per link: each gets one sentence and the page its default
     "alpha in Arabic-Indic digits": {"alpha": "٢٠"},

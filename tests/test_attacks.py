@@ -242,6 +242,47 @@ def test_the_cli_answers_hostile_arguments_with_one_sentence_and_status_2(capsys
     assert time.perf_counter() - start < 10  # refused before the run (save-model: not after it)
 
 
+def test_batch_sizes_workers_and_grids_past_their_caps_are_refused_before_anything_runs(capsys):
+    """#23: every count a user controls has a documented cap checked from the number alone."""
+    import torch
+
+    from ssd_core.cli import main
+    from ssd_core.data import ForgetRequest, load_dataset, make_split
+    from ssd_core.data.streaming import stream
+    from ssd_core.importance import compute_importance
+    from ssd_core.memory import MAX_BATCH_SIZE, MAX_WORKERS
+    from ssd_core.models import build_for_dataset
+    from ssd_core.sweep import MAX_GRID_POINTS, sweep
+
+    dataset = load_dataset("digits")
+    model = build_for_dataset("smallcnn", dataset)
+    start = time.perf_counter()
+    assert f"from 1 to {MAX_BATCH_SIZE:,}; got 100,000,000" in refused(compute_importance, model, dataset.train(),
+                                                                        batch_size=100_000_000)
+    assert f"from 0 to {MAX_WORKERS}; got 100,000" in refused(stream, dataset.train(), 64, 100_000)
+    assert "got 0" in refused(stream, dataset.train(), 0, 0)
+    split = make_split(dataset, ForgetRequest("class", target=3))
+    zeros = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    message = refused(sweep, model, zeros, zeros, split, [1.0] * 1000, [1.0] * 1000)
+    assert f"1,000,000 settings; at most {MAX_GRID_POINTS:,}" in message
+    assert time.perf_counter() - start < 5  # from the numbers alone
+    for flag, value, words in (("--workers", "100000", "(--workers) must be from 0 to"),
+                               ("--batch-size", "0", "batch size must be from 1 to")):  # the importance command too
+        assert main(["importance", "--quiet", flag, value]) == 2
+        assert words in capsys.readouterr().err
+
+
+def test_an_importance_pass_that_would_not_fit_is_refused_from_the_batch_size(monkeypatch):
+    from ssd_core.data import load_dataset
+    from ssd_core.importance import compute_importance
+    from ssd_core.models import build_for_dataset
+
+    monkeypatch.setenv("UNLEARNING_LAB_MEMORY_BUDGET_MB", "20")
+    dataset = load_dataset("shapes")
+    message = refused(compute_importance, build_for_dataset("resnet18_narrow", dataset), dataset.train(), batch_size=4096)
+    assert message.startswith("Computing importance on 3x32x32 images would need about") and "smaller batch size" in message
+
+
 @pytest.mark.parametrize("params", [hostile.BAD_NUMBERS, hostile.RANDOM_BAD_NUMBER])
 def test_non_ascii_digits_in_a_link_give_one_sentence_each(params):
     at = new_app(dict(params))

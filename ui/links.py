@@ -27,6 +27,7 @@ from typing import Any
 
 from ssd_core.errors import InputError
 from ssd_core.indices import MAX_INDICES, format_indices, is_whole_number, parse_float, parse_indices
+from ssd_core.memory import MAX_BATCH_SIZE
 from unlearning_lab.text import printable
 
 # Query parameter names, in the order they are written.
@@ -43,7 +44,6 @@ OLD_LAMBDA = "lam"  # the CLI's old spelling of lambda, still read in links (and
 READ_PARAMS = (*PARAMS, OLD_LAMBDA)
 MAX_SHOWN = 40  # characters of a bad value quoted back in a message
 MAX_SEED = 2**31 - 1
-MAX_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -269,10 +269,10 @@ def parse_query(params: Mapping[str, str | Sequence[str]], choices: LinkChoices)
 
     raw = text(P_BATCH)
     if raw is not None:
-        if is_whole_number(raw) and len(raw) <= 4 and 1 <= int(raw) <= MAX_BATCH:
+        if is_whole_number(raw) and len(raw) <= 4 and 1 <= int(raw) <= MAX_BATCH_SIZE:
             values[P_BATCH] = int(raw)
         else:
-            warnings.append(f"The link's batch '{shown(raw)}' must be a whole number from 1 to {MAX_BATCH}; "
+            warnings.append(f"The link's batch '{shown(raw)}' must be a whole number from 1 to {MAX_BATCH_SIZE}; "
                             "using the method's batch size instead.")
 
     forget = values.get(P_FORGET)

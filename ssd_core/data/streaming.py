@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import InputError
+from ..memory import check_batch_size, check_workers
 
 
 class StreamingImages(Dataset):
@@ -109,7 +110,10 @@ class StreamingImages(Dataset):
 
 
 def stream(images: Dataset, batch_size: int = 64, workers: int = 0) -> DataLoader:
-    """An unshuffled loader over ``images`` (batches in order, so the batch Fisher is the in-memory one's)."""
+    """An unshuffled loader over ``images`` (batches in order, so the batch Fisher is the in-memory one's).
+    Refuses a batch size or a number of processes past the documented caps before any process starts."""
+    check_batch_size(batch_size)
+    check_workers(workers)
     return DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=workers,
                       persistent_workers=False)
 
