@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from apptest_helpers import shown_text
+from apptest_helpers import assert_clean, shown_text
+from apptest_helpers import new_app as app_at_link
 from hostile import png, zip_of
 from streamlit.testing.v1 import AppTest
 
@@ -262,6 +263,11 @@ def test_dataset_zip_upload_trains_on_it_and_refuses_bombs_one_class_and_mixed_s
     assert caption.startswith("**smallcnn** on **colours** (trained just now, test accuracy ")
     assert pct(metric_values(at)["Retain (test)"]) > 0.9  # colours are easy to tell apart
     uploaded_metrics = metric_values(at)
+    # #23: a second session cannot reach this upload, not even by naming it in a link
+    other = app_at_link({"dataset": choice, "forget": "class:0"}).run()
+    assert_clean(other)
+    assert other.selectbox(key="setup_dataset").value == "digits" and choice not in other.selectbox(key="setup_dataset").options
+    assert any(choice in shown_text(w.value) for w in other.warning)
 
     bomb = {f"colours/{c}/{i}.png": _png(v) for c, v in (("a", (0, 0, 0)), ("b", (9, 9, 9))) for i in range(3)}
     bomb["colours/a/bomb.bmp"] = bytes(50 * 1024 * 1024)
@@ -438,6 +444,14 @@ def test_two_sessions_with_different_uploads_never_see_each_other(exported, digi
         for key in items if namespace != "original_outputs" else ():
             parts = key if isinstance(key, tuple) else (key,)
             assert not any(f in str(part) for f in fingerprints for part in parts), (namespace, key)
+
+    # a third session naming either upload in a link gets neither (#23)
+    for upload_id in (first_id, second_id):
+        third = app_at_link({"model": upload_id, "forget": "class:0"}).run()
+        assert_clean(third)
+        assert third.selectbox(key="setup_model").value == "smallcnn"
+        assert not [o for o in third.selectbox(key="setup_model").options if o.startswith("your ")]
+        assert any(upload_id in shown_text(w.value) for w in third.warning)
 
     shown_first, shown_second = metric_values(first), metric_values(second)
     first.run()
