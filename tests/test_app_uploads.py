@@ -499,3 +499,32 @@ def test_browser_upload_of_an_exported_checkpoint(exported, tmp_path):
             assert "model=" not in page.url
         finally:
             browser.close()
+
+
+def test_a_sessions_uploads_and_their_runs_are_freed_when_the_session_ends(exported):
+    """#23.4: nothing outside the session keeps an uploaded model, dataset or their prepared runs alive; the zip's
+    folder on disk goes with them. (20 uploads of a 43 MB checkpoint in 20 sessions: RSS flat, see the #23 note.)"""
+    import gc
+    import weakref
+
+    from ui import store as ui_store
+    from ui import uploads as ui_uploads
+
+    weights, meta, _ = exported
+    at = new_app()
+    at.run()
+    upload(at, CKPT_CONFIG, "unlearned.json", meta)
+    upload(at, CKPT, "unlearned.safetensors", weights)
+    (model,) = at.session_state[ui_uploads.K_MODELS].values()
+    store = at.session_state[ui_store.K_SESSION_STORE][1]
+    assert store._items["prepared"]  # the upload's run was prepared, in the session's own store
+    upload(at, ZIP, "colours.zip", _shapes_zip())
+    (data,) = at.session_state[ui_uploads.K_DATASETS].values()
+    assert not at.exception and errors(at) == []
+    folder = data.folder.path
+    assert folder.is_dir()
+    alive = [weakref.ref(model.model), weakref.ref(data.dataset), weakref.ref(store)]
+    del model, data, store, at
+    gc.collect()
+    assert [ref() is None for ref in alive] == [True, True, True]
+    assert not folder.exists()
