@@ -466,3 +466,52 @@ def test_two_wrappers_of_the_same_weights_with_other_normalisation_do_not_share_
     plain = _copy_vit(tiny_vit, tmp_path / "plain")  # the same weights, mean/std 0.5 instead of 0.5/0.25
     assert model_fingerprint(load_hf_classifier(str(plain))) != model_fingerprint(load_hf_classifier(str(tiny_vit)))
     assert model_fingerprint(load_hf_classifier(str(plain))) == model_fingerprint(load_hf_classifier(str(plain)))
+
+
+HOSTILE_HF_CONFIGS = {  # #23.1 and 2: what grew the server by 2.6 GB and held it 400 s
+    "a billion labels": ({"num_labels": 1_000_000_000}, "num_labels must be a whole number from 1 to 100,000"),
+    "100,000 layers": ({"num_hidden_layers": 100_000}, "num_hidden_layers must be a whole number from 1 to 512"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_HF_CONFIGS))
+def test_hostile_hugging_face_configs_through_the_cli_and_the_page(tiny_vit, tmp_path, name):
+    """One sentence within 20 s, exit status 2, peak memory below the budget + 500 MB (measured on the CLI's own
+    process), and a page that stays usable."""
+    import subprocess
+    import sys
+    import time
+
+    from apptest_helpers import ROOT, new_app, shown_text
+
+    from ssd_core.memory import memory_budget
+
+    change, words = HOSTILE_HF_CONFIGS[name]
+    folder = _copy_vit(tiny_vit, tmp_path / "hostile", edit_config=lambda c: {**c, **change})
+    start = time.perf_counter()
+    cli = ("import resource, sys\nfrom ssd_core.cli import main\ncode = main(sys.argv[1:])\n"
+           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(code)")  # the CLI's own peak, in KiB
+    done = subprocess.run([sys.executable, "-c", cli, "unlearn", "--quiet", "--model", f"hf:{folder}",
+                           "--forget-class", "0"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    seconds = time.perf_counter() - start
+    peak = int(done.stdout.split()[-1]) * 1024
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and words in line
+    assert seconds < 20 and peak < memory_budget() + 500 * 2**20, (seconds, peak)
+
+    at = new_app({"forget": "class:0", "alpha": "10"})
+    at.run()
+    at.file_uploader(key="upload_checkpoint_config").set_value(("config.json", (folder / "config.json").read_bytes(),
+                                                                 "application/json"))
+    at.file_uploader(key="upload_checkpoint").set_value(("model.safetensors", (folder / "model.safetensors").read_bytes(),
+                                                         "application/octet-stream"))
+    start = time.perf_counter()
+    at.run()
+    assert time.perf_counter() - start < 20
+    assert not at.exception
+    (shown,) = [shown_text(e.value) for e in at.error]
+    assert words in shown and "\n" not in shown
+    assert not at.selectbox(key="setup_model").value.startswith("upload:")  # the model in use before stays in use
+    at.select_slider(key="alpha").set_value(20.0).run()  # and the session goes on
+    assert not at.exception and at.metric
