@@ -7,6 +7,7 @@ results in use before untouched; uploads stay in their own session.
 from __future__ import annotations
 
 import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from ssd_core.checkpoints import config_for_dataset, load_model, model_bytes, re
 from ssd_core.dampening import dampen
 from ssd_core.data import ForgetRequest, load_dataset, make_split
 from ssd_core.errors import InputError
+from ssd_core.memory import memory_budget
 from ssd_core.methods.ssd import ssd_importances
 from ssd_core.metrics import evaluate
 from ssd_core.models import build_model
@@ -53,7 +55,6 @@ def pct(text: str) -> float:
 
 
 def per_class_before(at: AppTest) -> list[float]:
-    import json
 
     for element in at.get("plotly_chart"):
         spec = json.loads(element.proto.spec)
@@ -480,7 +481,8 @@ def test_browser_upload_of_an_exported_checkpoint(exported, tmp_path):
     path.write_bytes(weights)
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"\x00garbage" * 10)
-    with bench.streamlit_server() as url, sync_playwright() as playwright:
+    hostile_hf = _hugging_face_folder(tmp_path / "hf", num_labels=1_000_000_000)  # #23.1: grew a server by 2.6 GB
+    with bench.serve() as (url, server), sync_playwright() as playwright:
         browser = bench.launch_browser(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -497,8 +499,42 @@ def test_browser_upload_of_an_exported_checkpoint(exported, tmp_path):
             # an uploaded model is never put in a shareable link (the address follows after the rerun)
             page.wait_for_function("() => !location.search.includes('model=')", timeout=30_000)
             assert "model=" not in page.url
+            if hostile_hf is not None:  # a live server's answer and its memory (peak) to a billion labels, in a new tab
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url)
+                bench.wait_for_first_screen(page, timeout_ms=120_000)
+                page.get_by_text("Your own model").click()
+                uploader = page.locator('[data-testid="stFileUploader"]', has_text="Checkpoint")
+                config_uploader = page.locator('[data-testid="stFileUploader"]', has_text="Model config")
+                config_uploader.locator('input[type="file"]').set_input_files(str(hostile_hf / "config.json"))
+                start = time.perf_counter()
+                uploader.locator('input[type="file"]').set_input_files(str(hostile_hf / "model.safetensors"))
+                page.get_by_text("num_labels must be a whole number from 1 to 100,000").wait_for(timeout=20_000)
+                assert time.perf_counter() - start < 20
+                assert _peak_rss(server.pid) < memory_budget() + 500 * 2**20
         finally:
             browser.close()
+
+
+def _hugging_face_folder(folder: Path, **config_changes) -> Path | None:
+    """A tiny ViT saved by transformers with ``config_changes`` written into its config.json (None without
+    transformers)."""
+    try:
+        from transformers import ViTConfig, ViTForImageClassification
+    except ImportError:
+        return None
+    config = ViTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=16, num_hidden_layers=1,
+                       num_attention_heads=2, intermediate_size=32, num_labels=10)
+    ViTForImageClassification(config).save_pretrained(folder, safe_serialization=True)
+    values = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**values, **config_changes}))
+    return folder
+
+
+def _peak_rss(pid: int) -> int:
+    """A process's peak resident memory in bytes (VmHWM: the most it ever held)."""
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 
 
 def test_a_sessions_uploads_and_their_runs_are_freed_when_the_session_ends(exported):
