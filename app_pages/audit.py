@@ -109,6 +109,27 @@ def show(prepared, result: dict) -> None:
         method_runs.show_figure(figs.relearn_figure(retain_curves, retain_only=True), "retain-relearning", stem)
         st.caption(f"Each model fine-tuned on the same {RETAIN_RELEARN_K} retain images, none of the forgotten class: "
                    "a class that comes back here was hidden, not removed; the retrained model shows the level to expect.")
+    layered = {name: m["layers"] for name, m in models.items() if m.get("layers")}
+    if layered and data["unlearned"]:
+        unlearned = list(data["unlearned"])
+        shown = unlearned[0] if len(unlearned) == 1 else st.segmented_control(
+            "Look inside", unlearned, **keep("audit_inside", unlearned[0], valid=unlearned)) or unlearned[0]
+        st.subheader("Inside the model")
+        method_runs.show_figure(figs.layers_figure(layered, data.get("probe_random_layers", {}), shown), "layers", stem)
+        st.caption("Left: how similar each block's output is to the original's and to the retrained model's on the "
+                   "forget images (linear CKA; 1 is the same up to rotation and scale). A model that only hid the class "
+                   "stays near 1 to the original up to its last block. Right: a linear probe fitted at each block "
+                   "reads the forgotten class's held-out images; the dotted line is a random network, the floor.")
+        trio = {n: models[n]["embedding"] for n in ("original", shown, "retrain") if models[n].get("embedding")}
+        if len(trio) == 3:
+            method_runs.show_figure(figs.embedding_figure(trio, prepared.dataset.classes, prepared.split.forget_classes),
+                                    "embedding", stem)
+            st.caption("Each model's penultimate features on the same images, flattened to 2-D (PCA; each axis scaled "
+                       "to unit variance so the panels compare). Compare the middle panel with the retrained one: "
+                       "where retraining dissolves the red cluster, forgetting dissolves it too and hiding leaves it in "
+                       "place behind the classifier. Where even the retrained model keeps it (the class is easy to tell "
+                       "apart from any features, as on digits), the picture cannot separate the two. Each title counts "
+                       "the class's images nearest to their own class centre in the full features.")
     method_runs.show_figure(figs.class_distance_figure(prepared.dataset.classes,
                                                    {n: m["per_class_js"] for n, m in models.items() if n != "retrain"},
                                                    prepared.split.forget_classes), "distance-per-class", stem)

@@ -106,6 +106,16 @@ def figure(prepared, result) -> None:
             from unlearning_lab.figures_audit import relearn_figure
 
             show_chart(relearn_figure({"unlearned (now)": curves[0].accuracy, "retrain": curves[1].accuracy}), key=key)
+            from ui.lesson import lesson_embedding
+            from unlearning_lab.figures_audit import embedding_figure
+
+            with guard("drawing the features"):
+                trio = lesson_embedding(prepared, result)
+                show_chart(embedding_figure(trio, prepared.dataset.classes, prepared.split.forget_classes),
+                           key=f"{key}-embedding")
+                st.caption("The same images seen by each model's last hidden layer, flattened to 2-D (PCA). Is the red "
+                           "cluster still there in the middle panel? Compare it with the retrained model's: where "
+                           "retraining dissolves it and SSD does not, the class is hidden, not forgotten.")
 
 
 def relearn_curves(prepared, result):

@@ -267,8 +267,14 @@ def test_cli_audit_json_and_bad_input(capsys):
     result = json.loads(capsys.readouterr().out)
     assert list(result["audit"]["verdicts"]) == ["assd"]
     rows = {row["test"]: row for row in result["audit"]["verdicts"]["assd"]}
-    assert set(rows) == {"output", "features", "attack", "relearning", "retain_relearning"}
+    assert set(rows) == {"output", "features", "attack", "relearning", "retain_relearning", "representation"}
     assert rows["output"]["forgotten"] is True
+    # #24.6 the JSON carries the layer rows and the embedding of every model
+    for model in ("original", "retrained"):
+        layers = result["audit"][model]["layers"]
+        assert [row["block"] for row in layers][-1] == "features" and "cka_retrained_forget" in layers[0]
+        assert len(result["audit"][model]["embedding"]["points"]) == len(result["audit"][model]["embedding"]["labels"])
+    assert set(result["audit"]["probe_random_layers"]) == {row["block"] for row in result["audit"]["original"]["layers"]}
     assert result["audit"]["shadows"] == {"count": 16, "source": "shipped", "seed": 0, "epochs": 15}
     assert main(["audit", "--dataset", "digits", "--forget-class", "3", "--shadows", "3"]) == 2
     assert "even" in capsys.readouterr().err
@@ -294,3 +300,95 @@ def test_the_features_row_gives_no_verdict_when_random_features_already_read_the
     assert row.forgotten is None and "cannot tell forgetting from hiding" in row.sentence and "97.3%" in row.sentence
     decided = next(v for v in verdicts(audit(0.98), audit(0.1), audit(1.0), probe_random=0.2) if v.test == "features")
     assert decided.forgotten is True
+
+
+# ---------------------------------------------------------------------------------------------
+# #24.1 Layer by layer: CKA, per-block probes, the picture of hiding
+
+
+def test_linear_cka_against_its_feature_space_formula_and_its_invariances():
+    from ssd_core.audit.layers import linear_cka
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 7, generator=generator, dtype=torch.float64)
+    y = x @ torch.randn(7, 4, generator=generator, dtype=torch.float64) + 0.5 * torch.randn(50, 4, generator=generator,
+                                                                                          dtype=torch.float64)
+    xc, yc = (x - x.mean(0)).numpy(), (y - y.mean(0)).numpy()  # Kornblith et al. (2019), eq. 5, in numpy
+    by_formula = np.linalg.norm(yc.T @ xc) ** 2 / (np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc))
+    assert linear_cka(x, y) == pytest.approx(by_formula, rel=1e-10)
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    rotation, _ = torch.linalg.qr(torch.randn(7, 7, generator=generator, dtype=torch.float64))
+    assert linear_cka(x, 3.0 * x @ rotation + 2.0) == pytest.approx(1.0)  # rotation, scale and shift do not count
+    assert linear_cka(x, torch.randn(50, 7, generator=generator, dtype=torch.float64)) < 0.5
+
+
+@pytest.mark.parametrize(("dataset", "model", "expected"), [
+    ("digits", "smallcnn", ["net.features.0", "net.features.4", "net.features.8", "net.classifier.1", "features"]),
+    ("shapes", "resnet18_narrow", ["net.conv1", *[f"net.layer{i}.{j}" for i in range(1, 5) for j in (0, 1)], "features"]),
+])
+def test_blocks_are_found_from_the_module_tree(dataset, model, expected):
+    from ssd_core.audit.layers import blocks
+    from ssd_core.models import build_for_dataset
+
+    assert blocks(build_for_dataset(model, load_dataset(dataset))) == expected
+
+
+def test_layer_rows_of_the_audit(class3, class3_audit):
+    from ssd_core.audit.layers import FEATURES, block_outputs, layer_samples, linear_cka
+
+    dataset, split, original, retrained, unlearned = class3
+    report, _ = class3_audit
+    names = [row.block for row in report.retrained.layers]
+    assert names[-1] == FEATURES and len(names) == 5
+    # the retrained model's own CKA to the retrained model is 1 at every block, and the original's to the original
+    assert all(row.cka_retrained_forget == pytest.approx(1.0) for row in report.retrained.layers)
+    assert all(row.cka_original_retain == pytest.approx(1.0) for row in report.original.layers)
+    # the penultimate row recomputed from the features read independently (penultimate_features)
+    samples = layer_samples(split, 0)
+    mine = penultimate_features(unlearned, samples.forget)
+    theirs = penultimate_features(retrained, samples.forget)
+    last = report.unlearned["assd"].layers[-1]
+    assert last.cka_retrained_forget == pytest.approx(linear_cka(mine, theirs), rel=1e-9)
+    # a block read before an in-place ReLU is its own output, not the ReLU's
+    outputs = block_outputs(original, samples.forget, ["net.classifier.1", FEATURES])
+    assert bool((outputs["net.classifier.1"] < 0).any()) and not bool((outputs[FEATURES] < 0).any())
+    # SSD dampens a few parameters: inside, the unlearned model stays closer to the original than to retrain
+    assert last.cka_original_forget > last.cka_retrained_forget
+    (row,) = [v for v in report.verdicts["assd"] if v.test == "representation"]
+    assert row.forgotten is False and row.retrained == 1.0 and "closer to the original" in row.sentence
+    # probes at every block, with the random network's floor at the same blocks
+    assert set(report.probe_random_layers) == set(names)
+    assert all(0.0 <= row.probe <= 1.0 for row in report.unlearned["assd"].layers)
+
+
+def test_the_embedding_is_pca_of_the_features_on_shared_axes(class3, class3_audit):
+    from ssd_core.audit.layers import layer_samples, own_cluster, pca_2d
+    from unlearning_lab.figures_audit import embedding_figure, layers_figure
+
+    dataset, split, original, retrained, unlearned = class3
+    report, _ = class3_audit
+    samples = layer_samples(split, 0)
+    embedded = report.unlearned["assd"].embedding
+    assert len(embedded.points) == len(samples.forget) + len(samples.retain) == len(embedded.labels)
+    assert sum(embedded.forget) == len(samples.forget)
+    points = torch.tensor(embedded.points, dtype=torch.float64)
+    assert points.std(0).tolist() == pytest.approx([1.0, 1.0], abs=1e-3)  # unit variance per axis: shared axes
+    # PCA by hand: the projection spans the top two right singular vectors of the centred features
+    features = torch.cat([penultimate_features(unlearned, samples.forget), penultimate_features(unlearned, samples.retain)])
+    centred = (features.double() - features.double().mean(0)).numpy()
+    top = np.linalg.svd(centred, full_matrices=False)[2][:2]
+    projected = centred @ top.T
+    for axis in range(2):
+        assert abs(np.corrcoef(projected[:, axis], pca_2d(features)[:, axis].numpy())[0, 1]) == pytest.approx(1.0)
+    labels = torch.tensor(embedded.labels)
+    assert embedded.own_cluster == pytest.approx(own_cluster(features, labels, 3))
+    # two points by hand: a class far from the rest is all its own; mixed classes are not
+    far = torch.cat([torch.zeros(5, 2), torch.full((5, 2), 10.0)])
+    assert own_cluster(far, torch.tensor([0] * 5 + [1] * 5), 1) == 1.0
+    trio = {n: m.embedding.to_dict() for n, m in (("original", report.original), ("assd", report.unlearned["assd"]),
+                                                   ("retrain", report.retrained))}
+    figure = embedding_figure(trio, dataset.classes, [3])
+    assert len(figure.data) == 6 and figure.layout.xaxis3.matches == "x" and figure.layout.yaxis3.matches == "y"
+    layered = {"original": [r.to_dict() for r in report.original.layers],
+               "assd": [r.to_dict() for r in report.unlearned["assd"].layers]}
+    assert len(layers_figure(layered, report.probe_random_layers, "assd").data) == 2 + 2 + 1

@@ -162,7 +162,9 @@ def test_lesson_steps_render_and_tasks_follow_the_sliders():
         assert any(s.value == step.title for s in at.subheader), step.key
         assert [latex.value.strip("$\n") for latex in at.latex] == [step.formula]
         titles = chart_titles(at)
-        assert len(titles) == 1 and titles[0].startswith(FIGURE_TITLES[step.key]), (step.key, titles)
+        extra = ["Hiding or forgetting?"] if step.key == "hiding" else []  # #24.5: the picture of hiding too
+        assert len(titles) == 1 + len(extra) and titles[0].startswith(FIGURE_TITLES[step.key]), (step.key, titles)
+        assert all(t.startswith(e) for t, e in zip(titles[1:], extra, strict=True)), (step.key, titles)
         assert any(step.task in m.value for m in at.markdown)
 
     # a scripted student does every task on the default setup (digits / smallcnn / class 3, automatic alpha on),
@@ -220,7 +222,12 @@ def test_lesson_steps_render_and_tasks_follow_the_sliders():
 
     # hiding is not forgetting: the answer the two measured relearning curves support
     at.segmented_control(key="lesson_step").set_value("hiding").run()
-    curves = next(v for k, v in at.session_state["_lesson_relearn"].items() if k[0] != "retrained")
+    curves = next(v for k, v in at.session_state["_lesson_relearn"].items() if k[0] not in ("retrained", "embedding"))
+    # #24.5 the picture of hiding beside the curves: original, the dampened model now, retrained, on shared axes
+    assert any(t.startswith("Hiding or forgetting?") for t in chart_titles(at))
+    (trio,) = [v for k, v in at.session_state["_lesson_relearn"].items() if k[0] == "embedding"]
+    assert list(trio) == ["original", "unlearned (now)", "retrain"]
+    assert trio["original"]["labels"] == trio["retrain"]["labels"] and sum(trio["original"]["forget"]) > 0
     mine, gold = (c.steps_to_target if c.steps_to_target is not None else 31 for c in curves)
     truth = "hidden" if mine < 0.5 * gold else "removed"
     at.radio(key="lesson_answer_hiding").set_value("removed" if truth == "hidden" else "hidden").run()

@@ -69,6 +69,8 @@ def verdict_value(test: str, value: float | None) -> str:
         return f"{100 * value:.1f}%"
     if test == "attack":
         return f"AUC {value:.3f}"
+    if test == "representation":
+        return f"CKA {value:.3f}"
     return f"{value:.0f} steps"
 
 
@@ -106,6 +108,8 @@ def numbers_table(result: dict[str, Any]) -> pd.DataFrame:
             "total variation to retrain (retain test)": m["distance"]["retain_test"].get("total_variation"),
             "activation distance (forget test)": m["distance"]["forget_test"]["activation"],
             "probe on forgotten class": m["probe_forget_acc"],
+            "CKA to original (forget, features)": m["layers"][-1]["cka_original_forget"] if m.get("layers") else None,
+            "CKA to retrain (forget, features)": m["layers"][-1]["cka_retrained_forget"] if m.get("layers") else None,
             "steps to relearn 50%": relearn.get("steps_to_target"),
             "LiRA AUC": lira.get("auc"),
             "LiRA TPR @1% FPR": lira.get("tpr_at_1_fpr"),

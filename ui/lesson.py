@@ -40,6 +40,24 @@ def lesson_relearn(prepared: Prepared, live: Any, progress: Callable[[float, str
     return memo[key]
 
 
+def lesson_embedding(prepared: Prepared, live: Any) -> dict[str, Any]:
+    """The picture of hiding for the Lesson: original, the dampened model now and the retrained model, each one's
+    penultimate features in 2-D (:func:`ssd_core.audit.layers.embeddings`), kept per setting. The retrained model
+    is the one :func:`lesson_relearn` used (cached on disk), so call that first."""
+    from ssd_core.audit import retrained_reference
+    from ssd_core.audit.layers import embeddings
+
+    memo = st.session_state.setdefault(K_LESSON_RELEARN, {})
+    key = ("embedding", *_lesson_key(prepared, live))
+    if key not in memo:
+        reference = retrained_reference(prepared.split, prepared.setup.model, seed=prepared.setup.seed,
+                                        device=prepared.device).model.to(prepared.device)
+        found = embeddings({"original": prepared.model, "unlearned (now)": live.model, "retrain": reference},
+                           prepared.split, prepared.setup.seed, prepared.device)
+        memo[key] = {name: e.to_dict() for name, e in found.items()}
+    return memo[key]
+
+
 def _lesson_key(prepared: Prepared, live: Any) -> tuple:
     return (prepared.setup.split_key(), prepared.setup.seed, float(live.alpha), float(live.lam))
 

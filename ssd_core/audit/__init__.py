@@ -7,7 +7,10 @@ One signature: ``audit(original, unlearned, split, reference) -> AuditReport``. 
   retrained model's (KL, JS, activation distance; :mod:`.distance`);
 - features: a linear probe on the penultimate features, accuracy on the forget class's
   held-out images (:mod:`.probe`);
-- relearning: forget-test accuracy while fine-tuning on k forget samples (:mod:`.relearn`);
+- relearning: forget-test accuracy while fine-tuning on k forget samples, and on retain samples only
+  (:mod:`.relearn`);
+- layers: linear CKA to the original and to the retrained model and a linear probe at every block, and a
+  2-D picture of the penultimate features (:mod:`.layers`);
 - per-example membership: offline LiRA with shadow models (:mod:`.lira`), when shadows exist.
 
 Then a verdict for each unlearned model, four rows, each with its number and the retrained
@@ -30,6 +33,7 @@ from ..metrics import evaluate, logits_of
 from ..models import get_spec
 from ..progress import OptionalProgress, report
 from .distance import DISTANCE_SUBSETS, Distance, distance, per_class_js, per_class_tv
+from .layers import Embedding, LayerRow, class_target, embedding, layer_rows, layer_samples, representation
 from .lira import LIRA_SHADOWS, MembershipResult, ShadowSet, build_shadows, find_shadows, membership, shadow_plan
 from .probe import probe_accuracy
 from .reference import reference_source, retrained_reference
@@ -60,6 +64,7 @@ class AuditConfig:
     probe_max_train: int | None = 2000  # probe fitted on a seeded sample of at most this many training images
     feature_layer: str = ""  # module path of the classifier head ("" = the last nn.Linear)
     max_non_members: int | None = None  # LiRA non-members (None: all matched test images)
+    layers: bool = True  # CKA and probes per block, and the embedding (:mod:`.layers`)
 
 
 @dataclass
@@ -77,6 +82,8 @@ class ModelAudit:
     lira: MembershipResult | None
     per_class_tv: list[float | None] = field(default_factory=list)  # total variation, test split, by true class
     retain_relearn: RelearnCurve | None = None  # forget-test accuracy while fine-tuned on retain images only
+    layers: list[LayerRow] = field(default_factory=list)  # per block: CKA to the original and retrained, probe
+    embedding: Embedding | None = None  # the penultimate features in 2-D (PCA)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -111,7 +118,7 @@ class AuditReport:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     probe_random: float | None = None  # the probe on a randomly initialised model's features: the floor
-
+    probe_random_layers: dict[str, float | None] = field(default_factory=dict)  # the same floor at every block
 
     def to_dict(self) -> dict:
         return {
@@ -122,6 +129,7 @@ class AuditReport:
             "verdicts": {k: [v.to_dict() for v in rows] for k, rows in self.verdicts.items()},
             "shadows": self.shadows,
             "probe_random": self.probe_random,
+            "probe_random_layers": self.probe_random_layers,
             "seconds": self.seconds,
             "notes": self.notes,
         }
@@ -243,7 +251,22 @@ def verdicts(unlearned: ModelAudit, original: ModelAudit, retrained: ModelAudit,
         if not ok:
             sentence += " The class comes back without being shown: it was hidden, not removed."
         rows.append(Verdict("retain_relearning", ok, u, r, sentence))
+    rows.append(representation_verdict(unlearned))
     return rows
+
+
+def representation_verdict(unlearned: ModelAudit) -> Verdict:
+    """Whether the penultimate features of the forget images moved towards the retrained model's (linear CKA): an
+    unlearned model that stays closer to the original inside changed the classifier, not the representation."""
+    last = unlearned.layers[-1] if unlearned.layers else None
+    if last is None or last.cka_original_forget != last.cka_original_forget:  # no layers measured, or NaN
+        return Verdict("representation", None, None, None, "The layer-by-layer comparison was not run.")
+    to_original, to_retrained = last.cka_original_forget, last.cka_retrained_forget
+    ok = to_retrained >= to_original
+    sentence = (f"On the forget images its penultimate features are at CKA {to_original:.3f} to the original and "
+                f"{to_retrained:.3f} to the retrained model: closer to the "
+                + ("retrained model." if ok else "original, so the inside barely changed (hidden behind the classifier)."))
+    return Verdict("representation", ok, to_retrained, 1.0, sentence)  # the retrained model: CKA 1 to itself
 
 
 def audit_models(original: nn.Module, unlearned: dict[str, nn.Module], split: ForgetSplit, reference: nn.Module, *,
@@ -275,6 +298,17 @@ def audit_models(original: nn.Module, unlearned: dict[str, nn.Module], split: Fo
         audits[name] = _audit_one(name.removeprefix("unlearned:"), model, split, reference_logits, reference_test,
                                   config, shadows, device)
     original_audit, retrained_audit = audits["original"], audits["retrained"]
+    probe_random_layers: dict[str, float | None] = {}
+    if config.layers:
+        report(progress, 0.95, "comparing the models layer by layer")
+        samples = layer_samples(split, config.seed)
+        k = split.dataset.num_classes
+        reps = {name: representation(model, samples, k, device) for name, model in models.items()}
+        target = class_target(split)
+        for name, audited in audits.items():
+            audited.layers = layer_rows(reps[name], reps["original"], reps["retrained"])
+            audited.embedding = embedding(audited.name, reps[name].embedding_features, samples, target)
+        probe_random_layers = representation(random_like(reference, config.seed), samples, k, device).probe
     probe_random = None
     if len(split.forget_test):
         probe_random = probe_accuracy(random_like(reference, config.seed), _probe_train(split, config.probe_max_train, config.seed),
@@ -307,6 +341,7 @@ def audit_models(original: nn.Module, unlearned: dict[str, nn.Module], split: Fo
         seconds={"audit": time.perf_counter() - start},
         notes=notes,
         probe_random=probe_random,
+        probe_random_layers=probe_random_layers,
     )
 
 

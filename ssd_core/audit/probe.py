@@ -61,14 +61,16 @@ def penultimate_features(model: nn.Module, data: Subset, device: torch.device | 
 Probe = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # weight, bias, feature mean, feature std
 
 
-def fit_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Probe:
-    """A multinomial logistic regression on standardised features: (weight, bias, mean, std)."""
+def fit_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int, iterations: int = PROBE_ITERATIONS
+              ) -> Probe:
+    """A multinomial logistic regression on standardised features: (weight, bias, mean, std), fitted with at most
+    ``iterations`` L-BFGS iterations."""
     x = features.double()
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     x = (x - mean) / std
     weight = torch.zeros(num_classes, x.shape[1], dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=PROBE_ITERATIONS, line_search_fn="strong_wolfe",
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe",
                                   tolerance_grad=1e-9, tolerance_change=1e-12)
 
     def closure() -> torch.Tensor:

@@ -10,6 +10,7 @@ TESTS = {
     "attack": "against the per-example attack",
     "relearning": "against relearning",
     "retain_relearning": "against retain-only fine-tuning",
+    "representation": "inside (CKA to retrained)",
 }
 
 
