@@ -46,10 +46,10 @@ def controls(prepared) -> tuple[list[str], dict[str, dict], bool]:
                 alpha, lam, sentence = live.setting_sentence(prepared, "this row")
                 st.caption(sentence)
                 configs[method] = {**method_runs.settings_controls(method, prepared.setup.seed, skip=("alpha", "lam"),
-                                                               model_spec=prepared.model_spec),
+                                                               schedule=prepared.schedule),
                                    "alpha": alpha, "lam": lam}
             else:
-                configs[method] = method_runs.settings_controls(method, prepared.setup.seed, model_spec=prepared.model_spec)
+                configs[method] = method_runs.settings_controls(method, prepared.setup.seed, schedule=prepared.schedule)
     missing = {m: c for m, c in configs.items() if method_runs.cached_run(prepared.setup, m, c) is None}
     if missing:
         with guard("estimating the run time"):

@@ -195,9 +195,9 @@ def retrain_panel(prepared, stored, bound) -> None:
     if not landscape.retrain_available():
         st.caption("The retrain method is not registered in this installation.")
         return
-    spec = prepared.model_spec
+    spec, schedule = prepared.model_spec, prepared.schedule
     st.caption(
-        f"Retraining {spec.name} from scratch on the retain set ({spec.epochs} epochs, {len(prepared.split.retain_train):,} "
+        f"Retraining {spec.name} from scratch on the retain set ({schedule.epochs} epochs, {len(prepared.split.retain_train):,} "
         "images) is the gold standard SSD tries to match without retraining. It is computed once per setup and cached."
         + (" On a CPU this takes minutes for this model." if spec.name != "smallcnn" and prepared.device.type == "cpu" else "")
     )

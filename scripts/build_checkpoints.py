@@ -41,7 +41,8 @@ from ssd_core.train import (
 )
 
 # smallcnn is the digits default; on shapes it underfits (36% test), so shapes ships resnet18_narrow (98%).
-# Fashion-MNIST ships smallcnn (its default, 92.7%) and resnet18_narrow (the stronger model, 92.96%).
+# Fashion-MNIST ships smallcnn (its default, 92.7%) and resnet18_narrow (the stronger model, 93.47% with its
+# Fashion-MNIST schedule, train.DATASET_SCHEDULES: 15 epochs of AdamW, weight decay 0.05; 2,658 s).
 SHIPPED = [
     ("digits", "smallcnn"), ("digits", "vit_tiny"), ("shapes", "resnet18_narrow"),
     ("fashion_mnist", "smallcnn"), ("fashion_mnist", "resnet18_narrow"),

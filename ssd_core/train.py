@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,13 @@ log = logging.getLogger(__name__)
 # rebuild the shipped checkpoints (scripts/build_checkpoints.py).
 TRAINING_CODE_VERSION = 2
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints" / "shipped"
+
+# Where one dataset needs another schedule than the architecture's own: (dataset, model) -> the fields that
+# differ. resnet18_narrow's 12 epochs of Adam overfit Fashion-MNIST's 60,000 images (92.96% test); decoupled
+# weight decay over 15 epochs is the schedule its shipped checkpoint was trained with.
+DATASET_SCHEDULES: dict[tuple[str, str], dict[str, Any]] = {
+    ("fashion_mnist", "resnet18_narrow"): {"epochs": 15, "optimizer": "adamw", "weight_decay": 0.05},
+}
 
 
 def cache_dir() -> Path:
@@ -58,8 +65,10 @@ class TrainConfig:
 
     @classmethod
     def default(cls, dataset: str, model: str, seed: int = 0) -> TrainConfig:
+        """The architecture's own schedule, with the dataset's changes (:data:`DATASET_SCHEDULES`)."""
         spec = get_spec(model)
-        return cls(dataset, model, spec.epochs, spec.lr, spec.batch_size, spec.optimizer, spec.weight_decay, seed)
+        config = cls(dataset, model, spec.epochs, spec.lr, spec.batch_size, spec.optimizer, spec.weight_decay, seed)
+        return replace(config, **DATASET_SCHEDULES.get((dataset, model), {}))
 
     def key(self, dataset_fingerprint: str, architecture: str = "") -> str:
         """Cache key: config + data + architecture signature (parameter names and shapes) + training code version."""

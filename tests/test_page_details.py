@@ -74,17 +74,22 @@ def test_forget_instances_cards_show_the_change_as_the_unlearn_cards_do():
 # Retrain's settings in Compare
 
 
-@pytest.mark.parametrize("model", ["smallcnn", "resnet18_narrow"])
-def test_retrain_defaults_are_the_architectures_own_schedule(model):
+@pytest.mark.parametrize(("dataset", "model"), [("digits", "smallcnn"), ("shapes", "resnet18_narrow"),
+                                                ("fashion_mnist", "resnet18_narrow")])
+def test_retrain_defaults_are_the_originals_schedule(dataset, model):
+    from ssd_core.train import DATASET_SCHEDULES, TrainConfig
     from ui.method_runs import architecture_defaults
 
-    spec = get_spec(model)
-    values, note = architecture_defaults("retrain", spec)
-    assert values == {"epochs": spec.epochs, "lr": spec.lr, "batch_size": spec.batch_size}
+    spec, schedule = get_spec(model), TrainConfig.default(dataset, model)
+    values, note = architecture_defaults("retrain", schedule)
+    assert values == {"epochs": schedule.epochs, "lr": schedule.lr, "batch_size": schedule.batch_size}
     assert all(v > 0 for v in values.values())
-    assert note.startswith(f"Defaults: {model}'s own training schedule ({spec.epochs} epochs, {spec.optimizer} "
-                           f"with learning rate {spec.lr:g}, batch {spec.batch_size})")
-    assert architecture_defaults("ssd", spec) == ({}, None)  # only retrain's 0 stands for the architecture's value
+    assert note.startswith(f"Defaults: {model}'s own training schedule ({schedule.epochs} epochs, {schedule.optimizer} "
+                           f"with learning rate {schedule.lr:g}, batch {schedule.batch_size})")
+    # the architecture's registry schedule unless the dataset changes it (Fashion-MNIST's resnet18_narrow)
+    changed = DATASET_SCHEDULES.get((dataset, model), {})
+    assert (schedule.epochs, schedule.optimizer) == (changed.get("epochs", spec.epochs), changed.get("optimizer", spec.optimizer))
+    assert architecture_defaults("ssd", schedule) == ({}, None)  # only retrain's 0 stands for the original's value
     assert architecture_defaults("retrain", None) == ({}, None)
 
 

@@ -20,6 +20,7 @@ import torch
 from ssd_core.data import ForgetSplit
 from ssd_core.methods import available_methods, config_fields, make_config, run_method
 from ssd_core.metrics import Evaluation, Evaluator, SplitOutputs
+from ssd_core.train import TrainConfig
 from unlearning_lab import jobs
 from unlearning_lab.export import modebar_config
 from unlearning_lab.text import duration
@@ -72,7 +73,7 @@ def method_estimate(prepared: Prepared, method: str, config: dict[str, Any], ima
         source = reference_source(split, prepared.setup.model, seed=prepared.setup.seed)
         if source is not None:
             return f"{method}: read from disk ({source}, no training)"
-        epochs = int(config.get("epochs") or prepared.model_spec.epochs)
+        epochs = int(config.get("epochs") or prepared.schedule.epochs)
         return f"{method}: {about(epochs * len(split.retain_train) * image_seconds)} ({epochs} epochs)"
     if spec.data_touched == FULL_DATA_CACHED:
         images = len(split.forget_train) + (0 if config.get("estimator", prepared.setup.estimator) == prepared.setup.estimator
@@ -187,25 +188,26 @@ def widget_key(method: str, name: str) -> str:
 ARCHITECTURE_FIELDS = ("model_name",)  # the dashboard always knows the architecture: not shown
 
 
-def architecture_defaults(method: str, model_spec: Any) -> tuple[dict[str, Any], str | None]:
-    """For options whose 0 means 'the architecture's own value' (retrain's schedule): the values
-    that 0 stands for, shown instead of 0, and one sentence saying where they come from."""
-    if method != "retrain" or model_spec is None:
+def architecture_defaults(method: str, schedule: TrainConfig | None) -> tuple[dict[str, Any], str | None]:
+    """For options whose 0 means 'the original's own value' (retrain's schedule): the values that 0 stands
+    for, shown instead of 0, and one sentence saying where they come from. ``schedule``: the original's
+    (``TrainConfig.default`` for the dataset and architecture)."""
+    if method != "retrain" or schedule is None:
         return {}, None
-    values = {"epochs": int(model_spec.epochs), "lr": float(model_spec.lr), "batch_size": int(model_spec.batch_size)}
-    note = (f"Defaults: {model_spec.name}'s own training schedule ({model_spec.epochs} epochs, "
-            f"{model_spec.optimizer} with learning rate {model_spec.lr:g}, batch {model_spec.batch_size}), so the "
+    values = {"epochs": int(schedule.epochs), "lr": float(schedule.lr), "batch_size": int(schedule.batch_size)}
+    note = (f"Defaults: {schedule.model}'s own training schedule ({schedule.epochs} epochs, "
+            f"{schedule.optimizer} with learning rate {schedule.lr:g}, batch {schedule.batch_size}), so the "
             "retrained model is what training without the forget set would have given.")
     return values, note
 
 
 def settings_controls(method: str, seed: int, prefix: str = "cmp_cfg", skip: tuple[str, ...] = (),
-                      model_spec: Any = None) -> dict[str, Any]:
+                      schedule: TrainConfig | None = None) -> dict[str, Any]:
     """Widgets for a method's config fields (number inputs with the field's min/max); returns the values.
-    ``model_spec``: the architecture, for options that default to its own values (see
+    ``schedule``: the original's training schedule, for options that default to its values (see
     :func:`architecture_defaults`)."""
-    values = default_values(method, seed, getattr(model_spec, "name", None))
-    resolved, note = architecture_defaults(method, model_spec)
+    values = default_values(method, seed, schedule.model if schedule is not None else None)
+    resolved, note = architecture_defaults(method, schedule)
     values.update(resolved)
     if note:
         st.caption(note)

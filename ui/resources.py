@@ -215,6 +215,11 @@ class Prepared:
         return self.original.device
 
     @property
+    def schedule(self) -> TrainConfig:
+        """The original's training schedule on this dataset (what retrain repeats without the forget set)."""
+        return TrainConfig.default(self.dataset.name, self.model_spec.name, self.setup.seed)
+
+    @property
     def key(self) -> tuple:
         return self.setup.key()
 

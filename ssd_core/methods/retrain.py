@@ -7,20 +7,19 @@ model itself (same class and the same parameter names and shapes as exactly one 
 see ``loops.architecture_name``), so the method keeps the shared signature and needs no
 extra argument.
 
-Default schedule: the architecture's own training schedule from the model registry (``epochs``,
-``lr``, ``batch_size``, optimizer, weight decay; smallcnn: 15 epochs, Adam 1e-3, batch 64, about
-5 s on digits on one CPU core), so the retrained model is what training without Df would have
-given. Set ``epochs``/``lr``/``batch_size`` to override (0 keeps the registry value).
+Default schedule: the original's (``TrainConfig.default``: the architecture's own schedule from the model
+registry with the dataset's changes; smallcnn: 15 epochs, Adam 1e-3, batch 64, about 5 s on digits on one CPU
+core), so the retrained model is what training without Df would have given. Set
+``epochs``/``lr``/``batch_size`` to override (0 keeps the default).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from ..models import get_spec
 from ..progress import OptionalProgress
 from ..train import TrainConfig, retrain_from_scratch
 from .base import RETAIN_ONLY, MethodOutcome, MethodSpec, param, register_method, seed_param
@@ -44,17 +43,16 @@ def _run(work: nn.Module, data: MethodData, config: RetrainConfig, *, device: to
     watch = Stopwatch()
     retain = data.require("retain_train", "retain set")
     name = architecture_name(work, data.dataset, config.model_name)  # only the architecture is used
-    spec = get_spec(name)
-    epochs = config.epochs or spec.epochs
-    lr = config.lr or spec.lr
-    batch_size = config.batch_size or spec.batch_size
-    schedule = TrainConfig(data.dataset.name, name, epochs, lr, batch_size, spec.optimizer, spec.weight_decay,
-                           config.seed)
+    original = TrainConfig.default(data.dataset.name, name, config.seed)  # the original's schedule on this data
+    epochs = config.epochs or original.epochs
+    lr = config.lr or original.lr
+    batch_size = config.batch_size or original.batch_size
+    schedule = replace(original, epochs=epochs, lr=lr, batch_size=batch_size)
     with watch.step("training"):
         trained = retrain_from_scratch(data.dataset, retain, schedule, data_key=data.data_key, device=device,
                                        progress=progress)
     diagnostics = {"architecture": name, "epochs": epochs, "lr": lr, "batch_size": batch_size,
-                   "optimizer": spec.optimizer, "n_retain": len(retain), "source": trained.source}
+                   "optimizer": schedule.optimizer, "n_retain": len(retain), "source": trained.source}
     if trained.source != "trained":  # loaded from disk: the training's cost is the recorded one
         diagnostics["recorded_training_s"] = trained.seconds
     return MethodOutcome(trained.model.to(device), diagnostics, watch.seconds)
