@@ -93,11 +93,11 @@ def show(prepared, result: dict) -> None:
     if len(seeds):
         st.subheader("Over seeds")
         st.dataframe(seeds, hide_index=True, width="stretch", key="audit_seeds_table")
-    c1, c2, _ = st.columns([1, 1, 4])
-    c1.download_button("Numbers (CSV)", numbers.to_csv(index=False), f"{stem}.csv", "text/csv",
-                       icon=":material/download:")
-    c2.download_button("Audit (JSON)", audit.to_json(result), f"{stem}.json", "application/json",
-                       icon=":material/download:")
+    downloads = st.container(horizontal=True, gap="small")  # each button as wide as its label: never cut
+    downloads.download_button("Numbers (CSV)", numbers.to_csv(index=False), f"{stem}.csv", "text/csv",
+                              icon=":material/download:", width="content")
+    downloads.download_button("Audit (JSON)", audit.to_json(result), f"{stem}.json", "application/json",
+                              icon=":material/download:", width="content")
     data = result["audit"]
     models = {"original": data["original"], **data["unlearned"], "retrain": data["retrained"]}
     curves = {name: m["relearn"]["accuracy"] for name, m in models.items() if m["relearn"]}

@@ -315,6 +315,16 @@ def test_presentation_mode_on_every_page_view_and_lesson_step_at_1024(server_url
                 page.locator("[data-testid=stButtonGroup] button").nth(step).click()
                 _settle(page, 800)  # step 8 measures relearning first: the wait is the script's own
                 problems[f"lesson step {step + 1}"] = page.evaluate(OVERFLOW_JS)
+            # #24.5: the hiding step draws the picture of hiding beside the relearning curves
+            bench.figure_title(page, "Hiding or forgetting?").wait_for(timeout=120_000)
+            page.screenshot(path=str(ARTIFACTS / "presentation-1024-lesson-hiding.png"), full_page=True)
+        if title == "Audit":  # #24.5: the audit's layer figure and the picture of hiding, in presentation mode
+            page.get_by_role("button", name="Run the audit").click()
+            bench.figure_title(page, "Hiding or forgetting?").wait_for(timeout=300_000)
+            bench.figure_title(page, "Layer by layer").wait_for(timeout=30_000)
+            _settle(page, 800)
+            problems["audit (run)"] = page.evaluate(OVERFLOW_JS)
+            page.screenshot(path=str(ARTIFACTS / "presentation-1024-audit-run.png"), full_page=True)
     page.close()
     assert not {where: cut for where, cut in problems.items() if cut}, problems
 
