@@ -128,8 +128,8 @@ def show(prepared, result: dict) -> None:
                        "to unit variance so the panels compare). Compare the middle panel with the retrained one: "
                        "where retraining dissolves the red cluster, forgetting dissolves it too and hiding leaves it in "
                        "place behind the classifier. Where even the retrained model keeps it (the class is easy to tell "
-                       "apart from any features, as on digits), the picture cannot separate the two. Each title counts "
-                       "the class's images nearest to their own class centre in the full features.")
+                       "apart from any features, as on digits), the picture cannot separate the two. Under each title: "
+                       "the share of the class's images nearest to their own class centre (\"by own centre\") in the full features.")
     method_runs.show_figure(figs.class_distance_figure(prepared.dataset.classes,
                                                    {n: m["per_class_js"] for n, m in models.items() if n != "retrain"},
                                                    prepared.split.forget_classes), "distance-per-class", stem)

@@ -373,6 +373,7 @@ def test_the_embedding_is_pca_of_the_features_on_shared_axes(class3, class3_audi
     assert sum(embedded.forget) == len(samples.forget)
     points = torch.tensor(embedded.points, dtype=torch.float64)
     assert points.std(0).tolist() == pytest.approx([1.0, 1.0], abs=1e-3)  # unit variance per axis: shared axes
+    assert bool((points[:len(samples.forget)].mean(0) >= 0).all())  # the forget images on each axis's positive side
     # PCA by hand: the projection spans the top two right singular vectors of the centred features
     features = torch.cat([penultimate_features(unlearned, samples.forget), penultimate_features(unlearned, samples.retain)])
     centred = (features.double() - features.double().mean(0)).numpy()

@@ -110,7 +110,7 @@ def embedding_figure(embeddings: Mapping[str, Mapping], classes: Sequence[str], 
     titles = []
     for name in names:
         cluster = embeddings[name].get("own_cluster")
-        titles.append(name if cluster is None else f"{name}: {100 * cluster:.0f}% of the class by its own centre")
+        titles.append(name if cluster is None else f"<b>{name}</b><br>{100 * cluster:.0f}% by own centre")
     fig = make_subplots(rows=1, cols=len(names), shared_yaxes=True, horizontal_spacing=0.03,
                         subplot_titles=titles)
     forgotten = {int(c) for c in forget_classes}

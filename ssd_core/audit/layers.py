@@ -225,6 +225,8 @@ def embedding(name: str, features: torch.Tensor, samples: LayerSamples, target: 
     labels = torch.cat([samples.forget.y, samples.retain.y])
     forget = [True] * len(samples.forget) + [False] * len(samples.retain)
     points = pca_2d(features)
+    if len(samples.forget):  # turn each axis so the forget images lie on its positive side: every panel alike
+        points = points * torch.where(points[:len(samples.forget)].mean(0) < 0, -1.0, 1.0).to(points.dtype)
     cluster = own_cluster(features, labels, target) if target is not None else None
     return Embedding(name, [[round(float(a), 4), round(float(b), 4)] for a, b in points.tolist()], labels.tolist(), forget,
                      cluster)
