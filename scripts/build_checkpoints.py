@@ -47,6 +47,8 @@ SHIPPED = [
     ("digits", "smallcnn"), ("digits", "vit_tiny"), ("shapes", "resnet18_narrow"),
     ("fashion_mnist", "smallcnn"), ("fashion_mnist", "resnet18_narrow"),
 ]
+# Originals of further training seeds, for `audit --train-seeds N` (each a seeded run of the default schedule).
+SHIPPED_TRAIN_SEEDS = {("digits", "smallcnn"): (1, 2)}
 SHIPPED_IMPORTANCE_FOR = [("fashion_mnist", "smallcnn"), ("fashion_mnist", "resnet18_narrow")]
 # The classes whose retrained model ships: every Fashion-MNIST class for smallcnn. Each costs one training run of
 # the original's schedule (338-611 s on a quiet 2-core machine, 706-1,664 s while other work ran).
@@ -55,9 +57,9 @@ IMPORTANCE_ESTIMATORS = ("fisher", "lossfree")
 IMPORTANCE_BATCH = 64
 
 
-def build_checkpoint(dataset_name: str, model_name: str) -> None:
+def build_checkpoint(dataset_name: str, model_name: str, seed: int = 0) -> None:
     dataset = load_dataset(dataset_name)
-    config = TrainConfig.default(dataset_name, model_name, seed=0)
+    config = TrainConfig.default(dataset_name, model_name, seed=seed)
     key = checkpoint_key(dataset, config)
     if (SHIPPED_CHECKPOINTS / f"{key}.safetensors").exists():
         print(f"{key}: already shipped")
@@ -117,6 +119,8 @@ def main(only: list[str]) -> None:
     wanted = [pair for pair in SHIPPED if not only or "/".join(pair) in only]
     for dataset_name, model_name in wanted:
         build_checkpoint(dataset_name, model_name)
+        for seed in SHIPPED_TRAIN_SEEDS.get((dataset_name, model_name), ()):
+            build_checkpoint(dataset_name, model_name, seed)
         if (dataset_name, model_name) in SHIPPED_IMPORTANCE_FOR:
             build_importance(dataset_name, model_name)
         if (dataset_name, model_name) in SHIPPED_RETRAINED_FOR:

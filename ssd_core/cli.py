@@ -256,6 +256,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         _check_writable(args.json_path, "the JSON")
     if args.seeds == 1:
         args.seeds = 0
+    if args.train_seeds == 1:
+        args.train_seeds = 0
     methods: dict[str, dict[str, Any]] = {}
     for name in args.methods or ["ssd"]:
         method, params = _method_and_params(argparse.Namespace(**{**vars(args), "method": name}))
@@ -263,7 +265,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     config = ExperimentConfig(dataset=args.dataset, model=_model(args), request=_request(args, args.seed),
                               seed=args.seed, device=args.device, data_dir=args.data_dir, download=args.download,
                               checkpoint=args.checkpoint, checkpoint_config=args.checkpoint_config)
-    run = AuditRun(config, methods, seeds=args.seeds, shadows=args.shadows,
+    run = AuditRun(config, methods, seeds=args.seeds, train_seeds=args.train_seeds, shadows=args.shadows,
                    build_missing_shadows=not args.no_build_shadows)
     from .experiment import json_ready
 

@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a method to audit (repeatable; default: ssd with auto alpha)")
     audit.add_argument("--seeds", type=_whole, default=0, metavar="S",
                        help="also run each method over S seeds and report means with 95%% intervals (0: one run)")
+    audit.add_argument("--train-seeds", type=_whole, default=0, metavar="N",
+                       help="also run each method from N original models (training seeds 0..N-1, each with its own "
+                       "retrained reference) and report means with 95%% intervals; digits/smallcnn ships seeds 0-2")
     audit.add_argument("--shadows", type=_whole, default=None, metavar="K",
                        help="LiRA shadow models (even; 0: no per-example attack; default: 16, or 8 shorter-trained "
                        "ones from 20,000 training images on); built once and cached when missing")

@@ -393,3 +393,32 @@ def test_the_embedding_is_pca_of_the_features_on_shared_axes(class3, class3_audi
     layered = {"original": [r.to_dict() for r in report.original.layers],
                "assd": [r.to_dict() for r in report.unlearned["assd"].layers]}
     assert len(layers_figure(layered, report.probe_random_layers, "assd").data) == 2 + 2 + 1
+
+
+def test_train_seeds_audit_against_three_shipped_originals_each_with_its_own_reference(capsys, tmp_path, monkeypatch):
+    """#24.4: --train-seeds N runs each method from N original models (the shipped digits seeds 0-2: nothing to
+    train for the originals), each against a retrained model of its own seed; intervals over the N."""
+
+    monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))  # no cached originals: the shipped ones must be found
+    dataset = load_dataset("digits")
+    from ssd_core.train import find_checkpoint
+
+    assert [find_checkpoint(dataset, "smallcnn", seed=s) for s in range(3)] == ["shipped"] * 3
+    assert main(["audit", "--dataset", "digits", "--forget-class", "3", "--method", "assd", "--shadows", "0",
+                 "--train-seeds", "3", "--quiet", "--json", "-"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    spread = result["train_seeds"]["assd"]
+    assert len(spread["retain_test_acc"]["values"]) == 3 and result["seeds"] == {}
+    lo, hi, mean = (spread["retain_test_acc"][k] for k in ("lo", "hi", "mean"))
+    assert lo <= mean <= hi
+    # seed 2 of the intervals is assd from the seed-2 original against the seed-2 retrained model
+    split = make_split(dataset, ForgetRequest("class", target=3))
+    seed2 = load_or_train(dataset, "smallcnn", seed=2).model
+    unlearned = run_method("assd", seed2, split).model  # assd has no seed of its own: the original differs
+    from ssd_core.metrics import evaluate
+
+    assert spread["retain_test_acc"]["values"][2] == pytest.approx(evaluate(unlearned, split, with_mia=False).retain_test_acc)
+    originals = {_state_hash(load_or_train(dataset, "smallcnn", seed=s).model) for s in range(3)}
+    assert len(originals) == 3  # three different original models
+    assert main(["audit", "--dataset", "digits", "--forget-class", "3", "--train-seeds", "21"]) == 2
+    assert "at most 20 training seeds" in capsys.readouterr().err

@@ -73,6 +73,9 @@ def test_every_shipped_checkpoint_matches_the_current_key(tmp_path, monkeypatch)
         dataset = _shipped_dataset(dataset_name)
         assert find_checkpoint(dataset, model_name) == "shipped", (dataset_name, model_name)
         wanted.add(checkpoint_key(dataset, TrainConfig.default(dataset_name, model_name)))
+        for seed in module.SHIPPED_TRAIN_SEEDS.get((dataset_name, model_name), ()):  # audit --train-seeds
+            assert find_checkpoint(dataset, model_name, seed=seed) == "shipped", (dataset_name, model_name, seed)
+            wanted.add(checkpoint_key(dataset, TrainConfig.default(dataset_name, model_name, seed)))
     shipped = {p.stem for p in SHIPPED_CHECKPOINTS.glob("*.safetensors") if not p.name.endswith(".lira.safetensors")}
     assert shipped == wanted  # nothing stale shipped
 

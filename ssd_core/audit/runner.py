@@ -26,7 +26,7 @@ MAX_SHADOWS = 64  # LiRA shadow models: each is a training run (16 is the plan o
 MAX_SEEDS = 20  # seeds of an audit: each retrains the reference and reruns every method
 
 
-def check_counts(shadows: int | None, seeds: int) -> None:
+def check_counts(shadows: int | None, seeds: int, train_seeds: int = 0) -> None:
     """Refuse, before anything is loaded or trained, shadow and seed counts no audit could finish."""
     if shadows is not None:
         if shadows < 0 or shadows > MAX_SHADOWS:
@@ -35,6 +35,9 @@ def check_counts(shadows: int | None, seeds: int) -> None:
             raise InputError(f"The number of shadow models must be even (each image is in half of them); got {shadows}.")
     if seeds < 0 or seeds > MAX_SEEDS:
         raise InputError(f"An audit runs at most {MAX_SEEDS} seeds (each retrains the reference model); got {seeds}.")
+    if train_seeds < 0 or train_seeds > MAX_SEEDS:
+        raise InputError(f"An audit runs at most {MAX_SEEDS} training seeds (each trains an original and its retrained "
+                         f"model); got {train_seeds}.")
 
 
 @dataclass
@@ -44,6 +47,7 @@ class AuditRun:
     experiment: ExperimentConfig  # dataset, model, request, seed, device, data (method/params unused)
     methods: dict[str, dict[str, Any]]  # method name -> its options
     seeds: int = 0  # 0 or 1: one run; S >= 2: every metric as mean and 95% interval over S seeds
+    train_seeds: int = 0  # N >= 2: the same over N original models (training seeds), each with its own reference
     shadows: int | None = None  # K for LiRA; None: the dataset's plan (lira.shadow_plan); 0: no per-example attack
     build_missing_shadows: bool = True  # train the shadows when none are shipped or cached
     audit: AuditConfig = field(default_factory=AuditConfig)
@@ -53,7 +57,10 @@ def run_audit(run: AuditRun, progress: OptionalProgress = None) -> dict[str, Any
     """Load the data and the original model, then :func:`audit_request`; returns the JSON-ready audit."""
     start = time.perf_counter()
     config = run.experiment
-    check_counts(run.shadows, run.seeds)
+    check_counts(run.shadows, run.seeds, run.train_seeds)
+    if run.train_seeds > 1 and config.checkpoint:
+        raise InputError("--train-seeds trains the original model once per seed, so it needs a registry model, not "
+                         "--checkpoint.")
     if not run.methods:
         raise InputError("Name at least one method to audit.")
     for name in run.methods:
@@ -66,7 +73,7 @@ def run_audit(run: AuditRun, progress: OptionalProgress = None) -> dict[str, Any
     loaded = time.perf_counter() - t
     result = audit_request(original, split, config.model, run.methods, seed=config.seed, device=device,
                            shadows=run.shadows, build_missing_shadows=run.build_missing_shadows, seeds=run.seeds,
-                           config=run.audit, progress=scaled(progress, 0.1, 1.0))
+                           train_seeds=run.train_seeds, config=run.audit, progress=scaled(progress, 0.1, 1.0))
     result["model_source"] = source
     result["seconds"] = {"original_model": loaded, **result["seconds"], "total": time.perf_counter() - start}
     return result
@@ -74,8 +81,8 @@ def run_audit(run: AuditRun, progress: OptionalProgress = None) -> dict[str, Any
 
 def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: dict[str, dict[str, Any]], *,
                   seed: int = 0, device: torch.device | str = "cpu", shadows: int | None = None,
-                  build_missing_shadows: bool = True, seeds: int = 0, config: AuditConfig | None = None,
-                  progress: OptionalProgress = None) -> dict[str, Any]:
+                  build_missing_shadows: bool = True, seeds: int = 0, train_seeds: int = 0,
+                  config: AuditConfig | None = None, progress: OptionalProgress = None) -> dict[str, Any]:
     """Run each method from ``original`` on ``split`` and audit the results (the CLI and the page).
 
     Args:
@@ -88,15 +95,18 @@ def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: 
         shadows: K LiRA shadow models (None: the dataset's plan, see ``lira.shadow_plan``; 0: no per-example attack).
         build_missing_shadows: train the shadows when none are shipped or cached.
         seeds: S >= 2 also runs every method over S seeds (mean and 95% interval).
+        train_seeds: N >= 2 also runs every method from N original models (training seeds 0 .. N-1, each original
+            trained, or read where shipped or cached, with the architecture's schedule), each against its own
+            retrained reference (mean and 95% interval).
         config: the audit's sample sizes and relearning schedule.
         progress: ``progress(fraction, message)``.
 
     Returns:
         JSON-ready: ``methods`` (the options used), ``audit`` (every number and the verdicts),
-        ``seeds`` (intervals, when asked), ``seconds``, ``environment``.
+        ``seeds`` and ``train_seeds`` (intervals, when asked), ``seconds``, ``environment``.
     """
     start = time.perf_counter()
-    check_counts(shadows, seeds)
+    check_counts(shadows, seeds, train_seeds)
     if not methods:
         raise InputError("Name at least one method to audit.")
     specs = {name: get_method(name) for name in methods}
@@ -130,17 +140,19 @@ def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: 
     seconds["methods"] = time.perf_counter() - t
     t = time.perf_counter()
     audited = audit_models(original, unlearned, split, reference, shadows=shadow_set, config=config, device=device,
-                           progress=scaled(progress, 0.7, 0.85 if seeds > 1 else 1.0))
+                           progress=scaled(progress, 0.7, 0.85 if seeds > 1 or train_seeds > 1 else 1.0))
     seconds["audit"] = time.perf_counter() - t
-    intervals: dict[str, dict] = {}
-    if seeds > 1:
+    spreads: dict[str, dict[str, dict]] = {"seeds": {}, "train_seeds": {}}
+    for kind, count, vary in (("seeds", seeds, False), ("train_seeds", train_seeds, True)):
+        if count < 2:
+            continue
         t = time.perf_counter()
         for i, (name, options) in enumerate(methods.items()):
             lo = 0.85 + 0.15 * i / len(methods)
-            found = seed_runs(name, original, split, model, params=options, seeds=seeds, device=device,
-                              progress=scaled(progress, lo, lo + 0.15 / len(methods)))
-            intervals[name] = {k: v.to_dict() for k, v in found.items()}
-        seconds["seeds"] = time.perf_counter() - t
+            found = seed_runs(name, original, split, model, params=options, seeds=count, vary_original=vary,
+                              device=device, progress=scaled(progress, lo, lo + 0.15 / len(methods)))
+            spreads[kind][name] = {k: v.to_dict() for k, v in found.items()}
+        seconds[kind] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - start
     report(progress, 1.0, "audit done")
     return {
@@ -150,7 +162,8 @@ def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: 
         "seed": seed,
         "methods": {name: dataclasses.asdict(c) for name, c in checked.items()},
         "audit": audited.to_dict(),
-        "seeds": intervals,
+        "seeds": spreads["seeds"],
+        "train_seeds": spreads["train_seeds"],
         "seconds": seconds,
         "environment": environment(),
         "_report": audited,  # the live object (dropped from JSON by json_ready)

@@ -29,12 +29,13 @@ def audit_summary(result: dict[str, Any]) -> str:
         lines.append(f"{method}:")
         for row in rows:
             lines.append(f"  {TESTS[row['test']]:<32} {_mark(row['forgotten']):<14} {row['sentence']}")
-    for method, metrics in result.get("seeds", {}).items():
-        lines.append("")
-        lines.append(f"{method} over {len(next(iter(metrics.values()))['values'])} seeds (mean [95% interval]):")
-        for name, interval in metrics.items():
-            if interval["mean"] is not None:
-                lines.append(f"  {name:<28} {interval['mean']:.4f} [{interval['lo']:.4f}, {interval['hi']:.4f}]")
+    for kind, words in (("seeds", "seeds"), ("train_seeds", "original models (training seeds)")):
+        for method, metrics in result.get(kind, {}).items():
+            lines.append("")
+            lines.append(f"{method} over {len(next(iter(metrics.values()))['values'])} {words} (mean [95% interval]):")
+            for name, interval in metrics.items():
+                if interval["mean"] is not None:
+                    lines.append(f"  {name:<28} {interval['mean']:.4f} [{interval['lo']:.4f}, {interval['hi']:.4f}]")
     for note in audit["notes"]:
         lines.append("")
         lines.append(f"Note: {note}")
