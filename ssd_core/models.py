@@ -271,6 +271,11 @@ def register(spec: ModelSpec) -> None:
     _REGISTRY[spec.name] = spec
 
 
+def unregister(name: str) -> None:
+    """Remove a model from the registry (an uploaded architecture once no session holds its upload)."""
+    _REGISTRY.pop(name, None)
+
+
 register(ModelSpec("smallcnn", "Small 3-layer CNN (fast on CPU)", lambda c, k, s: SmallCNN(c, k, s), 15, 1e-3, 64))
 register(ModelSpec("resnet18", "ResNet-18, CIFAR variant, width 64", lambda c, k, s: ResNet18(c, k, 64), 30, 1e-3, 128))
 register(

@@ -337,6 +337,16 @@ def test_dashboard_upload_of_a_hugging_face_vit_shows_the_librarys_numbers(tiny_
     assert name not in other.selectbox(key="setup_model").options
     assert any(name in shown_text(w.value) for w in other.warning)  # the link's value is refused, and said so
 
+    # #23.4: the registered architecture lives as long as the upload: gone once the session ends
+    import gc
+
+    from ssd_core.models import available_models
+
+    assert name in available_models()
+    del at, other
+    gc.collect()
+    assert name not in available_models()
+
 
 @pytest.mark.parametrize("files", ["authors' .pth", "safetensors + config"])
 def test_dashboard_upload_of_the_authors_resnet_layout_shows_the_librarys_numbers(width8, files, tmp_path):

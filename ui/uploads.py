@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, MutableMapping
@@ -253,7 +254,33 @@ def _add_hf_checkpoint(state: MutableMapping[Any, Any], data: bytes, filename: s
     register_hf_architecture(name, f"Hugging Face {type(pretrained.model).__name__} (uploaded)", pretrained)
     config = ModelConfig(model=name, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
                          mean=(0.0,) * c, std=(1.0,) * c, classes=list(dataset.classes)).validate()
-    return _keep_model(state, model, config, fingerprint, filename, len(data), "model.safetensors")
+    upload = _keep_model(state, model, config, fingerprint, filename, len(data), "model.safetensors")
+    _hold_architecture(upload, name)
+    return upload
+
+
+_ARCHITECTURE_HOLDERS: dict[str, int] = {}  # hf:upload-<id> -> uploads (in any session) that use it
+_HOLDERS_LOCK = threading.Lock()
+
+
+def _hold_architecture(upload: UploadedModel, name: str) -> None:
+    """Keep the registered architecture ``name`` while ``upload`` lives: when the last upload using it is freed
+    (its session ended, or a newer upload pushed it out), the registry entry goes too."""
+    with _HOLDERS_LOCK:
+        _ARCHITECTURE_HOLDERS[name] = _ARCHITECTURE_HOLDERS.get(name, 0) + 1
+    weakref.finalize(upload, _release_architecture, name)
+
+
+def _release_architecture(name: str) -> None:
+    from ssd_core.models import unregister
+
+    with _HOLDERS_LOCK:
+        left = _ARCHITECTURE_HOLDERS.get(name, 1) - 1
+        if left > 0:
+            _ARCHITECTURE_HOLDERS[name] = left
+            return
+        _ARCHITECTURE_HOLDERS.pop(name, None)
+        unregister(name)
 
 
 def add_dataset_zip(
