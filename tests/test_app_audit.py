@@ -95,6 +95,11 @@ def test_the_report_has_an_audit_section_with_the_verdicts(library_audit):
         mark = {True: "forgotten", False: "not forgotten", None: "no verdict"}[row["forgotten"]]
         assert f'data-audit="assd:{row["test"]}">{mark}<' in html
     assert "_report" not in html  # the live object is not embedded
+    # #24.6: the layer rows too, one per model and block, with the library's CKA
+    assert 'id="audit-layers"' in html and 'data-audit="assd:representation"' in html
+    last = library_audit["audit"]["unlearned"]["assd"]["layers"][-1]
+    assert (f"<tr><td>assd</td><td>features</td><td>{last['cka_original_forget']:.3f}</td>"
+            f"<td>{last['cka_retrained_forget']:.3f}</td>") in html
 
 
 def test_audit_page_says_what_it_will_train_and_lets_you_choose_the_shadows(fashion_mnist):

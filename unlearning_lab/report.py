@@ -263,6 +263,18 @@ def _audit_section(audit: Mapping[str, Any]) -> str:
                 f'<td data-audit="{escape(method)}:{escape(row["test"])}">{escape(AUDIT_MARKS[row["forgotten"]])}</td>'
                 f'<td>{_fmt(row["value"])}</td><td>{_fmt(row["retrained"])}</td><td>{escape(row["sentence"])}</td></tr>')
     parts.append("</table>")
+    models = {"original": body.get("original", {}), **body.get("unlearned", {}), "retrained": body.get("retrained", {})}
+    if any(m.get("layers") for m in models.values()):
+        parts.append("<p>Inside the model, block by block (forget images): linear CKA to the original and to the "
+                     "retrained model, and a linear probe's accuracy on the forgotten class.</p>")
+        parts.append('<table id="audit-layers"><tr><th>model</th><th>block</th><th>CKA to original</th>'
+                     "<th>CKA to retrained</th><th>probe</th></tr>")
+        for name, m in models.items():
+            for row in m.get("layers") or []:
+                parts.append(f"<tr><td>{escape(name)}</td><td>{escape(str(row['block']).removeprefix('net.'))}</td>"
+                             f"<td>{row['cka_original_forget']:.3f}</td><td>{row['cka_retrained_forget']:.3f}</td>"
+                             f"<td>{_fmt(row['probe'])}</td></tr>")
+        parts.append("</table>")
     for note in body.get("notes", []):
         parts.append(f'<p class="meta">{escape(note)}</p>')
     if audit.get("command"):
