@@ -4,6 +4,7 @@ the value checks argparse runs (a bad value exits with status 2 and one sentence
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import NoReturn
 
 from .errors import InputError
@@ -32,26 +33,25 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a whole number written with the digits 0-9") from None
 
 
-def _batch(text: str) -> int:
-    from .memory import check_batch_size
+def _checked_whole(check: str) -> Callable[[str], int]:
+    """An argparse type: a whole number that ``ssd_core.memory.<check>`` accepts (its one-sentence refusal becomes
+    argparse's; imported when used, as the other checks are)."""
 
-    value = _whole(text)
-    try:
-        check_batch_size(value)
-    except InputError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return value
+    def parse(text: str) -> int:
+        from . import memory
+
+        value = _whole(text)
+        try:
+            getattr(memory, check)(value)
+        except InputError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return value
+
+    return parse
 
 
-def _workers(text: str) -> int:
-    from .memory import check_workers
-
-    value = _whole(text)
-    try:
-        check_workers(value)
-    except InputError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return value
+_batch = _checked_whole("check_batch_size")
+_workers = _checked_whole("check_workers")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:

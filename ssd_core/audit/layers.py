@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..data import ForgetSplit, Subset, to_float
-from .probe import feature_layer, fit_probe, penultimate_features, probe_predict
+from ..data import ForgetSplit, Subset
+from .probe import feature_layer, fit_probe, penultimate_features, probe_predict, run_with_hooks
 
 LAYER_SAMPLE = 300  # images per subset (forget class, retain) for CKA and the embedding: a seeded sample
 PROBE_SAMPLE = 1000  # training images the per-block probes are fitted on
@@ -65,7 +65,6 @@ def _pooled(output: torch.Tensor) -> torch.Tensor:
     return output.flatten(1)
 
 
-@torch.no_grad()
 def block_outputs(model: nn.Module, data: Subset, names: list[str], device: torch.device | str = "cpu",
                   pooled: bool = False, batch_size: int = 256) -> dict[str, torch.Tensor]:
     """Each block's output for every image of ``data`` (flattened, or pooled with ``pooled``), float on the CPU.
@@ -81,15 +80,7 @@ def block_outputs(model: nn.Module, data: Subset, names: list[str], device: torc
              for n in names if n != FEATURES]
     if FEATURES in names:
         hooks.append(feature_layer(model).register_forward_hook(lambda _m, inputs, _o: store(FEATURES, inputs[0])))
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(data), batch_size):
-            model(to_float(data.x[start:start + batch_size], device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
+    run_with_hooks(model, data, hooks, device, batch_size)
     return {n: torch.cat(parts) if parts else torch.zeros(0, 0) for n, parts in captured.items()}
 
 

@@ -39,23 +39,29 @@ def feature_layer(model: nn.Module, name: str = "") -> nn.Module:
 
 
 @torch.no_grad()
-def penultimate_features(model: nn.Module, data: Subset, device: torch.device | str = "cpu",
-                         layer: str = "", batch_size: int = 256) -> torch.Tensor:
-    """The input of the model's last linear layer for every image of ``data`` (eval mode, on the CPU)."""
-    head = feature_layer(model, layer)
-    captured: list[torch.Tensor] = []
-    hook = head.register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0].detach().flatten(1).float().cpu()))
+def run_with_hooks(model: nn.Module, data: Subset, hooks: list[torch.utils.hooks.RemovableHandle],
+                   device: torch.device | str = "cpu", batch_size: int = 256) -> None:
+    """Run ``model`` over ``data`` in eval mode for the forward ``hooks`` to read, then remove them and restore the
+    model's mode (whatever happens)."""
     was_training = model.training
     model.eval()
     try:
         for start in range(0, len(data), batch_size):
             model(to_float(data.x[start:start + batch_size], device))
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
         model.train(was_training)
-    if not captured:
-        return torch.zeros(0, 0)
-    return torch.cat(captured)
+
+
+def penultimate_features(model: nn.Module, data: Subset, device: torch.device | str = "cpu",
+                         layer: str = "", batch_size: int = 256) -> torch.Tensor:
+    """The input of the model's last linear layer for every image of ``data`` (eval mode, on the CPU)."""
+    captured: list[torch.Tensor] = []
+    hook = feature_layer(model, layer).register_forward_hook(
+        lambda _m, inputs, _o: captured.append(inputs[0].detach().flatten(1).float().cpu()))
+    run_with_hooks(model, data, [hook], device, batch_size)
+    return torch.cat(captured) if captured else torch.zeros(0, 0)
 
 
 Probe = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # weight, bias, feature mean, feature std
