@@ -84,16 +84,25 @@ def block_outputs(model: nn.Module, data: Subset, names: list[str], device: torc
     return {n: torch.cat(parts) if parts else torch.zeros(0, 0) for n, parts in captured.items()}
 
 
-def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Linear CKA of two representations of the same n images (n x d1, n x d2): HSIC(K, L) / sqrt(HSIC(K, K)
-    HSIC(L, L)) with K = Xc Xc^T, L = Yc Yc^T of the column-centred features. 1 for the same representation up to
-    rotation and scale; NaN when either is constant."""
+def centred_gram(x: torch.Tensor) -> torch.Tensor:
+    """K = Xc Xc^T of the column-centred features (n x n, float64): all linear CKA needs of a representation, and
+    far smaller than a block's flattened output (300 x 300 against 300 x 16,384 for a ResNet's first block)."""
     xc = x.double() - x.double().mean(0)
-    yc = y.double() - y.double().mean(0)
-    k, m = xc @ xc.T, yc @ yc.T
+    return xc @ xc.T
+
+
+def cka_of_grams(k: torch.Tensor, m: torch.Tensor) -> float:
+    """Linear CKA from two centred Gram matrices: HSIC(K, M) / sqrt(HSIC(K, K) HSIC(M, M)); NaN when either
+    representation is constant."""
     cross = float((k * m).sum())
     scale = float((k * k).sum().sqrt() * (m * m).sum().sqrt())
     return cross / scale if scale > 0 else float("nan")
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear CKA (Kornblith et al. 2019) of two representations of the same n images (n x d1, n x d2), in the
+    Gram-matrix form. 1 for the same representation up to rotation, isotropic scale and shift."""
+    return cka_of_grams(centred_gram(x), centred_gram(y))
 
 
 def sample_of(data: Subset, limit: int, seed: int) -> Subset:
@@ -124,11 +133,12 @@ def layer_samples(split: ForgetSplit, seed: int = 0, sample: int = LAYER_SAMPLE,
 
 @dataclass
 class Representation:
-    """One model's block outputs on the layer samples (computed once per audit and model)."""
+    """One model's blocks on the layer samples (computed once per audit and model), kept as centred Gram
+    matrices (:func:`centred_gram`), not as the outputs themselves."""
 
     names: list[str]
-    forget: dict[str, torch.Tensor]
-    retain: dict[str, torch.Tensor]
+    forget: dict[str, torch.Tensor]  # block -> centred Gram matrix on the forget sample
+    retain: dict[str, torch.Tensor]  # the same on the retain sample
     probe: dict[str, float | None]  # block -> probe accuracy on the forget class's held-out images
     embedding_features: torch.Tensor  # penultimate features of the embedding's images (forget + retain sample)
 
@@ -137,8 +147,13 @@ def representation(model: nn.Module, samples: LayerSamples, num_classes: int, de
                    ) -> Representation:
     """Block outputs of ``model`` on the samples and a linear probe at each block."""
     names = blocks(model)
-    forget = block_outputs(model, samples.forget, names, device)
-    retain = block_outputs(model, samples.retain, names, device)
+    outputs = block_outputs(model, samples.forget, names, device)
+    penultimate_forget = outputs[FEATURES]
+    forget = {n: centred_gram(v) for n, v in outputs.items()}
+    outputs = block_outputs(model, samples.retain, names, device)
+    penultimate_retain = outputs[FEATURES]
+    retain = {n: centred_gram(v) for n, v in outputs.items()}
+    del outputs
     probe: dict[str, float | None] = {n: None for n in names}
     if len(samples.probe_held_out) and len(samples.probe_train):
         train = block_outputs(model, samples.probe_train, names, device, pooled=True)
@@ -146,7 +161,7 @@ def representation(model: nn.Module, samples: LayerSamples, num_classes: int, de
         for n in names:
             fitted = fit_probe(train[n], samples.probe_train.y, num_classes, PROBE_ITERATIONS)
             probe[n] = float((probe_predict(fitted, held[n]) == samples.probe_held_out.y).double().mean())
-    return Representation(names, forget, retain, probe, torch.cat([forget[FEATURES], retain[FEATURES]]))
+    return Representation(names, forget, retain, probe, torch.cat([penultimate_forget, penultimate_retain]))
 
 
 @dataclass(frozen=True)
@@ -166,8 +181,8 @@ class LayerRow:
 
 def layer_rows(model: Representation, original: Representation, retrained: Representation) -> list[LayerRow]:
     """Per block: linear CKA of ``model``'s outputs to the original's and the retrained model's."""
-    return [LayerRow(n, linear_cka(model.forget[n], original.forget[n]), linear_cka(model.forget[n], retrained.forget[n]),
-                     linear_cka(model.retain[n], original.retain[n]), linear_cka(model.retain[n], retrained.retain[n]),
+    return [LayerRow(n, cka_of_grams(model.forget[n], original.forget[n]), cka_of_grams(model.forget[n], retrained.forget[n]),
+                     cka_of_grams(model.retain[n], original.retain[n]), cka_of_grams(model.retain[n], retrained.retain[n]),
                      model.probe[n]) for n in model.names]
 
 
