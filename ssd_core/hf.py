@@ -12,6 +12,8 @@ the config's ``image_size``, normalisation with the folder's ``preprocessor_conf
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +334,31 @@ def register_hf(source: str, num_classes: int | None = None) -> tuple[str, HFIma
     name = HF_PREFIX + source
     register_hf_architecture(name, f"Hugging Face {type(pretrained.model).__name__} from {source}", pretrained)
     return name, pretrained
+
+
+_HOLDERS: dict[str, int] = {}  # registered architecture -> objects holding it (see hold_architecture)
+_HOLDERS_LOCK = threading.Lock()
+
+
+def hold_architecture(name: str, owner: object) -> None:
+    """Keep the registered architecture ``name`` while ``owner`` lives: when the last owner holding it is garbage
+    collected (an uploaded model whose session ended), the registry entry goes too. Registering a session's
+    upload this way keeps the process-wide registry from growing with every upload."""
+    with _HOLDERS_LOCK:
+        _HOLDERS[name] = _HOLDERS.get(name, 0) + 1
+    weakref.finalize(owner, _release, name)
+
+
+def _release(name: str) -> None:
+    from .models import unregister
+
+    with _HOLDERS_LOCK:
+        left = _HOLDERS.get(name, 1) - 1
+        if left > 0:
+            _HOLDERS[name] = left
+            return
+        _HOLDERS.pop(name, None)
+        unregister(name)
 
 
 def register_hf_architecture(name: str, description: str, pretrained: HFImageClassifier) -> None:

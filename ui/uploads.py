@@ -17,7 +17,6 @@ import json
 import re
 import shutil
 import tempfile
-import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, MutableMapping
@@ -30,7 +29,7 @@ import streamlit as st
 from ssd_core.checkpoints import MB, ModelConfig, load_model, max_checkpoint_bytes, read_model_config
 from ssd_core.data import FILE_DATASETS, ImageDataset, available_datasets
 from ssd_core.errors import InputError
-from ssd_core.hf import hf_classifier_from_upload, is_hf_config, register_hf_architecture
+from ssd_core.hf import hf_classifier_from_upload, hold_architecture, is_hf_config, register_hf_architecture
 from ssd_core.importance import model_fingerprint
 from ssd_core.models import Classifier, register_factory
 from ssd_core.settings import settings
@@ -255,32 +254,8 @@ def _add_hf_checkpoint(state: MutableMapping[Any, Any], data: bytes, filename: s
     config = ModelConfig(model=name, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
                          mean=(0.0,) * c, std=(1.0,) * c, classes=list(dataset.classes)).validate()
     upload = _keep_model(state, model, config, fingerprint, filename, len(data), "model.safetensors")
-    _hold_architecture(upload, name)
+    hold_architecture(name, upload)  # registered while this upload (or another using it) lives
     return upload
-
-
-_ARCHITECTURE_HOLDERS: dict[str, int] = {}  # hf:upload-<id> -> uploads (in any session) that use it
-_HOLDERS_LOCK = threading.Lock()
-
-
-def _hold_architecture(upload: UploadedModel, name: str) -> None:
-    """Keep the registered architecture ``name`` while ``upload`` lives: when the last upload using it is freed
-    (its session ended, or a newer upload pushed it out), the registry entry goes too."""
-    with _HOLDERS_LOCK:
-        _ARCHITECTURE_HOLDERS[name] = _ARCHITECTURE_HOLDERS.get(name, 0) + 1
-    weakref.finalize(upload, _release_architecture, name)
-
-
-def _release_architecture(name: str) -> None:
-    from ssd_core.models import unregister
-
-    with _HOLDERS_LOCK:
-        left = _ARCHITECTURE_HOLDERS.get(name, 1) - 1
-        if left > 0:
-            _ARCHITECTURE_HOLDERS[name] = left
-            return
-        _ARCHITECTURE_HOLDERS.pop(name, None)
-        unregister(name)
 
 
 def add_dataset_zip(
