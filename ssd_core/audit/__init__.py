@@ -22,6 +22,7 @@ is modified (every fine-tuning works on a copy; features are read with a hook th
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -259,7 +260,7 @@ def representation_verdict(unlearned: ModelAudit) -> Verdict:
     """Whether the penultimate features of the forget images moved towards the retrained model's (linear CKA): an
     unlearned model that stays closer to the original inside changed the classifier, not the representation."""
     last = unlearned.layers[-1] if unlearned.layers else None
-    if last is None or last.cka_original_forget != last.cka_original_forget:  # no layers measured, or NaN
+    if last is None or math.isnan(last.cka_original_forget):  # no layers measured, or a constant representation
         return Verdict("representation", None, None, None, "The layer-by-layer comparison was not run.")
     to_original, to_retrained = last.cka_original_forget, last.cka_retrained_forget
     ok = to_retrained >= to_original

@@ -43,7 +43,7 @@ def blocks(model: nn.Module) -> list[str]:
     found: list[str] = []
 
     def keep(name: str, module: nn.Module) -> None:
-        if module is head or isinstance(module, NORMS) or not any(True for _ in module.parameters()):
+        if module is head or isinstance(module, NORMS) or next(module.parameters(), None) is None:
             return
         found.append(prefix + name)
 
