@@ -14,6 +14,7 @@ st.markdown(
 )
 preload = preload_charts()
 
+from ssd_core.audit.layers import EMBEDDING_METHODS, umap_installed
 from ssd_core.audit.lira import shadow_plan
 from ssd_core.audit.relearn import RELEARN_K, RETAIN_RELEARN_K
 from ui import audit, compare, layout, live, method_runs, sidebar
@@ -25,6 +26,10 @@ from unlearning_lab.text import plain
 K_METHODS = "audit_methods"
 K_SEEDS = "audit_seeds"
 K_SHADOWS = "audit_shadows"
+K_SEED_KIND = "audit_seed_kind"
+K_EMBEDDING = "audit_embedding"
+SEED_KINDS = {"unlearning": "the unlearning (one original model)",
+              "training": "the training (a new original model per seed)"}
 DEFAULT_METHODS = ("assd", "finetune")
 
 setup = sidebar.run_setup()
@@ -32,7 +37,7 @@ prepared = layout.prepared_or_hint(setup, "Finish the run setup in the sidebar t
 preload.empty()
 
 
-def controls(prepared) -> tuple[tuple[str, ...], int, int, tuple[float, float] | None, bool]:
+def controls(prepared) -> tuple[audit.AuditChoice, bool]:
     options = [m for m in method_runs.methods_for(prepared.setup.request.kind) if m != compare.GOLD]
     chosen = st.multiselect(
         "Methods to audit", options, **keep(K_METHODS, [m for m in DEFAULT_METHODS if m in options], valid=options),
@@ -44,6 +49,14 @@ def controls(prepared) -> tuple[tuple[str, ...], int, int, tuple[float, float] |
         help="Above 1, each method also runs with that many seeds (each against its own retrained model) and every "
         "number gets a 95% interval. Each seed retrains a model once (cached).",
     ))
+    kinds = list(SEED_KINDS) if prepared.setup.model_upload is None else ["unlearning"]
+    kind = st.segmented_control(
+        "The seeds vary", kinds, format_func=SEED_KINDS.__getitem__, disabled=seeds < 2,
+        **keep(K_SEED_KIND, "unlearning", valid=kinds),
+        help="Unlearning: every seed unlearns the same original model. Training: every seed also trains its own "
+        "original model, so the interval includes how much the answer depends on the model you happened to train "
+        "(the CLI's --train-seeds). An uploaded checkpoint has only one original.",
+    ) or "unlearning"
     plan = shadow_plan(prepared.dataset, prepared.setup.model)
     counts = sorted({plan.count, 8, 4, 2, 0}, reverse=True)
     shadows = int(st.selectbox(
@@ -52,14 +65,23 @@ def controls(prepared) -> tuple[tuple[str, ...], int, int, tuple[float, float] |
         help="The per-example attack compares each image with shadow models trained with and without it. More shadows, "
         "a sharper attack; each one is a training run unless it is shipped or cached (the CLI's --shadows).",
     ))
+    pictures = ["pca", "umap"] if umap_installed() else ["pca"]
+    embedding: str = st.selectbox(
+        "Picture of hiding", pictures, format_func=EMBEDDING_METHODS.__getitem__, **keep(K_EMBEDDING, "pca", valid=pictures),
+        help="How the penultimate features are flattened to 2-D. PCA keeps distances along its two axes; UMAP keeps "
+        "neighbourhoods, so clusters show more sharply but their sizes and gaps mean less. UMAP appears here when "
+        "the umap-learn package is installed (pip install umap-learn).",
+    )
     alpha_lam = None
     if prepared.setup.method in chosen:  # the Unlearn page's SSD, at its α and λ
         alpha, lam, sentence = live.setting_sentence(prepared, f"the audit's {prepared.setup.method}")
         alpha_lam = (alpha, lam)
         st.caption(sentence)
-    st.caption(plain(audit.cost_sentence(prepared, shadows, seeds, plan), None))
+    choice = audit.AuditChoice(tuple(chosen), seeds if seeds > 1 else 0, seeds > 1 and kind == "training",
+                               None if shadows == plan.count else shadows, alpha_lam, embedding)
+    st.caption(plain(audit.cost_sentence(prepared, choice, plan), None))
     run = st.button("Run the audit", type="primary", icon=":material/play_arrow:", disabled=not chosen, key="audit_run")
-    return tuple(chosen), seeds if seeds > 1 else 0, shadows, alpha_lam, run
+    return choice, run
 
 
 def show(prepared, result: dict) -> None:
@@ -91,7 +113,7 @@ def show(prepared, result: dict) -> None:
                    f"{100 * result['audit']['probe_random']:.1f}%: the floor the probe rows should be read against.")
     seeds = audit.seeds_table(result)
     if len(seeds):
-        st.subheader("Over seeds")
+        st.subheader("Over training seeds (original models)" if result.get("train_seeds") else "Over seeds")
         st.dataframe(seeds, hide_index=True, width="stretch", key="audit_seeds_table")
     downloads = st.container(horizontal=True, gap="small")  # each button as wide as its label: never cut
     downloads.download_button("Numbers (CSV)", numbers.to_csv(index=False), f"{stem}.csv", "text/csv",
@@ -124,8 +146,9 @@ def show(prepared, result: dict) -> None:
         if len(trio) == 3:
             method_runs.show_figure(figs.embedding_figure(trio, prepared.dataset.classes, prepared.split.forget_classes),
                                     "embedding", stem)
-            st.caption("Each model's penultimate features on the same images, flattened to 2-D (PCA; each axis scaled "
-                       "to unit variance so the panels compare). Compare the middle panel with the retrained one: "
+            method = EMBEDDING_METHODS.get(trio["original"].get("method", "pca"), "PCA")
+            st.caption(f"Each model's penultimate features on the same images, flattened to 2-D ({method}; each axis "
+                       "scaled to unit variance so the panels compare). Compare the middle panel with the retrained one: "
                        "where retraining dissolves the red cluster, forgetting dissolves it too and hiding leaves it in "
                        "place behind the classifier. Where even the retrained model keeps it (the class is easy to tell "
                        "apart from any features, as on digits), the picture cannot separate the two. Under each title: "
@@ -143,22 +166,19 @@ def show(prepared, result: dict) -> None:
 
 if prepared is not None:
     layout.model_card(prepared)
-    methods, seeds, shadows, alpha_lam, clicked = controls(prepared)
+    choice, clicked = controls(prepared)
     if clicked:
         with guard("running the audit"):
             with layout.working("Auditing…", failed="The audit failed") as work:
-                found = audit.run_audit_cached(prepared, methods, seeds, shadows, work.progress, work.waiting,
-                                               alpha_lam)
+                found = audit.run_audit_cached(prepared, choice, work.progress, work.waiting)
                 work.done(f"Audit done in {found['seconds']['total']:.1f} s")
-    result = audit.cached_audit(prepared.setup, methods, seeds, shadows, alpha_lam) if methods else None
+    result = audit.cached_audit(prepared.setup, choice) if choice.methods else None
     if result is not None:
         try:
             show(prepared, result)
         except Exception as exc:  # noqa: BLE001
             show_error(exc, "drawing the audit")
-        st.caption("The same audit from the command line: `python -m ssd_core audit " + audit.cli_args(
-            prepared.setup, methods, seeds,
-            None if shadows == shadow_plan(prepared.dataset, prepared.setup.model).count else shadows, alpha_lam)
-                   + "`")
-    elif methods:
+        st.caption("The same audit from the command line: `python -m ssd_core audit "
+                   + audit.cli_args(prepared.setup, choice) + "`")
+    elif choice.methods:
         st.info("Press **Run the audit** (results are kept for this session).", icon=":material/play_arrow:")

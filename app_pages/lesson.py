@@ -106,14 +106,20 @@ def figure(prepared, result) -> None:
             from unlearning_lab.figures_audit import relearn_figure
 
             show_chart(relearn_figure({"unlearned (now)": curves[0].accuracy, "retrain": curves[1].accuracy}), key=key)
+            from ssd_core.audit.layers import EMBEDDING_METHODS, umap_installed
             from ui.lesson import lesson_embedding
             from unlearning_lab.figures_audit import embedding_figure
 
+            method = "pca"
+            if umap_installed():  # UMAP only where its package is: PCA needs nothing
+                method = st.segmented_control("Flattened by", list(EMBEDDING_METHODS), format_func=EMBEDDING_METHODS.__getitem__,
+                                              key=f"{key}-embedding-method", default="pca") or "pca"
             with guard("drawing the features"):
-                trio = lesson_embedding(prepared, result)
+                trio = lesson_embedding(prepared, result, method)
                 show_chart(embedding_figure(trio, prepared.dataset.classes, prepared.split.forget_classes),
                            key=f"{key}-embedding")
-                st.caption("The same images seen by each model's last hidden layer, flattened to 2-D (PCA). Is the red "
+                st.caption("The same images seen by each model's last hidden layer, flattened to 2-D "
+                           f"({EMBEDDING_METHODS[method]}). Is the red "
                            "cluster still there in the middle panel? Compare it with the retrained model's: where "
                            "retraining dissolves it and SSD does not, the class is hidden, not forgotten.")
 

@@ -265,8 +265,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     config = ExperimentConfig(dataset=args.dataset, model=_model(args), request=_request(args, args.seed),
                               seed=args.seed, device=args.device, data_dir=args.data_dir, download=args.download,
                               checkpoint=args.checkpoint, checkpoint_config=args.checkpoint_config)
+    from .audit import AuditConfig
+
     run = AuditRun(config, methods, seeds=args.seeds, train_seeds=args.train_seeds, shadows=args.shadows,
-                   build_missing_shadows=not args.no_build_shadows)
+                   build_missing_shadows=not args.no_build_shadows, audit=AuditConfig(embedding=args.embedding))
     from .experiment import json_ready
 
     result = json_ready(run_audit(run, progress=ProgressBar(enabled=not args.quiet)))

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--shadows", type=_whole, default=None, metavar="K",
                        help="LiRA shadow models (even; 0: no per-example attack; default: 16, or 8 shorter-trained "
                        "ones from 20,000 training images on); built once and cached when missing")
+    audit.add_argument("--embedding", choices=("pca", "umap"), default="pca",
+                       help="how the picture of hiding flattens the penultimate features to 2-D (umap needs the "
+                       "umap-learn package)")
     audit.add_argument("--no-build-shadows", action="store_true",
                        help="skip LiRA when no shadow models are shipped or cached (instead of training them)")
 

@@ -124,12 +124,14 @@ def test_audit_runs_with_the_chosen_shadows_and_the_command_says_so():
     set_kept(at, audit_methods=["assd"])
     at.run()
     at.selectbox(key="audit_shadows").set_value(0).run()
+    at.selectbox(key="audit_embedding").set_value("umap").run()  # the test extras install umap-learn
     at.button(key="audit_run").click().run()
     assert_clean(at)
     verdicts = at.dataframe[0].value.set_index("forgotten …")
     assert verdicts.loc["against the per-example attack", "verdict"] == "– no verdict"  # LiRA was not run
     assert any("LiRA did not run: no shadow models were used" in shown_text(m.value) for m in at.markdown)
-    assert any("--shadows 0" in c.value for c in at.caption)
+    assert any("--shadows 0 --embedding umap" in c.value for c in at.caption)
+    assert any("flattened to 2-D (UMAP;" in c.value for c in at.caption)
 
 
 def test_the_audits_ssd_is_the_unlearn_pages_ssd(tmp_path, capsys):
@@ -159,3 +161,35 @@ def test_the_audits_ssd_is_the_unlearn_pages_ssd(tmp_path, capsys):
     cli = json.loads(out.read_text())
     assert cli["methods"]["ssd"]["alpha"] == 30 and cli["methods"]["ssd"]["lam"] == 1.5
     assert page == [verdict_value(row["test"], row["value"]) for row in cli["audit"]["verdicts"]["ssd"]]
+
+
+def test_audit_page_varies_the_training_seed_like_the_cli(tmp_path, capsys):
+    """#24.4 on the page: "The seeds vary: the training" audits each method from that many original models (the
+    shipped digits seeds), says what it will train first, and gives the intervals the CLI's --train-seeds gives."""
+    import json
+    import shlex
+
+    from ssd_core.cli import main
+
+    at = new_app(QUERY).run()
+    set_kept(at, audit_methods=["assd"])
+    at.run()
+    assert at.segmented_control(key="audit_seed_kind").disabled  # one seed: nothing to vary
+    at.number_input(key="audit_seeds").set_value(3).run()
+    at.selectbox(key="audit_shadows").set_value(0).run()
+    at.segmented_control(key="audit_seed_kind").set_value("training").run()
+    caption = next(shown_text(c.value) for c in at.caption if "retrained reference" in c.value)
+    assert "3 training seeds: 2 more original models, each with its own retrained reference" in caption
+    at.button(key="audit_run").click().run()
+    assert_clean(at)
+    assert any(s.value == "Over training seeds (original models)" for s in at.subheader)
+    command = next(c.value for c in at.caption if "python -m ssd_core audit" in c.value).split("`")[1]
+    assert "--train-seeds 3" in command and "--seeds" not in command.replace("--train-seeds", "")
+    table = next(d.value for d in at.dataframe if "95% low" in d.value.columns).set_index("metric")
+    out = tmp_path / "audit.json"
+    assert main(shlex.split(command)[3:] + ["--quiet", "--json", str(out)]) == 0
+    capsys.readouterr()
+    spread = json.loads(out.read_text())["train_seeds"]["assd"]["retain_test_acc"]
+    assert table.loc["retain_test_acc", "seeds"] == 3
+    assert table.loc["retain_test_acc", "mean"] == pytest.approx(spread["mean"], abs=1e-12)
+    assert table.loc["retain_test_acc", "95% low"] == pytest.approx(spread["lo"], abs=1e-12)

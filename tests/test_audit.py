@@ -422,3 +422,37 @@ def test_train_seeds_audit_against_three_shipped_originals_each_with_its_own_ref
     assert len(originals) == 3  # three different original models
     assert main(["audit", "--dataset", "digits", "--forget-class", "3", "--train-seeds", "21"]) == 2
     assert "at most 20 training seeds" in capsys.readouterr().err
+
+
+def test_the_umap_picture_where_umap_learn_is_installed_and_one_sentence_where_not(class3, monkeypatch, capsys):
+    """#24.5: UMAP instead of PCA where umap-learn is installed (the test extras install it): seeded, on the same
+    unit-variance axes, a well-separated class drawn apart; without the package one sentence, before any work."""
+    import ssd_core.audit.layers as layers
+    from ssd_core.audit.layers import check_embedding, embeddings, umap_2d
+    from ssd_core.cli import main
+    from unlearning_lab.figures_audit import embedding_figure
+
+    assert layers.umap_installed()  # requirements-test.txt pins umap-learn: this test must not skip
+    generator = torch.Generator().manual_seed(0)
+    apart = torch.cat([torch.randn(60, 16, generator=generator), torch.randn(60, 16, generator=generator) + 8.0])
+    points = umap_2d(apart, seed=1)
+    assert points.shape == (120, 2) and points.std(0).tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
+    assert torch.equal(points, umap_2d(apart, seed=1))  # seeded: the same picture twice
+    a, b = points[:60].mean(0), points[60:].mean(0)  # the two clusters stay apart in 2-D
+    spread = max(float(points[:60].std(0).max()), float(points[60:].std(0).max()))
+    assert float((a - b).norm()) > 3 * spread
+    dataset, split, original, retrained, unlearned = class3
+    trio = embeddings({"original": original, "assd": unlearned, "retrain": retrained}, split, 0, method="umap")
+    assert {e.method for e in trio.values()} == {"umap"}
+    assert trio["assd"].own_cluster == embeddings({"assd": unlearned}, split, 0)["assd"].own_cluster  # full features
+    figure = embedding_figure({n: e.to_dict() for n, e in trio.items()}, dataset.classes, [3])
+    assert figure.layout.xaxis.title.text == "UMAP 1" and figure.layout.yaxis.title.text == "UMAP 2"
+    # without the package: one sentence from the library and the CLI (exit 2), before anything is computed
+    monkeypatch.setattr(layers, "umap_installed", lambda: False)
+    with pytest.raises(InputError, match=r"needs the umap-learn package \(pip install umap-learn\); PCA needs nothing"):
+        check_embedding("umap")
+    assert main(["audit", "--dataset", "digits", "--forget-class", "3", "--embedding", "umap", "--shadows", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "needs the umap-learn package" in err and "Traceback" not in err
+    with pytest.raises(InputError, match="Unknown embedding 'tsne': choose pca or umap"):
+        check_embedding("tsne")

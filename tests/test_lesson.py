@@ -228,6 +228,12 @@ def test_lesson_steps_render_and_tasks_follow_the_sliders():
     (trio,) = [v for k, v in at.session_state["_lesson_relearn"].items() if k[0] == "embedding"]
     assert list(trio) == ["original", "unlearned (now)", "retrain"]
     assert trio["original"]["labels"] == trio["retrain"]["labels"] and sum(trio["original"]["forget"]) > 0
+    assert {e["method"] for e in trio.values()} == {"pca"}  # PCA by default; UMAP one click away (umap-learn installed)
+    at.segmented_control(key="lesson-hiding-embedding-method").set_value("umap").run()
+    assert not at.exception, [e.message for e in at.exception]
+    umap = [v for k, v in at.session_state["_lesson_relearn"].items() if k[0] == "embedding" and k[1] == "umap"]
+    assert len(umap) == 1 and {e["method"] for e in umap[0].values()} == {"umap"}
+    assert any("flattened to 2-D (UMAP)" in c.value for c in at.caption)
     mine, gold = (c.steps_to_target if c.steps_to_target is not None else 31 for c in curves)
     truth = "hidden" if mine < 0.5 * gold else "removed"
     at.radio(key="lesson_answer_hiding").set_value("removed" if truth == "hidden" else "hidden").run()

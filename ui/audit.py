@@ -8,11 +8,13 @@ The numbers come from ``ssd_core.audit.runner.audit_request``, the function behi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from ssd_core.audit import AuditConfig
 from ssd_core.audit.runner import audit_request
 from ssd_core.audit.text import TESTS
 from unlearning_lab.text import duration
@@ -26,36 +28,47 @@ MAX_AUDITS = 8
 VERDICT_MARKS = {True: "✓ forgotten", False: "✗ not forgotten", None: "– no verdict"}
 
 
-def method_options(setup: RunSetup, methods: tuple[str, ...], alpha_lam: tuple[float, float] | None) -> dict[str, dict]:
+@dataclass(frozen=True)
+class AuditChoice:
+    """What the Audit page's controls chose: with the run setup, what an audit result is keyed by."""
+
+    methods: tuple[str, ...]
+    seeds: int = 0  # S >= 2: every number over S seeds with a 95% interval
+    train_seeds: bool = False  # the seeds vary the original model too (the CLI's --train-seeds), not only the unlearning
+    shadows: int | None = None  # LiRA shadow models; None: the dataset's plan
+    alpha_lam: tuple[float, float] | None = None  # the session's SSD method's setting (see method_options)
+    embedding: str = "pca"  # the picture of hiding: "pca" or "umap"
+
+
+def method_options(setup: RunSetup, choice: AuditChoice) -> dict[str, dict]:
     """Each method's options: its defaults, except the session's SSD method, which runs at the Unlearn page's
-    α and λ (``alpha_lam``) so the audit audits the SSD on screen."""
-    options: dict[str, dict] = {m: {} for m in methods}
-    if alpha_lam is not None and setup.method in options:
-        options[setup.method] = {"alpha": alpha_lam[0], "lam": alpha_lam[1]}
+    α and λ (``choice.alpha_lam``) so the audit audits the SSD on screen."""
+    options: dict[str, dict] = {m: {} for m in choice.methods}
+    if choice.alpha_lam is not None and setup.method in options:
+        options[setup.method] = {"alpha": choice.alpha_lam[0], "lam": choice.alpha_lam[1]}
     return options
 
 
-def audit_key(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int,
-              alpha_lam: tuple[float, float] | None = None) -> tuple:
-    return (setup.split_key(), methods, seeds, shadows, repr(method_options(setup, methods, alpha_lam)))
+def audit_key(setup: RunSetup, choice: AuditChoice) -> tuple:
+    return (setup.split_key(), choice, repr(method_options(setup, choice)))
 
 
-def cached_audit(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int,
-                 alpha_lam: tuple[float, float] | None = None) -> dict[str, Any] | None:
-    return st.session_state.setdefault(K_AUDITS, {}).get(audit_key(setup, methods, seeds, shadows, alpha_lam))
+def cached_audit(setup: RunSetup, choice: AuditChoice) -> dict[str, Any] | None:
+    return st.session_state.setdefault(K_AUDITS, {}).get(audit_key(setup, choice))
 
 
-def run_audit_cached(prepared: Prepared, methods: tuple[str, ...], seeds: int, shadows: int,
-                     progress: Callable[[float, str], None], on_wait: Callable[[str], None],
-                     alpha_lam: tuple[float, float] | None = None) -> dict[str, Any]:
-    """The session's audit for (setup, methods, seeds, shadows, the SSD setting), computed on first use."""
+def run_audit_cached(prepared: Prepared, choice: AuditChoice, progress: Callable[[float, str], None],
+                     on_wait: Callable[[str], None]) -> dict[str, Any]:
+    """The session's audit for (setup, choice), computed on first use, with the arguments the CLI would pass."""
     results = st.session_state.setdefault(K_AUDITS, {})
-    key = audit_key(prepared.setup, methods, seeds, shadows, alpha_lam)
+    key = audit_key(prepared.setup, choice)
     if key not in results:
         with gate_slot(on_wait):
-            results[key] = audit_request(prepared.model, prepared.split, prepared.setup.model,
-                                         method_options(prepared.setup, methods, alpha_lam), seed=prepared.setup.seed,
-                                         device=prepared.device, shadows=shadows, seeds=seeds, progress=progress)
+            results[key] = audit_request(
+                prepared.model, prepared.split, prepared.setup.model, method_options(prepared.setup, choice),
+                seed=prepared.setup.seed, device=prepared.device, shadows=choice.shadows,
+                seeds=0 if choice.train_seeds else choice.seeds, train_seeds=choice.seeds if choice.train_seeds else 0,
+                config=AuditConfig(embedding=choice.embedding), progress=progress)
         while len(results) > MAX_AUDITS:
             results.pop(next(iter(results)))
     return results[key]
@@ -121,7 +134,8 @@ def numbers_table(result: dict[str, Any]) -> pd.DataFrame:
 def seeds_table(result: dict[str, Any]) -> pd.DataFrame:
     """Mean and 95% interval per method and metric (empty without seeds)."""
     rows = []
-    for method, metrics in result.get("seeds", {}).items():
+    spreads = [(method, metrics) for kind in ("seeds", "train_seeds") for method, metrics in result.get(kind, {}).items()]
+    for method, metrics in spreads:
         for name, interval in metrics.items():
             if interval["mean"] is None:
                 continue
@@ -137,25 +151,25 @@ def to_json(result: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2)
 
 
-def cli_args(setup: RunSetup, methods: tuple[str, ...], seeds: int, shadows: int | None = None,
-             alpha_lam: tuple[float, float] | None = None) -> str:
-    """The ``python -m ssd_core audit`` arguments for the same audit (``shadows``: when not the plan's;
-    ``alpha_lam``: the session's SSD method's setting, see :func:`method_options`)."""
+def cli_args(setup: RunSetup, choice: AuditChoice) -> str:
+    """The ``python -m ssd_core audit`` arguments for the same audit."""
     r = setup.request
     forget = {"class": f"--forget-class {r.target}", "subclass": f"--forget-subclass {r.target}",
               "random": f"--forget-random {r.k}", "indices": f"--forget-indices {','.join(map(str, r.indices or ()))}"}
     parts = [f"--dataset {setup.dataset}", f"--model {setup.model}", forget[r.kind], f"--seed {setup.seed}"]
-    parts += [f"--method {m}" for m in methods]
-    if alpha_lam is not None and setup.method in methods:
-        parts += [f"--alpha {alpha_lam[0]:.10g}", f"--lambda {alpha_lam[1]:g}"]
-    if seeds > 1:
-        parts.append(f"--seeds {seeds}")
-    if shadows is not None:
-        parts.append(f"--shadows {shadows}")
+    parts += [f"--method {m}" for m in choice.methods]
+    if choice.alpha_lam is not None and setup.method in choice.methods:
+        parts += [f"--alpha {choice.alpha_lam[0]:.10g}", f"--lambda {choice.alpha_lam[1]:g}"]
+    if choice.seeds > 1:
+        parts.append(f"--{'train-seeds' if choice.train_seeds else 'seeds'} {choice.seeds}")
+    if choice.shadows is not None:
+        parts.append(f"--shadows {choice.shadows}")
+    if choice.embedding != "pca":
+        parts.append(f"--embedding {choice.embedding}")
     return " ".join(parts)
 
 
-def cost_sentence(prepared: Prepared, shadows: int, seeds: int, plan: Any) -> str:
+def cost_sentence(prepared: Prepared, choice: AuditChoice, plan: Any) -> str:
     """What the audit will train before it runs, with times estimated from this machine's measured
     training speed: the retrained reference (shipped, cached or trained once) and the LiRA shadows."""
     from ssd_core.audit import reference_source
@@ -165,6 +179,8 @@ def cost_sentence(prepared: Prepared, shadows: int, seeds: int, plan: Any) -> st
     from .resources import image_seconds
 
     setup = prepared.setup
+    seeds = choice.seeds
+    shadows = plan.count if choice.shadows is None else choice.shadows
     parts: list[str] = []
 
     epochs = TrainConfig.default(prepared.dataset.name, setup.model, setup.seed).epochs
@@ -174,7 +190,17 @@ def cost_sentence(prepared: Prepared, shadows: int, seeds: int, plan: Any) -> st
     else:
         seconds = image_seconds(setup) * epochs * len(prepared.split.retain_train)
         parts.append(f"The retrained reference trains once (about {duration(seconds)} here, then cached).")
-    if seeds > 1:
+    if seeds > 1 and choice.train_seeds:
+        from ssd_core.train import find_checkpoint
+
+        extra = range(1, seeds)
+        missing = sum(find_checkpoint(prepared.dataset, setup.model, s) is None for s in extra)
+        missing += sum(reference_source(prepared.split, setup.model, seed=s) is None for s in extra)
+        each = image_seconds(setup) * epochs * len(prepared.dataset.train_y)
+        parts.append(f"{seeds} training seeds: {seeds - 1} more original models, each with its own retrained reference"
+                     + (f"; {missing} of them train first (about {duration(each * missing)} here, then cached)."
+                        if missing else ", all ready (no training)."))
+    elif seeds > 1:
         parts.append(f"{seeds} seeds retrain it {seeds - 1} more times.")
     if shadows == 0:
         parts.append("No LiRA row: the per-example attack is skipped.")

@@ -158,8 +158,7 @@ def latest_audit(setup) -> dict[str, Any] | None:
 
     for key, result in reversed(list(st.session_state.get(K_AUDITS, {}).items())):
         if key[0] == setup.split_key():
-            methods, seeds = key[1], key[2]
-            return {**result, "command": "python -m ssd_core audit " + cli_args(setup, methods, seeds) + " --json -"}
+            return {**result, "command": "python -m ssd_core audit " + cli_args(setup, key[1]) + " --json -"}
     return None
 
 

@@ -40,24 +40,24 @@ def lesson_relearn(prepared: Prepared, live: Any, progress: Callable[[float, str
     return memo[key]
 
 
-def lesson_embedding(prepared: Prepared, live: Any) -> dict[str, Any]:
+def lesson_embedding(prepared: Prepared, live: Any, method: str = "pca") -> dict[str, Any]:
     """The picture of hiding for the Lesson: original, the dampened model now and the retrained model, each one's
     penultimate features in 2-D (:func:`ssd_core.audit.layers.embeddings`). The original's and the retrained
     model's panels do not depend on α or λ, so they are computed once per request; a new setting computes only
-    its own panel."""
+    its own panel. ``method``: "pca" or "umap"."""
     from ssd_core.audit import retrained_reference
     from ssd_core.audit.layers import embeddings
 
     memo = st.session_state.setdefault(K_LESSON_RELEARN, {})
-    key = ("embedding", *_lesson_key(prepared, live))
+    key = ("embedding", method, *_lesson_key(prepared, live))
     if key not in memo:
-        fixed_key = ("embedding-fixed", prepared.setup.split_key(), prepared.setup.seed)
+        fixed_key = ("embedding-fixed", method, prepared.setup.split_key(), prepared.setup.seed)
         if fixed_key not in memo:
             reference = retrained_reference(prepared.split, prepared.setup.model, seed=prepared.setup.seed,
                                             device=prepared.device).model.to(prepared.device)
             memo[fixed_key] = embeddings({"original": prepared.model, "retrain": reference}, prepared.split,
-                                         prepared.setup.seed, prepared.device)
-        now = embeddings({"unlearned (now)": live.model}, prepared.split, prepared.setup.seed, prepared.device)
+                                         prepared.setup.seed, prepared.device, method)
+        now = embeddings({"unlearned (now)": live.model}, prepared.split, prepared.setup.seed, prepared.device, method)
         fixed = memo[fixed_key]
         memo[key] = {name: e.to_dict() for name, e in
                      (("original", fixed["original"]), *now.items(), ("retrain", fixed["retrain"]))}

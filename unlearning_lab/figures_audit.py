@@ -102,11 +102,12 @@ def layers_figure(models: Mapping[str, Sequence[Mapping]], floor: Mapping[str, f
 
 def embedding_figure(embeddings: Mapping[str, Mapping], classes: Sequence[str], forget_classes: Sequence[int]
                      ) -> go.Figure:
-    """One panel per model (name -> Embedding as a dict): its penultimate features in 2-D (PCA, unit variance per
-    axis, so the panels share their axes), the forgotten class in red and the others in grey."""
+    """One panel per model (name -> Embedding as a dict): its penultimate features in 2-D (PCA or UMAP, unit
+    variance per axis, so the panels share their axes), the forgotten class in red and the others in grey."""
     from plotly.subplots import make_subplots
 
     names = list(embeddings)
+    axis = "UMAP" if any(e.get("method") == "umap" for e in embeddings.values()) else "PC"
     titles = []
     for name in names:
         cluster = embeddings[name].get("own_cluster")
@@ -126,11 +127,11 @@ def embedding_figure(embeddings: Mapping[str, Mapping], classes: Sequence[str], 
                                     "opacity": 0.85 if highlight else 0.5},
                             text=[str(classes[labels[i]]) for i in chosen],
                             hovertemplate="%{text}<extra>" + name + "</extra>")
-    fig.update_xaxes(title="PC 1", zeroline=False)
+    fig.update_xaxes(title=f"{axis} 1", zeroline=False)
     fig.update_yaxes(zeroline=False)
     for j in range(2, len(names) + 1):  # shared axes: every panel on the first one's scale
         fig.layout[f"xaxis{j}"].matches = "x"
         fig.layout[f"yaxis{j}"].matches = "y"
-    fig.update_yaxes(title="PC 2", row=1, col=1)
+    fig.update_yaxes(title=f"{axis} 2", row=1, col=1)
     return _style(fig, "Hiding or forgetting? The penultimate features, forgotten class in red", height=440,
                   legend="bottom")

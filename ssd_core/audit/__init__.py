@@ -66,6 +66,7 @@ class AuditConfig:
     feature_layer: str = ""  # module path of the classifier head ("" = the last nn.Linear)
     max_non_members: int | None = None  # LiRA non-members (None: all matched test images)
     layers: bool = True  # CKA and probes per block, and the embedding (:mod:`.layers`)
+    embedding: str = "pca"  # how the picture of hiding flattens the features: "pca" or "umap" (needs umap-learn)
 
 
 @dataclass
@@ -84,7 +85,7 @@ class ModelAudit:
     per_class_tv: list[float | None] = field(default_factory=list)  # total variation, test split, by true class
     retain_relearn: RelearnCurve | None = None  # forget-test accuracy while fine-tuned on retain images only
     layers: list[LayerRow] = field(default_factory=list)  # per block: CKA to the original and retrained, probe
-    embedding: Embedding | None = None  # the penultimate features in 2-D (PCA)
+    embedding: Embedding | None = None  # the penultimate features in 2-D (PCA or UMAP)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -308,7 +309,8 @@ def audit_models(original: nn.Module, unlearned: dict[str, nn.Module], split: Fo
         target = class_target(split)
         for name, audited in audits.items():
             audited.layers = layer_rows(reps[name], reps["original"], reps["retrained"])
-            audited.embedding = embedding(audited.name, reps[name].embedding_features, samples, target)
+            audited.embedding = embedding(audited.name, reps[name].embedding_features, samples, target,
+                                          config.embedding, config.seed)
         probe_random_layers = representation(random_like(reference, config.seed), samples, k, device).probe
     probe_random = None
     if len(split.forget_test):

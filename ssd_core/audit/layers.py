@@ -8,8 +8,8 @@ classifier: the output forgets, the blocks below still separate the class. This 
   whose blocks stay at CKA ~1 to the original and below it to the retrained model has changed little inside;
 - a linear probe (:func:`.probe.fit_probe`) at each block, on its channel-averaged output, read on the forget
   class's held-out images, beside the same probe on a randomly initialised model (its floor);
-- a 2-D embedding (PCA) of the penultimate features, per model, on shared axes: whether the class's cluster
-  dissolved (retrained) or is still there behind the classifier (hidden).
+- a 2-D embedding (PCA; UMAP where umap-learn is installed) of the penultimate features, per model, on shared
+  axes: whether the class's cluster dissolved (retrained) or is still there behind the classifier (hidden).
 
 Blocks are found from the module tree (:func:`blocks`), so every registry architecture works without a table.
 """
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..data import ForgetSplit, Subset
+from ..errors import InputError
 from .probe import feature_layer, fit_probe, penultimate_features, probe_predict, run_with_hooks
 
 LAYER_SAMPLE = 300  # images per subset (forget class, retain) for CKA and the embedding: a seeded sample
@@ -199,6 +200,45 @@ def pca_2d(features: torch.Tensor) -> torch.Tensor:
     return points * signs
 
 
+EMBEDDING_METHODS = {"pca": "PCA", "umap": "UMAP"}  # name -> how figures and captions call it
+
+
+def umap_installed() -> bool:
+    """Whether the optional umap-learn package can be imported (the UMAP picture needs it; PCA needs nothing)."""
+    import importlib.util
+
+    return importlib.util.find_spec("umap") is not None
+
+
+def check_embedding(method: str) -> None:
+    """One sentence, before any work, for an embedding that cannot be drawn here."""
+    if method not in EMBEDDING_METHODS:
+        raise InputError(f"Unknown embedding '{method}': choose {' or '.join(EMBEDDING_METHODS)}.")
+    if method == "umap" and not umap_installed():
+        raise InputError("The UMAP picture needs the umap-learn package (pip install umap-learn); PCA needs nothing.")
+
+
+def umap_2d(features: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """A seeded 2-D UMAP of ``features`` (n x d -> n x 2), centred and scaled to unit variance per axis like
+    :func:`pca_2d`, so the panels of several models share their axes. Needs umap-learn."""
+    check_embedding("umap")
+    import umap
+
+    n = features.shape[0]
+    if n < 4:
+        return torch.zeros(n, 2, dtype=torch.float64)
+    fitted = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), random_state=seed, n_jobs=1)
+    points = torch.from_numpy(fitted.fit_transform(features.double().numpy())).double()
+    points = points - points.mean(0)
+    return points / points.std(0).clamp_min(1e-12)
+
+
+def embed_2d(features: torch.Tensor, method: str = "pca", seed: int = 0) -> torch.Tensor:
+    """``features`` in 2-D by ``method`` ("pca": :func:`pca_2d`; "umap": :func:`umap_2d`)."""
+    check_embedding(method)
+    return umap_2d(features, seed) if method == "umap" else pca_2d(features)
+
+
 def own_cluster(features: torch.Tensor, labels: torch.Tensor, target: int) -> float | None:
     """Of the ``target`` class's images, the share nearest to their own class's centre (of the classes present):
     high when the class still forms its own cluster in the features, whatever the classifier says."""
@@ -221,21 +261,24 @@ class Embedding:
     labels: list[int]
     forget: list[bool]  # which points are forget-set images
     own_cluster: float | None  # share of forget-class images nearest to their own class centre (full features)
+    method: str = "pca"  # how the features were flattened to 2-D (EMBEDDING_METHODS)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def embedding(name: str, features: torch.Tensor, samples: LayerSamples, target: int | None) -> Embedding:
-    """``features``: the model's penultimate features of ``samples.forget`` then ``samples.retain``."""
+def embedding(name: str, features: torch.Tensor, samples: LayerSamples, target: int | None, method: str = "pca",
+              seed: int = 0) -> Embedding:
+    """``features``: the model's penultimate features of ``samples.forget`` then ``samples.retain``; ``method``:
+    "pca" (default) or "umap" (seeded by ``seed``)."""
     labels = torch.cat([samples.forget.y, samples.retain.y])
     forget = [True] * len(samples.forget) + [False] * len(samples.retain)
-    points = pca_2d(features)
+    points = embed_2d(features, method, seed)
     if len(samples.forget):  # turn each axis so the forget images lie on its positive side: every panel alike
         points = points * torch.where(points[:len(samples.forget)].mean(0) < 0, -1.0, 1.0).to(points.dtype)
     cluster = own_cluster(features, labels, target) if target is not None else None
     return Embedding(name, [[round(float(a), 4), round(float(b), 4)] for a, b in points.tolist()], labels.tolist(), forget,
-                     cluster)
+                     cluster, method)
 
 
 def class_target(split: ForgetSplit) -> int | None:
@@ -243,14 +286,15 @@ def class_target(split: ForgetSplit) -> int | None:
     return split.forget_classes[0] if split.request.kind == "class" and split.forget_classes else None
 
 
-def embeddings(models: dict[str, nn.Module], split: ForgetSplit, seed: int = 0, device: torch.device | str = "cpu"
-               ) -> dict[str, Embedding]:
+def embeddings(models: dict[str, nn.Module], split: ForgetSplit, seed: int = 0, device: torch.device | str = "cpu",
+               method: str = "pca") -> dict[str, Embedding]:
     """The picture of hiding alone (no CKA, no probes): each model's penultimate features on the layer samples, in
-    2-D. What the Lesson's "hiding is not forgetting" step draws."""
+    2-D by ``method``. What the Lesson's "hiding is not forgetting" step draws."""
+    check_embedding(method)
     samples = layer_samples(split, seed)
     out = {}
     for name, model in models.items():
         features = torch.cat([penultimate_features(model, samples.forget, device),
                               penultimate_features(model, samples.retain, device)])
-        out[name] = embedding(name, features, samples, class_target(split))
+        out[name] = embedding(name, features, samples, class_target(split), method, seed)
     return out

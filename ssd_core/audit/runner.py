@@ -18,6 +18,7 @@ from ..methods import get_method, run_method
 from ..models import resolve_device
 from ..progress import OptionalProgress, report, scaled
 from . import AuditConfig, audit_models
+from .layers import check_embedding
 from .lira import build_shadows, find_shadows, shadow_plan
 from .reference import retrained_reference
 from .seeds import seed_runs
@@ -58,6 +59,7 @@ def run_audit(run: AuditRun, progress: OptionalProgress = None) -> dict[str, Any
     start = time.perf_counter()
     config = run.experiment
     check_counts(run.shadows, run.seeds, run.train_seeds)
+    check_embedding(run.audit.embedding)
     if run.train_seeds > 1 and config.checkpoint:
         raise InputError("--train-seeds trains the original model once per seed, so it needs a registry model, not "
                          "--checkpoint.")
@@ -107,6 +109,7 @@ def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: 
     """
     start = time.perf_counter()
     check_counts(shadows, seeds, train_seeds)
+    check_embedding((config or AuditConfig()).embedding)
     if not methods:
         raise InputError("Name at least one method to audit.")
     specs = {name: get_method(name) for name in methods}
