@@ -418,6 +418,20 @@ def test_train_seeds_audit_against_three_shipped_originals_each_with_its_own_ref
     from ssd_core.metrics import evaluate
 
     assert spread["retain_test_acc"]["values"][2] == pytest.approx(evaluate(unlearned, split, with_mia=False).retain_test_acc)
+    # the new rows per training seed: total variation by hand, CKA of the features from its formula (seed 2)
+    from ssd_core.audit.layers import layer_samples
+    from ssd_core.metrics import logits_of
+
+    reference = retrained_reference(split, "smallcnn", seed=2).model
+    p, q = (F.softmax(logits_of(m, split.forget_test, "cpu").double(), 1) for m in (unlearned, reference))
+    assert spread["total_variation_forget_test"]["values"][2] == pytest.approx(float(0.5 * (p - q).abs().sum(1).mean()),
+                                                                                 rel=1e-6)
+    forget = layer_samples(split, 0).forget
+    x, y = (penultimate_features(m, forget).double() for m in (unlearned, seed2))
+    xc, yc = (x - x.mean(0)).numpy(), (y - y.mean(0)).numpy()
+    by_formula = np.linalg.norm(yc.T @ xc) ** 2 / (np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc))
+    assert spread["cka_original_features"]["values"][2] == pytest.approx(by_formula, rel=1e-6)
+    assert 0.0 <= spread["cka_retrained_features"]["values"][2] <= 1.0
     originals = {_state_hash(load_or_train(dataset, "smallcnn", seed=s).model) for s in range(3)}
     assert len(originals) == 3  # three different original models
     assert main(["audit", "--dataset", "digits", "--forget-class", "3", "--train-seeds", "21"]) == 2

@@ -20,6 +20,8 @@ from ..data import ForgetSplit
 from ..metrics import evaluate, logits_of
 from ..progress import OptionalProgress, report, scaled
 from .distance import distance
+from .layers import layer_samples, linear_cka
+from .probe import penultimate_features
 
 SEEDS = 5
 # Student's t quantile t(0.975, df) for df = 1..30; above 30 the normal 1.96 is within 4%.
@@ -27,7 +29,8 @@ _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
          2.045, 2.042]
 SEED_METRICS = ("forget_test_acc", "retain_test_acc", "forget_train_acc", "mia", "js_forget_test",
-                "retrained_forget_test_acc", "retrained_retain_test_acc")
+                "total_variation_forget_test", "total_variation_retain_test", "cka_original_features",
+                "cka_retrained_features", "retrained_forget_test_acc", "retrained_retain_test_acc")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,15 @@ def interval(values: list[float | None]) -> Interval:
     return Interval(mean, mean - half, mean + half, kept)
 
 
+def feature_cka(model: torch.nn.Module, others: dict[str, torch.nn.Module], images: Any,
+                device: torch.device | str = "cpu") -> dict[str, float | None]:
+    """Linear CKA of ``model``'s penultimate features to each of ``others``' on ``images`` (None: too few)."""
+    if len(images) < 3:
+        return {name: None for name in others}
+    mine = penultimate_features(model, images, device)
+    return {name: linear_cka(mine, penultimate_features(other, images, device)) for name, other in others.items()}
+
+
 def seed_runs(method: str, original: torch.nn.Module, split: ForgetSplit, model: str, *, params: dict[str, Any] | None = None,
               seeds: int | list[int] = SEEDS, vary_original: bool = False, device: torch.device | str = "cpu",
               progress: OptionalProgress = None) -> dict[str, Interval]:
@@ -85,6 +97,7 @@ def seed_runs(method: str, original: torch.nn.Module, split: ForgetSplit, model:
 
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     spec = get_method(method)
+    samples = layer_samples(split, 0)  # the same images for every seed
     values: dict[str, list[float | None]] = {name: [] for name in SEED_METRICS}
     for i, seed in enumerate(seed_list):
         step = scaled(progress, i / len(seed_list), (i + 1) / len(seed_list))
@@ -103,8 +116,13 @@ def seed_runs(method: str, original: torch.nn.Module, split: ForgetSplit, model:
             values[name].append(getattr(after, name))
         values["retrained_forget_test_acc"].append(retrained.forget_test_acc)
         values["retrained_retain_test_acc"].append(retrained.retain_test_acc)
-        values["js_forget_test"].append(
-            distance(logits_of(unlearned, split.forget_test, device), logits_of(reference, split.forget_test, device)).js
-            if len(split.forget_test) else None)
+        for subset, name in ((split.forget_test, "forget_test"), (split.retain_test, "retain_test")):
+            gap = distance(logits_of(unlearned, subset, device), logits_of(reference, subset, device))
+            if name == "forget_test":
+                values["js_forget_test"].append(gap.js)
+            values[f"total_variation_{name}"].append(gap.total_variation)
+        inside = feature_cka(unlearned, {"original": base, "retrained": reference}, samples.forget, device)
+        values["cka_original_features"].append(inside["original"])
+        values["cka_retrained_features"].append(inside["retrained"])
     report(progress, 1.0, f"{len(seed_list)} seeds done")
     return {name: interval(vals) for name, vals in values.items()}
