@@ -142,7 +142,7 @@ def relearn_curves(prepared, result):
 
 
 def numbers(prepared, result, state) -> None:
-    b, a = prepared.before_eval, result.evaluation
+    b, a = prepared.before, result.evaluation
     forget_b = b.forget_test_acc if b.forget_test_acc is not None else b.forget_train_acc
     forget_a = a.forget_test_acc if a.forget_test_acc is not None else a.forget_train_acc
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
@@ -191,7 +191,7 @@ def task(prepared, result) -> None:
     if step.figure in ("per-class-accuracy", "signals", "alpha-sweep") and prepared.split.forget_classes \
             and prepared.setup.request.kind == "class":
         sentence = neighbour_sentence([plain(c, 40) for c in prepared.dataset.classes],  # names may be the user's
-                                      prepared.before_eval.per_class_acc, result.evaluation.per_class_acc,
+                                      prepared.before.per_class_acc, result.evaluation.per_class_acc,
                                       prepared.split.forget_classes)
         if sentence:
             st.caption(sentence)

@@ -185,6 +185,7 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
         download=args.download,
         checkpoint=args.checkpoint,
         checkpoint_config=args.checkpoint_config,
+        eval_sample=args.eval_sample,
     )
     result = run_experiment(config, progress=ProgressBar(enabled=not args.quiet))
     if args.save_model:

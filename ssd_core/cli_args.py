@@ -54,6 +54,13 @@ _batch = _checked_whole("check_batch_size")
 _workers = _checked_whole("check_workers")
 
 
+def _eval_sample(text: str) -> int:
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("--eval-sample needs at least 1 image per subset.")
+    return value
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by unlearn and audit: data, model, request, SSD settings, output."""
     p.add_argument("--dataset", default="digits")
@@ -97,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     unlearn = sub.add_parser("unlearn", help="unlearn a forget request and report before/after metrics")
     _add_run_options(unlearn)
     unlearn.add_argument("--method", default="ssd")
+    unlearn.add_argument("--eval-sample", type=_eval_sample, metavar="N",
+                         help="read every metric on a fixed, class-stratified, seeded sample of at most N images of each "
+                         "of forget/retain x train/test (the Unlearn page's fast moves on large data); default: all")
     unlearn.add_argument("--save-model", help="write the unlearned model to PATH.safetensors + PATH.json")
     unlearn.add_argument("--stream-dir", metavar="DIR",
                          help="training images in DIR/<class>/ read batch by batch (memory independent of their "

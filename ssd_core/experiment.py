@@ -19,10 +19,10 @@ from torch import nn
 
 from . import __version__
 from .checkpoints import config_for_dataset, load_model, read_model_config
-from .data import ForgetRequest, ImageDataset, load_dataset, make_split
+from .data import ForgetRequest, ForgetSplit, ImageDataset, load_dataset, make_split
 from .errors import InputError
 from .methods import get_method, run_method
-from .metrics import evaluate, random_reference_logits
+from .metrics import Evaluation, evaluate, random_reference_logits
 from .models import get_spec, resolve_device
 from .progress import OptionalProgress, report, scaled
 from .train import load_or_train
@@ -41,6 +41,7 @@ class ExperimentConfig:
     download: bool = False
     checkpoint: str | None = None
     checkpoint_config: str | None = None  # JSON written by our export, or None to infer
+    eval_sample: int | None = None  # evaluate each subset on a fixed stratified sample of at most this many images
 
 
 def seed_everything(seed: int) -> None:
@@ -112,7 +113,11 @@ def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) 
 
     report(progress, 0.4, "evaluating the original model")
     random_logits = random_reference_logits(config.model, split, device, seed=config.seed)
-    before = evaluate(original, split, device, random_forget_logits=random_logits)
+    def bounded(model: torch.nn.Module) -> Evaluation:  # all images, or the page's live sample (--eval-sample)
+        return evaluate(model, split, device, random_forget_logits=random_logits, max_per_subset=config.eval_sample,
+                        seed=config.seed, stratified=True)
+
+    before = bounded(original)
 
     seed_everything(config.seed)
     result = run_method(config.method, original, split, method_config, device=device, progress=scaled(progress, 0.45, 0.9))
@@ -120,7 +125,7 @@ def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) 
         seconds[f"method_{key}" if key == "total" else key] = value
 
     report(progress, 0.9, "evaluating the unlearned model")
-    after = evaluate(result.model, split, device, random_forget_logits=random_logits)
+    after = bounded(result.model)
     seconds["evaluation"] = before.seconds + after.seconds
     seconds["total"] = time.perf_counter() - total_start
     report(progress, 1.0, "done")
@@ -145,6 +150,7 @@ def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) 
         },
         "seed": config.seed,
         "device": str(device),
+        "evaluated": evaluated_sizes(split, config.eval_sample, config.seed),
         "data_touched": result.data_touched,
         "seconds": seconds,
         "before": before.to_dict(),
@@ -173,6 +179,13 @@ SUMMARY_ROWS = (
 def percent(value: Any) -> str:
     """A fraction as the CLI prints it: '97.3%', or 'n/a' for None."""
     return "n/a" if value is None else f"{100 * float(value):.1f}%"
+
+
+def evaluated_sizes(split: ForgetSplit, eval_sample: int | None, seed: int = 0) -> dict[str, int]:
+    """How many images of each subset the metrics are read on (all of them without ``eval_sample``)."""
+    from .metrics import Evaluator
+
+    return Evaluator(split, max_per_subset=eval_sample, seed=seed, stratified=True).sizes()
 
 
 def summary_text(result: dict[str, Any]) -> str:

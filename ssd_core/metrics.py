@@ -241,13 +241,50 @@ def random_reference_logits(model_name: str, split: ForgetSplit, device: torch.d
 SUBSETS = ("forget_train", "retain_train", "forget_test", "retain_test")
 
 
-def _subsample(subset: Subset, limit: int | None, seed: int) -> torch.Tensor:
-    """Indices (into the split) of at most ``limit`` members of ``subset``, a fixed seeded sample."""
+def _subsample(subset: Subset, limit: int | None, seed: int, stratified: bool = False) -> torch.Tensor:
+    """Indices (into the split) of at most ``limit`` members of ``subset``, a fixed seeded sample. ``stratified``:
+    each class keeps its share of the subset (largest remainders), so a sampled retain accuracy weighs the
+    classes as the whole subset does."""
     indices = subset.indices
     if limit is None or len(indices) <= limit:
         return indices
     generator = torch.Generator().manual_seed(seed)
-    return indices[torch.randperm(len(indices), generator=generator)[:limit].sort().values]
+    if not stratified:
+        return indices[torch.randperm(len(indices), generator=generator)[:limit].sort().values]
+    classes, counts = subset.y.unique(return_counts=True)
+    quota = counts.double() * limit / len(indices)
+    take = quota.floor().long()
+    take[torch.argsort(take.double() - quota, stable=True)[:limit - int(take.sum())]] += 1
+    picked = []
+    for c, k in zip(classes.tolist(), take.tolist()):
+        members = (subset.y == c).nonzero().flatten()
+        picked.append(members[torch.randperm(len(members), generator=generator)[:k]])
+    return indices[torch.cat(picked).sort().values]
+
+
+LIVE_FULL_IMAGES = 3000  # up to this many training + test images a slider move reads every one (digits: 1,797)
+
+
+def live_sample_size(split: ForgetSplit) -> int | None:
+    """Images per card (forget/retain x train/test) a dashboard slider move reads at most on ``split``: None (all)
+    on small data or with UNLEARNING_LAB_LIVE_SAMPLE=0, else that setting. The CLI's ``--eval-sample N`` reads
+    the same fixed, class-stratified sample (seeded by the run seed), so it prints the same numbers."""
+    from .settings import settings
+
+    per_card = settings().live_sample
+    if per_card <= 0 or len(split.train) + len(split.test) <= LIVE_FULL_IMAGES:
+        return None
+    return per_card
+
+
+def accuracy_interval(accuracy: float | None, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson 95% interval of an accuracy measured on ``n`` images (None without a number). What a sampled
+    card's number may be off by from the whole subset's (for a fixed sample, a sampling interval)."""
+    if accuracy is None or n <= 0 or math.isnan(accuracy):
+        return None
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 class Evaluator:
@@ -265,16 +302,20 @@ class Evaluator:
         with_mia: whether to compute the membership-inference score.
         random_forget_logits: a random model's logits on forget-train, for ZRF (full forget-train only).
         batch_size: images per forward pass (default: what is fastest for the image size).
+        stratified: the sample keeps each class's share of its subset (the live page's and ``--eval-sample``'s
+            sample); False draws it uniformly (the sweeps').
     """
 
     def __init__(self, split: ForgetSplit, device: torch.device | str = "cpu", *, max_per_subset: int | None = None,
                  seed: int = 0, subsets: tuple[str, ...] = SUBSETS, with_mia: bool = True,
-                 random_forget_logits: torch.Tensor | None = None, batch_size: int | None = None) -> None:
+                 random_forget_logits: torch.Tensor | None = None, batch_size: int | None = None,
+                 stratified: bool = False) -> None:
         ds = split.dataset
         self.split, self.device, self.batch_size = split, device, batch_size
+        self.max_per_subset = max_per_subset
         self.with_mia = with_mia and {"forget_train", "retain_train"} <= set(subsets)
         self.random_forget_logits = random_forget_logits
-        self.index = {name: _subsample(getattr(split, name), max_per_subset, seed + i)
+        self.index = {name: _subsample(getattr(split, name), max_per_subset, seed + i, stratified)
                       for i, name in enumerate(SUBSETS) if name in subsets}
         self.full = max_per_subset is None and set(subsets) == set(SUBSETS)
 
@@ -335,15 +376,17 @@ class Evaluator:
         if self.with_mia and len(self.test_index):
             retain, forget = rows("retain_train"), rows("forget_train")
             mia = mia_from_entropies(entropy(retain[0]), entropy(test_logits), entropy(forget[0]))  # type: ignore[index]
-        zrf = None
-        if self.random_forget_logits is not None and "forget_train" in self.index:
+        zrf = None  # against the random model's logits on the whole forget set: not on a sample of it
+        if self.random_forget_logits is not None and "forget_train" in self.index and \
+                len(self.index["forget_train"]) == len(self.split.forget_train):
             zrf = zrf_score(rows("forget_train")[0], self.random_forget_logits)  # type: ignore[index]
         return Evaluation(
             retain_test_acc=acc("retain_test"),
             forget_test_acc=acc("forget_test"),
             retain_train_acc=acc("retain_train"),
             forget_train_acc=acc("forget_train"),
-            test_acc=_acc(test_logits, test_labels) if len(self.test_index) else None,
+            # over the whole test split only: a sample's union of forget and retain images weighs them differently
+            test_acc=_acc(test_logits, test_labels) if len(self.test_index) == len(ds.test_y) else None,
             mia=mia,
             per_class_acc=per_class,
             confusion=confusion.tolist(),
@@ -367,6 +410,7 @@ def evaluate(
     batch_size: int | None = None,
     max_per_subset: int | None = None,
     seed: int = 0,
+    stratified: bool = False,
 ) -> Evaluation:
     """Every metric of ``model`` on ``split`` (see :class:`Evaluator`; all images unless bounded).
 
@@ -375,7 +419,7 @@ def evaluate(
         ZRF (None where a subset is empty or not evaluated).
     """
     return Evaluator(split, device, max_per_subset=max_per_subset, seed=seed, with_mia=with_mia,
-                     random_forget_logits=random_forget_logits, batch_size=batch_size)(model)
+                     random_forget_logits=random_forget_logits, batch_size=batch_size, stratified=stratified)(model)
 
 
 def evaluate_outputs(

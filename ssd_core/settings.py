@@ -54,6 +54,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MAX_PREPARED", "8", "prepared runs (model, importances, evaluation of a setup) kept in memory"),
     Variable("MAX_LIVE", "64", "evaluated slider settings kept in memory"),
     Variable("LIVE_CACHE_MB", "256", "memory for the kept slider settings' outputs"),
+    Variable("LIVE_SAMPLE", "200", "on data of more than 3,000 images a slider move reads each card (forget/retain x "
+             "train/test) on a fixed class-stratified sample of at most this many images (the CLI's --eval-sample); "
+             "0 reads every image"),
     Variable("PREFETCH", "1", "0 stops evaluating the slider's neighbouring settings in the background"),
     Variable("ALLOW_MODEL_FACTORY", "0",
              "1 lets dashboard users load architectures from Python code on the server (importing code runs it)"),
@@ -62,6 +65,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PLUGINS", "(none)", "colon-separated Python files the dashboard imports at start, as the CLI's --plugin "
              "(the methods, datasets and models they register appear on the pages; importing code runs it)"),
 )
+
+
+# Images per card a slider move reads on large data: 200 keeps a move on shapes/resnet18_narrow (718 images) at
+# about 250 ms on 2 cores and Fashion-MNIST/smallcnn at about 100 ms (bench/bench_live.py); 250 was 333 ms at p95.
+LIVE_SAMPLE = 200
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class Settings:
     max_live: int
     live_cache_mb: int
     prefetch: bool
+    live_sample: int
     allow_model_factory: bool
     debug: bool
     chromium: str
@@ -146,6 +155,7 @@ def settings() -> Settings:
         max_live=int(_number("MAX_LIVE", 64, whole=True)),
         live_cache_mb=int(_number("LIVE_CACHE_MB", 256, whole=True)),
         prefetch=_flag("PREFETCH", True),
+        live_sample=int(_number("LIVE_SAMPLE", LIVE_SAMPLE, minimum=-1, whole=True)),
         allow_model_factory=_flag("ALLOW_MODEL_FACTORY", False),
         debug=_flag("DEBUG", False),
         chromium=_raw("CHROMIUM") or "/usr/bin/chromium",

@@ -100,3 +100,54 @@ def test_gap_and_over_forgetting():
     gaps = gap_to_retrain(ev(0.1), ev(0.3))
     assert math.isclose(gaps["forget_test_acc"], 0.2) and gaps["retain_test_acc"] == 0.0 and gaps["zrf"] is None
     assert is_over_forgetting(ev(0.0), ev(0.3)) and not is_over_forgetting(ev(0.25), ev(0.3))
+
+
+# ---------------------------------------------------------------------------------------------
+# #25.1 a budget per move: fixed, stratified, seeded samples per card, the CLI's --eval-sample
+
+
+def test_a_stratified_sample_keeps_each_class_share_and_is_fixed():
+    from ssd_core.metrics import Evaluator
+
+    dataset = load_dataset("shapes")
+    split = make_split(dataset, ForgetRequest("class", target=2))
+    sampled = Evaluator(split, max_per_subset=250, seed=4, stratified=True)
+    assert sampled.sizes() == {name: min(250, len(getattr(split, name)))
+                               for name in ("forget_train", "retain_train", "forget_test", "retain_test")}
+    index = sampled.index["retain_train"]
+    assert set(index.tolist()) <= set(split.retain_train.indices.tolist())  # only retain images, no repeats
+    assert len(set(index.tolist())) == 250
+    whole = torch.bincount(dataset.train_y[split.retain_train.indices], minlength=dataset.num_classes).double()
+    picked = torch.bincount(dataset.train_y[index], minlength=dataset.num_classes).double()
+    assert bool(((picked - 250 * whole / whole.sum()).abs() < 1.0).all())  # each class its share, to one image
+    again = Evaluator(split, max_per_subset=250, seed=4, stratified=True).index["retain_train"]
+    assert torch.equal(index, again)  # the same sample every move
+    other = Evaluator(split, max_per_subset=250, seed=5, stratified=True).index["retain_train"]
+    assert not torch.equal(index, other)
+
+
+def test_a_sampled_card_is_the_exact_accuracy_on_its_images_with_a_wilson_interval():
+    from ssd_core.data.dataset import to_float
+    from ssd_core.metrics import Evaluator, accuracy_interval
+
+    dataset = load_dataset("digits")
+    split = make_split(dataset, ForgetRequest("class", target=3))
+    model = build_for_dataset("smallcnn", dataset, seed=0)
+    sampled = Evaluator(split, max_per_subset=100, seed=0, stratified=True)
+    result = sampled(model)
+    for name in ("retain_train", "retain_test"):
+        index = sampled.index[name]
+        x, y = (dataset.train_x, dataset.train_y) if name.endswith("train") else (dataset.test_x, dataset.test_y)
+        with torch.no_grad():
+            by_hand = float((model(to_float(x[index], "cpu")).argmax(1) == y[index]).double().mean())
+        assert getattr(result, f"{name}_acc") == by_hand
+    assert result.test_acc is None  # a union of two samples is not the test set: no number that means something else
+    assert result.zrf is None
+    assert evaluate(model, split).test_acc is not None
+    # Wilson's interval by its formula: p = 0.9 on 100 images
+    p, n, z = 0.9, 100, 1.96
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert accuracy_interval(p, n) == (centre - half, centre + half)
+    assert accuracy_interval(1.0, 50)[1] == 1.0 and accuracy_interval(0.0, 50)[0] == 0.0
+    assert accuracy_interval(None, 10) is None and accuracy_interval(0.5, 0) is None

@@ -56,9 +56,10 @@ def cli_result() -> dict:
     from ssd_core.cli import main
 
     out = io.StringIO()
+    # shapes has 5,000 images: the page's cards read its live sample, the CLI's --eval-sample (#25)
     with both_cores(), contextlib.redirect_stdout(out):
         code = main(["unlearn", "--dataset", "shapes", "--model", "resnet18_narrow", "--forget-class", "3", "--method",
-                     "ssd", "--alpha", "40", "--lam", "1.5", "--json", "-", "--quiet"])
+                     "ssd", "--alpha", "40", "--lam", "1.5", "--eval-sample", "200", "--json", "-", "--quiet"])
     assert code == 0
     return json.loads(out.getvalue())
 

@@ -70,7 +70,7 @@ def results_payload(p: Prepared, live: LiveResult) -> dict[str, Any]:
     return {
         **settings_dict(p, live),
         "seconds": run_seconds(p, live),
-        "before": p.before_eval.to_dict(),
+        "before": p.before.to_dict(),
         "after": live.evaluation.to_dict(),
         "diagnostics": {"report": live.report.to_dict()},  # the same name as in the CLI JSON
         "environment": environment(),
@@ -99,7 +99,7 @@ def report_command(p: Prepared, alpha: float, lam: float, auto: bool = False) ->
     return report.cli_command(report.cli_args(
         dataset=s.dataset, model=s.model, request=s.request, method=s.method, alpha="auto" if auto else alpha, lam=lam,
         seed=s.seed,
-        params=extra, device=s.device, data_dir=s.data_dir,
+        params=extra, device=s.device, data_dir=s.data_dir, eval_sample=p.live_sample,
     ))
 
 
@@ -139,7 +139,7 @@ def _html(p: Prepared, alpha: float, lam: float, options: ViewOptions, stem: str
     subtitle = (f"{s.describe(p.dataset.classes)} · alpha {alpha:g}, lambda {lam:g} · seed {s.seed} · "
                 f"generated {time.strftime('%Y-%m-%d %H:%M')}")
     return report.build_report(
-        setup=setup, before=p.before_eval.summary(), after=live.evaluation.summary(), figures=figs, params=params,
+        setup=setup, before=p.before.summary(), after=live.evaluation.summary(), figures=figs, params=params,
         environment=env, seed=s.seed, command=report_command(p, alpha, lam, auto), subtitle=subtitle,
         figure_titles={**{f.id: f.title for f in FIGURES.values()}, **LANDSCAPE_TITLES},
         explanations={f.id: f.explanation for f in FIGURES.values()},
@@ -179,7 +179,7 @@ def render_export(p: Prepared, live: LiveResult) -> None:
     stem = file_stem(p, live)
     options = options_from_state(p)
     alpha, lam = live.alpha, live.lam
-    rows = export.metrics_rows(p.before_eval, live.evaluation, p.dataset.classes, live.report)
+    rows = export.metrics_rows(p.before, live.evaluation, p.dataset.classes, live.report)
     csv_bytes = export.metrics_csv(rows)
     json_bytes = export.results_json(results_payload(p, live))
     model_builder = export.lazy(lambda: _model_files(p, alpha, lam, stem))

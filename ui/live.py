@@ -15,6 +15,7 @@ import streamlit as st
 
 from ssd_core.dampening import alpha_selecting
 from ssd_core.guard import AutoSetting, format_alpha
+from ssd_core.metrics import accuracy_interval
 from unlearning_lab.text import plain, short_count
 
 from . import links, resources, state
@@ -119,7 +120,7 @@ def card_row(count: int) -> list:
 
 
 def metric_cards(prepared: Prepared, live: LiveResult) -> None:
-    b, a = prepared.before_eval, live.evaluation
+    b, a = prepared.before, live.evaluation
     cards = [
         ("Forget (test)", b.forget_test_acc, a.forget_test_acc, "inverse",
          "Accuracy on test images of what was forgotten; should drop."),
@@ -133,9 +134,12 @@ def metric_cards(prepared: Prepared, live: LiveResult) -> None:
          "Share of forget samples a membership-inference attack calls members; lower is better forgetting."),
     ]
     places = card_row(len(cards) + 1)
+    sizes = prepared.live_evaluator.sizes() if prepared.live_evaluator is not None else {}
+    subsets = {"Forget (test)": "forget_test", "Forget (train)": "forget_train", "Retain (test)": "retain_test",
+               "Retain (train)": "retain_train"}
     for place, (label, before, after, colour, help_text) in zip(places, cards):
         place.metric(label, _pp(after), **metric_delta(before, after, colour), border=True,
-                     help=f"{help_text} Before: {_pp(before)}.")
+                     help=f"{help_text} Before: {_pp(before)}." + sample_words(prepared, subsets.get(label), after, sizes))
     r = live.report
     places[-1].metric(
         "Dampened", f"{r.total_selected:,}", f"{r.fraction_selected:.2%} of {short_count(r.total_params)}",
@@ -143,6 +147,42 @@ def metric_cards(prepared: Prepared, live: LiveResult) -> None:
         help=f"Parameters where I_f > alpha x I_D, out of {r.total_params:,}; each is multiplied by "
              "beta = min(lambda x I_D / I_f, 1).",
     )
+
+
+def sample_words(prepared: Prepared, subset: str | None, value: float | None, sizes: dict[str, int]) -> str:
+    """For a card read on a sample: on how many of the subset's images, and its 95% interval."""
+    if subset is None or subset not in sizes:
+        return " On a sample of the forget and retain sets (see the note under the cards)." if sizes else ""
+    n, whole = sizes[subset], len(getattr(prepared.split, subset))
+    if n >= whole:
+        return f" On all {whole:,} images."
+    interval = accuracy_interval(value, n)
+    spread = f" (95% interval {_pp(interval[0])} to {_pp(interval[1])})" if interval else ""
+    return f" On a fixed sample of {n:,} of its {whole:,} images{spread}."
+
+
+def sample_note(prepared: Prepared, live: LiveResult) -> None:
+    """Where the cards read a sample: say so in one line, with the all-image numbers when they are known and a
+    button that computes them (never silently swapped into the cards)."""
+    if prepared.live_evaluator is None:
+        return
+    total = len(prepared.split.train) + len(prepared.split.test)
+    read = len(prepared.live_evaluator.train) + len(prepared.live_evaluator.test)
+    full = resources.peek_full_live(prepared, live.alpha, live.lam)
+    c_note, c_button = note_beside([4, 1])
+    if full is None and c_button.button("All images", key="live_full", icon=":material/functions:", width="stretch",
+                                        help=f"Evaluate this setting on all {total:,} images (about "
+                                        f"{max(1, round(live.evaluation.seconds * total / max(1, read)))} s here); "
+                                        "the cards keep the sample."):
+        with c_note, st.spinner(f"Reading all {total:,} images…"):
+            full = resources.full_live(prepared, live.alpha, live.lam)[1]
+    text = (f"The cards read a fixed, class-stratified sample: at most {prepared.live_sample:,} images each "
+            f"({read:,} of {total:,}, the same every move; each card's ⓘ gives its 95% interval).")
+    if full is not None:
+        text += (" All images at this setting: forget test " + _pp(full.forget_test_acc) + ", forget train "
+                 + _pp(full.forget_train_acc) + ", retain test " + _pp(full.retain_test_acc) + ", retain train "
+                 + _pp(full.retain_train_acc) + ", MIA " + _pp(full.mia) + ".")
+    c_note.caption(text)
 
 
 FEW_DAMPENED = 100  # fewer parameters than this rarely forget anything
@@ -300,6 +340,7 @@ def live_panel(prepared: Prepared) -> None:
     if setting is None:
         resources.prefetch_neighbours(prepared, alpha, lam, alpha_options(alpha))
     metric_cards(prepared, live)
+    sample_note(prepared, live)
     note = st.session_state.pop(K_GUARD_NOTE, None)
     if note:
         st.success(f"Collapse guard: {plain(note, None)}", icon=":material/health_and_safety:")

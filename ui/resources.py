@@ -45,7 +45,16 @@ from ssd_core.importance import ImportanceCache, model_fingerprint
 from ssd_core.methods import available_methods, get_method
 from ssd_core.methods.base import MethodSpec
 from ssd_core.methods.ssd import SSDImportances, ssd_importances
-from ssd_core.metrics import Evaluation, SplitOutputs, evaluate_outputs, random_reference_logits, split_outputs, to_channels_last
+from ssd_core.metrics import (
+    Evaluation,
+    Evaluator,
+    SplitOutputs,
+    evaluate_outputs,
+    live_sample_size,
+    random_reference_logits,
+    split_outputs,
+    to_channels_last,
+)
 from ssd_core.models import ModelSpec, get_spec, last_conv_layer, resolve_device
 from ssd_core.progress import OptionalProgress, report, scaled
 from ssd_core.settings import settings
@@ -205,6 +214,20 @@ class Prepared:
     ratio_summaries: list[figures.LayerRatioSummary]
     importance_sample: figures.ImportanceSample
     seconds: dict[str, float] = field(default_factory=dict)
+    # What a slider move reads: every image, or on large data a fixed stratified sample per card
+    # (:func:`live_sample_size`); ``before_live`` is the original on the same images, what the cards compare with.
+    live_evaluator: Evaluator | None = None
+    before_live: Evaluation | None = None
+
+    @property
+    def live_sample(self) -> int | None:
+        """Images per card a move reads at most (None: all of them)."""
+        return None if self.live_evaluator is None else self.live_evaluator.max_per_subset
+
+    @property
+    def before(self) -> Evaluation:
+        """The original's numbers on the images a move reads (the full-set ones when a move reads them all)."""
+        return self.before_live if self.before_live is not None else self.before_eval
 
     @property
     def model(self) -> nn.Module:
@@ -281,6 +304,11 @@ def _build(
         before_outputs = _original_outputs(setup, original, split, device)
         random_logits = random_reference_logits(setup.model, split, device, seed=setup.seed)
         before_eval = evaluate_outputs(before_outputs, split, random_forget_logits=random_logits)
+        live_evaluator, before_live = None, None
+        per_card = live_sample_size(split)
+        if per_card is not None:
+            live_evaluator = Evaluator(split, device, max_per_subset=per_card, seed=setup.seed, stratified=True)
+            before_live = live_evaluator(original.model)
         seconds["evaluation"] = time.perf_counter() - start
 
     report(progress, 0.97, "summarising importance ratios")
@@ -288,7 +316,9 @@ def _build(
     sample = figures.sample_importances(importances.full, importances.forget, seed=setup.seed)
     report(progress, 1.0, "ready")
     return Prepared(setup, dataset, split, original, method_spec, model_spec, importances, before_outputs,
-                    before_eval, random_logits, summaries, sample, seconds)
+                    before_eval, random_logits, summaries, sample, seconds, live_evaluator, before_live)
+
+
 
 
 def _original_outputs(setup: RunSetup, original: OriginalModel, split: ForgetSplit, device: torch.device) -> SplitOutputs:
@@ -428,8 +458,7 @@ def auto_alpha(prepared: Prepared, lam: float) -> AutoSetting:
     split = prepared.split
 
     def check_at(alpha: float) -> GuardCheck:
-        live = compute_live(prepared, alpha, lam)
-        return collapse_guard(prepared).check_logits(live.outputs.train_logits, alpha, lam)
+        return guard_check(prepared, compute_live(prepared, alpha, lam))
 
     return _derived(prepared, "auto_alpha", (float(lam),), lambda: engine(prepared).auto(
         collapse_guard(prepared), len(split.forget_train), len(split.train), lam, ratios=importance_ratios(prepared),
@@ -437,8 +466,35 @@ def auto_alpha(prepared: Prepared, lam: float) -> AutoSetting:
 
 
 def guard_check(prepared: Prepared, live: LiveResult) -> GuardCheck:
-    """The guard's check of a live result, from the logits the cards were computed from."""
-    return collapse_guard(prepared).check_logits(live.outputs.train_logits, live.alpha, live.lam)
+    """The guard's check of a live result: from the logits the cards were computed from when a move reads every
+    image, else on the guard's own samples (one forward pass, kept per setting)."""
+    if prepared.live_evaluator is None:
+        return collapse_guard(prepared).check_logits(live.outputs.train_logits, live.alpha, live.lam)
+    return _derived(prepared, "guard_check", (float(live.alpha), float(live.lam)),
+                    lambda: collapse_guard(prepared).check(live.model, live.alpha, live.lam))
+
+
+def full_live(prepared: Prepared, alpha: float, lam: float) -> tuple[SplitOutputs, Evaluation]:
+    """The numbers of (alpha, lambda) on every training and test image, kept like a move's (where a move reads
+    a sample, what "all images" shows and the forgetting-signal view reads)."""
+    if prepared.live_evaluator is None:
+        live = compute_live(prepared, alpha, lam)
+        return live.outputs, live.evaluation
+
+    def build() -> tuple[SplitOutputs, Evaluation]:
+        model, _ = engine(prepared).at(alpha, lam)
+        outputs = split_outputs(model, prepared.split, prepared.device)
+        return outputs, evaluate_outputs(outputs, prepared.split, random_forget_logits=prepared.random_logits)
+
+    return store_for(prepared.setup).get("live_full", (prepared.key, float(alpha), float(lam)), build)
+
+
+def peek_full_live(prepared: Prepared, alpha: float, lam: float) -> Evaluation | None:
+    """The all-image numbers of (alpha, lambda) when they were computed already (else None; nothing runs)."""
+    if prepared.live_evaluator is None:
+        return None
+    found = store_for(prepared.setup).peek("live_full", (prepared.key, float(alpha), float(lam)))
+    return None if found is None else found[1]
 
 
 def guard_check_at(prepared: Prepared, alpha: float, lam: float) -> GuardCheck:
@@ -475,7 +531,14 @@ def scratch_model(prepared: Prepared) -> nn.Module:
 
 
 def _evaluate_live(prepared: Prepared, model: nn.Module) -> tuple[SplitOutputs, Evaluation]:
+    """A move's outputs and numbers: on every image, or on the run's live sample (its outputs then have one row
+    per sampled image, see :attr:`Prepared.live_evaluator`)."""
     start = time.perf_counter()
+    if prepared.live_evaluator is not None:
+        outputs = prepared.live_evaluator.outputs(model)
+        evaluation = prepared.live_evaluator.from_outputs(outputs)
+        evaluation.seconds = time.perf_counter() - start
+        return outputs, evaluation
     outputs = split_outputs(model, prepared.split, prepared.device)
     evaluation = evaluate_outputs(outputs, prepared.split, random_forget_logits=prepared.random_logits)
     evaluation.seconds = time.perf_counter() - start

@@ -148,19 +148,19 @@ def settings_note(live: LiveResult) -> str:
 
 
 def fig_accuracy_summary(p: Prepared, live: LiveResult) -> Any:
-    return figures.accuracy_summary_figure(p.before_eval.summary(), live.evaluation.summary(), settings_note(live))
+    return figures.accuracy_summary_figure(p.before.summary(), live.evaluation.summary(), settings_note(live))
 
 
 def fig_per_class(p: Prepared, live: LiveResult) -> Any:
     return figures.per_class_accuracy_figure(
-        p.dataset.classes, p.before_eval.per_class_acc, live.evaluation.per_class_acc, p.split.forget_classes,
+        p.dataset.classes, p.before.per_class_acc, live.evaluation.per_class_acc, p.split.forget_classes,
         settings_note(live),
     )
 
 
 def fig_confusion(p: Prepared, live: LiveResult) -> Any:
     return figures.confusion_matrices_figure(
-        p.dataset.classes, p.before_eval.confusion, live.evaluation.confusion, settings_note(live)
+        p.dataset.classes, p.before.confusion, live.evaluation.confusion, settings_note(live)
     )
 
 
@@ -229,13 +229,21 @@ def fig_saliency(p: Prepared, live: LiveResult, options: ViewOptions) -> Any:
 def signal_groups(p: Prepared, live: LiveResult, quantity: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The forgetting signal before and after, image by image (the same sample for both)."""
     before = figures.signal_values(p.before_outputs, p.split, quantity, seed=p.setup.seed)
-    after = figures.signal_values(live.outputs, p.split, quantity, seed=p.setup.seed)
+    after = figures.signal_values(_all_outputs(p, live), p.split, quantity, seed=p.setup.seed)
     return {group: (before[group], after[group]) for group in before}
 
 
+def _all_outputs(p: Prepared, live: LiveResult) -> Any:
+    """The move's logits on every image: its own when it read them all, else computed once for the setting."""
+    if p.live_evaluator is None:
+        return live.outputs
+    return resources.full_live(p, live.alpha, live.lam)[0]
+
+
 def fig_signal(p: Prepared, live: LiveResult, quantity: str) -> Any:
+    after_mia = live.evaluation.mia if p.live_evaluator is None else resources.full_live(p, live.alpha, live.lam)[1].mia
     return figures.forgetting_signal_figure(
-        signal_groups(p, live, quantity), quantity, (p.before_eval.mia, live.evaluation.mia)
+        signal_groups(p, live, quantity), quantity, (p.before_eval.mia, after_mia)
     )
 
 

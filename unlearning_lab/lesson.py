@@ -424,7 +424,7 @@ def lesson_state(prepared: Any, live: Any, ladder: tuple[float, ...], answer: An
         request_kind=prepared.setup.request.kind,
         alpha=float(live.alpha),
         lam=float(live.lam),
-        before=prepared.before_eval.summary(),
+        before=prepared.before.summary(),
         after=live.evaluation.summary(),
         fraction_selected=float(live.report.fraction_selected),
         mean_beta=mean_beta(live.report.layers),

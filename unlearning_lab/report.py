@@ -60,11 +60,13 @@ def cli_args(
     params: Mapping[str, Any] | None = None,
     device: str | None = None,
     data_dir: str | None = None,
+    eval_sample: int | None = None,
 ) -> list[str]:
     """Arguments of ``python -m ssd_core`` (``ssd_core.cli.main`` takes them as they are).
 
     ``params`` are further method options, passed as ``--param NAME=VALUE`` (e.g. the estimator
-    and the importance batch size). A random request's seed is the run seed (as in the CLI)."""
+    and the importance batch size). A random request's seed is the run seed (as in the CLI). ``eval_sample``:
+    the numbers were read on the page's live sample (``--eval-sample``)."""
     args = ["unlearn", "--dataset", dataset, "--model", model]
     if request.kind == "class":
         args += ["--forget-class", str(request.target)]
@@ -88,6 +90,8 @@ def cli_args(
         args += ["--device", "cuda" if device == "gpu" else device]
     if data_dir:
         args += ["--data-dir", data_dir]
+    if eval_sample:
+        args += ["--eval-sample", str(int(eval_sample))]
     return args
 
 

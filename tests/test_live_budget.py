@@ -1,0 +1,89 @@
+"""#25.1 A budget per move: on data of more than 3,000 images the Unlearn page's cards read a fixed,
+class-stratified, seeded sample per card (what ``unlearn --eval-sample N`` reads), say so, give each card's
+95% interval, and show the all-image numbers on request, never in place of the sample's."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+from apptest_helpers import assert_clean, both_cores, metric_values, new_app
+
+from ssd_core.cli import main
+from ssd_core.data import ForgetRequest, load_dataset, make_split
+from ssd_core.metrics import LIVE_FULL_IMAGES, accuracy_interval, live_sample_size
+
+SHAPES = {"dataset": "shapes", "model": "resnet18_narrow", "forget": "class:3", "method": "ssd", "alpha": "40",
+          "lambda": "1.5"}
+
+
+def cli(*extra: str) -> dict:
+    out = io.StringIO()
+    with both_cores(), contextlib.redirect_stdout(out):
+        assert main(["unlearn", "--dataset", "shapes", "--model", "resnet18_narrow", "--forget-class", "3", "--method",
+                     "ssd", "--alpha", "40", "--lam", "1.5", "--json", "-", "--quiet", *extra]) == 0
+    return json.loads(out.getvalue())
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def test_which_data_a_move_samples(monkeypatch):
+    digits, shapes = (make_split(load_dataset(n), ForgetRequest("class", 3)) for n in ("digits", "shapes"))
+    assert len(digits.train) + len(digits.test) <= LIVE_FULL_IMAGES < len(shapes.train) + len(shapes.test)
+    assert live_sample_size(digits) is None and live_sample_size(shapes) == 200
+    monkeypatch.setenv("UNLEARNING_LAB_LIVE_SAMPLE", "0")  # every image, however large
+    assert live_sample_size(shapes) is None
+    monkeypatch.setenv("UNLEARNING_LAB_LIVE_SAMPLE", "500")
+    assert live_sample_size(shapes) == 500
+
+
+def test_shapes_cards_read_the_cli_sample_and_all_images_come_on_request():
+    sampled, full = cli("--eval-sample", "200"), cli()
+    assert sampled["evaluated"] == {"forget_train": 200, "retain_train": 200, "forget_test": 138, "retain_test": 200}
+    assert full["evaluated"]["retain_train"] == sampled["forget"]["n_retain_train"]
+    at = new_app({**SHAPES, "page": "unlearn"}).run()
+    assert_clean(at)
+    cards = metric_values(at)
+    for label, key in (("Forget (test)", "forget_test_acc"), ("Retain (test)", "retain_test_acc"),
+                       ("Retain (train)", "retain_train_acc"), ("MIA", "mia")):
+        assert cards[label] == pct(sampled["after"][key]), label
+    retain = next(m for m in at.metric if m.label == "Retain (train)")
+    n, whole = 200, sampled["forget"]["n_retain_train"]
+    lo, hi = accuracy_interval(sampled["after"]["retain_train_acc"], n)
+    assert f"On a fixed sample of {n:,} of its {whole:,} images (95% interval {pct(lo)} to {pct(hi)})." in retain.help
+    # the delta compares the same images before and after (the original on the sample, as the CLI's "before")
+    assert retain.delta in (f"{100 * (sampled['after']['retain_train_acc'] - sampled['before']['retain_train_acc']):+.1f} pp",
+                            "±0.0 pp")
+    note = next(c.value for c in at.caption if c.value.startswith("The cards read a fixed, class-stratified sample"))
+    assert "at most 200 images each (738 of 5,000" in note and "All images at this setting" not in note
+    at.button(key="live_full").click().run()
+    assert_clean(at)
+    note = next(c.value for c in at.caption if c.value.startswith("The cards read a fixed, class-stratified sample"))
+    after = full["after"]
+    assert (f"All images at this setting: forget test {pct(after['forget_test_acc'])}, forget train "
+            f"{pct(after['forget_train_acc'])}, retain test {pct(after['retain_test_acc'])}, retain train "
+            f"{pct(after['retain_train_acc'])}, MIA {pct(after['mia'])}.") in note
+    assert metric_values(at) == cards  # the cards keep the sample: no number changes meaning
+    # another setting: the all-image numbers are not known for it, so they are not shown
+    at.select_slider(key="alpha").set_value(100.0).run()
+    assert_clean(at)
+    note = next(c.value for c in at.caption if c.value.startswith("The cards read a fixed, class-stratified sample"))
+    assert "All images at this setting" not in note and at.button(key="live_full")
+
+
+def test_digits_reads_every_image_and_says_nothing_about_samples():
+    at = new_app({"page": "unlearn"}).run()
+    assert_clean(at)
+    assert not any(c.value.startswith("The cards read a fixed") for c in at.caption)
+    assert all("sample of" not in (m.help or "") for m in at.metric)
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_eval_sample_refuses_what_is_not_a_positive_count(value, capsys):
+    assert main(["unlearn", "--dataset", "digits", "--forget-class", "3", "--eval-sample", value, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and ("--eval-sample needs at least 1 image" in err or "whole number" in err)
