@@ -10,7 +10,8 @@ measures
   the time from the key press to the per-class accuracy figure showing the new alpha in its title
   (i.e. the re-dampened, re-evaluated, redrawn figure is visible); reported with its median.
 
-Targets: median slider latency < 1 s, first screen < 10 s (digits / smallcnn on a CPU).
+Targets (#25): median slider latency <= 0.4 s and p95 <= 1 s for digits, shapes and Fashion-MNIST; first
+complete screen on a fresh server under 4 s for digits and 10 s for shapes and Fashion-MNIST.
 Run ``python bench/bench_browser.py`` (prints JSON) or call :func:`run` from bench/run.py.
 """
 
@@ -148,7 +149,20 @@ MANUAL_DIGITS = "/?forget=class:0&alpha=10"  # alpha set by hand (the first scre
 SETUPS = {  # what each benchmark opens: a link (the page follows it) and the alpha it starts at
     "digits": (MANUAL_DIGITS, 10.0),
     "shapes": ("/?dataset=shapes&forget=class:3&alpha=10&lambda=1", 10.0),
+    "fashion_mnist": ("/?dataset=fashion_mnist&forget=class:0&alpha=10&lambda=1", 10.0),
 }
+TARGET_MEDIAN_S, TARGET_P95_S = 0.4, 1.0  # #25, for every dataset
+
+
+def fashion_installed() -> bool:
+    """Whether the Fashion-MNIST files are on this machine (apt-get install dataset-fashion-mnist)."""
+    from ssd_core.data import load_dataset
+
+    try:
+        load_dataset("fashion_mnist")
+    except Exception:  # noqa: BLE001 - absent or unreadable: the bench skips it
+        return False
+    return True
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -216,17 +230,18 @@ def run(moves: int = 10, port: int | None = None, screenshot: str | Path | None 
                     page.screenshot(path=str(target))
                 page.close()
                 median = statistics.median(latencies) if latencies else float("nan")
-                target_s = 1.0 if name == "digits" else 2.0
+                p95 = _percentile(latencies, 0.95)
                 out["datasets"][name] = {
                     "first_screen_s": round(first_screen, 3),
                     "first_screen_warm_s": round(first_screen_warm, 3),
                     "slider_moves": len(latencies),
                     "slider_latency_s": [round(v, 3) for v in latencies],
                     "slider_latency_median_s": round(median, 3),
-                    "slider_latency_p95_s": round(_percentile(latencies, 0.95), 3),
+                    "slider_latency_p95_s": round(p95, 3),
                     "slider_latency_max_s": round(max(latencies), 3) if latencies else None,
-                    "target_median_s": target_s,
-                    "meets_target": bool(median < target_s),
+                    "target_median_s": TARGET_MEDIAN_S,
+                    "target_p95_s": TARGET_P95_S,
+                    "meets_target": bool(median <= TARGET_MEDIAN_S and p95 <= TARGET_P95_S),
                 }
         finally:
             browser.close()
@@ -238,12 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--moves", type=int, default=10)
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--screenshot", default=None, help="save a screenshot of the page after the moves")
-    parser.add_argument("--datasets", default="digits,shapes", help="comma-separated: digits, shapes")
+    parser.add_argument("--datasets", default="digits,shapes,fashion_mnist",
+                        help="comma-separated: digits, shapes, fashion_mnist (skipped when its files are not installed)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the server (default: as make run)")
     parser.add_argument("--json", default=None, help="also write the result to this file")
     args = parser.parse_args(argv)
-    result = run(moves=args.moves, port=args.port, screenshot=args.screenshot,
-                 datasets=tuple(d for d in args.datasets.split(",") if d), threads=args.threads)
+    datasets = tuple(d for d in args.datasets.split(",") if d and (d != "fashion_mnist" or fashion_installed()))
+    result = run(moves=args.moves, port=args.port, screenshot=args.screenshot, datasets=datasets, threads=args.threads)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

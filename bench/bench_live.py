@@ -11,6 +11,8 @@
 - ``first_request_fashion_mnist``: ``{seconds, epoch_seconds, over_epoch}``, the first forget request
   (class 0, automatic α with the guard) with the shipped model and I_D over one plain training epoch
   (target <= 10).
+- ``dampen_eval_ms_every_layer``: the same moves without skipping the layers before the first changed one
+  (what ``ssd_core.prefix`` saves).
 - ``dampen_eval_ms_all_images``: where the page reads a sample, the same moves (10) on every image, for
   comparison (what the page's "All images" button costs).
 """
@@ -33,7 +35,7 @@ from ssd_core.data import ForgetRequest, load_dataset, make_split
 from ssd_core.engine import SSDEngine
 from ssd_core.methods import run_method
 from ssd_core.methods.ssd import ssd_importances
-from ssd_core.metrics import Evaluator, evaluate_outputs, live_sample_size, split_outputs, to_channels_last
+from ssd_core.metrics import Evaluator, live_sample_size, to_channels_last
 from ssd_core.train import TrainConfig, estimate_training_seconds, find_checkpoint, load_or_train
 
 CASES = (("digits", "smallcnn", 3), ("shapes", "resnet18_narrow", 2), ("fashion_mnist", "smallcnn", 0))
@@ -45,10 +47,11 @@ def _percentile_95(samples: list[float]) -> float:
 
 
 def dampen_eval_ms(dataset_name: str, model_name: str, cls: int, moves: int = 30, device: str = "cpu",
-                   sample: int | None | str = "page") -> dict:
+                   sample: int | None | str = "page", shortcut: bool = True) -> dict:
     """Median and p95 ms of a move to a new setting. ``sample``: "page" reads what the page reads (every image on
     small data, else the live sample, :func:`ssd_core.metrics.live_sample_size`); None every image; a number
-    every card on a fixed stratified sample of at most that many images (``unlearn --eval-sample``)."""
+    every card on a fixed stratified sample of at most that many images (``unlearn --eval-sample``).
+    ``shortcut``: skip the layers before the first changed one, as the page does (``Evaluator(shortcut_from=)``)."""
     dataset = load_dataset(dataset_name)
     model = load_or_train(dataset, model_name, device=device).model.to(device)
     split = make_split(dataset, ForgetRequest("class", cls))
@@ -57,18 +60,16 @@ def dampen_eval_ms(dataset_name: str, model_name: str, cls: int, moves: int = 30
     scratch = to_channels_last(copy.deepcopy(model))
     if sample == "page":
         sample = live_sample_size(split)
-    evaluator = Evaluator(split, device, max_per_subset=sample if isinstance(sample, int) else None, stratified=True)
+    evaluator = Evaluator(split, device, max_per_subset=sample if isinstance(sample, int) else None, stratified=True,
+                          shortcut_from=model if shortcut else None)
     samples = []
     for i in range(moves):
         alpha = 10 ** (0.5 + 2.0 * i / moves)  # every move a setting not evaluated before
         start = time.perf_counter()
-        damped, _ = engine.at(alpha, 1.0, into=scratch)
-        if sample is None:
-            evaluate_outputs(split_outputs(damped, split, device), split, with_mia=True)
-        else:
-            evaluator(damped)
+        damped, report = engine.at(alpha, 1.0, into=scratch)
+        evaluator(damped, report.changed)
         samples.append((time.perf_counter() - start) * 1000)
-    images = len(split.train) + len(split.test) if sample is None else sum(evaluator.sizes().values())
+    images = sum(evaluator.sizes().values())
     return {"median_ms": round(statistics.median(samples), 1), "p95_ms": round(_percentile_95(samples), 1),
             "moves": moves, "images_per_move": images, "per_card": sample}
 
@@ -99,6 +100,8 @@ def fashion_present() -> bool:
 def run(device: str = "cpu", moves: int = 30) -> dict:
     cases = [c for c in CASES if c[0] != "fashion_mnist" or fashion_present()]
     out: dict = {"dampen_eval_ms": {f"{d}/{m}": dampen_eval_ms(d, m, c, moves, device) for d, m, c in cases}}
+    out["dampen_eval_ms_every_layer"] = {f"{d}/{m}": dampen_eval_ms(d, m, c, moves, device, shortcut=False)
+                                         for d, m, c in cases}
     out["dampen_eval_ms_all_images"] = {f"{d}/{m}": dampen_eval_ms(d, m, c, max(3, moves // 3), device, sample=None)
                                         for d, m, c in cases if live_sample_size(make_split(load_dataset(d),
                                                                                             ForgetRequest("class", c)))}

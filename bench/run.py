@@ -9,8 +9,9 @@ Figures (targets from the issues):
   forward+backward pass over the same samples, same batch size, no optimizer (target <= 1.15).
 - second_request_speedup: first forget request (I_D computed) over a second one for another
   class (I_D cached) (target >= 5 on digits).
-- dampen_eval_ms: median ms to dampen with new alpha/lambda and evaluate retain/forget test
-  accuracy on digits/smallcnn, i.e. what a slider move costs (target <= 30 ms).
+- dampen_eval_ms, dampen_eval_ms_all_images, first_request_fashion_mnist: bench/bench_live.py (a slider move
+  as the page makes it on digits, shapes and Fashion-MNIST, every card; targets median <= 10 ms on digits,
+  p95 <= 300 ms on shapes and Fashion-MNIST; the first Fashion-MNIST request over an epoch, target <= 10).
 - mia_ms, evaluate_ms, train_seconds for the embedded defaults.
 - auto_alpha: a slider move as the page makes it (dampen, evaluate every subset) with automatic
   alpha over one without (the adaptive percentile from the cached ratios, the guard's check read
@@ -38,7 +39,7 @@ from ssd_core.data import ForgetRequest, Subset, batches, load_dataset, load_sha
 from ssd_core.guard import CollapseGuard
 from ssd_core.importance import ImportanceCache, compute_importance
 from ssd_core.methods.ssd import ssd_importances
-from ssd_core.metrics import Evaluator, entropy, evaluate, evaluate_outputs, logits_of, mia_from_entropies, split_outputs, to_channels_last
+from ssd_core.metrics import entropy, evaluate, evaluate_outputs, logits_of, mia_from_entropies, split_outputs, to_channels_last
 from ssd_core.models import build_for_dataset, resolve_device
 from ssd_core.train import TrainConfig, load_or_train, train_model
 
@@ -92,21 +93,6 @@ def second_request_speedup(model, dataset, device: torch.device) -> dict:
         dampen(model, imp.full, imp.forget, 10.0, 1.0, with_statistics=False)
         times.append(time.perf_counter() - start)
     return {"speedup": times[0] / times[1], "first_seconds": times[0], "second_seconds": times[1]}
-
-
-def dampen_eval_ms(model, split, device: torch.device, moves: int = 30) -> dict:
-    imp = ssd_importances(model, split, device=device, cache=ImportanceCache(directory=None))
-    scratch = build_for_dataset("smallcnn", split.dataset).to(device)
-    alphas = [10 ** (0.5 + 1.5 * i / moves) for i in range(moves)]
-    accuracies = Evaluator(split, device, subsets=("forget_test", "retain_test"), with_mia=False)
-    samples = []
-    for alpha in alphas:
-        start = time.perf_counter()
-        damped, _ = dampen(model, imp.full, imp.forget, alpha, 1.0, into=scratch, with_statistics=False)
-        accuracies(damped)
-        _sync(device)
-        samples.append((time.perf_counter() - start) * 1000)
-    return {"median_ms": statistics.median(samples), "p95_ms": sorted(samples)[int(0.95 * len(samples)) - 1]}
 
 
 def mia_and_evaluate_ms(model, split, device: torch.device, repeats: int = 5) -> dict:
@@ -177,7 +163,6 @@ def cpu_figures(device: torch.device) -> dict:
             "shapes/resnet18_narrow": importance_over_epoch(shapes_model, shapes_split, device, repeats=2),
         },
         "second_request_speedup": {"digits/smallcnn": second_request_speedup(digits_model, digits, device)},
-        "dampen_eval_ms": {"digits/smallcnn": dampen_eval_ms(digits_model, digits_split, device)},
         **{k: {"digits/smallcnn": v} for k, v in mia_and_evaluate_ms(digits_model, digits_split, device).items()},
         "train_seconds": {"digits/smallcnn": digits_train},
         "auto_alpha": auto_alpha_figures(device),
@@ -206,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
     results.update(cpu_figures(device))
+    import bench_live  # bench/ is on sys.path when run as a script
+
+    results.update(bench_live.run(str(device)))
     if device.type == "cuda":
         results["importance_over_epoch"]["generated50k/resnet18"] = gpu_full_width(device)
     import bench_sweep  # bench/ is on sys.path when run as a script

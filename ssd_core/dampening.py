@@ -56,6 +56,11 @@ class DampeningReport:
         return sum(layer.selected for layer in self.layers)
 
     @property
+    def changed(self) -> list[str]:
+        """The parameter tensors dampening may have changed (those with a selected entry)."""
+        return [layer.name for layer in self.layers if layer.selected]
+
+    @property
     def fraction_selected(self) -> float:
         return self.total_selected / max(1, self.total_params)
 

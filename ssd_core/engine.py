@@ -39,10 +39,13 @@ class SSDEngine:
         return dampen(self.model, self.full, self.forget, alpha, lam, with_statistics=with_statistics, into=into)
 
     def point(self, alpha: float, lam: float, evaluator: Callable[[nn.Module], Evaluation], *, into: nn.Module | None = None) -> SweepPoint:
-        """One landscape point: dampen at (alpha, lambda) and evaluate with ``evaluator``."""
+        """One landscape point: dampen at (alpha, lambda) and evaluate with ``evaluator`` (told which parameters
+        changed when it can use that: :class:`ssd_core.metrics.Evaluator`, ``MemoEvaluator``)."""
         from .sweep import point_of
 
         model, report = self.at(alpha, lam, into=into)
+        if getattr(evaluator, "reads_changed", False):
+            return point_of(alpha, lam, report, evaluator(model, report.changed))  # type: ignore[call-arg]
         return point_of(alpha, lam, report, evaluator(model))
 
     def sweep(self, split: ForgetSplit, alphas: list[float], lams: list[float], **options: Any) -> SweepResult:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -304,15 +305,22 @@ class Evaluator:
         batch_size: images per forward pass (default: what is fastest for the image size).
         stratified: the sample keeps each class's share of its subset (the live page's and ``--eval-sample``'s
             sample); False draws it uniformly (the sweeps').
+        shortcut_from: the original model of the dampened models to evaluate: on the CPU, a call that names the
+            parameters that differ from it (``changed``) recomputes only the layers from the first of them on
+            (:class:`ssd_core.prefix.PrefixCache`; bitwise the same logits).
     """
+
+    reads_changed = True  # __call__ and outputs take ``changed`` (see ``shortcut_from``)
 
     def __init__(self, split: ForgetSplit, device: torch.device | str = "cpu", *, max_per_subset: int | None = None,
                  seed: int = 0, subsets: tuple[str, ...] = SUBSETS, with_mia: bool = True,
                  random_forget_logits: torch.Tensor | None = None, batch_size: int | None = None,
-                 stratified: bool = False) -> None:
+                 stratified: bool = False, shortcut_from: nn.Module | None = None) -> None:
         ds = split.dataset
         self.split, self.device, self.batch_size = split, device, batch_size
         self.max_per_subset = max_per_subset
+        self._shortcut_from = shortcut_from
+        self._prefix: tuple[Any, Any] | None = None
         self.with_mia = with_mia and {"forget_train", "retain_train"} <= set(subsets)
         self.random_forget_logits = random_forget_logits
         self.index = {name: _subsample(getattr(split, name), max_per_subset, seed + i, stratified)
@@ -340,11 +348,32 @@ class Evaluator:
         """How many images of each subset are evaluated."""
         return {name: len(index) for name, index in self.index.items()}
 
-    def outputs(self, model: nn.Module) -> SplitOutputs:
-        """The model's logits on the evaluated train and test images (all of them when full)."""
-        train = logits_of(model, self.train, self.device, self.batch_size) if len(self.train) else torch.empty(0, 0)
-        test = logits_of(model, self.test, self.device, self.batch_size) if len(self.test) else torch.empty(0, 0)
-        return SplitOutputs(train, test)
+    def _shortcuts(self) -> tuple[Any, Any] | None:
+        """The prefix caches of the train and test images (built on first use; None off the CPU or without an
+        original)."""
+        if self._shortcut_from is None or torch.device(self.device).type != "cpu":
+            return None
+        if self._prefix is None:
+            from .prefix import PrefixCache
+
+            reference = _evaluation_model(self._shortcut_from, self.device).eval()  # as the evaluated models run
+            train, test = (PrefixCache(reference, data, self.batch_size or eval_batch_size(data), self.device)
+                           for data in (self.train, self.test))
+            self._prefix = (train, test)
+        return self._prefix
+
+    def outputs(self, model: nn.Module, changed: Sequence[str] | None = None) -> SplitOutputs:
+        """The model's logits on the evaluated train and test images (all of them when full). ``changed``: the
+        parameters in which ``model`` differs from ``shortcut_from`` (the layers before them are not recomputed)."""
+        shortcuts = self._shortcuts() if changed is not None else None
+        runner = _evaluation_model(model, self.device) if shortcuts is not None else model  # as logits_of runs it
+        out = []
+        for i, data in enumerate((self.train, self.test)):
+            found = shortcuts[i].logits(runner, changed) if shortcuts is not None and changed is not None else None
+            if found is None:
+                found = logits_of(model, data, self.device, self.batch_size) if len(data) else torch.empty(0, 0)
+            out.append(found)
+        return SplitOutputs(out[0], out[1])
 
     def from_outputs(self, outputs: SplitOutputs) -> Evaluation:
         """Every metric from logits :meth:`outputs` produced (or, when full, any model's full logits)."""
@@ -393,9 +422,9 @@ class Evaluator:
             zrf=zrf,
         )
 
-    def __call__(self, model: nn.Module) -> Evaluation:
+    def __call__(self, model: nn.Module, changed: Sequence[str] | None = None) -> Evaluation:
         start = time.perf_counter()
-        result = self.from_outputs(self.outputs(model))
+        result = self.from_outputs(self.outputs(model, changed))
         result.seconds = time.perf_counter() - start
         return result
 

@@ -15,7 +15,7 @@ import copy
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -112,6 +112,8 @@ class MemoEvaluator:
     or lambda >= I_f/I_D for every selected parameter (beta = 1 there); on digits about a quarter
     of a 10 x 10 grid. The key is a hash of every parameter's bytes, so reuse is exact."""
 
+    reads_changed = True
+
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
         self.cache: dict[str, Evaluation] = {}
@@ -124,12 +126,12 @@ class MemoEvaluator:
             digest.update(p.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
 
-    def __call__(self, model: nn.Module) -> Evaluation:
+    def __call__(self, model: nn.Module, changed: Sequence[str] | None = None) -> Evaluation:
         key = self.fingerprint(model)
         if key in self.cache:
             self.hits += 1
         else:
-            self.cache[key] = self.evaluator(model)
+            self.cache[key] = self.evaluator(model, changed)
         return self.cache[key]
 
     def sizes(self) -> dict[str, int]:
@@ -195,7 +197,7 @@ def sweep(
         for lam in lams:
             check_hyperparameters(a, lam)
     start = time.perf_counter()
-    evaluator = evaluator or Evaluator(split, device, max_per_subset=max_eval_per_subset)
+    evaluator = evaluator or Evaluator(split, device, max_per_subset=max_eval_per_subset, shortcut_from=model)
     if not isinstance(evaluator, MemoEvaluator):
         evaluator = MemoEvaluator(evaluator)
     scratch = _scratch_copy(model)

@@ -260,6 +260,8 @@ def test_intervals_use_students_t():
     assert found.hi - found.mean == pytest.approx(2.776 * sd / np.sqrt(5), rel=1e-9)
     assert t_quantile(4) == 2.776 and t_quantile(100) == 1.96
     assert interval([None, 0.4]).lo == 0.4 and interval([]).mean is None
+    near_one = interval([0.99, 1.0, 0.985], bounds=(0.0, 1.0))  # an accuracy's interval stops at 100%
+    assert near_one.hi == 1.0 and near_one.lo == interval([0.99, 1.0, 0.985]).lo
 
 
 def test_cli_audit_json_and_bad_input(capsys):

@@ -229,7 +229,8 @@ def run_landscape(
     Returns the result (Pareto points marked over the whole grid) and how many settings reused an
     identical model's evaluation."""
     split, device = prepared.split, prepared.device
-    evaluator = MemoEvaluator(Evaluator(split, device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed))
+    evaluator = MemoEvaluator(Evaluator(split, device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed,
+                                        shortcut_from=prepared.model))
     start = time.perf_counter()
     points: list[SweepPoint] = []
     complete = True
@@ -378,7 +379,8 @@ def suggest(prepared: Prepared, target_forget_acc: float, lam: float, max_eval_p
     """The gentlest alpha (fewest parameters dampened) whose forget accuracy reaches the target, by
     bisection (``ssd_core.sweep.suggest_alpha``) over the slider's range; then the slider value at
     or just below it (lower alpha dampens more, so it reaches the target too), evaluated."""
-    evaluator = Evaluator(prepared.split, prepared.device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed)
+    evaluator = Evaluator(prepared.split, prepared.device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed,
+                          shortcut_from=prepared.model)
     point = suggest_alpha(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,
                           target_forget_acc, lam=lam, low=ALPHA_VALUES[0], high=ALPHA_VALUES[-1],
                           device=prepared.device, evaluator=evaluator)

@@ -22,10 +22,8 @@ and the session id, and its importances are cached per session, keyed by the wei
 
 from __future__ import annotations
 
-import atexit
 import copy
 import logging
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -216,7 +214,8 @@ class Prepared:
     seconds: dict[str, float] = field(default_factory=dict)
     # What a slider move reads: every image, or on large data a fixed stratified sample per card
     # (:func:`live_sample_size`); ``before_live`` is the original on the same images, what the cards compare with.
-    live_evaluator: Evaluator | None = None
+    live_evaluator: Evaluator | None = None  # what a move reads (every image, or the live sample); skips the
+    # layers before the first changed one (``shortcut_from``)
     before_live: Evaluation | None = None
 
     @property
@@ -304,11 +303,11 @@ def _build(
         before_outputs = _original_outputs(setup, original, split, device)
         random_logits = random_reference_logits(setup.model, split, device, seed=setup.seed)
         before_eval = evaluate_outputs(before_outputs, split, random_forget_logits=random_logits)
-        live_evaluator, before_live = None, None
         per_card = live_sample_size(split)
-        if per_card is not None:
-            live_evaluator = Evaluator(split, device, max_per_subset=per_card, seed=setup.seed, stratified=True)
-            before_live = live_evaluator(original.model)
+        live_evaluator = Evaluator(split, device, max_per_subset=per_card, seed=setup.seed, stratified=True,
+                                   random_forget_logits=random_logits if per_card is None else None,
+                                   shortcut_from=original.model)
+        before_live = live_evaluator(original.model) if per_card is not None else None
         seconds["evaluation"] = time.perf_counter() - start
 
     report(progress, 0.97, "summarising importance ratios")
@@ -468,7 +467,7 @@ def auto_alpha(prepared: Prepared, lam: float) -> AutoSetting:
 def guard_check(prepared: Prepared, live: LiveResult) -> GuardCheck:
     """The guard's check of a live result: from the logits the cards were computed from when a move reads every
     image, else on the guard's own samples (one forward pass, kept per setting)."""
-    if prepared.live_evaluator is None:
+    if prepared.live_sample is None:
         return collapse_guard(prepared).check_logits(live.outputs.train_logits, live.alpha, live.lam)
     return _derived(prepared, "guard_check", (float(live.alpha), float(live.lam)),
                     lambda: collapse_guard(prepared).check(live.model, live.alpha, live.lam))
@@ -477,7 +476,7 @@ def guard_check(prepared: Prepared, live: LiveResult) -> GuardCheck:
 def full_live(prepared: Prepared, alpha: float, lam: float) -> tuple[SplitOutputs, Evaluation]:
     """The numbers of (alpha, lambda) on every training and test image, kept like a move's (where a move reads
     a sample, what "all images" shows and the forgetting-signal view reads)."""
-    if prepared.live_evaluator is None:
+    if prepared.live_sample is None:
         live = compute_live(prepared, alpha, lam)
         return live.outputs, live.evaluation
 
@@ -491,7 +490,7 @@ def full_live(prepared: Prepared, alpha: float, lam: float) -> tuple[SplitOutput
 
 def peek_full_live(prepared: Prepared, alpha: float, lam: float) -> Evaluation | None:
     """The all-image numbers of (alpha, lambda) when they were computed already (else None; nothing runs)."""
-    if prepared.live_evaluator is None:
+    if prepared.live_sample is None:
         return None
     found = store_for(prepared.setup).peek("live_full", (prepared.key, float(alpha), float(lam)))
     return None if found is None else found[1]
@@ -530,17 +529,17 @@ def scratch_model(prepared: Prepared) -> nn.Module:
     return to_channels_last(copy.deepcopy(prepared.model))
 
 
-def _evaluate_live(prepared: Prepared, model: nn.Module) -> tuple[SplitOutputs, Evaluation]:
+def _evaluate_live(prepared: Prepared, model: nn.Module, changed: list[str]) -> tuple[SplitOutputs, Evaluation]:
     """A move's outputs and numbers: on every image, or on the run's live sample (its outputs then have one row
-    per sampled image, see :attr:`Prepared.live_evaluator`)."""
+    per sampled image, see :attr:`Prepared.live_evaluator`). ``changed``: the parameters dampening changed; the
+    layers before the first of them are not recomputed (:class:`ssd_core.prefix.PrefixCache`, bitwise equal)."""
     start = time.perf_counter()
-    if prepared.live_evaluator is not None:
-        outputs = prepared.live_evaluator.outputs(model)
+    if prepared.live_evaluator is None:  # a run prepared without one (kept for callers that build Prepared)
+        outputs = split_outputs(model, prepared.split, prepared.device)
+        evaluation = evaluate_outputs(outputs, prepared.split, random_forget_logits=prepared.random_logits)
+    else:
+        outputs = prepared.live_evaluator.outputs(model, changed)
         evaluation = prepared.live_evaluator.from_outputs(outputs)
-        evaluation.seconds = time.perf_counter() - start
-        return outputs, evaluation
-    outputs = split_outputs(model, prepared.split, prepared.device)
-    evaluation = evaluate_outputs(outputs, prepared.split, random_forget_logits=prepared.random_logits)
     evaluation.seconds = time.perf_counter() - start
     return outputs, evaluation
 
@@ -564,82 +563,7 @@ def compute_live(prepared: Prepared, alpha: float, lam: float, scratch: nn.Modul
     damp_seconds = time.perf_counter() - start
     start = time.perf_counter()
     outputs, evaluation = store_for(prepared.setup).get(
-        "live", (prepared.key, float(alpha), float(lam)), lambda: _evaluate_live(prepared, model))
+        "live", (prepared.key, float(alpha), float(lam)),
+        lambda: _evaluate_live(prepared, model, dampening_report.changed))
     return LiveResult(alpha, lam, model, dampening_report, outputs, evaluation,
                       {"dampening": damp_seconds, "evaluation": time.perf_counter() - start})
-
-
-# ---------------------------------------------------------------------------------------------
-# Prefetching the slider's neighbours
-
-
-class _Prefetcher:
-    """One background thread that evaluates the settings a user is likely to move to next (the
-    alpha rungs either side of the current one), so a step-by-step slider move finds its numbers
-    already in the shared store. The newest request replaces any queued one; nothing runs while a
-    heavy job (training, importance) holds the server, and each result is exactly what the
-    foreground would compute (the store's single-flight means a move to a setting being prefetched
-    waits for it instead of computing it twice)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Condition()
-        self._queue: list[tuple[Prepared, float, float]] = []
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-        atexit.register(self.stop)  # a thread still inside torch at interpreter exit aborts the process
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopping = True
-            self._queue = []
-            thread = self._thread
-            self._lock.notify_all()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=30)
-
-    def submit(self, prepared: Prepared, settings: list[tuple[float, float]]) -> None:
-        with self._lock:
-            if self._stopping:
-                return
-            self._queue = [(prepared, a, lam) for a, lam in settings]
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="lab-prefetch", daemon=True)
-                self._thread.start()
-            self._lock.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._queue and not self._stopping:
-                    if not self._lock.wait(timeout=10):
-                        break
-                if self._stopping or not self._queue:
-                    self._thread = None
-                    return
-                prepared, alpha, lam = self._queue.pop(0)
-            gate = jobs.default_gate()
-            if gate.active or gate.waiting:
-                continue  # the server is busy with heavier work: skip, never slow it down
-            try:
-                compute_live(prepared, alpha, lam, scratch=None)
-            except Exception:  # a prefetch that fails is simply not there
-                log.debug("prefetch of alpha %s failed", alpha, exc_info=True)
-
-
-@st.cache_resource(show_spinner=False)
-def _prefetcher() -> _Prefetcher:
-    return _Prefetcher()
-
-
-def prefetch_neighbours(prepared: Prepared, alpha: float, lam: float, options: list[float]) -> None:
-    """Evaluate, in the background, the slider values just above and below ``alpha`` (shared runs
-    only; a session's own upload is never worked on outside its requests)."""
-    if prepared.setup.is_session_local or not settings().prefetch:
-        return
-    if alpha not in options:
-        return
-    i = options.index(alpha)
-    neighbours = [options[j] for j in (i + 1, i - 1) if 0 <= j < len(options)]
-    wanted = [(a, lam) for a in neighbours if resource_store().peek("live", (prepared.key, float(a), float(lam))) is None]
-    if wanted:
-        _prefetcher().submit(prepared, wanted)

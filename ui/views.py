@@ -235,13 +235,13 @@ def signal_groups(p: Prepared, live: LiveResult, quantity: str) -> dict[str, tup
 
 def _all_outputs(p: Prepared, live: LiveResult) -> Any:
     """The move's logits on every image: its own when it read them all, else computed once for the setting."""
-    if p.live_evaluator is None:
+    if p.live_sample is None:
         return live.outputs
     return resources.full_live(p, live.alpha, live.lam)[0]
 
 
 def fig_signal(p: Prepared, live: LiveResult, quantity: str) -> Any:
-    after_mia = live.evaluation.mia if p.live_evaluator is None else resources.full_live(p, live.alpha, live.lam)[1].mia
+    after_mia = live.evaluation.mia if p.live_sample is None else resources.full_live(p, live.alpha, live.lam)[1].mia
     return figures.forgetting_signal_figure(
         signal_groups(p, live, quantity), quantity, (p.before_eval.mia, after_mia)
     )

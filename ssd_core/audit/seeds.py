@@ -51,8 +51,9 @@ def t_quantile(df: int) -> float:
     return _T975[df - 1] if 1 <= df <= len(_T975) else 1.96
 
 
-def interval(values: list[float | None]) -> Interval:
-    """Mean +- t * standard error over the values that are not None."""
+def interval(values: list[float | None], bounds: tuple[float, float] | None = None) -> Interval:
+    """Mean +- t * standard error over the values that are not None, cut to ``bounds`` where the metric has them
+    (an accuracy's interval does not reach past 100%)."""
     kept = [float(v) for v in values if v is not None]
     if not kept:
         return Interval(None, None, None, [])
@@ -60,7 +61,10 @@ def interval(values: list[float | None]) -> Interval:
     if len(kept) < 2:
         return Interval(mean, mean, mean, kept)
     half = t_quantile(len(kept) - 1) * statistics.stdev(kept) / math.sqrt(len(kept))
-    return Interval(mean, mean - half, mean + half, kept)
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = max(bounds[0], lo), min(bounds[1], hi)
+    return Interval(mean, lo, hi, kept)
 
 
 def feature_cka(model: torch.nn.Module, others: dict[str, torch.nn.Module], images: Any,
@@ -125,4 +129,4 @@ def seed_runs(method: str, original: torch.nn.Module, split: ForgetSplit, model:
         values["cka_original_features"].append(inside["original"])
         values["cka_retrained_features"].append(inside["retrained"])
     report(progress, 1.0, f"{len(seed_list)} seeds done")
-    return {name: interval(vals) for name, vals in values.items()}
+    return {name: interval(vals, (0.0, 1.0)) for name, vals in values.items()}  # every seed metric lies in [0, 1]

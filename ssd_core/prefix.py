@@ -1,0 +1,155 @@
+"""Logits of a dampened model on fixed images, computed from the first changed layer on.
+
+SSD changes few parameter tensors (at the adaptive α on shapes/resnet18_narrow, none before ``layer3``).
+Every operation before the first one that reads a changed tensor computes exactly what it computed for the
+original model, so :class:`PrefixCache` traces the model once (``torch.fx``), keeps, for its fixed images,
+the values that cross that point (computed from the original once per point), and runs only the rest of
+the graph: the same operations on the same inputs in the same batches, so the logits are bitwise those of a
+full forward pass (``tests/test_prefix.py``). Models ``torch.fx`` cannot trace, and cut points whose kept
+values would exceed the memory cap, fall back to the full forward pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from .data import Subset
+from .data.dataset import to_float
+
+log = logging.getLogger(__name__)
+
+MAX_KEPT_MB = 64  # the kept values of all cut points, for all images
+MAX_CUTS = 3  # cut points kept at once (a slider going back and forth crosses few)
+
+
+def _trace(model: nn.Module) -> fx.Graph | None:
+    try:
+        return fx.symbolic_trace(model).graph
+    except Exception:  # data-dependent control flow etc.: no shortcut, the full pass is used
+        log.debug("torch.fx cannot trace %s; evaluating every layer", type(model).__name__, exc_info=True)
+        return None
+
+
+def _fetch(model: nn.Module, target: str) -> Any:
+    value: Any = model
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value
+
+
+class PrefixCache:
+    """Logits of models that share the original's architecture on ``data``, recomputing only what follows the
+    first changed parameter (see the module docstring).
+
+    Args:
+        original: the original model (as evaluated: eval mode; the values before a cut come from it).
+        data: the fixed images.
+        batch_size: images per forward pass (the same batches as :func:`ssd_core.metrics.logits_of`, so the
+            numbers are the same).
+        device: where to compute.
+    """
+
+    def __init__(self, original: nn.Module, data: Subset, batch_size: int, device: torch.device | str = "cpu") -> None:
+        self.original, self.data, self.batch_size, self.device = original, data, batch_size, device
+        self.graph = _trace(original)
+        self.nodes: list[fx.Node] = list(self.graph.nodes) if self.graph is not None else []
+        self.reads: dict[str, int] = {}  # parameter name -> the first node that uses it (its module or itself)
+        modules = dict(original.named_modules())
+        for i, node in enumerate(self.nodes):
+            names: Iterable[str] = ()
+            if node.op == "call_module":
+                prefix = f"{node.target}." if node.target else ""
+                names = (prefix + n for n, _ in modules[str(node.target)].named_parameters())
+            elif node.op == "get_attr":
+                names = (str(node.target),)
+            for name in names:
+                self.reads.setdefault(name, i)
+        self._kept: OrderedDict[int, list[dict[fx.Node, torch.Tensor]]] = OrderedDict()  # cut -> per batch, values crossing it
+        self._lock = threading.Lock()
+
+    def cut(self, changed: Iterable[str]) -> int | None:
+        """The index of the first node that reads a changed parameter (None: no shortcut applies)."""
+        if self.graph is None:
+            return None
+        points = []
+        for name in changed:
+            if name not in self.reads:
+                return None  # a parameter the graph does not name: evaluate everything
+            points.append(self.reads[name])
+        return min(points) if points else len(self.nodes) - 1
+
+    def _batches(self) -> list[torch.Tensor]:
+        return [to_float(self.data.x[s:s + self.batch_size], self.device) for s in range(0, len(self.data), self.batch_size)]
+
+    def _run(self, model: nn.Module, nodes: list[fx.Node], env: dict[fx.Node, Any], x: torch.Tensor) -> Any:
+        """Interpret ``nodes`` with ``model``'s modules, reading earlier values from ``env`` (filled in)."""
+        modules = dict(model.named_modules())
+        for node in nodes:
+            args = fx.node.map_arg(node.args, lambda n: env[n])
+            kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+            if node.op == "placeholder":
+                env[node] = x
+            elif node.op == "get_attr":
+                env[node] = _fetch(model, str(node.target))
+            elif node.op == "call_module":
+                env[node] = modules[str(node.target)](*args, **kwargs)
+            elif node.op == "call_function":
+                env[node] = node.target(*args, **kwargs)  # type: ignore[operator]
+            elif node.op == "call_method":
+                env[node] = getattr(args[0], str(node.target))(*args[1:], **kwargs)
+            elif node.op == "output":
+                return args[0]
+        return None
+
+    def _kept_for(self, cut: int) -> list[dict[fx.Node, torch.Tensor]] | None:
+        """The values crossing ``cut`` for every batch, from the original (computed once; None over the cap)."""
+        with self._lock:
+            if cut in self._kept:
+                self._kept.move_to_end(cut)
+                return self._kept[cut]
+        position = {n: i for i, n in enumerate(self.nodes)}
+        crossing = [n for n in self.nodes[:cut] if any(position[u] >= cut for u in n.users)]
+        kept = []
+        total = 0
+        with torch.inference_mode():
+            for x in self._batches():
+                env: dict[fx.Node, Any] = {}
+                self._run(self.original, self.nodes[:cut], env, x)
+                values = {n: env[n] for n in crossing}
+                total += sum(v.numel() * v.element_size() for v in values.values() if isinstance(v, torch.Tensor))
+                if total > MAX_KEPT_MB * 2**20:
+                    return None
+                kept.append(values)
+        with self._lock:
+            self._kept[cut] = kept
+            while len(self._kept) > MAX_CUTS or (len(self._kept) > 1 and self._kept_bytes() > MAX_KEPT_MB * 2**20):
+                self._kept.popitem(last=False)
+        return kept
+
+    def _kept_bytes(self) -> int:
+        return sum(v.numel() * v.element_size() for kept in self._kept.values() for values in kept
+                   for v in values.values() if isinstance(v, torch.Tensor))
+
+    def logits(self, model: nn.Module, changed: Iterable[str]) -> torch.Tensor | None:
+        """``model``'s logits on the images when it differs from the original only in ``changed`` parameters,
+        or None where the shortcut does not apply (then evaluate the usual way)."""
+        cut = self.cut(list(changed))
+        if cut is None or cut == 0 or len(self.data) == 0:
+            return None
+        kept = self._kept_for(cut)
+        if kept is None:
+            return None
+        model.eval()
+        out = []
+        with torch.inference_mode():
+            for values in kept:
+                env: dict[fx.Node, Any] = dict(values)
+                out.append(self._run(model, self.nodes[cut:], env, torch.empty(0)).float().cpu())
+        return torch.cat(out)

@@ -1,0 +1,94 @@
+"""#25.2 Only what changed: a dampened model's logits from the first changed layer on are bitwise those of a
+full forward pass, the layers before it are really skipped, and anything the shortcut cannot handle falls back."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import ssd_core.prefix as prefix
+from ssd_core.data import ForgetRequest, Subset, load_dataset, make_split
+from ssd_core.engine import SSDEngine
+from ssd_core.methods.ssd import ssd_importances
+from ssd_core.metrics import eval_batch_size, logits_of, to_channels_last
+from ssd_core.prefix import PrefixCache
+from ssd_core.train import load_or_train
+
+
+def _setup(dataset_name: str, model_name: str, cls: int, limit: int):
+    dataset = load_dataset(dataset_name)
+    original = load_or_train(dataset, model_name).model
+    split = make_split(dataset, ForgetRequest("class", cls))
+    imp = ssd_importances(original, split)
+    images = Subset(split.test.x[:limit], split.test.y[:limit], split.test.indices[:limit])
+    return original, SSDEngine(original, imp.full, imp.forget), images
+
+
+@pytest.mark.parametrize(("dataset", "model", "cls", "alphas", "limit"), [
+    ("digits", "smallcnn", 3, (5.0, 30.0, 113.0, 1000.0), 360),
+    ("shapes", "resnet18_narrow", 2, (10.0, 38.8, 100.0), 300),
+])
+def test_logits_from_the_first_changed_layer_equal_a_full_pass(dataset, model, cls, alphas, limit):
+    original, engine, images = _setup(dataset, model, cls, limit)
+    before = {k: v.clone() for k, v in original.state_dict().items()}
+    cache = PrefixCache(to_channels_last(copy.deepcopy(original)).eval(), images, eval_batch_size(images))
+    scratch = to_channels_last(copy.deepcopy(original))
+    cuts = []
+    for alpha in alphas:
+        damped, report = engine.at(alpha, 1.0, into=scratch)
+        changed = [layer.name for layer in report.layers if layer.selected]
+        shortcut = cache.logits(damped, changed)
+        cuts.append(cache.cut(changed))
+        if shortcut is None:
+            continue
+        assert torch.equal(shortcut, logits_of(damped, images, "cpu")), alpha  # bitwise, not approximately
+    assert any(c is not None and c > 0 for c in cuts)  # somewhere it really skipped layers
+    assert all(torch.equal(v, original.state_dict()[k]) for k, v in before.items())  # the original untouched
+    if model == "resnet18_narrow":  # at the adaptive alpha nothing before layer3 changes: stem, layer1, layer2 skipped
+        _, report = engine.at(38.8, 1.0, into=scratch)
+        cut = cache.cut([layer.name for layer in report.layers if layer.selected])
+        assert cut is not None and str(cache.nodes[cut].target).startswith("net.layer3")
+
+
+class Branchy(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x.flatten(1))
+        return self.b(h if h.sum() > 0 else -h)
+
+
+def test_what_cannot_be_traced_or_kept_falls_back_to_the_full_pass(monkeypatch):
+    images = Subset(torch.randn(10, 1, 2, 2), torch.zeros(10, dtype=torch.long), torch.arange(10))
+    assert PrefixCache(Branchy(), images, 4).logits(Branchy(), ["b.weight"]) is None
+    original, engine, data = _setup("digits", "smallcnn", 3, 200)
+    damped, report = engine.at(113.0, 1.0)
+    changed = [layer.name for layer in report.layers if layer.selected]
+    assert PrefixCache(original, data, 64).logits(damped, ["not.a.parameter"]) is None
+    monkeypatch.setattr(prefix, "MAX_KEPT_MB", 0)  # nothing may be kept: evaluate everything
+    assert PrefixCache(original, data, 64).logits(damped, changed) is None
+
+
+def test_the_evaluator_with_the_shortcut_gives_the_same_numbers_as_without():
+    """What the page's moves and the sweeps use: Evaluator(shortcut_from=original)(model, changed), for the live
+    sample and for every image, with a scratch model in either memory layout."""
+    from ssd_core.metrics import Evaluator
+
+    dataset = load_dataset("shapes")
+    original = load_or_train(dataset, "resnet18_narrow").model
+    split = make_split(dataset, ForgetRequest("class", 2))
+    imp = ssd_importances(original, split)
+    engine = SSDEngine(original, imp.full, imp.forget)
+    plain = Evaluator(split, max_per_subset=60, seed=1, stratified=True)
+    quick = Evaluator(split, max_per_subset=60, seed=1, stratified=True, shortcut_from=original)
+    for alpha, into in ((38.8, to_channels_last(copy.deepcopy(original))), (100.0, None)):
+        damped, report = engine.at(alpha, 1.0, into=into)
+        assert quick(damped, report.changed).to_dict() | {"seconds": 0} == plain(damped).to_dict() | {"seconds": 0}
+        assert torch.equal(quick.outputs(damped, report.changed).train_logits, plain.outputs(damped).train_logits)
