@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from apptest_helpers import assert_clean, both_cores, metric_values, new_app, shown_text
+from apptest_helpers import assert_clean, both_cores, new_app, shown_text
 
 from ssd_core.cli import main
 from ssd_core.data import ForgetRequest, make_split

@@ -206,8 +206,9 @@ class Prepared:
     method_spec: MethodSpec
     model_spec: ModelSpec
     importances: SSDImportances
-    before_outputs: SplitOutputs
-    before_eval: Evaluation
+    # The original's logits and numbers on every image, computed on first use: on large data the Unlearn page's
+    # cards read the live sample (``before_live``), so its first screen does not wait for 70,000 images.
+    before_source: Callable[[], SplitOutputs]
     random_logits: torch.Tensor
     ratio_summaries: list[figures.LayerRatioSummary]
     importance_sample: figures.ImportanceSample
@@ -217,6 +218,25 @@ class Prepared:
     live_evaluator: Evaluator | None = None  # what a move reads (every image, or the live sample); skips the
     # layers before the first changed one (``shortcut_from``)
     before_live: Evaluation | None = None
+    _before_memo: list[tuple[SplitOutputs, Evaluation]] = field(default_factory=list, repr=False)
+
+    def before_evaluation(self) -> tuple[SplitOutputs, Evaluation]:
+        """The original's logits and numbers on every image (computed on first use, then kept)."""
+        if not self._before_memo:
+            outputs = self.before_source()
+            evaluation = evaluate_outputs(outputs, self.split, random_forget_logits=self.random_logits)
+            self._before_memo[:] = [(outputs, evaluation)]
+        return self._before_memo[0]
+
+    @property
+    def before_outputs(self) -> SplitOutputs:
+        """The original's logits on every training and test image."""
+        return self.before_evaluation()[0]
+
+    @property
+    def before_eval(self) -> Evaluation:
+        """The original's numbers on every image."""
+        return self.before_evaluation()[1]
 
     @property
     def live_sample(self) -> int | None:
@@ -300,9 +320,7 @@ def _build(
 
         start = time.perf_counter()
         report(progress, 0.93, "evaluating the original model")
-        before_outputs = _original_outputs(setup, original, split, device)
         random_logits = random_reference_logits(setup.model, split, device, seed=setup.seed)
-        before_eval = evaluate_outputs(before_outputs, split, random_forget_logits=random_logits)
         per_card = live_sample_size(split)
         live_evaluator = Evaluator(split, device, max_per_subset=per_card, seed=setup.seed, stratified=True,
                                    random_forget_logits=random_logits if per_card is None else None,
@@ -313,9 +331,15 @@ def _build(
     report(progress, 0.97, "summarising importance ratios")
     summaries = figures.layer_ratio_summaries(importances.full, importances.forget)
     sample = figures.sample_importances(importances.full, importances.forget, seed=setup.seed)
+    prepared = Prepared(setup, dataset, split, original, method_spec, model_spec, importances,
+                        lambda: _original_outputs(setup, original, split, device), random_logits, summaries, sample,
+                        seconds, live_evaluator, before_live)
+    if per_card is None:  # small data: a move reads every image anyway, so the original's numbers on them now
+        start = time.perf_counter()
+        prepared.before_evaluation()
+        seconds["evaluation"] += time.perf_counter() - start
     report(progress, 1.0, "ready")
-    return Prepared(setup, dataset, split, original, method_spec, model_spec, importances, before_outputs,
-                    before_eval, random_logits, summaries, sample, seconds, live_evaluator, before_live)
+    return prepared
 
 
 
