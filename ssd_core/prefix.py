@@ -3,10 +3,10 @@
 SSD changes few parameter tensors (at the adaptive α on shapes/resnet18_narrow, none before ``layer3``).
 Every operation before the first one that reads a changed tensor computes exactly what it computed for the
 original model, so :class:`PrefixCache` traces the model once (``torch.fx``), keeps, for its fixed images,
-the values that cross that point (computed from the original once per point), and runs only the rest of
-the graph: the same operations on the same inputs in the same batches, so the logits are bitwise those of a
-full forward pass (``tests/test_prefix.py``). Models ``torch.fx`` cannot trace, and cut points whose kept
-values would exceed the memory cap, fall back to the full forward pass.
+the values that cross that point (from the first pass that reaches it), and runs only the rest of the
+graph: the same operations on the same inputs in the same batches, so the logits are bitwise those of a
+full forward pass (``tests/test_prefix.py``). Models ``torch.fx`` cannot trace fall back to the usual
+forward pass; cut points whose kept values would exceed the memory cap are computed but not kept.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class PrefixCache:
     first changed parameter (see the module docstring).
 
     Args:
-        original: the original model (as evaluated: eval mode; the values before a cut come from it).
+        original: the original model (traced for the graph and the names of its parameters).
         data: the fixed images.
         batch_size: images per forward pass (the same batches as :func:`ssd_core.metrics.logits_of`, so the
             numbers are the same).
@@ -108,48 +108,46 @@ class PrefixCache:
                 return args[0]
         return None
 
-    def _kept_for(self, cut: int) -> list[dict[fx.Node, torch.Tensor]] | None:
-        """The values crossing ``cut`` for every batch, from the original (computed once; None over the cap)."""
-        with self._lock:
-            if cut in self._kept:
-                self._kept.move_to_end(cut)
-                return self._kept[cut]
-        position = {n: i for i, n in enumerate(self.nodes)}
-        crossing = [n for n in self.nodes[:cut] if any(position[u] >= cut for u in n.users)]
-        kept = []
-        total = 0
-        with torch.inference_mode():
-            for x in self._batches():
-                env: dict[fx.Node, Any] = {}
-                self._run(self.original, self.nodes[:cut], env, x)
-                values = {n: env[n] for n in crossing}
-                total += sum(v.numel() * v.element_size() for v in values.values() if isinstance(v, torch.Tensor))
-                if total > MAX_KEPT_MB * 2**20:
-                    return None
-                kept.append(values)
-        with self._lock:
-            self._kept[cut] = kept
-            while len(self._kept) > MAX_CUTS or (len(self._kept) > 1 and self._kept_bytes() > MAX_KEPT_MB * 2**20):
-                self._kept.popitem(last=False)
-        return kept
-
     def _kept_bytes(self) -> int:
         return sum(v.numel() * v.element_size() for kept in self._kept.values() for values in kept
                    for v in values.values() if isinstance(v, torch.Tensor))
 
+    def _crossing(self, cut: int) -> list[fx.Node]:
+        """The values computed before node ``cut`` that nodes from ``cut`` on read."""
+        position = {n: i for i, n in enumerate(self.nodes)}
+        return [n for n in self.nodes[:cut] if any(position[u] >= cut for u in n.users)]
+
     def logits(self, model: nn.Module, changed: Iterable[str]) -> torch.Tensor | None:
         """``model``'s logits on the images when it differs from the original only in ``changed`` parameters,
-        or None where the shortcut does not apply (then evaluate the usual way)."""
+        or None where the shortcut does not apply (then evaluate the usual way).
+
+        The pass starts from the latest kept cut point at or before this move's (or from the images), and keeps
+        this move's own cut point on the way: the nodes before it read no changed parameter, so their values are
+        the original's."""
         cut = self.cut(list(changed))
         if cut is None or cut == 0 or len(self.data) == 0:
             return None
-        kept = self._kept_for(cut)
-        if kept is None:
-            return None
+        with self._lock:
+            begin = max((c for c in self._kept if c <= cut), default=0)
+            start_values = self._kept.get(begin)
+            if begin:
+                self._kept.move_to_end(begin)
+        crossing = self._crossing(cut) if begin != cut else []
         model.eval()
-        out = []
+        out, kept, size = [], [], 0
+        inputs = self._batches() if start_values is None else [torch.empty(0)] * len(start_values)
         with torch.inference_mode():
-            for values in kept:
-                env: dict[fx.Node, Any] = dict(values)
-                out.append(self._run(model, self.nodes[cut:], env, torch.empty(0)).float().cpu())
+            for b, x in enumerate(inputs):
+                env: dict[fx.Node, Any] = dict(start_values[b]) if start_values is not None else {}
+                self._run(model, self.nodes[begin:cut], env, x)
+                if crossing:
+                    values = {n: env[n] for n in crossing}
+                    size += sum(v.numel() * v.element_size() for v in values.values() if isinstance(v, torch.Tensor))
+                    kept.append(values)
+                out.append(self._run(model, self.nodes[cut:], env, x).float().cpu())
+        if crossing and size <= MAX_KEPT_MB * 2**20:
+            with self._lock:
+                self._kept[cut] = kept
+                while len(self._kept) > MAX_CUTS or (len(self._kept) > 1 and self._kept_bytes() > MAX_KEPT_MB * 2**20):
+                    self._kept.popitem(last=False)
         return torch.cat(out)

@@ -66,14 +66,16 @@ class Branchy(nn.Module):
 
 
 def test_what_cannot_be_traced_or_kept_falls_back_to_the_full_pass(monkeypatch):
+    """An untraceable model or an unknown parameter: no shortcut (None); over the memory cap: computed, not kept."""
     images = Subset(torch.randn(10, 1, 2, 2), torch.zeros(10, dtype=torch.long), torch.arange(10))
     assert PrefixCache(Branchy(), images, 4).logits(Branchy(), ["b.weight"]) is None
     original, engine, data = _setup("digits", "smallcnn", 3, 200)
-    damped, report = engine.at(113.0, 1.0)
+    damped, report = engine.at(113.0, 1.0, into=to_channels_last(copy.deepcopy(original)))  # laid out as evaluated
     changed = [layer.name for layer in report.layers if layer.selected]
     assert PrefixCache(original, data, 64).logits(damped, ["not.a.parameter"]) is None
-    monkeypatch.setattr(prefix, "MAX_KEPT_MB", 0)  # nothing may be kept: evaluate everything
-    assert PrefixCache(original, data, 64).logits(damped, changed) is None
+    monkeypatch.setattr(prefix, "MAX_KEPT_MB", 0)  # nothing may be kept: every pass starts from the images
+    capped = PrefixCache(original, data, 64)
+    assert torch.equal(capped.logits(damped, changed), logits_of(damped, data, "cpu")) and not capped._kept
 
 
 def test_the_evaluator_with_the_shortcut_gives_the_same_numbers_as_without():
@@ -92,3 +94,15 @@ def test_the_evaluator_with_the_shortcut_gives_the_same_numbers_as_without():
         damped, report = engine.at(alpha, 1.0, into=into)
         assert quick(damped, report.changed).to_dict() | {"seconds": 0} == plain(damped).to_dict() | {"seconds": 0}
         assert torch.equal(quick.outputs(damped, report.changed).train_logits, plain.outputs(damped).train_logits)
+
+
+def test_a_new_cut_point_starts_from_the_nearest_kept_one_and_is_kept():
+    original, engine, images = _setup("shapes", "resnet18_narrow", 2, 200)
+    cache = PrefixCache(to_channels_last(copy.deepcopy(original)).eval(), images, eval_batch_size(images))
+    scratch = to_channels_last(copy.deepcopy(original))
+    seen = []
+    for alpha in (100.0, 38.8, 100.0, 10.0, 38.8):  # back and forth, as a slider moves
+        damped, report = engine.at(alpha, 1.0, into=scratch)
+        assert torch.equal(cache.logits(damped, report.changed), logits_of(damped, images, "cpu")), alpha
+        seen.append(cache.cut(report.changed))
+    assert set(cache._kept) == set(seen) and len(cache._kept) == 3  # every cut point visited is kept (at most 3)
