@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_KEPT_MB = 64  # the kept values of all cut points, for all images
 MAX_CUTS = 3  # cut points kept at once (a slider going back and forth crosses few)
+MIN_SKIP = 0.2  # the shortcut is used when at least this share of the graph comes before the first change
 
 
 def _trace(model: nn.Module) -> fx.Graph | None:
@@ -71,6 +72,10 @@ class PrefixCache:
                 names = (str(node.target),)
             for name in names:
                 self.reads.setdefault(name, i)
+        position = {n: i for i, n in enumerate(self.nodes)}
+        self.dying: dict[int, list[fx.Node]] = {}  # node index -> the values no later node reads (freed there)
+        for n in self.nodes:
+            self.dying.setdefault(max([position[u] for u in n.users], default=position[n]), []).append(n)
         self._kept: OrderedDict[int, list[dict[fx.Node, torch.Tensor]]] = OrderedDict()  # cut -> per batch, values crossing it
         self._lock = threading.Lock()
 
@@ -91,6 +96,7 @@ class PrefixCache:
     def _run(self, model: nn.Module, nodes: list[fx.Node], env: dict[fx.Node, Any], x: torch.Tensor) -> Any:
         """Interpret ``nodes`` with ``model``'s modules, reading earlier values from ``env`` (filled in)."""
         modules = dict(model.named_modules())
+        position = {n: i for i, n in enumerate(self.nodes)}
         for node in nodes:
             args = fx.node.map_arg(node.args, lambda n: env[n])
             kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
@@ -106,6 +112,8 @@ class PrefixCache:
                 env[node] = getattr(args[0], str(node.target))(*args[1:], **kwargs)
             elif node.op == "output":
                 return args[0]
+            for done in self.dying.get(position[node], ()):  # free what nothing later reads, as eager code does
+                env.pop(done, None)
         return None
 
     def _kept_bytes(self) -> int:
@@ -125,8 +133,8 @@ class PrefixCache:
         this move's own cut point on the way: the nodes before it read no changed parameter, so their values are
         the original's."""
         cut = self.cut(list(changed))
-        if cut is None or cut == 0 or len(self.data) == 0:
-            return None
+        if cut is None or cut < MIN_SKIP * len(self.nodes) or len(self.data) == 0:
+            return None  # nothing worth skipping: the usual forward pass is faster than interpreting the graph
         with self._lock:
             begin = max((c for c in self._kept if c <= cut), default=0)
             start_values = self._kept.get(begin)
