@@ -25,7 +25,7 @@ ALPHAS, LAMBDAS = log_grid(0.3, 300, 10), log_grid(0.03, 3, 10)
 
 
 def _timed_sweep(model, imp, split, device: str, bound: int | None) -> dict:
-    evaluator = MemoEvaluator(Evaluator(split, device, max_per_subset=bound))
+    evaluator = MemoEvaluator(Evaluator(split, device, max_per_subset=bound, shortcut_from=model))  # as the page
     result = sweep(model, imp.full, imp.forget, split, ALPHAS, LAMBDAS, device=device, evaluator=evaluator)
     return {
         "seconds": result.seconds,
