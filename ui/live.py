@@ -170,14 +170,16 @@ def sample_note(prepared: Prepared, live: LiveResult) -> None:
     read = len(prepared.live_evaluator.train) + len(prepared.live_evaluator.test)
     full = resources.peek_full_live(prepared, live.alpha, live.lam)
     c_note, c_button = note_beside([4, 1])
-    if full is None and c_button.button("All images", key="live_full", icon=":material/functions:", width="stretch",
+    slot = c_button.empty()
+    if full is None and slot.button("All images", key="live_full", icon=":material/functions:", width="stretch",
                                         help=f"Evaluate this setting on all {total:,} images (about "
                                         f"{max(1, round(live.evaluation.seconds * total / max(1, read)))} s here); "
                                         "the cards keep the sample."):
         with c_note, st.spinner(f"Reading all {total:,} images…"):
             full = resources.full_live(prepared, live.alpha, live.lam)[1]
+        slot.empty()  # known now: the numbers stand in the line beside it
     text = (f"The cards read a fixed, class-stratified sample: at most {prepared.live_sample:,} images each "
-            f"({read:,} of {total:,}, the same every move; each card's ⓘ gives its 95% interval).")
+            f"({read:,} of {total:,}, the same every move; each card's (?) gives its 95% interval).")
     if full is not None:
         text += (" All images at this setting: forget test " + _pp(full.forget_test_acc) + ", forget train "
                  + _pp(full.forget_train_acc) + ", retain test " + _pp(full.retain_test_acc) + ", retain train "
