@@ -38,6 +38,10 @@ def _trace(model: nn.Module) -> fx.Graph | None:
         return None
 
 
+def _copy(value: Any) -> Any:
+    return value.clone() if isinstance(value, torch.Tensor) else value
+
+
 def _fetch(model: nn.Module, target: str) -> Any:
     value: Any = model
     for part in target.split("."):
@@ -146,10 +150,11 @@ class PrefixCache:
         inputs = self._batches() if start_values is None else [torch.empty(0)] * len(start_values)
         with torch.inference_mode():
             for b, x in enumerate(inputs):
-                env: dict[fx.Node, Any] = dict(start_values[b]) if start_values is not None else {}
+                # copies: an in-place operation after the cut (a ReLU(inplace=True)) must not change what is kept
+                env: dict[fx.Node, Any] = {n: _copy(v) for n, v in start_values[b].items()} if start_values is not None else {}
                 self._run(model, self.nodes[begin:cut], env, x)
                 if crossing:
-                    values = {n: env[n] for n in crossing}
+                    values = {n: _copy(env[n]) for n in crossing}
                     size += sum(v.numel() * v.element_size() for v in values.values() if isinstance(v, torch.Tensor))
                     kept.append(values)
                 out.append(self._run(model, self.nodes[cut:], env, x).float().cpu())

@@ -106,3 +106,30 @@ def test_a_new_cut_point_starts_from_the_nearest_kept_one_and_is_kept():
         assert torch.equal(cache.logits(damped, report.changed), logits_of(damped, images, "cpu")), alpha
         seen.append(cache.cut(report.changed))
     assert set(cache._kept) == set(seen) and len(cache._kept) == 3  # every cut point visited is kept (at most 3)
+
+
+class InPlaceAfterTheCut(nn.Module):
+    """A value computed before the first changed layer and changed in place after it (ReLU(inplace=True) style)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x.flatten(1))
+        g = self.b(h)
+        h = torch.relu_(h)
+        return self.c(g + h)
+
+
+def test_an_in_place_operation_after_the_cut_does_not_change_what_is_kept():
+    torch.manual_seed(0)
+    original = InPlaceAfterTheCut().eval()
+    images = Subset(torch.randn(20, 1, 2, 2), torch.zeros(20, dtype=torch.long), torch.arange(20))
+    cache = PrefixCache(original, images, 8)
+    changed = copy.deepcopy(original)
+    with torch.no_grad():
+        changed.b.weight.mul_(0.5)
+    for _ in range(3):  # the first pass keeps the cut point, the next ones start from it
+        assert torch.equal(cache.logits(changed, ["b.weight"]), logits_of(changed, images, "cpu"))
+    assert list(cache._kept) == [cache.cut(["b.weight"])]
