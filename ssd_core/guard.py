@@ -18,8 +18,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -188,19 +189,40 @@ class CollapseGuard:
             samples = LARGE_SAMPLE if len(retain_train) >= LARGE_DATA else SAMPLE
         self.retain = _sample(retain_train, samples, seed)
         self.forget = _sample(forget_train, min(samples, SAMPLE), seed + 1)
+        self._original = model
+        self._reference: nn.Module | None = None  # the original as evaluated (channels_last on the CPU)
+        self._prefix: dict[int, Any] = {}  # 0 retain, 1 forget: ssd_core.prefix.PrefixCache, built on first use
         self.retain_before, self.forget_before = self.accuracies(model)
 
-    def accuracies(self, model: nn.Module, *, retain: bool = True, forget: bool = True) -> tuple[float, float]:
+    def accuracies(self, model: nn.Module, *, retain: bool = True, forget: bool = True,
+                   changed: Sequence[str] | None = None) -> tuple[float, float]:
         """(retain, forget) accuracy of ``model`` on the guard's samples (NaN for an empty set or
-        a part not asked for)."""
+        a part not asked for). ``changed``: the parameters in which ``model`` differs from the guard's
+        original; the layers before the first of them are not recomputed (bitwise the same logits)."""
         out = []
-        for subset, wanted in ((self.retain, retain), (self.forget, forget)):
+        for i, (subset, wanted) in enumerate(((self.retain, retain), (self.forget, forget))):
             if len(subset) == 0 or not wanted:
                 out.append(math.nan)
                 continue
-            logits = logits_of(model, subset, self.device)
+            logits = self._shortcut_logits(model, i, changed) if changed is not None else None
+            if logits is None:
+                logits = logits_of(model, subset, self.device)
             out.append(float((logits.argmax(1) == subset.y).float().mean()))
         return out[0], out[1]
+
+    def _shortcut_logits(self, model: nn.Module, which: int, changed: Sequence[str]) -> torch.Tensor | None:
+        """Logits on sample ``which`` (0 retain, 1 forget) from the first changed layer on (None: not here)."""
+        if torch.device(self.device).type != "cpu":
+            return None
+        from .metrics import _evaluation_model, eval_batch_size
+        from .prefix import PrefixCache
+
+        if which not in self._prefix:
+            subset = (self.retain, self.forget)[which]
+            if self._reference is None:
+                self._reference = _evaluation_model(self._original, self.device).eval()
+            self._prefix[which] = PrefixCache(self._reference, subset, eval_batch_size(subset), self.device)
+        return self._prefix[which].logits(_evaluation_model(model, self.device), changed)
 
     def check_logits(self, train_logits: torch.Tensor, alpha: float, lam: float) -> GuardCheck:
         """The check from a dampened model's logits on the whole training split (what the dashboard
@@ -216,17 +238,19 @@ class CollapseGuard:
                           self.threshold, self.forget_limit)
 
     def check(self, dampened: nn.Module, alpha: float, lam: float, *, retain: bool = True,
-              forget: bool = True) -> GuardCheck:
-        """The check of a model dampened at (alpha, lam) (only the parts asked for; NaN elsewhere)."""
-        retain_acc, forget_acc = self.accuracies(dampened, retain=retain, forget=forget)
+              forget: bool = True, changed: Sequence[str] | None = None) -> GuardCheck:
+        """The check of a model dampened at (alpha, lam) (only the parts asked for; NaN elsewhere); ``changed``
+        as :meth:`accuracies`."""
+        retain_acc, forget_acc = self.accuracies(dampened, retain=retain, forget=forget, changed=changed)
         return GuardCheck(float(alpha), float(lam), self.retain_before, retain_acc, self.forget_before, forget_acc,
                           self.threshold, self.forget_limit)
 
     def check_setting(self, model: nn.Module, full: ImportanceDict, forget: ImportanceDict, alpha: float, lam: float,
                       scratch: nn.Module | None = None, *, retain: bool = True, forget_part: bool = True) -> GuardCheck:
         """Dampen ``model`` at (alpha, lam) (into ``scratch`` when given) and check it."""
-        dampened, _ = dampen(model, full, forget, alpha, lam, with_statistics=False, into=scratch)
-        return self.check(dampened, alpha, lam, retain=retain, forget=forget_part)
+        dampened, report = dampen(model, full, forget, alpha, lam, with_statistics=False, into=scratch)
+        changed = report.changed if model is self._original else None  # the shortcut reads the guard's original
+        return self.check(dampened, alpha, lam, retain=retain, forget=forget_part, changed=changed)
 
     def fix(self, model: nn.Module, full: ImportanceDict, forget: ImportanceDict, alpha: float, lam: float, *,
             scratch: nn.Module | None = None) -> GuardFix:

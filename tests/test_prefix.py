@@ -133,3 +133,23 @@ def test_an_in_place_operation_after_the_cut_does_not_change_what_is_kept():
     for _ in range(3):  # the first pass keeps the cut point, the next ones start from it
         assert torch.equal(cache.logits(changed, ["b.weight"]), logits_of(changed, images, "cpu"))
     assert list(cache._kept) == [cache.cut(["b.weight"])]
+
+
+def test_the_collapse_guard_with_the_shortcut_decides_exactly_as_without():
+    """The guard's checks (every probe of automatic α's search, and a sampled move's check on the page) skip the
+    unchanged layers too, with the same accuracies to the last bit."""
+    from ssd_core.guard import CollapseGuard
+
+    dataset = load_dataset("shapes")
+    original = load_or_train(dataset, "resnet18_narrow").model
+    split = make_split(dataset, ForgetRequest("class", 2))
+    imp = ssd_importances(original, split)
+    guard = CollapseGuard(original, split.retain_train, split.forget_train, "cpu", samples=128, whole_classes=True)
+    plain = CollapseGuard(original, split.retain_train, split.forget_train, "cpu", samples=128, whole_classes=True)
+    engine = SSDEngine(original, imp.full, imp.forget)
+    scratch = to_channels_last(copy.deepcopy(original))
+    for alpha in (100.0, 38.8, 10.0, 38.8):
+        damped, report = engine.at(alpha, 1.0, into=scratch)
+        assert guard.check(damped, alpha, 1.0, changed=report.changed) == plain.check(damped, alpha, 1.0)
+        assert guard.check_setting(original, imp.full, imp.forget, alpha, 1.0, scratch) == plain.check(damped, alpha, 1.0)
+    assert guard._prefix and guard._prefix[0]._kept  # the shortcut was really taken

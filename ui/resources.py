@@ -494,7 +494,7 @@ def guard_check(prepared: Prepared, live: LiveResult) -> GuardCheck:
     if prepared.live_sample is None:
         return collapse_guard(prepared).check_logits(live.outputs.train_logits, live.alpha, live.lam)
     return _derived(prepared, "guard_check", (float(live.alpha), float(live.lam)),
-                    lambda: collapse_guard(prepared).check(live.model, live.alpha, live.lam))
+                    lambda: collapse_guard(prepared).check(live.model, live.alpha, live.lam, changed=live.report.changed))
 
 
 def full_live(prepared: Prepared, alpha: float, lam: float) -> tuple[SplitOutputs, Evaluation]:
