@@ -186,7 +186,7 @@ def cost_sentence(prepared: Prepared, choice: AuditChoice, plan: Any) -> str:
     epochs = TrainConfig.default(prepared.dataset.name, setup.model, setup.seed).epochs
     source = reference_source(prepared.split, setup.model, seed=setup.seed)
     if source is not None:
-        parts.append(f"The retrained reference is {source} (no training).")
+        parts.append(f"The retrained reference is {'cached' if source == 'cache' else source} (no training).")
     else:
         seconds = image_seconds(setup) * epochs * len(prepared.split.retain_train)
         parts.append(f"The retrained reference trains once (about {duration(seconds)} here, then cached).")

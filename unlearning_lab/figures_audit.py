@@ -133,5 +133,5 @@ def embedding_figure(embeddings: Mapping[str, Mapping], classes: Sequence[str], 
         fig.layout[f"xaxis{j}"].matches = "x"
         fig.layout[f"yaxis{j}"].matches = "y"
     fig.update_yaxes(title=f"{axis} 2", row=1, col=1)
-    return _style(fig, "Hiding or forgetting? The penultimate features, forgotten class in red", height=440,
+    return _style(fig, "Hiding or forgetting? Last hidden layer", height=440,
                   legend="bottom")
