@@ -19,10 +19,10 @@ from torch import nn
 
 from . import __version__
 from .checkpoints import config_for_dataset, load_model, read_model_config
-from .data import ForgetRequest, ForgetSplit, ImageDataset, load_dataset, make_split
+from .data import ForgetRequest, ImageDataset, load_dataset, make_split
 from .errors import InputError
 from .methods import get_method, run_method
-from .metrics import Evaluation, evaluate, random_reference_logits
+from .metrics import Evaluator, random_reference_logits
 from .models import get_spec, resolve_device
 from .progress import OptionalProgress, report, scaled
 from .train import load_or_train
@@ -113,11 +113,10 @@ def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) 
 
     report(progress, 0.4, "evaluating the original model")
     random_logits = random_reference_logits(config.model, split, device, seed=config.seed)
-    def bounded(model: torch.nn.Module) -> Evaluation:  # all images, or the page's live sample (--eval-sample)
-        return evaluate(model, split, device, random_forget_logits=random_logits, max_per_subset=config.eval_sample,
-                        seed=config.seed, stratified=True)
-
-    before = bounded(original)
+    # every image, or the Unlearn page's live sample (--eval-sample)
+    evaluator = Evaluator(split, device, max_per_subset=config.eval_sample, seed=config.seed, stratified=True,
+                          random_forget_logits=random_logits)
+    before = evaluator(original)
 
     seed_everything(config.seed)
     result = run_method(config.method, original, split, method_config, device=device, progress=scaled(progress, 0.45, 0.9))
@@ -125,7 +124,7 @@ def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) 
         seconds[f"method_{key}" if key == "total" else key] = value
 
     report(progress, 0.9, "evaluating the unlearned model")
-    after = bounded(result.model)
+    after = evaluator(result.model)
     seconds["evaluation"] = before.seconds + after.seconds
     seconds["total"] = time.perf_counter() - total_start
     report(progress, 1.0, "done")
@@ -150,7 +149,7 @@ def run_experiment(config: ExperimentConfig, progress: OptionalProgress = None) 
         },
         "seed": config.seed,
         "device": str(device),
-        "evaluated": evaluated_sizes(split, config.eval_sample, config.seed),
+        "evaluated": evaluator.sizes(),
         "data_touched": result.data_touched,
         "seconds": seconds,
         "before": before.to_dict(),
@@ -179,13 +178,6 @@ SUMMARY_ROWS = (
 def percent(value: Any) -> str:
     """A fraction as the CLI prints it: '97.3%', or 'n/a' for None."""
     return "n/a" if value is None else f"{100 * float(value):.1f}%"
-
-
-def evaluated_sizes(split: ForgetSplit, eval_sample: int | None, seed: int = 0) -> dict[str, int]:
-    """How many images of each subset the metrics are read on (all of them without ``eval_sample``)."""
-    from .metrics import Evaluator
-
-    return Evaluator(split, max_per_subset=eval_sample, seed=seed, stratified=True).sizes()
 
 
 def summary_text(result: dict[str, Any]) -> str:

@@ -190,7 +190,6 @@ class CollapseGuard:
         self.retain = _sample(retain_train, samples, seed)
         self.forget = _sample(forget_train, min(samples, SAMPLE), seed + 1)
         self._original = model
-        self._reference: nn.Module | None = None  # the original as evaluated (channels_last on the CPU)
         self._prefix: dict[int, Any] = {}  # 0 retain, 1 forget: ssd_core.prefix.PrefixCache, built on first use
         self.retain_before, self.forget_before = self.accuracies(model)
 
@@ -214,15 +213,13 @@ class CollapseGuard:
         """Logits on sample ``which`` (0 retain, 1 forget) from the first changed layer on (None: not here)."""
         if torch.device(self.device).type != "cpu":
             return None
-        from .metrics import _evaluation_model, eval_batch_size
+        from .metrics import eval_batch_size
         from .prefix import PrefixCache
 
         if which not in self._prefix:
             subset = (self.retain, self.forget)[which]
-            if self._reference is None:
-                self._reference = _evaluation_model(self._original, self.device).eval()
-            self._prefix[which] = PrefixCache(self._reference, subset, eval_batch_size(subset), self.device)
-        return self._prefix[which].logits(_evaluation_model(model, self.device), changed)
+            self._prefix[which] = PrefixCache(self._original, subset, eval_batch_size(subset), self.device)
+        return self._prefix[which].logits(model, changed)
 
     def check_logits(self, train_logits: torch.Tensor, alpha: float, lam: float) -> GuardCheck:
         """The check from a dampened model's logits on the whole training split (what the dashboard

@@ -356,8 +356,7 @@ class Evaluator:
         if self._prefix is None:
             from .prefix import PrefixCache
 
-            reference = _evaluation_model(self._shortcut_from, self.device).eval()  # as the evaluated models run
-            train, test = (PrefixCache(reference, data, self.batch_size or eval_batch_size(data), self.device)
+            train, test = (PrefixCache(self._shortcut_from, data, self.batch_size or eval_batch_size(data), self.device)
                            for data in (self.train, self.test))
             self._prefix = (train, test)
         return self._prefix
@@ -366,10 +365,9 @@ class Evaluator:
         """The model's logits on the evaluated train and test images (all of them when full). ``changed``: the
         parameters in which ``model`` differs from ``shortcut_from`` (the layers before them are not recomputed)."""
         shortcuts = self._shortcuts() if changed is not None else None
-        runner = _evaluation_model(model, self.device) if shortcuts is not None else model  # as logits_of runs it
         out = []
         for i, data in enumerate((self.train, self.test)):
-            found = shortcuts[i].logits(runner, changed) if shortcuts is not None and changed is not None else None
+            found = shortcuts[i].logits(model, changed) if shortcuts is not None and changed is not None else None
             if found is None:
                 found = logits_of(model, data, self.device, self.batch_size) if len(data) else torch.empty(0, 0)
             out.append(found)

@@ -54,7 +54,8 @@ class PrefixCache:
     first changed parameter (see the module docstring).
 
     Args:
-        original: the original model (traced for the graph and the names of its parameters).
+        original: the original model (traced for the graph and the names of its parameters); it and the models
+            passed to :meth:`logits` run as :func:`ssd_core.metrics.logits_of` runs them (channels_last on the CPU).
         data: the fixed images.
         batch_size: images per forward pass (the same batches as :func:`ssd_core.metrics.logits_of`, so the
             numbers are the same).
@@ -62,6 +63,9 @@ class PrefixCache:
     """
 
     def __init__(self, original: nn.Module, data: Subset, batch_size: int, device: torch.device | str = "cpu") -> None:
+        from .metrics import _evaluation_model
+
+        original = _evaluation_model(original, device).eval()  # as logits_of runs it (channels_last on the CPU)
         self.original, self.data, self.batch_size, self.device = original, data, batch_size, device
         self.graph = _trace(original)
         self.nodes: list[fx.Node] = list(self.graph.nodes) if self.graph is not None else []
@@ -139,6 +143,9 @@ class PrefixCache:
         cut = self.cut(list(changed))
         if cut is None or cut < MIN_SKIP * len(self.nodes) or len(self.data) == 0:
             return None  # nothing worth skipping: the usual forward pass is faster than interpreting the graph
+        from .metrics import _evaluation_model
+
+        model = _evaluation_model(model, self.device)  # the same arithmetic as logits_of
         with self._lock:
             begin = max((c for c in self._kept if c <= cut), default=0)
             start_values = self._kept.get(begin)

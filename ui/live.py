@@ -134,7 +134,7 @@ def metric_cards(prepared: Prepared, live: LiveResult) -> None:
          "Share of forget samples a membership-inference attack calls members; lower is better forgetting."),
     ]
     places = card_row(len(cards) + 1)
-    sizes = prepared.live_evaluator.sizes() if prepared.live_evaluator is not None and prepared.live_sample else {}
+    sizes = prepared.live_evaluator.sizes() if prepared.live_sample is not None else {}
     subsets = {"Forget (test)": "forget_test", "Forget (train)": "forget_train", "Retain (test)": "retain_test",
                "Retain (train)": "retain_train"}
     for place, (label, before, after, colour, help_text) in zip(places, cards):
@@ -164,7 +164,7 @@ def sample_words(prepared: Prepared, subset: str | None, value: float | None, si
 def sample_note(prepared: Prepared, live: LiveResult) -> None:
     """Where the cards read a sample: say so in one line, with the all-image numbers when they are known and a
     button that computes them (never silently swapped into the cards)."""
-    if prepared.live_evaluator is None or prepared.live_sample is None:
+    if prepared.live_sample is None:
         return
     total = len(prepared.split.train) + len(prepared.split.test)
     read = len(prepared.live_evaluator.train) + len(prepared.live_evaluator.test)

@@ -212,12 +212,11 @@ class Prepared:
     random_logits: torch.Tensor
     ratio_summaries: list[figures.LayerRatioSummary]
     importance_sample: figures.ImportanceSample
-    seconds: dict[str, float] = field(default_factory=dict)
     # What a slider move reads: every image, or on large data a fixed stratified sample per card
-    # (:func:`live_sample_size`); ``before_live`` is the original on the same images, what the cards compare with.
-    live_evaluator: Evaluator | None = None  # what a move reads (every image, or the live sample); skips the
-    # layers before the first changed one (``shortcut_from``)
-    before_live: Evaluation | None = None
+    # (:func:`live_sample_size`), skipping the layers before the first changed one (``shortcut_from``).
+    live_evaluator: Evaluator
+    before_live: Evaluation | None  # the original on the live sample, what the cards compare with (None: every image)
+    seconds: dict[str, float] = field(default_factory=dict)
     _before_memo: list[tuple[SplitOutputs, Evaluation]] = field(default_factory=list, repr=False)
 
     def before_evaluation(self) -> tuple[SplitOutputs, Evaluation]:
@@ -241,7 +240,7 @@ class Prepared:
     @property
     def live_sample(self) -> int | None:
         """Images per card a move reads at most (None: all of them)."""
-        return None if self.live_evaluator is None else self.live_evaluator.max_per_subset
+        return self.live_evaluator.max_per_subset
 
     @property
     def before(self) -> Evaluation:
@@ -333,15 +332,13 @@ def _build(
     sample = figures.sample_importances(importances.full, importances.forget, seed=setup.seed)
     prepared = Prepared(setup, dataset, split, original, method_spec, model_spec, importances,
                         lambda: _original_outputs(setup, original, split, device), random_logits, summaries, sample,
-                        seconds, live_evaluator, before_live)
+                        live_evaluator, before_live, seconds)
     if per_card is None:  # small data: a move reads every image anyway, so the original's numbers on them now
         start = time.perf_counter()
         prepared.before_evaluation()
         seconds["evaluation"] += time.perf_counter() - start
     report(progress, 1.0, "ready")
     return prepared
-
-
 
 
 def _original_outputs(setup: RunSetup, original: OriginalModel, split: ForgetSplit, device: torch.device) -> SplitOutputs:
@@ -558,12 +555,8 @@ def _evaluate_live(prepared: Prepared, model: nn.Module, changed: list[str]) -> 
     per sampled image, see :attr:`Prepared.live_evaluator`). ``changed``: the parameters dampening changed; the
     layers before the first of them are not recomputed (:class:`ssd_core.prefix.PrefixCache`, bitwise equal)."""
     start = time.perf_counter()
-    if prepared.live_evaluator is None:  # a run prepared without one (kept for callers that build Prepared)
-        outputs = split_outputs(model, prepared.split, prepared.device)
-        evaluation = evaluate_outputs(outputs, prepared.split, random_forget_logits=prepared.random_logits)
-    else:
-        outputs = prepared.live_evaluator.outputs(model, changed)
-        evaluation = prepared.live_evaluator.from_outputs(outputs)
+    outputs = prepared.live_evaluator.outputs(model, changed)
+    evaluation = prepared.live_evaluator.from_outputs(outputs)
     evaluation.seconds = time.perf_counter() - start
     return outputs, evaluation
 
