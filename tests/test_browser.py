@@ -431,7 +431,12 @@ def test_cancel_stops_a_long_job_frees_its_slot_and_keeps_nothing(browser):
         for attempt in range(2):
             run.click()
             cancel = page.get_by_role("button", name="Cancel")
-            cancel.wait_for(timeout=180_000)  # a cold server under a full suite prepares the run first
+            try:
+                cancel.wait_for(timeout=180_000)  # a cold server under a full suite prepares the run first
+            except Exception as exc:  # say what the page showed instead
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / f"cancel-missing-{attempt + 1}.png"), full_page=True)
+                raise AssertionError(f"run {attempt + 1}: no Cancel; the page shows:\n{page.inner_text('body')[-3000:]}") from exc
             page.get_by_text("Auditing", exact=False).first.wait_for(timeout=30_000)
             page.wait_for_timeout(2000)  # at work (or, with the slot still taken, queued)
             assert "Queued" not in page.inner_text("body"), f"run {attempt + 1} waits for a slot nobody holds"

@@ -5,8 +5,12 @@ another CPU (a real change of behaviour moves them far more).
 
 The CLI runs as a subprocess with two threads, as it did when the files were written: l2ul stops
 at the first step where every instance is forgotten, so the float noise of another thread count
-moves its stopping step (measured: 77 steps with two threads, 84 with one). Its trajectory
-(``history``, ``steps``) is therefore compared loosely."""
+moves its stopping step (measured: 77 steps with two threads, 84 with one). The CPU's kernels move it
+too: on one AVX2 machine 55 steps with PyTorch's AVX2 kernels and 73 with ATEN_CPU_CAPABILITY=default,
+and a different stopping step moves test accuracy by up to 3 points (0.936 against 0.964) and ZRF by
+0.006. Its trajectory (``history``, ``steps``) and the numbers it ends with are therefore compared
+loosely: steps within 40%, accuracies within 4 points, ZRF within 0.02; every instance forgotten and
+the MIA exactly."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ RUNS = {
     "finetune": ["--forget-class", "3"],
     "l2ul": ["--forget-random", "8"],
 }
+L2UL_TOLERANCE = {"retain_test_acc": 0.04, "retain_train_acc": 0.04, "test_acc": 0.04, "zrf": 0.02}
 
 
 def _strip(result: dict) -> dict:
@@ -73,8 +78,10 @@ def test_cli_json_is_unchanged(method: str, tmp_path: Path) -> None:
     got["params"] = {key: got["params"][key] for key in want["params"] if key in got["params"]}
     if method == "l2ul":
         steps_want, steps_got = want["diagnostics"].pop("steps"), got["diagnostics"].pop("steps")
-        assert abs(steps_want - steps_got) <= 0.25 * steps_want
+        assert abs(steps_want - steps_got) <= 0.4 * steps_want, (steps_want, steps_got)
         want["diagnostics"].pop("history"), got["diagnostics"].pop("history")
+        for key, tolerance in L2UL_TOLERANCE.items():
+            assert abs(want["after"].pop(key) - got["after"].pop(key)) <= tolerance, key
         want["after"].pop("per_class_acc"), got["after"].pop("per_class_acc")  # one image of a class moves it 3 points
         want["after"].pop("confusion"), got["after"].pop("confusion")
     assert not _differences(want, got)
