@@ -324,3 +324,26 @@ def test_slider_neighbours_are_prefetched_with_the_numbers_a_move_would_compute(
     at.select_slider(key="alpha").set_value(30.0).run()
     assert count(metric_values(at)["Dampened"]) == report.total_selected
     assert pct(metric_values(at)["Forget (test)"]) == pytest.approx(after.forget_test_acc, abs=5e-4)
+
+
+def test_the_servers_warm_up_prepares_exactly_what_a_new_sessions_first_screen_reads(monkeypatch):
+    """serve.py starts ui.startup.warm_up as the server starts. A new session's first screen (digits, class 3,
+    automatic α) must then read the run and the automatic α it built: after the warm-up, preparing a run
+    and choosing α fail here, and the default page still shows its numbers."""
+    from ssd_core.engine import SSDEngine
+    from ui import resources, startup
+    from ui.state import RunSetup
+
+    startup.warm_up()
+    prepared = resources.peek_prepared(RunSetup())
+    assert prepared is not None
+
+    def built_again(*args, **kwargs):
+        raise AssertionError("the first screen computed what the warm-up had built")
+
+    monkeypatch.setattr(resources, "_build", built_again)
+    monkeypatch.setattr(SSDEngine, "auto", built_again)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(m.label == "Dampened" for m in at.metric)
+    assert resources.peek_prepared(RunSetup()) is prepared

@@ -9,9 +9,14 @@ arrive meanwhile wait for it (with a spinner) instead of importing alongside it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import threading
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -56,3 +61,38 @@ def load_plugins() -> tuple[str, ...]:
         except InputError as exc:
             failed.append(str(exc))
     return tuple(failed)
+
+
+def warm_up() -> None:
+    """At server start, before anyone asks: the libraries, then the default first screen (digits, class 3,
+    automatic α), into the same process-wide caches a session reads. A visitor who arrives meanwhile waits
+    for that work instead of starting it again (``st.cache_resource`` and the result store build each key
+    once), and one who arrives later gets the first screen from the cache. It runs in a daemon thread
+    (serve.py); a failure is only logged, the page that needs the same work reports it."""
+    try:
+        load_libraries()
+        from . import resources
+        from .state import DEFAULT_LAMBDA, RunSetup
+
+        start = time.perf_counter()
+        prepared = resources.prepare(RunSetup())
+        resources.auto_alpha(prepared, DEFAULT_LAMBDA)
+        log.info("warm-up: the default first screen is ready (%.1f s)", time.perf_counter() - start)
+    except Exception:
+        log.warning("warm-up failed; the first visitor computes the default first screen", exc_info=True)
+
+
+class _QuietWarmUp(logging.Filter):
+    """Drops Streamlit's "missing ScriptRunContext" warning for the warm-up thread, which has no session on
+    purpose (the caches it fills are process-wide)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return threading.current_thread().name != "warm-up"
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """The server's lifespan (serve.py): start :func:`warm_up` beside the server, which answers at once."""
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_QuietWarmUp())
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+    yield None
