@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import random
@@ -276,6 +277,7 @@ class StreamlitSocket:
         self.query = ""
         self.page_hash = ""
         self.errors: list[str] = []
+        self.recent: collections.deque[str] = collections.deque(maxlen=6)  # what the page last drew, for a failure
 
     @classmethod
     async def open(cls, url: str, timeout_s: float) -> StreamlitSocket:
@@ -332,6 +334,8 @@ class StreamlitSocket:
                 self.ids[key] = element_id
                 if msg.delta.fragment_id:
                     self.fragments[key] = msg.delta.fragment_id
+            text = getattr(proto, "body", None) or getattr(proto, "text", None) or getattr(proto, "label", None)
+            self.recent.append(f"{etype}: {' '.join(str(text).split())[:80]}" if isinstance(text, str) and text else etype)
             if etype == "exception":
                 self.errors.append(f"exception: {proto.message[:200]}")
             elif etype == "alert" and proto.format == 1:  # Alert.ERROR
@@ -418,7 +422,8 @@ async def simulate_socket_user(url: str, index: int, moves: int, timeout_s: floa
         if sock.errors:
             result["error"] = f"shown on the page: {sock.errors[0]}"
     except asyncio.CancelledError:
-        result["error"] = f"cancelled at the deadline while {step}"
+        seen = f" (link {sock.query!r}; last drawn: {' | '.join(sock.recent)})" if sock is not None else ""
+        result["error"] = f"cancelled at the deadline while {step}{seen}"
     except Exception as exc:  # noqa: BLE001
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [""]
         result["error"] = f"{step}: {type(exc).__name__}: {lines[0][:200]}"

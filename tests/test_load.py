@@ -25,6 +25,14 @@ def _load_test():
 load_test = _load_test()
 
 
+def _own_cache(tmp_path) -> dict[str, str]:
+    """The server's own empty cache folder: a fresh server, as on a new machine, whatever the tests before
+    it left in the session's cache. In two full suites on one machine a class change waited past the
+    deadline with the shared cache, and never when these tests ran alone; the cause is not found yet, and a
+    failure now says what the page last drew."""
+    return {"UNLEARNING_LAB_CACHE": str(tmp_path / "cache")}
+
+
 def test_percentiles_interpolate_and_handle_empty_input():
     assert load_test.percentile([], 95) is None
     assert load_test.percentile([3.0], 50) == 3.0
@@ -53,9 +61,9 @@ def test_memory_of_a_process_tree_is_read_from_proc():
 
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed")
-def test_two_simulated_users_run_without_errors_and_measure_latency():
+def test_two_simulated_users_run_without_errors_and_measure_latency(tmp_path):
     start = time.monotonic()
-    report = load_test.run((2,), moves=2, deadline_s=240, think_s=0.2)
+    report = load_test.run((2,), moves=2, deadline_s=240, think_s=0.2, server_env=_own_cache(tmp_path))
     assert time.monotonic() - start < 260  # bounded by its own deadline
     (result,) = report["runs"]
     assert result["users"] == 2
@@ -70,9 +78,9 @@ def test_two_simulated_users_run_without_errors_and_measure_latency():
     assert report["targets"] == {"users": 30, "errors": 0, "slider_latency_p95_s": 5.0, "peak_server_rss_mb": 4096}
 
 
-def test_two_websocket_sessions_keep_their_own_settings_and_measure_the_server():
+def test_two_websocket_sessions_keep_their_own_settings_and_measure_the_server(tmp_path):
     """The same visit as bare Streamlit websocket sessions (no browser): the server's own latency."""
-    report = load_test.run((2,), moves=2, deadline_s=180, think_s=0.2, mode="websocket")
+    report = load_test.run((2,), moves=2, deadline_s=180, think_s=0.2, mode="websocket", server_env=_own_cache(tmp_path))
     (result,) = report["runs"]
     assert report["mode"] == "websocket"
     assert result["errors"] == 0, result["error_messages"]  # includes: each session's link kept its class and alpha
