@@ -5,6 +5,9 @@ sessions arriving together would import numpy, torch and plotly concurrently, an
 hand one thread a partially initialised module ("partially initialized module 'numpy' has no
 attribute 'ndarray'"). ``st.cache_resource`` runs :func:`load_libraries` once; sessions that
 arrive meanwhile wait for it (with a spinner) instead of importing alongside it.
+
+:func:`warm_up` goes one step further when the server starts (serve.py's lifespan): it also prepares the
+default first screen, so the first visitor does not wait for the import, the run and automatic α.
 """
 
 from __future__ import annotations
