@@ -326,6 +326,52 @@ def test_slider_neighbours_are_prefetched_with_the_numbers_a_move_would_compute(
     assert pct(metric_values(at)["Forget (test)"]) == pytest.approx(after.forget_test_acc, abs=5e-4)
 
 
+def test_the_neighbour_in_the_direction_of_the_last_move_is_prefetched_first(monkeypatch):
+    """A user stepping down keeps stepping down: after 15 -> 10 the rung below (7) is evaluated before 15."""
+    from ui import prefetch
+    from ui.state import RunSetup
+
+    submitted: list[list[tuple[float, float]]] = []
+
+    class Recorder:
+        def submit(self, prepared, settings):
+            submitted.append(settings)
+
+    class Store:
+        def peek(self, namespace, key):
+            return None  # nothing evaluated yet
+
+    monkeypatch.setenv("UNLEARNING_LAB_PREFETCH", "1")
+    monkeypatch.setattr(prefetch, "_prefetcher", lambda: Recorder())
+    monkeypatch.setattr(prefetch, "resource_store", lambda: Store())
+    prepared = type("P", (), {"setup": RunSetup(), "key": ("run",)})()
+    options = [5.0, 7.0, 10.0, 15.0, 20.0]
+    prefetch.prefetch_neighbours(prepared, 10.0, 1.0, options, previous=15.0)
+    prefetch.prefetch_neighbours(prepared, 10.0, 1.0, options, previous=7.0)
+    prefetch.prefetch_neighbours(prepared, 10.0, 1.0, options)
+    assert submitted == [[(7.0, 1.0), (15.0, 1.0)], [(15.0, 1.0), (7.0, 1.0)], [(15.0, 1.0), (7.0, 1.0)]]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities are set on Linux only")
+def test_work_the_user_does_not_wait_for_runs_at_a_lower_os_priority():
+    """The collapse guard's own pass (ui.prefetch.at_low_priority) runs in a thread whose niceness is raised, so on
+    two cores the browser drawing the new cards is not starved by it; the caller gets its result and its errors."""
+    import os
+    import threading
+
+    from ui import prefetch
+
+    def niceness() -> tuple[int, str]:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), threading.current_thread().name
+
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    nice, name = prefetch.at_low_priority(niceness)
+    assert name.startswith("lab-low-priority") and nice == min(19, own + prefetch.BACKGROUND_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the caller is untouched
+    with pytest.raises(ZeroDivisionError):
+        prefetch.at_low_priority(lambda: 1 / 0)
+
+
 def test_the_servers_warm_up_prepares_exactly_what_a_new_sessions_first_screen_reads(monkeypatch):
     """serve.py starts ui.startup.warm_up as the server starts. A new session's first screen (digits, class 3,
     automatic α) must then read the run and the automatic α it built: after the warm-up, preparing a run

@@ -87,3 +87,26 @@ def test_eval_sample_refuses_what_is_not_a_positive_count(value, capsys):
     assert main(["unlearn", "--dataset", "digits", "--forget-class", "3", "--eval-sample", value, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and ("--eval-sample needs at least 1 image" in err or "whole number" in err)
+
+
+def test_a_sampled_moves_collapse_warning_is_the_clis_read_from_the_guards_retain_pass_only(capsys):
+    """On shapes a hand-set move reads a sample, so the collapse warning needs its own pass over the guard's retain
+    sample (its forget part is skipped: the warning never reads it). The sentence is the CLI's for the same setting,
+    and the page shows it after the cards and the view (it is filled in last, below the cards)."""
+    from ui import resources
+    from ui.state import RunSetup
+
+    assert main(["unlearn", "--dataset", "shapes", "--model", "resnet18_narrow", "--forget-class", "3", "--method", "ssd",
+                 "--alpha", "3", "--lam", "1", "--quiet"]) == 0
+    printed = [line.removeprefix("WARNING ") for line in capsys.readouterr().out.splitlines() if line.startswith("WARNING ")]
+    assert len(printed) == 1 and printed[0].startswith("Collapse: at α = 3 retain accuracy")
+    at = new_app({**SHAPES, "alpha": "3", "lambda": "1"}).run()
+    assert_clean(at)
+    warning = next(w.value for w in at.warning if w.value.startswith("Collapse:"))
+    assert warning.startswith(printed[0] + " ")
+    assert at.button(key="guard_fix")  # one click to a setting that keeps the rest
+    prepared = resources.peek_prepared(RunSetup(dataset="shapes", model="resnet18_narrow", request=ForgetRequest("class", 3)))
+    store = resources.resource_store()
+    check = store.peek("collapse_check", (prepared.key, 3.0, 1.0))
+    assert check is not None and check.fired and check.forget_after != check.forget_after  # NaN: not computed
+    assert store.peek("guard_check", (prepared.key, 3.0, 1.0)) is None  # the full check (two passes) never ran

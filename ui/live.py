@@ -48,6 +48,7 @@ def tab_label(view: str) -> str:
 
 K_SCRATCH = "_scratch_model"
 K_LIVE = "_live_result"
+K_LAST_ALPHA = "_last_alpha"  # (prepared run, alpha) of the last move: which way the user is stepping
 
 
 def _paper_defaults(method: str, model: str) -> None:
@@ -293,7 +294,7 @@ def auto_panel(prepared: Prepared, setting: AutoSetting) -> None:
 def guard_panel(prepared: Prepared, live: LiveResult) -> None:
     """With a hand-set alpha: one sentence when the retained classes collapse, and one click to a
     setting that keeps them."""
-    check = resources.guard_check(prepared, live)
+    check = resources.collapse_check(prepared, live, runner=prefetch.at_low_priority)
     if not check.fired:
         return
     c_note, c_button = note_beside([4, 1])
@@ -340,7 +341,10 @@ def live_panel(prepared: Prepared) -> None:
     if live is None:
         return
     if setting is None:
-        prefetch.prefetch_neighbours(prepared, alpha, lam, alpha_options(alpha))
+        previous = st.session_state.get(K_LAST_ALPHA)
+        prefetch.prefetch_neighbours(prepared, alpha, lam, alpha_options(alpha),
+                                     previous=previous[1] if previous and previous[0] == prepared.key else None)
+        st.session_state[K_LAST_ALPHA] = (prepared.key, alpha)
     metric_cards(prepared, live)
     sample_note(prepared, live)
     note = st.session_state.pop(K_GUARD_NOTE, None)
@@ -348,9 +352,7 @@ def live_panel(prepared: Prepared) -> None:
         st.success(f"Collapse guard: {plain(note, None)}", icon=":material/health_and_safety:")
     if setting is not None:
         auto_panel(prepared, setting)
-    else:
-        with guard("checking the retained classes"):
-            guard_panel(prepared, live)
+    guard_place = st.empty()  # filled after the view: the cards and the view answer first (see below)
     c_note, c_button = note_beside([2, 1])
     c_note.caption(
         f"This move: dampening {1000 * live.seconds['dampening']:.0f} ms, evaluation "
@@ -376,3 +378,6 @@ def live_panel(prepared: Prepared) -> None:
         VIEWS[view].render(prepared, live)
     except Exception as exc:  # noqa: BLE001
         show_error(exc, f"drawing '{VIEWS[view].label}'")
+    if setting is None:  # on sampled data the check is its own forward pass: it must not hold the view back
+        with guard_place.container(), guard("checking the retained classes"):
+            guard_panel(prepared, live)

@@ -1,12 +1,18 @@
-"""Prefetching the slider's neighbours: one background thread evaluates the α rungs either side of the
-current one, so a step-by-step slider move finds its numbers already in the shared store (the same
-numbers the foreground would compute: it calls :func:`ui.resources.compute_live`)."""
+"""Work the user does not wait for, at a lower OS priority: prefetching the slider's neighbours (one
+background thread evaluates the α rungs either side of the current one, so a step-by-step slider move finds
+its numbers already in the shared store; the same numbers the foreground would compute: it calls
+:func:`ui.resources.compute_live`), and the collapse guard's own pass after the page is drawn
+(:func:`at_low_priority`)."""
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import streamlit as st
 
@@ -17,6 +23,7 @@ from .resources import Prepared, compute_live
 from .store import resource_store
 
 log = logging.getLogger("unlearning_lab.ui")
+T = TypeVar("T")
 
 
 class _Prefetcher:
@@ -54,6 +61,7 @@ class _Prefetcher:
             self._lock.notify()
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             with self._lock:
                 while not self._queue and not self._stopping:
@@ -72,20 +80,49 @@ class _Prefetcher:
                 log.debug("prefetch of alpha %s failed", alpha, exc_info=True)
 
 
+BACKGROUND_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Run this thread (and the torch worker threads it starts, which inherit it) at a lower OS priority: on a
+    2-core machine a prefetch then takes what the foreground move and the browser drawing it leave (a move to
+    the very setting being prefetched still waits for it). Linux only (elsewhere a no-op)."""
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + BACKGROUND_NICENESS))
+    except (AttributeError, OSError):  # not Linux, or not allowed
+        log.debug("could not lower the prefetch thread's priority", exc_info=True)
+
+
+@st.cache_resource(show_spinner=False)
+def _low_priority_worker() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-low-priority", initializer=_lower_priority)
+
+
+def at_low_priority(work: Callable[[], T]) -> T:
+    """``work()``'s result, computed in a thread at the prefetcher's lower priority while the caller waits: for
+    work the user sees after the page is drawn (the collapse guard's own forward pass), so the browser drawing
+    the new cards and figures is not starved of the CPU by it."""
+    return _low_priority_worker().submit(work).result()
+
+
 @st.cache_resource(show_spinner=False)
 def _prefetcher() -> _Prefetcher:
     return _Prefetcher()
 
 
-def prefetch_neighbours(prepared: Prepared, alpha: float, lam: float, options: list[float]) -> None:
+def prefetch_neighbours(prepared: Prepared, alpha: float, lam: float, options: list[float],
+                        previous: float | None = None) -> None:
     """Evaluate, in the background, the slider values just above and below ``alpha`` (shared runs
-    only; a session's own upload is never worked on outside its requests)."""
+    only; a session's own upload is never worked on outside its requests). The one in the direction of the
+    last move (from ``previous``) comes first: a user stepping down keeps stepping down more often than not."""
     if prepared.setup.is_session_local or not settings().prefetch:
         return
     if alpha not in options:
         return
     i = options.index(alpha)
-    neighbours = [options[j] for j in (i + 1, i - 1) if 0 <= j < len(options)]
+    order = (i - 1, i + 1) if previous is not None and previous > alpha else (i + 1, i - 1)
+    neighbours = [options[j] for j in order if 0 <= j < len(options)]
     wanted = [(a, lam) for a in neighbours if resource_store().peek("live", (prepared.key, float(a), float(lam))) is None]
     if wanted:
         _prefetcher().submit(prepared, wanted)

@@ -494,6 +494,20 @@ def guard_check(prepared: Prepared, live: LiveResult) -> GuardCheck:
                     lambda: collapse_guard(prepared).check(live.model, live.alpha, live.lam, changed=live.report.changed))
 
 
+def collapse_check(prepared: Prepared, live: LiveResult, runner: Callable[[Callable[[], Any]], Any] | None = None) -> GuardCheck:
+    """The check behind a hand-set move's collapse warning; on a sample, the full check if known, else only its retain
+    part (one pass, not two; forget accuracy NaN) run by ``runner`` (ui.prefetch.at_low_priority: not the session)."""
+    if prepared.live_sample is None:
+        return guard_check(prepared, live)
+    key, store, checker = (prepared.key, float(live.alpha), float(live.lam)), store_for(prepared.setup), collapse_guard(prepared)
+
+    def build() -> GuardCheck:
+        return checker.check(live.model, live.alpha, live.lam, forget=False, changed=live.report.changed)
+
+    known = store.peek("guard_check", key)
+    return known if known is not None else store.get("collapse_check", key, build if runner is None else lambda: runner(build))
+
+
 def full_live(prepared: Prepared, alpha: float, lam: float) -> tuple[SplitOutputs, Evaluation]:
     """The numbers of (alpha, lambda) on every training and test image, kept like a move's (where a move reads
     a sample, what "all images" shows and the forgetting-signal view reads)."""
