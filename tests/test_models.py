@@ -93,3 +93,27 @@ def test_the_readme_model_runs_through_the_cli_and_is_in_the_sidebar(tmp_path, m
     finally:
         _REGISTRY.pop("mlp", None)
         load_plugins.clear()
+
+
+def test_the_memory_probe_counts_the_same_bytes_on_the_cpu_without_importing_dynamo():
+    """ssd_core.memory probes small models on the CPU: the same bytes as on the 'meta' device, without the 3.4-s
+    torch._dynamo import that a meta forward pass through GroupNorm starts (every CLI run paid it)."""
+    import subprocess
+    import sys as _sys
+
+    from ssd_core import memory
+    from ssd_core.models import build_model
+
+    model = build_model("smallcnn", 10, (1, 8, 8), (0.5,), (0.5,))
+    on_cpu = memory.activation_bytes(model, (1, 8, 8))
+    code = ("import sys, torch\nfrom ssd_core import memory\nfrom ssd_core.models import build_model\n"
+            "model = build_model('smallcnn', 10, (1, 8, 8), (0.5,), (0.5,))\n"
+            "print(memory.activation_bytes(model, (1, 8, 8)), 'torch._dynamo' in sys.modules)")
+    out = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(on_cpu), "False"]
+    old = memory.SMALL_PROBE_VALUES
+    try:
+        memory.SMALL_PROBE_VALUES = 0  # force the meta device
+        assert memory.activation_bytes(model, (1, 8, 8)) == on_cpu
+    finally:
+        memory.SMALL_PROBE_VALUES = old
