@@ -499,13 +499,13 @@ def collapse_check(prepared: Prepared, live: LiveResult, runner: Callable[[Calla
     part (one pass, not two; forget accuracy NaN) run by ``runner`` (ui.prefetch.at_low_priority: not the session)."""
     if prepared.live_sample is None:
         return guard_check(prepared, live)
-    key, store, checker = (prepared.key, float(live.alpha), float(live.lam)), store_for(prepared.setup), collapse_guard(prepared)
-
+    setting, checker = (float(live.alpha), float(live.lam)), collapse_guard(prepared)
+    if (known := store_for(prepared.setup).peek("guard_check", (prepared.key, *setting))) is not None:
+        return known
     def build() -> GuardCheck:
         return checker.check(live.model, live.alpha, live.lam, forget=False, changed=live.report.changed)
 
-    known = store.peek("guard_check", key)
-    return known if known is not None else store.get("collapse_check", key, build if runner is None else lambda: runner(build))
+    return _derived(prepared, "collapse_check", setting, build if runner is None else lambda: runner(build))
 
 
 def full_live(prepared: Prepared, alpha: float, lam: float) -> tuple[SplitOutputs, Evaluation]:
