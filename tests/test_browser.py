@@ -428,6 +428,13 @@ def test_cancel_stops_a_long_job_frees_its_slot_and_keeps_nothing(browser):
         page.goto(f"{url}/audit")
         run = page.get_by_role("button", name="Run the audit")
         run.wait_for(timeout=120_000)
+        # Ten training seeds: ten original and ten retrained models to train, a job that cannot finish
+        # before the test presses Cancel, even with what the first (cancelled) run left in the cache.
+        seeds = page.get_by_role("spinbutton", name="Seeds", exact=True)
+        seeds.fill("10")
+        seeds.press("Enter")
+        page.get_by_text("the training (a new original model per seed)").click()
+        page.get_by_text("10 training seeds").first.wait_for(timeout=30_000)
         for attempt in range(2):
             run.click()
             cancel = page.get_by_role("button", name="Cancel")
