@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui import links
+from ui.history import one_entry_per_page
 from ui.startup import load_libraries, load_plugins
 from ui.style import apply_style
 from ui.theme import presentation_toggle
@@ -19,6 +20,7 @@ ICON = Path(__file__).resolve().parent / "assets" / "icon.png"  # a local file: 
 st.set_page_config(page_title="Unlearning Lab", page_icon=str(ICON), layout="wide")
 apply_style()
 presentation_toggle()  # projector mode: larger text, colour-blind-safe figures
+one_entry_per_page()  # Back after a click in the navigation returns to the page before at once
 page = st.navigation(
     [
         st.Page("app_pages/unlearn.py", title="Unlearn", icon=":material/auto_fix_high:", default=True),
@@ -40,4 +42,4 @@ from ui.sidebar import follow_url  # heavy (torch): imported after load_librarie
 take_cancel()  # a Cancel clicked during the last run: say so, and keep its work from starting again at once
 follow_url(page)  # the run setup follows a URL changed from outside (a shared link, the back button)
 page.run()
-links.mirror(links.page_name(page))  # keep the URL a shareable link of what is on screen
+links.mirror()  # keep the URL (its path names the page) a shareable link of what is on screen

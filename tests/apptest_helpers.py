@@ -55,6 +55,22 @@ def click_nav(at: AppTest, page: str) -> AppTest:
     return at.switch_page(f"app_pages/{page}.py").run()
 
 
+def shown_page(at: AppTest) -> str:
+    """The page on screen: the stem of the script the last run finished on (in a browser, the
+    address's path: /lesson)."""
+    info = at._registered_pages.get(at._finished_page_script_hash, {})
+    script = info.get("script_path")
+    return Path(str(script)).stem if script else "unlearn"
+
+
+def link_of(at: AppTest) -> dict[str, str]:
+    """The page's address as a link into the app's root (/?page=lesson&...): the page its path names
+    and the setup its query carries. The query itself never names the page a second time."""
+    query = dict(at.query_params)
+    assert "page" not in query, query
+    return {"page": shown_page(at), **query}
+
+
 def shown_text(markdown: str) -> str:
     """What a reader sees of Markdown whose punctuation was escaped (unlearning_lab.text.plain)."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")

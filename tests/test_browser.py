@@ -202,6 +202,30 @@ def test_arriving_on_unlearn_from_other_pages_shows_the_fresh_numbers(server_url
     fresh.close()
 
 
+def test_back_and_forward_move_one_page_at_a_time(server_url, browser):
+    """A click in the navigation adds one history entry, so Back returns to the page before with its
+    numbers, and Forward goes to the page again. The address names the page by its path only
+    (/lesson?dataset=...), never also as ?page=."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server_url + LINK)
+    expected = _cards(page)
+    entries = page.evaluate("history.length")
+    _nav(page, "Lesson")
+    page.wait_for_url("**/lesson?**", timeout=60_000)
+    page.get_by_role("heading", level=1, name="Lesson").first.wait_for(timeout=120_000)
+    _settle(page)
+    assert page.evaluate("history.length") == entries + 1, "one page switch, one history entry"
+    assert "page=" not in page.url and "alpha=40" in page.url
+    page.go_back()
+    page.locator('[data-testid="stMetric"]', has_text="Dampened").first.wait_for(timeout=120_000)
+    assert "/lesson" not in page.url and "alpha=40" in page.url
+    assert _cards(page) == expected
+    page.go_forward()
+    page.get_by_role("heading", level=1, name="Lesson").first.wait_for(timeout=120_000)
+    assert "/lesson?" in page.url
+    page.close()
+
+
 OVERFLOW_JS = """() => {
   const cut = [];
   const shown = el => el.offsetParent !== null && el.getBoundingClientRect().height > 0 &&

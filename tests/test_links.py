@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from apptest_helpers import shown_text
+from apptest_helpers import link_of, shown_page, shown_text
 
 from ui.links import (
     LinkChoices,
@@ -160,13 +160,13 @@ def _metrics(at) -> dict[str, str]:
 def test_a_link_from_one_session_restores_its_settings_in_another():
     first = _app()
     first.run()
-    assert first.query_params == {"page": "unlearn", "dataset": "digits", "model": "smallcnn", "forget": "class:3",
-                                  "method": "ssd", "alpha": "auto", "lambda": "1"}
+    assert link_of(first) == {"page": "unlearn", "dataset": "digits", "model": "smallcnn", "forget": "class:3",
+                              "method": "ssd", "alpha": "auto", "lambda": "1"}
     first.selectbox(key="setup_forget_class").set_value(5).run()
     first.select_slider(key="alpha").set_value(50.0)
     first.slider(key="lam").set_value(0.5).run()  # a slider move reruns the fragment only: the URL follows
     assert not first.exception and not first.error
-    link = dict(first.query_params)
+    link = link_of(first)
     assert link == {"page": "unlearn", "dataset": "digits", "model": "smallcnn", "forget": "class:5",
                     "method": "ssd", "alpha": "50", "lambda": "0.5"}
 
@@ -178,7 +178,7 @@ def test_a_link_from_one_session_restores_its_settings_in_another():
     assert second.select_slider(key="alpha").value == 50.0
     assert second.slider(key="lam").value == 0.5
     assert _metrics(second) == _metrics(first)  # the same numbers on the other side of the link
-    assert dict(second.query_params) == link
+    assert link_of(second) == link
 
     # the open page is part of the link: a link to the sweep page opens it, with the same settings
     first.switch_page("app_pages/sweep.py").run()
@@ -189,7 +189,7 @@ def test_a_link_from_one_session_restores_its_settings_in_another():
     assert not third.exception and not third.error and not third.warning
     assert [t.value for t in third.title] == sweep_title != ["Selective Synaptic Dampening, live"]
     assert third.selectbox(key="setup_forget_class").value == 5 and third.slider(key="lam").value == 0.5
-    assert dict(third.query_params) == {**link, "page": "sweep"}
+    assert shown_page(third) == "sweep" and link_of(third) == {**link, "page": "sweep"}  # the address: /sweep?...
 
 
 def test_a_tampered_link_warns_for_each_bad_parameter_and_falls_back():
@@ -218,3 +218,14 @@ def test_a_tampered_link_warns_for_each_bad_parameter_and_falls_back():
     assert at.query_params["forget"] == "class:3" and at.query_params["alpha"] == "auto"
     at.select_slider(key="alpha").set_value(50.0).run()
     assert not at.warning and at.query_params["alpha"] == "50"
+
+
+def test_a_typed_page_address_redirects_to_a_link_into_the_root():
+    from ui.page_paths import page_names, redirect_target
+
+    pages = page_names()
+    assert redirect_target("/lesson", "alpha=40&page=sweep", pages) == "/?page=lesson&alpha=40"  # the path wins
+    assert redirect_target("/unlearn", "alpha=40", pages) == "/?alpha=40"  # the default page is the root itself
+    assert redirect_target("/", "alpha=40", pages) is None
+    assert redirect_target("/_stcore/health", "", pages) is None
+    assert redirect_target("/nosuchpage", "", pages) is None

@@ -14,7 +14,7 @@ import json
 import random
 
 import pytest
-from apptest_helpers import PAGES, assert_clean, both_cores, chart_data, click_nav, metric_values, new_app
+from apptest_helpers import PAGES, assert_clean, both_cores, chart_data, click_nav, link_of, metric_values, new_app
 
 # a non-default setup: the other dataset, its model, another class, alpha off the slider's ladder
 SETUP = {"dataset": "shapes", "model": "resnet18_narrow", "forget": "class:3", "method": "ssd", "alpha": "40",
@@ -42,7 +42,7 @@ def fresh() -> dict[str, dict]:
             at = new_app({**SETUP, "page": page})
             at.run()
             assert_clean(at)
-            out[page] = {"view": snapshot(at), "query": dict(at.query_params)}
+            out[page] = {"view": snapshot(at), "query": link_of(at)}
     return out
 
 
@@ -93,7 +93,7 @@ def test_arriving_from_another_page_shows_what_a_fresh_session_shows(fresh, star
     assert snapshot(at) == fresh[start]["view"]
     click_nav(at, target)
     assert_clean(at)
-    assert dict(at.query_params) == fresh[target]["query"] == {**SETUP, "page": target}
+    assert link_of(at) == fresh[target]["query"] == {**SETUP, "page": target}
     assert snapshot(at) == fresh[target]["view"]
 
 
@@ -104,7 +104,7 @@ def test_a_shared_link_to_any_page_keeps_its_setup_across_page_switches(fresh):
         for other in [p for p in PAGES if p != page][:2]:
             click_nav(at, other)
             assert_clean(at)
-            assert dict(at.query_params) == {**SETUP, "page": other}, (page, other)
+            assert link_of(at) == {**SETUP, "page": other}, (page, other)
         state = at.session_state["_lab_state"]
         assert (state.dataset, state.model, state.forget_class, state.alpha, state.lam) == (
             "shapes", "resnet18_narrow", 3, 40.0, 1.5)
@@ -116,14 +116,14 @@ def test_a_shared_link_to_any_page_keeps_its_setup_across_page_switches(fresh):
 
 def _act(at, rng: random.Random, history: list[tuple[str, dict]]) -> str:
     """One user action; returns what was done (for the failure message)."""
-    page = at.query_params.get("page", "unlearn")
+    page = link_of(at)["page"]
     actions = ["page", "page", "back", "class", "dataset", "method", "alpha", "alpha", "lambda"]
     action = rng.choice(actions)
     if action == "back" and len(history) >= 2:
         history.pop()  # the current page
         previous_page, previous_query = history[-1]
         at.query_params.clear()
-        at.query_params.update(previous_query)
+        at.query_params.update({k: v for k, v in previous_query.items() if k != "page"})  # the path names it
         at.switch_page(f"app_pages/{previous_page}.py").run()
         return f"back to {previous_page}"
     keys = {w.key for w in (*at.selectbox, *at.select_slider, *at.slider)}
@@ -167,13 +167,13 @@ def _random_walk() -> None:
     rng = random.Random(11)
     at = new_app()
     at.run()
-    history = [("unlearn", dict(at.query_params))]
+    history = [("unlearn", link_of(at))]
     done = []
     fresh_views: dict[tuple, dict] = {}  # a fresh session's view per URL (it depends on the URL alone)
     for step in range(40):
         done.append(_act(at, rng, history))
         assert_clean(at)
-        query = dict(at.query_params)
+        query = link_of(at)
         if not done[-1].startswith("back"):
             history.append((query.get("page", "unlearn"), query))
         url = tuple(sorted(query.items()))
@@ -181,7 +181,7 @@ def _random_walk() -> None:
             twin = new_app(query)
             twin.run()
             assert_clean(twin)
-            assert dict(twin.query_params) == query, done
+            assert link_of(twin) == query, done
             fresh_views[url] = snapshot(twin)
         assert snapshot(at) == fresh_views[url], (step, done)
     assert len(fresh_views) >= 15  # the walk visits many different URLs, not a few over and over

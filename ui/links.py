@@ -1,9 +1,13 @@
 """Shareable links: the session's state (:class:`ui.state.LabState`) mirrored into the URL.
 
-A link looks like ``/?page=unlearn&dataset=digits&model=smallcnn&forget=class:3&method=ssd&alpha=10&lambda=1``
+A link looks like ``/lesson?dataset=digits&model=smallcnn&forget=class:3&method=ssd&alpha=10&lambda=1``
 (plus ``estimator``, ``batch``, ``device``, ``seed`` and ``view`` where they differ from their
-defaults). The first half of this module is pure (no Streamlit, no torch): :func:`to_query` writes
-a :class:`LinkState`, :func:`parse_query` reads one back and checks every value against what this
+defaults): the path names the page, the query the setup. A link into the app's root may name the
+page as a parameter instead, ``/?page=lesson&...`` (what :mod:`ui.page_paths` redirects a typed
+page address to); the app then opens that page and the address becomes its path again.
+
+The first half of this module is pure (no Streamlit, no torch): :func:`to_query` writes a
+:class:`LinkState`, :func:`parse_query` reads one back and checks every value against what this
 server offers, :func:`check_forget` checks the forget request against the chosen dataset, and
 :func:`state_from_link` / :func:`link_from_state` convert to and from the session's state. Every
 refused value gives one sentence naming the parameter, and the parameter falls back to what a
@@ -494,8 +498,9 @@ def sync(
     if warnings:
         st.session_state.setdefault(K_WARNINGS, []).extend(warnings)
     if link.page and link.page != page_name(current_page):
-        try:
-            st.switch_page(f"app_pages/{link.page}.py", query_params=st.query_params.to_dict())
+        try:  # the new page's path names it: the address keeps only the setup (see mirror)
+            st.switch_page(f"app_pages/{link.page}.py",
+                           query_params={k: v for k, v in st.query_params.to_dict().items() if k != P_PAGE})
         except st.errors.StreamlitAPIException:
             st.session_state.setdefault(K_WARNINGS, []).append(
                 f"The link's page '{shown(link.page)}' cannot be opened here; opening this page instead.")
@@ -511,10 +516,13 @@ def show_warnings() -> None:
         st.warning(plain(message, limit=None), icon=":material/link_off:")
 
 
-def mirror(page: str | None = None) -> None:
-    """Write the session's state into the URL (only when it changed; uploads are left out).
+def mirror() -> None:
+    """Write the session's setup into the URL (only when it changed; uploads are left out).
 
-    ``page`` None keeps the page parameter already in the URL.
+    The page is not written: the address's path already names it (``/lesson?dataset=...``), and a
+    link's ``page`` parameter is only for links into the app's root (``/?page=lesson&...``, what the
+    page-path redirect makes of a typed page address). Writing it again after a click in the
+    navigation would add a second history entry for one page switch, so Back would need two presses.
     """
     import streamlit as st
 
@@ -522,9 +530,7 @@ def mirror(page: str | None = None) -> None:
 
     if K_URL not in st.session_state:
         return  # the URL has not been read yet: never overwrite an incoming link with defaults
-    if page is None:
-        page = _single(st.query_params.get_all(P_PAGE) or None)
-    wanted = to_query(link_from_state(current(), page))
+    wanted = to_query(link_from_state(current(), None))
     st.session_state[K_URL] = wanted
     current_params = st.query_params.to_dict()
     ours = {k: v for k, v in current_params.items() if k in READ_PARAMS}

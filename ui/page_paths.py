@@ -4,7 +4,8 @@ Streamlit's page URLs look like ``/compare``. When such a URL is opened directly
 bookmark, a shared link), the browser first looks for the server under ``/compare/`` (its health
 and host-config endpoints), gets two 404s, and only then tries ``/``. This ASGI middleware answers
 a document request for a page path with a redirect to ``/?page=<name>&...`` (the app's own link
-format, other parameters kept), so the page loads from the root and every request succeeds.
+format, other parameters kept; ``/?...`` for the default page), so the page loads from the root and
+every request succeeds. The app then opens the page, and the address shows its path again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "app_pages"
+DEFAULT_PAGE = "unlearn"  # app.py's default page: served at the root itself
 
 
 def page_names() -> frozenset[str]:
@@ -30,7 +32,8 @@ def redirect_target(path: str, query: str, pages: frozenset[str]) -> str | None:
     if not name or "/" in name or name not in pages:
         return None
     params = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "page"]
-    return "/?" + urlencode([("page", name), *params])
+    page = [] if name == DEFAULT_PAGE else [("page", name)]  # the root is the default page already
+    return "/?" + urlencode([*page, *params])
 
 
 class PagePathRedirect:

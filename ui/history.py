@@ -1,0 +1,34 @@
+"""One browser-history entry per page switch, so Back returns to the page before in one press.
+
+A click in Streamlit's navigation pushes the new page's address without the query (``/lesson``),
+and the app then writes the setup back into it (:func:`ui.links.mirror`), which Streamlit pushes as
+a second entry (``/lesson?dataset=...``). Back then lands on the bare entry, the same page, and
+only a second press leaves it. Streamlit offers no replace for a query change, so this installs a
+small script in the browser: a push that only adds a query to a bare page address, the same path,
+replaces that entry instead. Every other push (a slider move, a changed setup) is left as it is.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+SCRIPT = """<span id="lab-history"></span><script>
+(() => {
+  if (window.__labOneEntryPerPage) return;
+  window.__labOneEntryPerPage = true;
+  const push = window.history.pushState.bind(window.history);
+  window.history.pushState = (state, title, url) => {
+    const next = url ? new URL(url, window.location.href) : null;
+    if (next && window.location.search === "" && next.search !== "" && next.pathname === window.location.pathname) {
+      return window.history.replaceState(state, title, url);
+    }
+    return push(state, title, url);
+  };
+})();
+</script>"""
+
+
+def one_entry_per_page() -> None:
+    """Install the history script (once per browser tab; later runs find it there). Its element takes
+    no room: assets/style.css hides the container holding ``#lab-history``."""
+    st.html(SCRIPT, unsafe_allow_javascript=True, width="content")
