@@ -78,6 +78,19 @@ def test_time_budget_keeps_finished_rows(prepared):
     assert full.complete and [len(r.points) for r in rows[-2:]] == [2, 4]
 
 
+def test_a_running_sweep_previews_its_finished_rows(prepared):
+    """While the sweep runs, the page shows the forget heatmap of the rows done so far; the rows still
+    to come are blank, and the values are the finished sweep's."""
+    rows = []
+    alphas, lams = [10.0, 30.0], [0.5, 1.0, 2.0]
+    full, _ = landscape.run_landscape(prepared, alphas, lams, on_row=rows.append)
+    first = landscape.preview_figure(rows[0]).to_plotly_json()
+    cells = first["data"][0]["customdata"]  # [α, λ, the metric's value] per cell
+    assert [[cell[2] for cell in row] for row in cells] == [[p.forget_test_acc for p in full.points[:2]],
+                                                             [None, None], [None, None]]  # λ 1 and 2: not yet
+    assert len(first["data"]) == 1 and "so far" in first["layout"]["title"]["text"]  # no Pareto rings yet
+
+
 def test_frontier_pareto_points_are_non_dominated(prepared):
     result, _ = landscape.run_landscape(prepared, [1.0, 2.0, 5.0, 10.0, 30.0, 50.0], [0.1, 1.0, 5.0])
     fig = landscape.frontier_figure(result, prepared, current=(10.0, 1.0))

@@ -291,6 +291,15 @@ def heatmap_figures(result: SweepResult, current: tuple[float, float] | None, th
     return out
 
 
+def preview_figure(result: SweepResult, theme: str = "default") -> Any:
+    """The forget-accuracy heatmap of a sweep still running: its finished λ rows, the rest blank
+    (Pareto rings wait for the whole grid, which can change them)."""
+    label, better, note = METRICS["forget"]
+    return figures.landscape_heatmap_figure(result.alphas, result.lams, metric_grid(result, "forget"),
+                                            f"{label} ({forget_split(result)}), so far", better=better, note=note,
+                                            theme=theme)
+
+
 def frontier_points(result: SweepResult) -> list[figures.FrontierPoint]:
     return [figures.FrontierPoint(p.alpha, p.lam, float(retain_value(p) or 0.0), float(forget_value(p) or 0.0), p.mia,
                                   p.fraction_selected, p.pareto) for p in result.points]
