@@ -48,7 +48,7 @@ def _commit_grid() -> None:
 
 def grid_controls(prepared) -> tuple[list[float], list[float], int | None, float, bool]:
     n_train = len(prepared.dataset.train_y)
-    bound_default = landscape.default_eval_bound(n_train)
+    bound_default = landscape.eval_bound_default(prepared)
     GridForm.reset_bound_for(prepared.setup.dataset, bound_default)
     keep = GridForm.widget_kwargs(bound_default)
     with st.form("landscape_form", border=True):
@@ -66,7 +66,11 @@ def grid_controls(prepared) -> tuple[list[float], list[float], int | None, float
                         help=f"{prepared.setup.dataset} has {n_train:,} training images. A subset (forget/retain × "
                         "train/test) bigger than this is evaluated on a fixed, seeded sample so the grid stays fast: on "
                         "the digits only retain-train (the members MIA learns from) is sampled; on data bigger than "
-                        f"{landscape.BIG_DATASET:,} images every subset. 0 evaluates everything (numbers then equal single runs).")
+                        f"{landscape.BIG_DATASET:,} images every subset"
+                        + ("" if prepared.live_sample is None else
+                           f"; at {prepared.live_sample} (the default) on the same class-stratified images the Unlearn "
+                           "page's cards read, so a cell shows the cards' numbers for its setting")
+                        + ". 0 evaluates everything (numbers then equal single runs).")
         c8.number_input("Time budget (seconds)", min_value=1, max_value=3600, step=10, **keep["budget"],
                         help="The sweep stops when this is spent; finished points are kept.")
         submitted = st.form_submit_button("Compute landscape", type="primary", icon=":material/grid_on:",

@@ -1,8 +1,9 @@
-"""Seconds for a 10 x 10 alpha/lambda sweep (targets: digits/smallcnn < 5 s, shapes/resnet18_narrow < 60 s).
+"""Seconds for a 10 x 10 alpha/lambda sweep (targets: digits/smallcnn < 5 s, shapes/resnet18_narrow < 15 s).
 
-Each sweep runs with the landscape page's default evaluation bound (``default_eval_bound``: on
-digits only retain-train is sampled, 500 of 1,295; on shapes 250 per subset); digits is also
-timed with everything evaluated (``seconds_full``), whose numbers equal single runs exactly.
+Each sweep runs with the landscape page's default evaluation bound (``ui.landscape.eval_bound_default``:
+on digits only retain-train is sampled, 500 of 1,295; on shapes the Unlearn cards' sample, 200
+class-stratified images per subset); digits is also timed with everything evaluated
+(``seconds_full``), whose numbers equal single runs exactly.
 
     python bench/bench_sweep.py   # prints JSON
 """
@@ -17,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ssd_core.data import ForgetRequest, load_dataset, make_split
 from ssd_core.methods.ssd import ssd_importances
-from ssd_core.metrics import Evaluator
+from ssd_core.metrics import Evaluator, live_sample_size
 from ssd_core.sweep import MemoEvaluator, default_eval_bound, log_grid, sweep
 from ssd_core.train import load_or_train
 
@@ -25,7 +26,9 @@ ALPHAS, LAMBDAS = log_grid(0.3, 300, 10), log_grid(0.03, 3, 10)
 
 
 def _timed_sweep(model, imp, split, device: str, bound: int | None) -> dict:
-    evaluator = MemoEvaluator(Evaluator(split, device, max_per_subset=bound, shortcut_from=model))  # as the page
+    cards_sample = bound is not None and bound == live_sample_size(split)  # as the page: the cards' images
+    evaluator = MemoEvaluator(Evaluator(split, device, max_per_subset=bound, stratified=cards_sample,
+                                        shortcut_from=model))
     result = sweep(model, imp.full, imp.forget, split, ALPHAS, LAMBDAS, device=device, evaluator=evaluator)
     return {
         "seconds": result.seconds,
@@ -43,7 +46,8 @@ def run(device: str = "cpu") -> dict:
         model = load_or_train(dataset, model_name, device=device).model.to(device)
         split = make_split(dataset, ForgetRequest("class", cls))
         imp = ssd_importances(model, split, device=device)
-        entry = _timed_sweep(model, imp, split, device, default_eval_bound(len(dataset.train_y)))
+        bound = live_sample_size(split) or default_eval_bound(len(dataset.train_y))  # the page's default
+        entry = _timed_sweep(model, imp, split, device, bound)
         if with_full:
             entry["seconds_full"] = _timed_sweep(model, imp, split, device, None)["seconds"]
         results[f"{dataset_name}/{model_name}"] = entry

@@ -110,3 +110,22 @@ def test_a_sampled_moves_collapse_warning_is_the_clis_read_from_the_guards_retai
     check = store.peek("collapse_check", (prepared.key, 3.0, 1.0))
     assert check is not None and check.fired and check.forget_after != check.forget_after  # NaN: not computed
     assert store.peek("guard_check", (prepared.key, 3.0, 1.0)) is None  # the full check (two passes) never ran
+
+
+def test_the_landscape_reads_the_cards_sample_by_default_so_a_cell_shows_the_cards_numbers():
+    """On shapes the Landscape's default bound is the live sample, on the cards' class-stratified
+    images: the cell at (40, 1.5) has the CLI's --eval-sample numbers, the cards' (test above)."""
+    from ui import landscape, resources
+    from ui.state import RunSetup
+
+    sampled = cli("--eval-sample", "200")
+    with both_cores():
+        prepared = resources.prepare(RunSetup(dataset="shapes", model="resnet18_narrow",
+                                              request=ForgetRequest("class", 3)))
+        bound = landscape.eval_bound_default(prepared)
+        assert bound == prepared.live_sample == 200
+        result, _ = landscape.run_landscape(prepared, [40.0], [1.5], max_eval_per_subset=bound)
+    assert result.eval_sizes == sampled["evaluated"]
+    cell = result.points[0]
+    for key in ("forget_test_acc", "forget_train_acc", "retain_test_acc", "retain_train_acc", "mia"):
+        assert getattr(cell, key) == pytest.approx(sampled["after"][key], abs=1e-9), key

@@ -214,6 +214,13 @@ def lambda_grid(low: float, high: float, n: int) -> list[float]:
     return out
 
 
+def eval_bound_default(prepared: Prepared) -> int:
+    """The page's default images per subset: on data where the Unlearn page's cards read a fixed
+    sample (:func:`ssd_core.metrics.live_sample_size`), that sample, so a cell and the cards agree at
+    the same setting; else :func:`default_eval_bound` (on the digits, 500 of retain-train)."""
+    return prepared.live_sample or default_eval_bound(len(prepared.dataset.train_y))
+
+
 def run_landscape(
     prepared: Prepared,
     alphas: Sequence[float],
@@ -229,8 +236,9 @@ def run_landscape(
     Returns the result (Pareto points marked over the whole grid) and how many settings reused an
     identical model's evaluation."""
     split, device = prepared.split, prepared.device
+    cards_sample = max_eval_per_subset is not None and max_eval_per_subset == prepared.live_sample
     evaluator = MemoEvaluator(Evaluator(split, device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed,
-                                        shortcut_from=prepared.model))
+                                        stratified=cards_sample, shortcut_from=prepared.model))  # the cards' images
     start = time.perf_counter()
     points: list[SweepPoint] = []
     complete = True
