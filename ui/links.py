@@ -521,8 +521,9 @@ def mirror() -> None:
 
     The page is not written: the address's path already names it (``/lesson?dataset=...``), and a
     link's ``page`` parameter is only for links into the app's root (``/?page=lesson&...``, what the
-    page-path redirect makes of a typed page address). Writing it again after a click in the
-    navigation would add a second history entry for one page switch, so Back would need two presses.
+    page-path redirect makes of a typed page address). Written here it would only repeat the path.
+    After a click in the navigation this write restores the query Streamlit dropped; ui/history.py
+    keeps that to the one history entry of the page switch.
     """
     import streamlit as st
 
