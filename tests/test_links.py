@@ -229,3 +229,14 @@ def test_a_typed_page_address_redirects_to_a_link_into_the_root():
     assert redirect_target("/", "alpha=40", pages) is None
     assert redirect_target("/_stcore/health", "", pages) is None
     assert redirect_target("/nosuchpage", "", pages) is None
+
+
+def test_a_link_to_another_page_opens_it_with_the_whole_setup_in_one_address():
+    """A short link into the root (/?page=sweep&forget=class:4) opens the page, and the address names
+    the page by its path and carries the whole setup (the defaults it left out too)."""
+    at = _app()
+    at.query_params.update({"page": "sweep", "dataset": "digits", "forget": "class:4"})
+    at.run()
+    assert not at.exception and not at.error
+    assert link_of(at) == {"page": "sweep", "dataset": "digits", "model": "smallcnn", "forget": "class:4",
+                           "method": "ssd", "alpha": "auto", "lambda": "1"}

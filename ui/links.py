@@ -463,7 +463,7 @@ def sync(
     """
     import streamlit as st
 
-    from .state import DatasetFacts, normalize, set_state
+    from .state import DatasetFacts, current, normalize, set_state
 
     params = _our_params()
     first = K_URL not in st.session_state
@@ -498,9 +498,12 @@ def sync(
     if warnings:
         st.session_state.setdefault(K_WARNINGS, []).extend(warnings)
     if link.page and link.page != page_name(current_page):
-        try:  # the new page's path names it: the address keeps only the setup (see mirror)
+        # The new page's path names it, and its address carries the setup as mirror will write it, so
+        # mirror has nothing to change and opening the link stays one history entry (ui/history.py).
+        others = {k: v for k, v in st.query_params.to_dict().items() if k not in READ_PARAMS}
+        try:
             st.switch_page(f"app_pages/{link.page}.py",
-                           query_params={k: v for k, v in st.query_params.to_dict().items() if k != P_PAGE})
+                           query_params={**others, **to_query(link_from_state(current(), None))})
         except st.errors.StreamlitAPIException:
             st.session_state.setdefault(K_WARNINGS, []).append(
                 f"The link's page '{shown(link.page)}' cannot be opened here; opening this page instead.")
