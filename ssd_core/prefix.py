@@ -30,9 +30,30 @@ MAX_CUTS = 3  # cut points kept at once (a slider going back and forth crosses f
 MIN_SKIP = 0.2  # the shortcut is used when at least this share of the graph comes before the first change
 
 
+class _OwnThreadTracer(fx.Tracer):
+    """``torch.fx`` patches ``nn.Module.__call__`` and ``__getattr__`` for the whole process while it traces, so a
+    forward pass in another thread at that moment (a second session, the prefetcher, the server's warm-up) would
+    run through the tracer and fail ("module is not installed as a submodule") or read proxies for parameters.
+    This tracer traces only its own thread; any other thread gets the plain call and the plain attribute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._owner = threading.get_ident()
+
+    def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if threading.get_ident() != self._owner:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        if threading.get_ident() != self._owner:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+
 def _trace(model: nn.Module) -> fx.Graph | None:
     try:
-        return fx.symbolic_trace(model).graph
+        return _OwnThreadTracer().trace(model)
     except Exception:  # data-dependent control flow etc.: no shortcut, the full pass is used
         log.debug("torch.fx cannot trace %s; evaluating every layer", type(model).__name__, exc_info=True)
         return None

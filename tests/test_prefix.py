@@ -153,3 +153,45 @@ def test_the_collapse_guard_with_the_shortcut_decides_exactly_as_without():
         assert guard.check(damped, alpha, 1.0, changed=report.changed) == plain.check(damped, alpha, 1.0)
         assert guard.check_setting(original, imp.full, imp.forget, alpha, 1.0, scratch) == plain.check(damped, alpha, 1.0)
     assert guard._prefix and guard._prefix[0]._kept  # the shortcut was really taken
+
+
+def test_tracing_leaves_forward_passes_in_other_threads_alone():
+    """torch.fx patches nn.Module for the whole process while it traces. A second session evaluating at that moment
+    once failed in CI ("Something went wrong while re-dampening the model"; the server log: "module is not
+    installed as a submodule"). Here another thread runs the traced model itself and another model in the middle
+    of the trace, deterministically."""
+    import threading
+
+    other = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    x = torch.randn(5, 4)
+    seen: dict[str, object] = {}
+
+    class MidTrace(nn.Module):
+        def __init__(self, owner: list[nn.Module]) -> None:
+            super().__init__()
+            self.owner = owner  # a list, so the model is not a submodule of its own layer
+
+        def forward(self, h):
+            if isinstance(h, torch.fx.Proxy) and "during" not in seen:
+                def evaluate():
+                    try:
+                        with torch.no_grad():
+                            seen["during"] = (other(x), self.owner[0](x))
+                    except Exception as exc:  # noqa: BLE001 - the test reports it
+                        seen["during"] = exc
+                worker = threading.Thread(target=evaluate)
+                worker.start()
+                worker.join(30)
+            return h
+
+    owner: list[nn.Module] = []
+    model = nn.Sequential(nn.Linear(4, 4), MidTrace(owner), nn.ReLU(), nn.Linear(4, 2))
+    owner.append(model)
+    with torch.no_grad():
+        expected = (other(x), model(x))
+    seen.pop("during", None)
+    graph = prefix._trace(model)
+    assert graph is not None and any(node.op == "call_module" for node in graph.nodes)
+    during = seen["during"]
+    assert not isinstance(during, Exception), repr(during)
+    assert torch.equal(during[0], expected[0]) and torch.equal(during[1], expected[1])
