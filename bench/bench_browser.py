@@ -96,8 +96,13 @@ def serve(port: int | None = None, timeout_s: float = 90.0, env: dict[str, str] 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+        log.seek(0)
+        text = log.read()
         log.close()
         os.unlink(log.name)
+        if "Traceback" in text:  # pytest shows this with a failing test: CI's run otherwise keeps no server log
+            first = text.index("Traceback")
+            print(f"the server logged a failure:\n{text[max(0, first - 200):first + 4000]}", file=sys.stderr)
 
 
 @contextmanager

@@ -202,11 +202,20 @@ def test_arriving_on_unlearn_from_other_pages_shows_the_fresh_numbers(server_url
     fresh.close()
 
 
+HISTORY_LOG_JS = """(() => {
+  window.__history = [];
+  const h = window.history, push = h.pushState.bind(h), replace = h.replaceState.bind(h);
+  h.pushState = (s, t, u) => { window.__history.push(['push', String(u), location.href]); return push(s, t, u); };
+  h.replaceState = (s, t, u) => { window.__history.push(['replace', String(u), location.href]); return replace(s, t, u); };
+})();"""
+
+
 def test_back_and_forward_move_one_page_at_a_time(server_url, browser):
     """A click in the navigation adds one history entry, so Back returns to the page before with its
     numbers, and Forward goes to the page again. The address names the page by its path only
     (/lesson?dataset=...), never also as ?page=."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.add_init_script(HISTORY_LOG_JS)
     page.goto(server_url + LINK)
     expected = _cards(page)
     entries = page.evaluate("history.length")
@@ -214,7 +223,8 @@ def test_back_and_forward_move_one_page_at_a_time(server_url, browser):
     page.wait_for_url("**/lesson?**", timeout=60_000)
     page.get_by_role("heading", level=1, name="Lesson").first.wait_for(timeout=120_000)
     _settle(page)
-    assert page.evaluate("history.length") == entries + 1, "one page switch, one history entry"
+    assert page.evaluate("history.length") == entries + 1, \
+        f"one page switch, one history entry; the browser's pushes and replaces: {page.evaluate('window.__history')}"
     assert "page=" not in page.url and "alpha=40" in page.url
     page.go_back()
     page.locator('[data-testid="stMetric"]', has_text="Dampened").first.wait_for(timeout=120_000)

@@ -5,7 +5,8 @@ and the app then writes the setup back into it (:func:`ui.links.mirror`), which 
 a second entry (``/lesson?dataset=...``). Back then lands on the bare entry, the same page, and
 only a second press leaves it. Streamlit offers no replace for a query change, so this installs a
 small script in the browser: a push that only adds a query to a bare page address, the same path,
-replaces that entry instead. Every other push (a slider move, a changed setup) is left as it is.
+replaces that entry instead, and so does a push of the address already shown. Every other push (a
+slider move, a changed setup) is left as it is.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ SCRIPT = """<span id="lab-history"></span><script>
   const push = window.history.pushState.bind(window.history);
   window.history.pushState = (state, title, url) => {
     const next = url ? new URL(url, window.location.href) : null;
-    if (next && window.location.search === "" && next.search !== "" && next.pathname === window.location.pathname) {
+    const here = window.location;
+    const samePage = next && next.pathname === here.pathname;
+    if (samePage && ((here.search === "" && next.search !== "") || next.search === here.search)) {
       return window.history.replaceState(state, title, url);
     }
     return push(state, title, url);
