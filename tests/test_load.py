@@ -27,9 +27,9 @@ load_test = _load_test()
 
 def _own_cache(tmp_path) -> dict[str, str]:
     """The server's own empty cache folder: a fresh server, as on a new machine, whatever the tests before
-    it left in the session's cache. In two full suites on one machine a class change waited past the
-    deadline with the shared cache, and never when these tests ran alone; the cause is not found yet, and a
-    failure now says what the page last drew."""
+    it left in the session's cache. (Class changes that waited past the deadline in full suites were one
+    session's forward pass running into another's torch.fx trace, fixed in ssd_core/prefix.py; a failure
+    says what the page last drew, and the server's traceback.)"""
     return {"UNLEARNING_LAB_CACHE": str(tmp_path / "cache")}
 
 
