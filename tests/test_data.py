@@ -19,6 +19,33 @@ def test_digits_fixed_stratified_split():
     assert again.fingerprint() == ds.fingerprint()
 
 
+def test_digits_without_scikit_learn_equal_scikit_learns_own_loader_and_split():
+    """load_digits reads scikit-learn's data file and a stored split, so the dashboard's first screen does not
+    import scikit-learn (with scipy and pandas): the images, labels and split must be exactly scikit-learn's."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    from ssd_core.data import embedded
+
+    bunch = sk_load_digits()
+    images, labels = embedded._digits_arrays()
+    assert np.array_equal(images, bunch.images) and np.array_equal(labels, bunch.target)
+    train_idx, test_idx = train_test_split(np.arange(len(labels)), test_size=0.2, stratify=bunch.target, random_state=0)
+    mask = embedded.digits_test_mask()
+    assert np.array_equal(np.flatnonzero(mask), np.sort(test_idx))
+    assert np.array_equal(np.flatnonzero(~mask), np.sort(train_idx))
+    data = load_dataset("digits")
+    pixels = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    assert torch.equal(data.test_x, torch.from_numpy(pixels[np.sort(test_idx)]))
+    assert torch.equal(data.train_y, torch.from_numpy(bunch.target[np.sort(train_idx)].astype(np.int64)))
+    code = "import sys; from ssd_core.data import load_dataset; load_dataset('digits'); print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 def test_shapes_deterministic_varied_and_not_linearly_trivial():
     a, b = load_shapes(n_train=600, n_test=200, seed=3), load_shapes(n_train=600, n_test=200, seed=3)
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)

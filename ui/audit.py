@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import streamlit as st
 
 from ssd_core.audit import AuditConfig
@@ -22,6 +21,9 @@ from unlearning_lab.text import duration
 from .method_runs import gate_slot
 from .resources import Prepared
 from .state import RunSetup
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 K_AUDITS = "_audit_results"
 MAX_AUDITS = 8
@@ -95,6 +97,8 @@ def verdict_table(result: dict[str, Any]) -> pd.DataFrame:
             rows.append({"method": method, "forgotten …": TESTS[row["test"]], "verdict": VERDICT_MARKS[row["forgotten"]],
                          "this method": verdict_value(row["test"], row["value"]),
                          "retrained": verdict_value(row["test"], row["retrained"])})
+    import pandas as pd  # on first use: the first screen does not need pandas (ui/startup.py)
+
     return pd.DataFrame(rows)
 
 
@@ -128,6 +132,8 @@ def numbers_table(result: dict[str, Any]) -> pd.DataFrame:
             "LiRA TPR @1% FPR": lira.get("tpr_at_1_fpr"),
             "LiRA TPR @5% FPR": lira.get("tpr_at_5_fpr"),
         })
+    import pandas as pd  # on first use: the first screen does not need pandas (ui/startup.py)
+
     return pd.DataFrame(rows)
 
 
@@ -141,6 +147,8 @@ def seeds_table(result: dict[str, Any]) -> pd.DataFrame:
                 continue
             rows.append({"method": method, "metric": name, "mean": interval["mean"], "95% low": interval["lo"],
                          "95% high": interval["hi"], "seeds": len(interval["values"])})
+    import pandas as pd  # on first use: the first screen does not need pandas (ui/startup.py)
+
     return pd.DataFrame(rows)
 
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import streamlit as st
 
 from ssd_core.data import ForgetSplit
@@ -18,6 +17,9 @@ from ssd_core.metrics import ACCURACY_KEYS, gap_to_retrain, is_over_forgetting
 from .method_runs import MAX_RESULTS, MethodRun, gate_slot, result_key
 from .resources import Prepared
 from .state import RunSetup
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GOLD = "retrain"
 METRIC_KEYS = (*ACCURACY_KEYS, "mia", "zrf")
@@ -80,6 +82,8 @@ def comparison_table(runs: dict[str, MethodRun], gold: str = GOLD, split: Forget
         if split is not None and reference is not None:
             row.update(distance_columns(run, reference, split))
         rows.append(row)
+    import pandas as pd  # on first use: the first screen does not need pandas (ui/startup.py)
+
     return pd.DataFrame(rows)
 
 
@@ -141,4 +145,6 @@ def interval_table(per_method: dict[str, dict]) -> pd.DataFrame:
             else:
                 row[label] = f"{found.mean:.4f} [{found.lo:.4f}, {found.hi:.4f}]"
         rows.append(row)
+    import pandas as pd  # on first use: the first screen does not need pandas (ui/startup.py)
+
     return pd.DataFrame(rows)

@@ -13,10 +13,9 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from ssd_core.metrics import Evaluator
@@ -40,6 +39,9 @@ from . import resources
 from . import state as lab_state
 from .resources import Prepared
 from .state import ALPHA_VALUES, LAMBDA_MAX, LAMBDA_MIN, clamp_lambda, snap_alpha
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def alpha_sweep(prepared: Prepared, lam: float, progress: Callable[[float, str], None] | None = None) -> list[dict[str, Any]]:
@@ -97,6 +99,8 @@ def sweep_figure(prepared: Prepared, rows: list[dict[str, Any]], current_alpha: 
 
 
 def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd  # on first use: the first screen does not need pandas (ui/startup.py)
+
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -372,6 +376,8 @@ def point_table(points: Sequence[SweepPoint]) -> pd.DataFrame:
         "dampened (%)": round(100 * p.fraction_selected, 3),
         "Pareto": p.pareto,
     } for p in points]
+    import pandas as pd  # on first use: the first screen does not need pandas (ui/startup.py)
+
     return pd.DataFrame(rows)
 
 

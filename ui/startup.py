@@ -25,7 +25,10 @@ import streamlit as st
 
 log = logging.getLogger("unlearning_lab.ui")
 
-HEAVY = ("numpy", "torch", "sklearn.linear_model", "pandas", "plotly.graph_objects", "plotly.io")
+# What the first screen needs. pandas (tables on other pages) and scikit-learn (only a fallback for reading
+# digits, ssd_core.data.embedded) are imported where they are used, inside functions, so no module import is
+# under way in that thread, which is what made concurrent top-level imports hand out half-initialised modules.
+HEAVY = ("numpy", "torch", "plotly.graph_objects", "plotly.io")
 
 
 @st.cache_resource(show_spinner="Starting the lab: loading PyTorch and the figure libraries (once after a restart)…")

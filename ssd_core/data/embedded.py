@@ -2,25 +2,55 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from .dataset import ImageDataset
 
+# train_test_split(np.arange(1797), test_size=0.2, stratify=labels, random_state=0), as scikit-learn computes it
+# (tests/test_data.py checks it still does): kept here so that loading digits needs no scikit-learn import.
+DIGITS_TEST_MASK = (  # which of the 1,797 images form the test set, one bit each (np.packbits, hex)
+    "000004883524104000064100934205001a00080100240028062c12001000940a009019120420f8a0028110a000080a882044"
+    "1524494240a00a0000004004d80000818020004805c400104008a0100005404800301000020ec409000224840083a8013c20"
+    "a6980a0000000b08400804a0184802024041c1008004404684376a810216004480004042a0a4180a5000840b8561c6081080"
+    "08004c80c02004068e00010882008100380803c008190000100e01008410a0210033282904c044c080680e01028300820088"
+    "22a6402c24042108a860809081a00c02820242120138a41500"
+)
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as (images (N, 8, 8) in 0..16, labels), read from scikit-learn's own data file
+    without importing scikit-learn: with the scipy and pandas it pulls in, that import was 1.7 s of the
+    server's 4.5 s of imports before the first screen here. Falls back to scikit-learn's loader when the file
+    is not where its package keeps it."""
+    spec = importlib.util.find_spec("sklearn")  # finds the package without running it
+    for root in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(root) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            with gzip.open(path, "rt", encoding="utf-8") as handle:
+                data = np.loadtxt(handle, delimiter=",")
+            return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    return bunch.images, bunch.target.astype(np.int64)
+
+
+def digits_test_mask() -> np.ndarray:
+    """True for the images of the fixed 80/20 split's test set (see ``DIGITS_TEST_MASK``)."""
+    return np.unpackbits(np.frombuffer(bytes.fromhex(DIGITS_TEST_MASK), dtype=np.uint8))[:1797].astype(bool)
+
 
 def load_digits() -> ImageDataset:
     """scikit-learn's 8x8 handwritten digits (1797 images) with a fixed stratified 80/20 split."""
-    from sklearn.datasets import load_digits as sk_load_digits
-    from sklearn.model_selection import train_test_split
-
-    bunch = sk_load_digits()
-    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (N,1,8,8)
-    labels = bunch.target.astype(np.int64)
-    train_idx, test_idx = train_test_split(
-        np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=0
-    )
-    train_idx.sort()
-    test_idx.sort()
+    digits, labels = _digits_arrays()
+    images = np.rint(digits * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (N,1,8,8)
+    test = digits_test_mask()
+    train_idx, test_idx = np.flatnonzero(~test), np.flatnonzero(test)
     x = torch.from_numpy(images)
     y = torch.from_numpy(labels)
     mean = float(x[torch.from_numpy(train_idx)].float().mean() / 255)
