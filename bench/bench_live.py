@@ -9,8 +9,8 @@
   ``unlearn --eval-sample 200``), forget/retain x train/test accuracy and the MIA (the "Dampened" card comes
   with the dampening). Targets (#25): median <= 10 ms on digits, p95 <= 300 ms on shapes and Fashion-MNIST.
 - ``first_request_fashion_mnist``: ``{seconds, epoch_seconds, over_epoch}``, the first forget request
-  (class 0, automatic α with the guard) with the shipped model and I_D over one plain training epoch
-  (target <= 10).
+  (class 0, automatic α with the guard) with the shipped model, I_D and (since they ship) the class's I_f
+  over one plain training epoch (target <= 10).
 - ``dampen_eval_ms_every_layer``: the same moves without skipping the layers before the first changed one
   (what ``ssd_core.prefix`` saves).
 - ``dampen_eval_ms_all_images``: where the page reads a sample, the same moves (10) on every image, for
@@ -75,7 +75,7 @@ def dampen_eval_ms(dataset_name: str, model_name: str, cls: int, moves: int = 30
 
 
 def first_request_fashion_mnist(device: str = "cpu") -> dict | None:
-    """The first request (class 0, assd) with the shipped model and I_D, over one plain training epoch."""
+    """The first request (class 0, assd) with the shipped model, I_D and I_f, over one plain training epoch."""
     try:
         dataset = load_dataset("fashion_mnist")
     except Exception:  # noqa: BLE001 - the files are optional (apt-get install dataset-fashion-mnist)

@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 # values, so an importance computed by older code is never read back.
 IMPORTANCE_CODE_VERSION = 2
 # I_D shipped with the package for the shipped checkpoints (a property of model + training data), under
-# the cache's own keys: a first forget request on them costs the forget set's pass only.
+# the cache's own keys: a first forget request on them costs the forget set's pass only. For Fashion-MNIST's
+# default model the I_f of every class ships too (scripts/build_checkpoints.py), so its first class request
+# costs no importance pass at all.
 SHIPPED_IMPORTANCE = Path(__file__).resolve().parent / "checkpoints" / "shipped" / "importance"
 
 Estimator = Literal["fisher", "fisher_exact", "lossfree", "mas"]
@@ -367,8 +369,10 @@ class ImportanceCache:
         device: torch.device | str | None = None,
         progress: OptionalProgress = None,
         model_key: str | None = None,
+        keep_on_disk: bool = True,
     ) -> ImportanceDict:
-        """I_D for ``model`` on ``data``; ``data_key`` must identify ``data`` (e.g. a dataset fingerprint)."""
+        """I_D for ``model`` on ``data``; ``data_key`` must identify ``data`` (e.g. a dataset fingerprint).
+        ``keep_on_disk=False`` keeps a computed importance in memory only (a forget set nobody asks for twice)."""
         key = self.key(model, data_key, estimator, batch_size, model_key)
         device = torch.device(device) if device is not None else next(model.parameters()).device
         if key in self._memory:
@@ -395,9 +399,9 @@ class ImportanceCache:
         self.misses += 1
         start = time.perf_counter()
         computed = compute_importance(model, data, estimator, batch_size, device, progress)
-        log.info("computed I_D (%s) in %.2fs", estimator, time.perf_counter() - start)
+        log.info("computed the importance %s in %.2fs", key, time.perf_counter() - start)
         self._remember(key, computed)
-        if path is not None:
+        if path is not None and keep_on_disk:
             try:
                 from safetensors.torch import save_file
 
@@ -406,6 +410,13 @@ class ImportanceCache:
             except OSError as exc:
                 log.warning("could not write importance cache %s: %s", path, exc)
         return computed
+
+    @staticmethod
+    def forget_data_key(data_key: str, forget: Subset) -> str:
+        """The data key of a forget set: its training data's key and which of its images it holds (I_f is the
+        same function of model and images as I_D, so it is cached under the same kind of key)."""
+        digest = hashlib.sha256(forget.indices.to(torch.int64).contiguous().numpy().tobytes()).hexdigest()[:16]
+        return f"{data_key}-forget-{digest}"
 
     @staticmethod
     def key(model: nn.Module, data_key: str, estimator: str, batch_size: int, model_key: str | None = None) -> str:

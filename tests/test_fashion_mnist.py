@@ -34,6 +34,23 @@ def test_the_shipped_smallcnn_and_its_importance_need_no_training(fashion_mnist,
     assert all(bool((t >= 0).all()) for t in full.values())
 
 
+def test_every_class_ships_its_forget_importance_equal_to_a_fresh_pass(fashion_mnist, shipped):
+    """A first class request on Fashion-MNIST's default model reads I_f from the package instead of a 6,000-image
+    pass: the file holds what the pass computes (one class recomputed here; to float rounding, the build ran
+    on two threads and the suite runs on one)."""
+    from ssd_core.importance import compute_importance
+    from ssd_core.methods.ssd import ssd_importances
+
+    split = make_split(fashion_mnist, ForgetRequest("class", 7))
+    cache = ImportanceCache(None)  # no disk cache: only the package's shipped files can answer
+    found = ssd_importances(shipped.model, split, "fisher", 64, device="cpu", cache=cache)
+    assert cache.misses == 0 and cache.hits == 2  # I_D and I_f
+    with both_cores():
+        computed = compute_importance(shipped.model, split.forget_train, "fisher", 64, "cpu")
+    for name, tensor in computed.items():
+        assert torch.allclose(found.forget[name], tensor, rtol=1e-5, atol=1e-12 * float(tensor.abs().max())), name
+
+
 def _default_unlearning(dataset, model, request):
     split = make_split(dataset, request)
     before = accuracy(model, split.retain_test)

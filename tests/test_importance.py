@@ -190,3 +190,27 @@ def test_the_importance_command_reports_bf16_against_float32(tmp_path, monkeypat
     cached = load_file(out["cache_file"])
     again = compute_importance(model, dataset.train(), "fisher", 64, "cpu")
     assert_close(cached, again, rtol=1e-5)
+
+
+def test_forget_importance_is_cached_per_forget_set_on_disk_for_classes_only(setup, tmp_path):
+    """I_f is cached like I_D under a key naming the forget set's images: a class's I_f is read back from disk (a new
+    process gets the same numbers without a pass), a random set's is kept in memory only, and another forget set
+    never reads the first one's."""
+    from ssd_core.methods.ssd import ssd_importances
+
+    ds, model, split = setup
+    first = ssd_importances(model, split, "fisher", 64, device="cpu", cache=ImportanceCache(tmp_path))
+    direct = compute_importance(model, split.forget_train, "fisher", 64, "cpu")
+    assert all(torch.equal(first.forget[k], direct[k]) for k in direct)
+    assert len(list(tmp_path.glob("*-forget-*.safetensors"))) == 1
+    fresh = ImportanceCache(tmp_path)  # a new process
+    again = ssd_importances(model, split, "fisher", 64, device="cpu", cache=fresh)
+    assert fresh.misses == 0 and again.full_cached
+    assert all(torch.equal(first.forget[k], again.forget[k]) for k in direct)
+    other = make_split(ds, ForgetRequest("class", 5))
+    five = ssd_importances(model, other, "fisher", 64, device="cpu", cache=fresh)
+    name = next(iter(direct))
+    assert fresh.misses == 1 and not torch.equal(five.forget[name], first.forget[name])
+    random_split = make_split(ds, ForgetRequest("random", k=50))
+    ssd_importances(model, random_split, "fisher", 64, device="cpu", cache=fresh)
+    assert fresh.misses == 2 and len(list(tmp_path.glob("*-forget-*.safetensors"))) == 2  # class 5 only added

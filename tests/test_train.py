@@ -94,6 +94,8 @@ def test_every_shipped_importance_matches_its_model_and_the_code(tmp_path, monke
         model = load_or_train(dataset, model_name, device="cpu").model
         for estimator in module.IMPORTANCE_ESTIMATORS:
             wanted.add(ImportanceCache.key(model, f"{dataset.fingerprint()}-train", estimator, module.IMPORTANCE_BATCH))
+    for dataset_name, model_name in module.SHIPPED_FORGET_IMPORTANCE_FOR:  # every class's I_f
+        wanted.update(module.forget_importance_keys(dataset_name, model_name).values())
     assert {p.stem for p in SHIPPED_IMPORTANCE.glob("*.safetensors")} == wanted
 
 
