@@ -213,3 +213,39 @@ def test_the_store_shares_errors_but_not_interruptions():
     leader.join(TIMEOUT)
     thread.join(TIMEOUT)
     assert outcomes == ["follower computed"]  # the follower took over instead of being stopped
+
+
+def test_a_page_job_that_waited_says_queued_then_drops_it_when_it_starts(monkeypatch):
+    """ui.method_runs.gate_slot: while the slot is taken the status label gets 'Queued: 0 ahead', and "" (the plain
+    label again) once the job starts, so no status box says "Queued" over a running job; a job that never waited
+    gets no message at all."""
+    from ui import method_runs
+
+    gate = HeavyJobGate(max_concurrent=1)
+    monkeypatch.setattr(method_runs.jobs, "default_gate", lambda: gate)
+    messages: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with gate.slot():
+            started.set()
+            release.wait(TIMEOUT)
+
+    def waiter() -> None:
+        with method_runs.gate_slot(messages.append):
+            messages.append("running")
+
+    first = threading.Thread(target=holder)
+    first.start()
+    started.wait(TIMEOUT)
+    second = threading.Thread(target=waiter)
+    second.start()
+    _until(lambda: messages == ["Queued: 0 ahead"], "the second job to queue")
+    release.set()
+    for thread in (first, second):
+        thread.join(TIMEOUT)
+    assert messages == ["Queued: 0 ahead", "", "running"]
+    alone: list[str] = []
+    with method_runs.gate_slot(alone.append):
+        pass
+    assert alone == []

@@ -118,7 +118,7 @@ def run_seeds_cached(prepared: Prepared, method: str, config: dict[str, Any], se
     key = seed_key(prepared.setup, method, config, seeds)
     if key not in results:
         options = {k: v for k, v in config.items() if k != "seed"}
-        with gate_slot(on_wait or (lambda message: progress and progress(0.0, message))):
+        with gate_slot(on_wait or (lambda message: progress and message and progress(0.0, message))):
             results[key] = seed_runs(method, prepared.model, prepared.split, prepared.setup.model, params=options,
                                      seeds=seeds, device=prepared.device, progress=progress)
         while len(results) > MAX_RESULTS:

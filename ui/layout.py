@@ -36,8 +36,11 @@ class Work:
         self._bar.progress(fraction, text=message + time_left(fraction, time.perf_counter() - self._start))
 
     def waiting(self, message: str) -> None:
-        """Shown in the box's label while the job waits for a free slot."""
-        self._status.update(label=f"{self._label.rstrip('…')}: {message}")
+        """Shown in the box's label while the job waits for a free slot ("": it started, the plain label again).
+        The box stays open: an update that leaves ``expanded`` out folds it in the browser, and the Cancel button
+        and the progress bar inside it went out of sight while the job waited and then ran."""
+        label = f"{self._label.rstrip('…')}: {message}" if message else self._label
+        self._status.update(label=label, expanded=True)
 
     def done(self, label: str) -> None:
         """The label the box closes with."""

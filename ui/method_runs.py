@@ -8,9 +8,10 @@ one batched pass with the prepared run's random reference logits for ZRF.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,13 +115,21 @@ def _small_diagnostics(diagnostics: dict[str, Any]) -> dict[str, Any]:
     return keep
 
 
-def gate_slot(on_wait_message: Callable[[str], None]):
-    """A slot of the process-wide heavy-job gate; while queued, ``on_wait_message`` gets 'Queued: N ahead'."""
+@contextlib.contextmanager
+def gate_slot(on_wait_message: Callable[[str], object]) -> Iterator[None]:
+    """A slot of the process-wide heavy-job gate; while queued, ``on_wait_message`` gets 'Queued: N ahead', and
+    "" once a job that waited starts (so no label says "Queued" while the job runs)."""
+    waited = False
 
     def on_wait(position: int) -> None:
+        nonlocal waited
+        waited = True
         on_wait_message(f"Queued: {position - 1} ahead")
 
-    return jobs.default_gate().slot(on_wait=on_wait)
+    with jobs.default_gate().slot(on_wait=on_wait):
+        if waited:
+            on_wait_message("")
+        yield
 
 
 def run_on_split(
@@ -131,7 +140,7 @@ def run_on_split(
     """Run ``method`` with ``config`` on ``split`` from the prepared original model, and evaluate it."""
     spec = available_methods()[method]
     cfg = make_config(spec.config_cls, config)
-    with gate_slot(on_wait or (lambda message: progress and progress(0.0, message))):
+    with gate_slot(on_wait or (lambda message: progress and message and progress(0.0, message))):
         result = run_method(method, prepared.model, split, cfg, device=prepared.device, progress=progress)
         start = time.perf_counter()
         evaluator = Evaluator(split, prepared.device, random_forget_logits=random_logits)

@@ -32,7 +32,7 @@ from torch import nn
 from ..data import ForgetSplit
 from ..metrics import evaluate, logits_of
 from ..models import get_spec
-from ..progress import OptionalProgress, report
+from ..progress import OptionalProgress, report, scaled
 from .distance import DISTANCE_SUBSETS, Distance, distance, per_class_js, per_class_tv
 from .layers import Embedding, LayerRow, class_target, embedding, layer_rows, layer_samples, representation
 from .lira import LIRA_SHADOWS, MembershipResult, ShadowSet, build_shadows, find_shadows, membership, shadow_plan
@@ -159,7 +159,9 @@ def _probe_train(split: ForgetSplit, limit: int | None, seed: int):
 
 def _audit_one(name: str, model: nn.Module, split: ForgetSplit, reference_logits: dict[str, torch.Tensor],
                reference_test: torch.Tensor, config: AuditConfig, shadows: ShadowSet | None,
-               device: torch.device | str) -> ModelAudit:
+               device: torch.device | str, progress: OptionalProgress = None) -> ModelAudit:
+    # A progress call between the steps (under 0.5 s apart on digits here): the dashboard's Cancel acts there.
+    report(progress, 0.0, f"auditing {name}: outputs")
     result = evaluate(model, split, device, with_mia=False)
     distances = {}
     for subset in DISTANCE_SUBSETS:
@@ -169,14 +171,18 @@ def _audit_one(name: str, model: nn.Module, split: ForgetSplit, reference_logits
     class_js = per_class_js(test_logits, reference_test, test.y, split.dataset.num_classes)
     class_tv = per_class_tv(test_logits, reference_test, test.y, split.dataset.num_classes)
     whole = len(split.forget_test) > 0
+    report(progress, 0.2, f"auditing {name}: the probe")
     probe = probe_accuracy(model, _probe_train(split, config.probe_max_train, config.seed), split.forget_test,
                            split.dataset.num_classes, device, config.feature_layer) if whole else None
     relearn = retain_relearn = None
     if whole:
         samples = pick_relearn_samples(split.forget_train, config.relearn_k, config.seed)
-        relearn = relearn_curve(model, samples, split.forget_test, steps=config.relearn_steps, device=device)
+        relearn = relearn_curve(model, samples, split.forget_test, steps=config.relearn_steps, device=device,
+                                progress=scaled(progress, 0.4, 0.6))
         retain = pick_relearn_samples(split.retain_train, RETAIN_RELEARN_K, config.seed + 1)
-        retain_relearn = relearn_curve(model, retain, split.forget_test, steps=config.relearn_steps, device=device)
+        retain_relearn = relearn_curve(model, retain, split.forget_test, steps=config.relearn_steps, device=device,
+                                       progress=scaled(progress, 0.6, 0.8))
+    report(progress, 0.8, f"auditing {name}: LiRA")
     lira = membership(model, split, shadows, device, config.max_non_members) if shadows is not None else None
     return ModelAudit(name, result.forget_test_acc, result.retain_test_acc, result.forget_train_acc, distances,
                       class_js, probe, relearn, lira, class_tv, retain_relearn)
@@ -296,21 +302,25 @@ def audit_models(original: nn.Module, unlearned: dict[str, nn.Module], split: Fo
     models = {"original": original, **{f"unlearned:{k}": v for k, v in unlearned.items()}, "retrained": reference}
     audits: dict[str, ModelAudit] = {}
     for i, (name, model) in enumerate(models.items()):
-        report(progress, i / len(models), f"auditing {name.removeprefix('unlearned:')}")
         audits[name] = _audit_one(name.removeprefix("unlearned:"), model, split, reference_logits, reference_test,
-                                  config, shadows, device)
+                                  config, shadows, device, scaled(progress, 0.95 * i / len(models),
+                                                                  0.95 * (i + 1) / len(models)))
     original_audit, retrained_audit = audits["original"], audits["retrained"]
     probe_random_layers: dict[str, float | None] = {}
     if config.layers:
         report(progress, 0.95, "comparing the models layer by layer")
         samples = layer_samples(split, config.seed)
         k = split.dataset.num_classes
-        reps = {name: representation(model, samples, k, device) for name, model in models.items()}
+        reps = {}
+        for i, (name, model) in enumerate(models.items()):
+            report(progress, 0.95 + 0.04 * i / len(models), f"comparing the models layer by layer: {name.removeprefix('unlearned:')}")
+            reps[name] = representation(model, samples, k, device)
         target = class_target(split)
         for name, audited in audits.items():
             audited.layers = layer_rows(reps[name], reps["original"], reps["retrained"])
             audited.embedding = embedding(audited.name, reps[name].embedding_features, samples, target,
                                           config.embedding, config.seed)
+        report(progress, 0.99, "comparing the models layer by layer: a random network")
         probe_random_layers = representation(random_like(reference, config.seed), samples, k, device).probe
     probe_random = None
     if len(split.forget_test):

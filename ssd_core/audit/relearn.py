@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Subset, to_float
+from ..progress import OptionalProgress, report
 
 RELEARN_K = 10
 RELEARN_STEPS = 30
@@ -62,13 +63,14 @@ def _accuracy(model: nn.Module, data: Subset, device: torch.device | str) -> flo
 
 def relearn_curve(model: nn.Module, samples: Subset, evaluate_on: Subset, *, steps: int = RELEARN_STEPS,
                   lr: float = RELEARN_LR, target: float = RELEARN_TARGET,
-                  device: torch.device | str = "cpu") -> RelearnCurve:
+                  device: torch.device | str = "cpu", progress: OptionalProgress = None) -> RelearnCurve:
     """Fine-tune a copy of ``model`` on ``samples``; accuracy on ``evaluate_on`` after each step."""
     work = copy.deepcopy(model).to(device).eval()
     x, y = to_float(samples.x, device), samples.y.to(device)
     optimizer = torch.optim.Adam(work.parameters(), lr=lr)
     curve = [_accuracy(work, evaluate_on, device)]
-    for _ in range(steps):
+    for step in range(steps):
+        report(progress, step / steps, f"relearning step {step + 1}/{steps}")
         optimizer.zero_grad()
         with torch.enable_grad():
             F.cross_entropy(work(x), y).backward()
