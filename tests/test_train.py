@@ -99,6 +99,24 @@ def test_every_shipped_importance_matches_its_model_and_the_code(tmp_path, monke
     assert {p.stem for p in SHIPPED_IMPORTANCE.glob("*.safetensors")} == wanted
 
 
+def test_a_first_shapes_request_reads_its_shipped_importance(tmp_path, monkeypatch):
+    """Shapes' default model ships its I_D, so a fresh machine's first shapes request passes over the forget class
+    only (718 images), not all 5,000 training images: the package's file answers and it is SSD's Fisher
+    importance, non-negative and alive in every layer."""
+    from ssd_core.importance import ImportanceCache
+    from ssd_core.methods.ssd import ssd_importances
+
+    monkeypatch.setenv("UNLEARNING_LAB_CACHE", str(tmp_path))
+    dataset = load_dataset("shapes")
+    model = load_or_train(dataset, "resnet18_narrow", device="cpu").model
+    cache = ImportanceCache(None)  # no disk cache of its own: only the package's files can answer
+    found = ssd_importances(model, make_split(dataset, ForgetRequest("class", 2)), "fisher", 64, device="cpu",
+                            cache=cache)
+    assert found.full_cached and cache.hits == 1 and cache.misses == 1  # I_D read; I_f computed
+    assert set(found.full) == {name for name, _ in model.named_parameters()}
+    assert all(bool((t >= 0).all()) and float(t.max()) > 0 for t in found.full.values())
+
+
 def test_every_shipped_retrained_model_matches_its_request_and_the_code(tmp_path, monkeypatch):
     """The models retrained without each class ship under the key retrain_from_scratch looks for: the
     retrain method (Compare) and the audit's reference both read them instead of training; a change of
