@@ -24,6 +24,7 @@ def test_importance_on_cuda_matches_cpu():
     model.to("cpu")
     for name in cpu:
         assert gpu[name].device.type == "cuda"
+        # float32 on both (ssd_core turns TF32 off: with it, 47% off on an H200; without, 3e-4 at most)
         assert torch.allclose(gpu[name].cpu(), cpu[name], rtol=1e-3, atol=1e-12), name
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import precision  # noqa: F401  (float32 stays float32 on NVIDIA GPUs: TF32 off)
 from ..errors import InputError
 
 
