@@ -236,6 +236,22 @@ def test_back_and_forward_move_one_page_at_a_time(server_url, browser):
     page.close()
 
 
+def test_the_history_script_takes_one_query_in_two_encodings_for_one_address(server_url, browser):
+    """A link writes ``forget=class:3``, the app writes the same setup back as ``class%3A3``: the history script
+    (ui/history.py) must take that push for the address already shown and replace it, or Back needs two
+    presses (a flaky failure of the test above, when the app's push came after the test read the history)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server_url + LINK)
+    page.wait_for_function("window.__labOneEntryPerPage === true", timeout=120_000)
+    _cards(page)
+    entries = page.evaluate("history.length")
+    page.evaluate("history.pushState({}, '', location.pathname + '?' + new URLSearchParams(location.search))")
+    assert "class%3A3" in page.url and page.evaluate("history.length") == entries
+    page.evaluate("history.pushState({}, '', location.pathname + '?' + location.search.slice(1).replace('alpha=40', 'alpha=41'))")
+    assert page.evaluate("history.length") == entries + 1  # another setting is another entry
+    page.close()
+
+
 OVERFLOW_JS = """() => {
   const cut = [];
   const shown = el => el.offsetParent !== null && el.getBoundingClientRect().height > 0 &&

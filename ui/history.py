@@ -5,8 +5,9 @@ and the app then writes the setup back into it (:func:`ui.links.mirror`), which 
 a second entry (``/lesson?dataset=...``). Back then lands on the bare entry, the same page, and
 only a second press leaves it. Streamlit offers no replace for a query change, so this installs a
 small script in the browser: a push that only adds a query to a bare page address, the same path,
-replaces that entry instead, and so does a push of the address already shown. Every other push (a
-slider move, a changed setup) is left as it is.
+replaces that entry instead, and so does a push of the address already shown (compared query by query,
+so a link's ``class:3`` and the app's ``class%3A3`` are the same). Every other push (a slider move, a
+changed setup) is left as it is.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ SCRIPT = """<span id="lab-history"></span><script>
     const next = url ? new URL(url, window.location.href) : null;
     const here = window.location;
     const samePage = next && next.pathname === here.pathname;
-    if (samePage && ((here.search === "" && next.search !== "") || next.search === here.search)) {
+    // the same query however it is encoded (a link's "class:3" is the app's "class%3A3")
+    const query = (search) => new URLSearchParams(search).toString();
+    if (samePage && ((here.search === "" && next.search !== "") || query(next.search) === query(here.search))) {
       return window.history.replaceState(state, title, url);
     }
     return push(state, title, url);
