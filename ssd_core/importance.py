@@ -371,7 +371,8 @@ class ImportanceCache:
         model_key: str | None = None,
         keep_on_disk: bool = True,
     ) -> ImportanceDict:
-        """I_D for ``model`` on ``data``; ``data_key`` must identify ``data`` (e.g. a dataset fingerprint).
+        """The importance of ``model`` on ``data`` (I_D on the training set, I_f on a forget set); ``data_key`` must
+        identify ``data`` (e.g. a dataset fingerprint, or :meth:`forget_data_key`).
         ``keep_on_disk=False`` keeps a computed importance in memory only (a forget set nobody asks for twice)."""
         key = self.key(model, data_key, estimator, batch_size, model_key)
         device = torch.device(device) if device is not None else next(model.parameters()).device

@@ -14,7 +14,7 @@ import streamlit as st
 from ssd_core.data import ForgetSplit
 from ssd_core.metrics import ACCURACY_KEYS, gap_to_retrain, is_over_forgetting
 
-from .method_runs import MAX_RESULTS, MethodRun, gate_slot, result_key
+from .method_runs import MAX_RESULTS, MethodRun, gate_slot, queue_note, result_key
 from .resources import Prepared
 from .state import RunSetup
 
@@ -118,7 +118,7 @@ def run_seeds_cached(prepared: Prepared, method: str, config: dict[str, Any], se
     key = seed_key(prepared.setup, method, config, seeds)
     if key not in results:
         options = {k: v for k, v in config.items() if k != "seed"}
-        with gate_slot(on_wait or (lambda message: progress and message and progress(0.0, message))):
+        with gate_slot(on_wait or queue_note(progress)):
             results[key] = seed_runs(method, prepared.model, prepared.split, prepared.setup.model, params=options,
                                      seeds=seeds, device=prepared.device, progress=progress)
         while len(results) > MAX_RESULTS:

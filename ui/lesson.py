@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from .method_runs import gate_slot
+from .method_runs import gate_slot, queue_note
 
 if TYPE_CHECKING:
     from .resources import Prepared
@@ -28,7 +28,7 @@ def lesson_relearn(prepared: Prepared, live: Any, progress: Callable[[float, str
     if key not in memo:
         split = prepared.split
         samples = pick_relearn_samples(split.forget_train, seed=prepared.setup.seed)
-        with gate_slot(lambda message: progress and message and progress(0.0, message)):
+        with gate_slot(queue_note(progress)):
             gold_key = ("retrained", prepared.setup.split_key(), prepared.setup.seed)
             if gold_key not in memo:
                 reference = retrained_reference(split, prepared.setup.model, seed=prepared.setup.seed,

@@ -132,6 +132,17 @@ def gate_slot(on_wait_message: Callable[[str], object]) -> Iterator[None]:
         yield
 
 
+def queue_note(progress: Callable[[float, str], None] | None) -> Callable[[str], None]:
+    """A ``gate_slot`` message callback for work without a status box: 'Queued: N ahead' as its progress
+    text (the "" of a start is left out: the work's own progress follows at once)."""
+
+    def note(message: str) -> None:
+        if progress is not None and message:
+            progress(0.0, message)
+
+    return note
+
+
 def run_on_split(
     prepared: Prepared, split: ForgetSplit, method: str, config: dict[str, Any],
     progress: Callable[[float, str], None] | None = None, keep_model: bool = False,
@@ -140,7 +151,7 @@ def run_on_split(
     """Run ``method`` with ``config`` on ``split`` from the prepared original model, and evaluate it."""
     spec = available_methods()[method]
     cfg = make_config(spec.config_cls, config)
-    with gate_slot(on_wait or (lambda message: progress and message and progress(0.0, message))):
+    with gate_slot(on_wait or queue_note(progress)):
         result = run_method(method, prepared.model, split, cfg, device=prepared.device, progress=progress)
         start = time.perf_counter()
         evaluator = Evaluator(split, prepared.device, random_forget_logits=random_logits)
