@@ -53,7 +53,8 @@ class _OwnThreadTracer(fx.Tracer):
 
 def _trace(model: nn.Module) -> fx.Graph | None:
     try:
-        return _OwnThreadTracer().trace(model)
+        with torch.no_grad():  # the graph of an evaluation (models may take in-place steps then, models._inference)
+            return _OwnThreadTracer().trace(model)
     except Exception:  # data-dependent control flow etc.: no shortcut, the full pass is used
         log.debug("torch.fx cannot trace %s; evaluating every layer", type(model).__name__, exc_info=True)
         return None

@@ -117,3 +117,31 @@ def test_the_memory_probe_counts_the_same_bytes_on_the_cpu_without_importing_dyn
         assert memory.activation_bytes(model, (1, 8, 8)) == on_cpu
     finally:
         memory.SMALL_PROBE_VALUES = old
+
+
+@pytest.mark.parametrize("name", ["resnet18_narrow", "resnet18_cifar100"])
+def test_an_evaluation_pass_adds_in_place_and_equals_the_pass_with_gradients(name):
+    """Without gradients the ResNets add the shortcut and apply ReLU in place (models._inference, a faster CPU
+    pass): the logits must be bitwise those of the out-of-place pass with gradients on, the input untouched,
+    and the graph the prefix shortcut traces (under no_grad) must give the same logits too."""
+    from ssd_core.data import Subset
+    from ssd_core.metrics import logits_of
+    from ssd_core.prefix import PrefixCache
+
+    model = build_model(name, 5, (3, 32, 32), (0.5,) * 3, (0.25,) * 3, seed=0).eval()
+    torch.manual_seed(0)
+    for m in model.modules():  # running statistics away from 0/1, so BatchNorm does something
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.rand(6, 3, 32, 32)
+    kept = x.clone()
+    with_grad = model(x).detach()
+    with torch.no_grad():
+        without = model(x)
+    assert torch.equal(with_grad, without) and torch.equal(x, kept)
+    data = Subset(x, torch.zeros(6, dtype=torch.long), torch.arange(6))
+    cache = PrefixCache(model, data, batch_size=6)
+    last = [n for n, _ in model.named_parameters()][-1]  # a change in the head: the graph runs from a late cut
+    assert cache.graph is not None and any(n.kwargs.get("inplace") for n in cache.nodes)
+    assert torch.equal(cache.logits(model, [last]), logits_of(model, data, "cpu", batch_size=6))
