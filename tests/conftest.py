@@ -25,6 +25,29 @@ os.environ["UNLEARNING_LAB_CACHE"] = os.path.join(_SCRATCH, "cache")
 os.environ["UNLEARNING_LAB_DATA"] = os.path.join(_SCRATCH, "data")
 
 
+
+def _scan_components_once() -> None:
+    """Every new AppTest scans all installed packages for Streamlit components (0.15-0.35 s each, several
+    hundred AppTests in the suite: about a minute in all). The installed packages do not change while the
+    tests run, so the first scan's answer serves every AppTest."""
+    try:
+        from streamlit.components.v2 import manifest_scanner
+    except ImportError:  # another Streamlit: nothing to share
+        return
+    scan = manifest_scanner.scan_component_manifests
+    found: list = []
+
+    def scan_once(*args, **kwargs):
+        if not found:
+            found.append(scan(*args, **kwargs))
+        return list(found[0])
+
+    manifest_scanner.scan_component_manifests = scan_once
+
+
+_scan_components_once()
+
+
 @dataclass
 class DigitsRun:
     dataset: object
