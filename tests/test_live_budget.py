@@ -112,6 +112,39 @@ def test_a_sampled_moves_collapse_warning_is_the_clis_read_from_the_guards_retai
     assert store.peek("guard_check", (prepared.key, 3.0, 1.0)) is None  # the full check (two passes) never ran
 
 
+def test_a_prefetched_neighbour_brings_its_collapse_check_so_a_move_there_runs_no_pass(monkeypatch):
+    """On sampled data a hand-set move's collapse warning is a pass of its own; the prefetcher computes it with the
+    neighbour's cards (the same check the foreground would make), so a step to a prefetched rung runs none."""
+    import time
+
+    from ssd_core.guard import CollapseGuard
+    from ui import resources
+    from ui.state import RunSetup
+
+    monkeypatch.setenv("UNLEARNING_LAB_PREFETCH", "1")
+    with both_cores():
+        at = new_app({**SHAPES, "alpha": "3", "lambda": "1"}).run()
+        assert_clean(at)
+        prepared = resources.peek_prepared(RunSetup(dataset="shapes", model="resnet18_narrow",
+                                                    request=ForgetRequest("class", 3)))
+        store = resources.resource_store()
+        keys = [(prepared.key, a, 1.0) for a in (2.0, 5.0)]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(store.peek(n, k) for n in ("live", "collapse_check") for k in keys):
+            time.sleep(0.1)
+        prefetched = store.peek("collapse_check", keys[1])
+        assert prefetched is not None and all(store.peek("live", k) for k in keys)
+        model, report = resources.engine(prepared).at(5.0, 1.0)
+        fresh = resources.collapse_guard(prepared).check(model, 5.0, 1.0, forget=False, changed=report.changed)
+        assert prefetched.retain_after == fresh.retain_after and prefetched.fired == fresh.fired
+        passes = []
+        check = CollapseGuard.check
+        monkeypatch.setattr(CollapseGuard, "check", lambda self, *a, **k: passes.append(a) or check(self, *a, **k))
+        at.select_slider(key="alpha").set_value(5.0).run()
+    assert_clean(at)
+    assert passes == []  # the move read the prefetched check
+
+
 def test_the_landscape_reads_the_cards_sample_by_default_so_a_cell_shows_the_cards_numbers():
     """On shapes the Landscape's default bound is the live sample, on the cards' class-stratified
     images: the cell at (40, 1.5) has the CLI's --eval-sample numbers, the cards' (test above)."""

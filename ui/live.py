@@ -340,11 +340,6 @@ def live_panel(prepared: Prepared) -> None:
         live = live_result(prepared, alpha, lam)
     if live is None:
         return
-    if setting is None:
-        previous = st.session_state.get(K_LAST_ALPHA)
-        prefetch.prefetch_neighbours(prepared, alpha, lam, alpha_options(alpha),
-                                     previous=previous[1] if previous and previous[0] == prepared.key else None)
-        st.session_state[K_LAST_ALPHA] = (prepared.key, alpha)
     metric_cards(prepared, live)
     sample_note(prepared, live)
     note = st.session_state.pop(K_GUARD_NOTE, None)
@@ -381,3 +376,9 @@ def live_panel(prepared: Prepared) -> None:
     if setting is None:  # on sampled data the check is its own forward pass: it must not hold the view back
         with guard_place.container(), guard("checking the retained classes"):
             guard_panel(prepared, live)
+        # Only now the neighbours: started earlier, their passes took the CPU from this move's own check, and the
+        # script (which cannot stop while it waits for that check) held the user's next move back.
+        previous = st.session_state.get(K_LAST_ALPHA)
+        prefetch.prefetch_neighbours(prepared, alpha, lam, alpha_options(alpha),
+                                     previous=previous[1] if previous and previous[0] == prepared.key else None)
+        st.session_state[K_LAST_ALPHA] = (prepared.key, alpha)

@@ -1,8 +1,8 @@
 """Work the user does not wait for, at a lower OS priority: prefetching the slider's neighbours (one
-background thread evaluates the α rungs either side of the current one, so a step-by-step slider move finds
-its numbers already in the shared store; the same numbers the foreground would compute: it calls
-:func:`ui.resources.compute_live`), and the collapse guard's own pass after the page is drawn
-(:func:`at_low_priority`)."""
+background thread evaluates the α rungs either side of the current one, cards and collapse check, so a
+step-by-step slider move finds its numbers already in the shared store; the same numbers the foreground would
+compute: it calls :func:`ui.resources.compute_live` and :func:`ui.resources.collapse_check`), and the collapse
+guard's own pass after the page is drawn (:func:`at_low_priority`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import streamlit as st
 from ssd_core.settings import settings
 from unlearning_lab import jobs
 
-from .resources import Prepared, compute_live
+from .resources import Prepared, collapse_check, compute_live
 from .store import resource_store
 
 log = logging.getLogger("unlearning_lab.ui")
@@ -74,8 +74,8 @@ class _Prefetcher:
             gate = jobs.default_gate()
             if gate.active or gate.waiting:
                 continue  # the server is busy with heavier work: skip, never slow it down
-            try:
-                compute_live(prepared, alpha, lam, scratch=None)
+            try:  # what a hand-set move to this setting shows: its cards and, after them, its collapse check
+                collapse_check(prepared, compute_live(prepared, alpha, lam, scratch=None))
             except Exception:  # a prefetch that fails is simply not there
                 log.debug("prefetch of alpha %s failed", alpha, exc_info=True)
 
