@@ -23,10 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def _inference() -> bool:
-    """True when no gradient is recorded (evaluation): the ResNets then add the shortcut and apply ReLU in
-    place, which gives bitwise the same values and makes a CPU evaluation pass about 14% faster (shapes'
-    resnet18_narrow: no new tensor per ReLU and per addition). With gradients on (training, importance,
-    saliency) they keep the out-of-place operations."""
+    """True when no gradient is recorded: the ResNets then add the shortcut and apply ReLU in place, which gives
+    bitwise the same values and makes a CPU evaluation pass about 4% faster (shapes' resnet18_narrow: no new
+    tensor per ReLU and per addition). That is evaluation, and also the importance pass, whose ``torch.func``
+    transforms run with autograd off (their gradients are bitwise the same, tests/test_models.py); training and
+    saliency record gradients and keep the out-of-place operations."""
     return not torch.is_grad_enabled()
 
 

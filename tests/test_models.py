@@ -145,3 +145,24 @@ def test_an_evaluation_pass_adds_in_place_and_equals_the_pass_with_gradients(nam
     last = [n for n, _ in model.named_parameters()][-1]  # a change in the head: the graph runs from a late cut
     assert cache.graph is not None and any(n.kwargs.get("inplace") for n in cache.nodes)
     assert torch.equal(cache.logits(model, [last]), logits_of(model, data, "cpu", batch_size=6))
+
+
+@pytest.mark.parametrize("estimator", ["fisher", "lossfree"])
+def test_the_importance_pass_takes_the_in_place_steps_and_its_numbers_stay_bitwise(estimator, monkeypatch):
+    """The importance pass's torch.func transforms run with autograd off, so the ResNets take their in-place steps
+    there too: its numbers (and so the shipped I_D files) must be bitwise those of the out-of-place forward."""
+    from ssd_core import models
+    from ssd_core.data import Subset
+    from ssd_core.importance import compute_importance
+
+    model = build_model("resnet18_narrow", 5, (3, 32, 32), (0.5,) * 3, (0.25,) * 3, seed=0).eval()
+    torch.manual_seed(1)
+    data = Subset(torch.rand(6, 3, 32, 32), torch.randint(0, 5, (6,)), torch.arange(6))
+    taken = []
+    inference = models._inference
+    monkeypatch.setattr(models, "_inference", lambda: taken.append(inference()) or taken[-1])
+    in_place = compute_importance(model, data, estimator, 3, "cpu")
+    assert any(taken)  # the pass did take the in-place steps
+    monkeypatch.setattr(models, "_inference", lambda: False)
+    out_of_place = compute_importance(model, data, estimator, 3, "cpu")
+    assert all(torch.equal(in_place[name], out_of_place[name]) for name in out_of_place)
