@@ -31,6 +31,14 @@ def _inference() -> bool:
     return not torch.is_grad_enabled()
 
 
+def _relu_of_sum(out: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    """A residual block's end, relu(out + shortcut), into ``out`` itself when no gradient is recorded."""
+    if _inference():
+        out += shortcut
+        return F.relu(out, inplace=True)
+    return F.relu(out + shortcut)
+
+
 class Normalize(nn.Module):
     """(x - mean) / std with per-channel buffers."""
 
@@ -121,14 +129,8 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inplace = _inference()
-        out = F.relu(self.bn1(self.conv1(x)), inplace=inplace)
-        out = self.bn2(self.conv2(out))
-        if inplace:
-            out += self.shortcut(x)
-        else:
-            out = out + self.shortcut(x)
-        return F.relu(out, inplace=inplace)
+        out = F.relu(self.bn1(self.conv1(x)), inplace=_inference())
+        return _relu_of_sum(self.bn2(self.conv2(out)), self.shortcut(x))
 
 
 class ResNet18(nn.Module):
@@ -177,11 +179,7 @@ class Cifar100BasicBlock(nn.Module):
                                           nn.BatchNorm2d(out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _inference():
-            out = self.residual_function(x)
-            out += self.shortcut(x)
-            return F.relu(out, inplace=True)
-        return F.relu(self.residual_function(x) + self.shortcut(x))
+        return _relu_of_sum(self.residual_function(x), self.shortcut(x))
 
 
 class Cifar100ResNet18(nn.Module):

@@ -25,7 +25,6 @@ os.environ["UNLEARNING_LAB_CACHE"] = os.path.join(_SCRATCH, "cache")
 os.environ["UNLEARNING_LAB_DATA"] = os.path.join(_SCRATCH, "data")
 
 
-
 def _scan_components_once() -> None:
     """Every new AppTest scans all installed packages for Streamlit components (0.15-0.35 s each, several
     hundred AppTests in the suite: about a minute in all). The installed packages do not change while the
