@@ -10,7 +10,9 @@ models in SHIPPED_IMPORTANCE, I_D (SSD's Fisher and LFSSD's loss-free importance
 shipped/importance/<cache key>.safetensors, so a first forget request costs the forget set's pass only,
 and for SHIPPED_FORGET_IMPORTANCE_FOR every class's I_f too, so a first class request costs no pass at all;
 and, for SHIPPED_RETRAINED_FOR, the model retrained without each class (the original's schedule and seed)
-under shipped/retrained/<key>, so Compare's retrain row and the audit's reference cost a file read.
+under shipped/retrained/<key>, so Compare's retrain row and the audit's reference cost a file read;
+and, for SHIPPED_OUTPUTS_FOR, the original's logits on every image under shipped/outputs/<key> (see
+ssd_core.original_outputs), so a "before" on every image costs a file read and a check of two batches.
 Seeded (seed 0): the same code and data give the same files. The JSON records test accuracy and the
 training seconds; the importance's seconds and images/s are printed.
 Fashion-MNIST is read where the loader finds it (Debian's dataset-fashion-mnist, or the lab's data folder).
@@ -57,6 +59,9 @@ SHIPPED_FORGET_IMPORTANCE_FOR = {("fashion_mnist", "smallcnn"): ("fisher",)}
 # The classes whose retrained model ships: every Fashion-MNIST class for smallcnn. Each costs one training run of
 # the original's schedule (338-611 s on a quiet 2-core machine, 706-1,664 s while other work ran).
 SHIPPED_RETRAINED_FOR = {("fashion_mnist", "smallcnn"): tuple(range(10))}
+# The original's logits on every image: a CLI run's "before" and the page's first "All images" on Fashion-MNIST
+# cost about 10 s of passes without them (2.8 MB); shapes' are 240 kB.
+SHIPPED_OUTPUTS_FOR = [("fashion_mnist", "smallcnn"), ("shapes", "resnet18_narrow")]
 IMPORTANCE_ESTIMATORS = ("fisher", "lossfree")
 IMPORTANCE_BATCH = 64
 
@@ -149,6 +154,26 @@ def build_retrained(dataset_name: str, model_name: str) -> None:
               f"{trained.seconds:.1f}s ({images / trained.seconds:.0f} images/s)", flush=True)
 
 
+def build_outputs(dataset_name: str, model_name: str) -> None:
+    from safetensors.torch import save_file
+
+    from ssd_core.metrics import split_outputs
+    from ssd_core.original_outputs import SHIPPED_OUTPUTS, outputs_key
+
+    dataset = load_dataset(dataset_name)
+    model = load_or_train(dataset, model_name, device="cpu").model
+    split = make_split(dataset, ForgetRequest("class", target=0))  # every split holds the whole train and test set
+    path = SHIPPED_OUTPUTS / f"{outputs_key(model, split, 'cpu')}.safetensors"
+    if path.exists():
+        print(f"logits {path.stem}: already shipped")
+        return
+    start = time.perf_counter()
+    outputs = split_outputs(model, split, "cpu")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"train": outputs.train_logits.contiguous(), "test": outputs.test_logits.contiguous()}, str(path))
+    print(f"logits {path.stem}: {time.perf_counter() - start:.1f}s")
+
+
 def main(only: list[str]) -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     wanted = [pair for pair in SHIPPED if not only or "/".join(pair) in only]
@@ -162,6 +187,8 @@ def main(only: list[str]) -> None:
             build_forget_importance(dataset_name, model_name)
         if (dataset_name, model_name) in SHIPPED_RETRAINED_FOR:
             build_retrained(dataset_name, model_name)
+        if (dataset_name, model_name) in SHIPPED_OUTPUTS_FOR:
+            build_outputs(dataset_name, model_name)
 
 
 if __name__ == "__main__":

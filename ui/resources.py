@@ -54,6 +54,7 @@ from ssd_core.metrics import (
     to_channels_last,
 )
 from ssd_core.models import ModelSpec, get_spec, last_conv_layer, resolve_device
+from ssd_core.original_outputs import original_outputs
 from ssd_core.progress import OptionalProgress, report, scaled
 from ssd_core.settings import settings
 from ssd_core.train import TrainConfig, TrainedModel, accuracy, load_or_train, train_model
@@ -345,7 +346,8 @@ def _original_outputs(setup: RunSetup, original: OriginalModel, split: ForgetSpl
     """The original model's logits on the whole train and test splits: the same for every forget
     request, so shared runs compute them once per (model, data) (read-only)."""
     key = (original.fingerprint, split.dataset.fingerprint(), str(device))
-    return store_for(setup).get("original_outputs", key, lambda: split_outputs(original.model, split, device))
+    return store_for(setup).get("original_outputs", key,
+                                lambda: original_outputs(original.model, split, device, original.fingerprint))
 
 
 def _prepare(setup: RunSetup, progress: OptionalProgress) -> Prepared:
