@@ -57,7 +57,7 @@ from ssd_core.models import ModelSpec, get_spec, last_conv_layer, resolve_device
 from ssd_core.original_outputs import original_outputs
 from ssd_core.progress import OptionalProgress, report, scaled
 from ssd_core.settings import settings
-from ssd_core.train import TrainConfig, TrainedModel, accuracy, load_or_train, train_model
+from ssd_core.train import TrainConfig, TrainedModel, accuracy, find_checkpoint, load_or_train, train_model
 from unlearning_lab import figures, jobs
 
 from .state import RunSetup
@@ -99,15 +99,12 @@ def available_datasets(data_dir: str | None = None) -> list[str]:
 def ui_methods() -> dict[str, MethodSpec]:
     """The methods the dashboard drives live: those whose config declares alpha and lambda live
     (``MethodSpec.is_live``; ssd and lfssd, and any plug-in that does the same)."""
-    registry = available_methods()
-    return {name: spec for name, spec in registry.items() if spec.is_live}
+    return {name: spec for name, spec in available_methods().items() if spec.is_live}
 
 
 def checkpoint_source(dataset: ImageDataset, model_name: str, seed: int) -> str | None:
     """'shipped' or 'cache' when a trained checkpoint exists for this choice, None when it will be
     trained, '' when that cannot be told."""
-    from ssd_core.train import find_checkpoint
-
     try:
         return find_checkpoint(dataset, model_name, seed)
     except Exception:  # noqa: BLE001 - only a hint for the sidebar
@@ -343,11 +340,12 @@ def _build(
 
 
 def _original_outputs(setup: RunSetup, original: OriginalModel, split: ForgetSplit, device: torch.device) -> SplitOutputs:
-    """The original model's logits on the whole train and test splits: the same for every forget
-    request, so shared runs compute them once per (model, data) (read-only)."""
+    """The original model's logits on the whole train and test splits, the same for every forget request: shared
+    runs read them from ssd_core's cache (memory, disk, shipped); an upload's stay in its session (read-only)."""
     key = (original.fingerprint, split.dataset.fingerprint(), str(device))
-    return store_for(setup).get("original_outputs", key,
-                                lambda: original_outputs(original.model, split, device, original.fingerprint))
+    build = (lambda: split_outputs(original.model, split, device)) if setup.is_session_local else \
+        (lambda: original_outputs(original.model, split, device, original.fingerprint))
+    return store_for(setup).get("original_outputs", key, build)
 
 
 def _prepare(setup: RunSetup, progress: OptionalProgress) -> Prepared:
