@@ -15,6 +15,8 @@ gives.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -59,7 +61,9 @@ def original_outputs(model: nn.Module, split: ForgetSplit, device: torch.device 
         from safetensors.torch import save_file
 
         cached.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"train": outputs.train_logits.contiguous(), "test": outputs.test_logits.contiguous()}, str(cached))
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}-{threading.get_ident()}.partial")
+        save_file({"train": outputs.train_logits.contiguous(), "test": outputs.test_logits.contiguous()}, str(partial))
+        os.replace(partial, cached)  # a reader (another process) never sees half a file
     except OSError as exc:
         log.warning("could not write the original's logits to %s: %s", cached, exc)
     return _remember(key, outputs)
