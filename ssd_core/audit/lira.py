@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from ..data import ForgetSplit, ImageDataset
-from ..metrics import logits_of
+from ..metrics import SplitOutputs, logits_of
 from ..progress import OptionalProgress, report, scaled
 
 log = logging.getLogger(__name__)
@@ -280,15 +280,17 @@ def tpr_at_fpr(members: np.ndarray, non_members: np.ndarray, fpr: float) -> floa
 
 
 def membership(model: nn.Module, split: ForgetSplit, shadows: ShadowSet, device: torch.device | str = "cpu",
-               max_non_members: int | None = None) -> MembershipResult:
-    """LiRA on ``model``: forget-train (members) against matched test images (see the module docstring)."""
+               max_non_members: int | None = None, outputs: SplitOutputs | None = None) -> MembershipResult:
+    """LiRA on ``model``: forget-train (members) against matched test images (see the module docstring).
+    ``outputs``: the model's logits on every image when the caller has them (no further pass)."""
     dataset = split.dataset
     if shadows.dataset_fingerprint != dataset.fingerprint():
         from ..errors import InputError
 
         raise InputError("These shadow models were built for other data.")
-    train_phi = scaled_confidence(logits_of(model, dataset.train(), device), dataset.train_y)
-    test_phi = scaled_confidence(logits_of(model, dataset.test(), device), dataset.test_y)
+    outputs = outputs or SplitOutputs(logits_of(model, dataset.train(), device), logits_of(model, dataset.test(), device))
+    train_phi = scaled_confidence(outputs.train_logits, dataset.train_y)
+    test_phi = scaled_confidence(outputs.test_logits, dataset.test_y)
     train_score, test_score = lira_scores(shadows, train_phi, test_phi)
     non_member_index = split.forget_test.indices if len(split.forget_test) else torch.arange(len(dataset.test_y))
     if max_non_members is not None and len(non_member_index) > max_non_members:
