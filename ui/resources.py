@@ -510,7 +510,7 @@ def collapse_check(prepared: Prepared, live: LiveResult, runner: Callable[[Calla
 
 def full_live(prepared: Prepared, alpha: float, lam: float) -> tuple[SplitOutputs, Evaluation]:
     """The numbers of (alpha, lambda) on every training and test image, kept like a move's (where a move reads
-    a sample, what "all images" shows and the forgetting-signal view reads)."""
+    a sample: what the "All images" button shows)."""
     if prepared.live_sample is None:
         live = compute_live(prepared, alpha, lam)
         return live.outputs, live.evaluation

@@ -953,30 +953,38 @@ def signal_caption(request_kind: str) -> str:
             "trained on.")
 
 
-def signal_values(outputs: Any, split: Any, quantity: str, seed: int = 0, max_per_group: int = 2000) -> dict[str, np.ndarray]:
-    """Per-sample ``quantity`` ("loss" or "entropy") of one model on forget-train, retain-train and
-    test images (a model's ``SplitOutputs``), each group capped at ``max_per_group`` images by a
-    seeded sample: the same seed picks the same images for every model, so two models' values
-    line up image by image."""
-    from ssd_core.metrics import entropy, per_sample_loss
+SIGNAL_PER_GROUP = 2000  # images per group the forgetting signal reads
 
-    ds = split.dataset
+
+def signal_sample(split: Any, seed: int = 0, max_per_group: int = SIGNAL_PER_GROUP) -> dict[str, np.ndarray]:
+    """The images the forgetting signal reads: forget-train and retain-train (training-set indices) and test
+    (test-set indices), each group capped at ``max_per_group`` by a seeded sample, so that every model is read
+    on the same images and two models' values line up image by image."""
     rng = np.random.default_rng(seed)
 
     def cap(index: torch.Tensor) -> np.ndarray:
         idx = index.numpy()
         return np.sort(rng.choice(idx, size=max_per_group, replace=False)) if idx.size > max_per_group else idx
 
-    def values(logits: torch.Tensor, labels: torch.Tensor, idx: np.ndarray) -> np.ndarray:
-        chosen = torch.from_numpy(idx)
-        if quantity == "entropy":
-            return entropy(logits[chosen]).numpy()
-        return per_sample_loss(logits[chosen], labels[chosen]).numpy()
-
     forget_idx, retain_idx = cap(split.forget_train.indices), cap(split.retain_train.indices)
-    test_idx = cap(torch.arange(len(ds.test_y)))
-    return {
-        "forget": values(outputs.train_logits, ds.train_y, forget_idx),
-        "retain": values(outputs.train_logits, ds.train_y, retain_idx),
-        "test": values(outputs.test_logits, ds.test_y, test_idx),
-    }
+    return {"forget": forget_idx, "retain": retain_idx, "test": cap(torch.arange(len(split.dataset.test_y)))}
+
+
+def signal_values(outputs: Any, split: Any, quantity: str, seed: int = 0,
+                  max_per_group: int = SIGNAL_PER_GROUP) -> dict[str, np.ndarray]:
+    """Per-sample ``quantity`` ("loss" or "entropy") of one model on the images :func:`signal_sample` picks.
+    ``outputs``: the model's ``SplitOutputs`` on every image, or a mapping from each group to its logits on
+    exactly those images (what a page that samples its cards computes: a pass over them only)."""
+    from ssd_core.metrics import entropy, per_sample_loss
+
+    ds = split.dataset
+    out = {}
+    for group, idx in signal_sample(split, seed, max_per_group).items():
+        chosen = torch.from_numpy(idx)
+        if isinstance(outputs, Mapping):
+            logits = outputs[group]
+        else:
+            logits = (outputs.test_logits if group == "test" else outputs.train_logits)[chosen]
+        labels = (ds.test_y if group == "test" else ds.train_y)[chosen]
+        out[group] = (entropy(logits) if quantity == "entropy" else per_sample_loss(logits, labels)).numpy()
+    return out
