@@ -41,10 +41,13 @@ def outputs_key(model: nn.Module, split: ForgetSplit, device: torch.device | str
 
 
 def original_outputs(model: nn.Module, split: ForgetSplit, device: torch.device | str = "cpu",
-                     model_key: str | None = None) -> SplitOutputs:
+                     model_key: str | None = None, *, keep: bool = True) -> SplitOutputs:
     """``model``'s logits on the whole train and test splits, as :func:`ssd_core.metrics.split_outputs` computes
     them, read from a cache where one holds them for this machine. ``model_key``: its
-    :func:`~ssd_core.importance.model_fingerprint` when the caller has it."""
+    :func:`~ssd_core.importance.model_fingerprint` when the caller has it. ``keep=False`` keeps computed logits
+    neither in memory nor on disk (a user's upload on a shared server)."""
+    if not keep:
+        return SplitOutputs(logits_of(model, split.train, device), logits_of(model, split.test, device))
     key = outputs_key(model, split, device, model_key)
     if key in _MEMORY:
         _MEMORY.move_to_end(key)

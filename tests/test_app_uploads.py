@@ -445,6 +445,11 @@ def test_two_sessions_with_different_uploads_never_see_each_other(exported, digi
         for key in items if namespace != "original_outputs" else ():
             parts = key if isinstance(key, tuple) else (key,)
             assert not any(f in str(part) for f in fingerprints for part in parts), (namespace, key)
+    # nor on the disk: the unlearned upload's logits stay out of ssd_core.original_outputs' cache
+    from ssd_core.train import cache_dir
+
+    stored = [p.name for p in (cache_dir() / "outputs").glob("*.safetensors")]
+    assert stored and not any(name.startswith(first_prepared.original.fingerprint) for name in stored), stored
 
     # a third session naming either upload in a link gets neither (#23)
     for upload_id in (first_id, second_id):

@@ -107,3 +107,13 @@ def test_the_clis_before_on_every_image_is_the_full_evaluation(capsys):
     for key in ("retain_test_acc", "forget_test_acc", "retain_train_acc", "forget_train_acc", "test_acc", "mia",
                 "per_class_acc", "confusion"):
         assert before[key] == want[key], key
+
+
+def test_keep_false_computes_and_keeps_nothing(counted):
+    """An upload's logits on a shared server (the page's audit of an uploaded checkpoint): computed, never kept."""
+    model, split = _setup("digits", "smallcnn")
+    path = cache_dir() / "outputs" / f"{oo.outputs_key(model, split, 'cpu')}.safetensors"
+    path.unlink(missing_ok=True)
+    for _ in range(2):
+        assert _equal(oo.original_outputs(model, split, keep=False), split_outputs(model, split, "cpu"))
+    assert sum(counted) == 2 * (len(split.train) + len(split.test)) and not path.exists()

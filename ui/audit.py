@@ -70,7 +70,8 @@ def run_audit_cached(prepared: Prepared, choice: AuditChoice, progress: Callable
                 prepared.model, prepared.split, prepared.setup.model, method_options(prepared.setup, choice),
                 seed=prepared.setup.seed, device=prepared.device, shadows=choice.shadows,
                 seeds=0 if choice.train_seeds else choice.seeds, train_seeds=choice.seeds if choice.train_seeds else 0,
-                config=AuditConfig(embedding=choice.embedding), progress=progress)
+                config=AuditConfig(embedding=choice.embedding), progress=progress,
+                keep_original=not prepared.setup.is_session_local)  # an upload's logits never go to the disk
         while len(results) > MAX_AUDITS:
             results.pop(next(iter(results)))
     return results[key]

@@ -285,7 +285,8 @@ def representation_verdict(unlearned: ModelAudit) -> Verdict:
 
 def audit_models(original: nn.Module, unlearned: dict[str, nn.Module], split: ForgetSplit, reference: nn.Module, *,
                  shadows: ShadowSet | None = None, config: AuditConfig | None = None,
-                 device: torch.device | str = "cpu", progress: OptionalProgress = None) -> AuditReport:
+                 device: torch.device | str = "cpu", progress: OptionalProgress = None,
+                 keep_original: bool = True) -> AuditReport:
     """Audit several unlearned models of one request (the original and reference measured once).
 
     Args:
@@ -297,6 +298,8 @@ def audit_models(original: nn.Module, unlearned: dict[str, nn.Module], split: Fo
         config: sample sizes and relearning schedule.
         device: where to compute.
         progress: ``progress(fraction, message)``.
+        keep_original: read and keep the original's logits in :mod:`ssd_core.original_outputs`' cache (False: an
+            upload on a shared server, whose logits stay off the disk).
 
     Returns:
         Every number per model and the verdict rows per unlearned model.
@@ -310,7 +313,7 @@ def audit_models(original: nn.Module, unlearned: dict[str, nn.Module], split: Fo
         step = scaled(progress, 0.95 * i / len(models), 0.95 * (i + 1) / len(models))
         report(step, 0.0, f"auditing {name.removeprefix('unlearned:')}: outputs")
         # one pass over every image per model (the original's is cached and, for the big shipped models, shipped)
-        outputs = original_outputs(original, split, device) if name == "original" else \
+        outputs = original_outputs(original, split, device, keep=keep_original) if name == "original" else \
             reference_outputs if name == "retrained" else split_outputs(model, split, device)
         audits[name] = _audit_one(name.removeprefix("unlearned:"), model, outputs, split, reference_outputs, config,
                                   shadows, device, step)

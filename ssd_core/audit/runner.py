@@ -84,7 +84,8 @@ def run_audit(run: AuditRun, progress: OptionalProgress = None) -> dict[str, Any
 def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: dict[str, dict[str, Any]], *,
                   seed: int = 0, device: torch.device | str = "cpu", shadows: int | None = None,
                   build_missing_shadows: bool = True, seeds: int = 0, train_seeds: int = 0,
-                  config: AuditConfig | None = None, progress: OptionalProgress = None) -> dict[str, Any]:
+                  config: AuditConfig | None = None, progress: OptionalProgress = None,
+                  keep_original: bool = True) -> dict[str, Any]:
     """Run each method from ``original`` on ``split`` and audit the results (the CLI and the page).
 
     Args:
@@ -102,6 +103,7 @@ def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: 
             retrained reference (mean and 95% interval).
         config: the audit's sample sizes and relearning schedule.
         progress: ``progress(fraction, message)``.
+        keep_original: as :func:`ssd_core.audit.audit_models` (False: an upload's logits stay off the disk).
 
     Returns:
         JSON-ready: ``methods`` (the options used), ``audit`` (every number and the verdicts),
@@ -143,7 +145,8 @@ def audit_request(original: nn.Module, split: ForgetSplit, model: str, methods: 
     seconds["methods"] = time.perf_counter() - t
     t = time.perf_counter()
     audited = audit_models(original, unlearned, split, reference, shadows=shadow_set, config=config, device=device,
-                           progress=scaled(progress, 0.7, 0.85 if seeds > 1 or train_seeds > 1 else 1.0))
+                           progress=scaled(progress, 0.7, 0.85 if seeds > 1 or train_seeds > 1 else 1.0),
+                           keep_original=keep_original)
     seconds["audit"] = time.perf_counter() - t
     spreads: dict[str, dict[str, dict]] = {"seeds": {}, "train_seeds": {}}
     for kind, count, vary in (("seeds", seeds, False), ("train_seeds", train_seeds, True)):
