@@ -52,6 +52,7 @@ def test_the_shipped_logits_are_read_checked_on_four_batches_and_equal_a_fresh_p
 
 def test_computed_logits_go_to_the_cache_and_are_read_from_it(counted):
     model, split = _setup("digits", "smallcnn")  # nothing shipped for digits
+    (cache_dir() / "outputs" / f"{oo.outputs_key(model, split, 'cpu')}.safetensors").unlink(missing_ok=True)  # earlier tests
     fresh = split_outputs(model, split, "cpu")
     first = oo.original_outputs(model, split)
     assert _equal(first, fresh) and sum(counted) == len(split.train) + len(split.test)
