@@ -155,10 +155,8 @@ def build_retrained(dataset_name: str, model_name: str) -> None:
 
 
 def build_outputs(dataset_name: str, model_name: str) -> None:
-    from safetensors.torch import save_file
-
     from ssd_core.metrics import split_outputs
-    from ssd_core.original_outputs import SHIPPED_OUTPUTS, outputs_key
+    from ssd_core.original_outputs import SHIPPED_OUTPUTS, outputs_key, save_outputs
 
     dataset = load_dataset(dataset_name)
     model = load_or_train(dataset, model_name, device="cpu").model
@@ -168,9 +166,7 @@ def build_outputs(dataset_name: str, model_name: str) -> None:
         print(f"logits {path.stem}: already shipped")
         return
     start = time.perf_counter()
-    outputs = split_outputs(model, split, "cpu")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"train": outputs.train_logits.contiguous(), "test": outputs.test_logits.contiguous()}, str(path))
+    save_outputs(split_outputs(model, split, "cpu"), path)
     print(f"logits {path.stem}: {time.perf_counter() - start:.1f}s")
 
 

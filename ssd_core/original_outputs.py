@@ -61,15 +61,21 @@ def original_outputs(model: nn.Module, split: ForgetSplit, device: torch.device 
             return _remember(key, found)
     outputs = SplitOutputs(logits_of(model, split.train, device), logits_of(model, split.test, device))
     try:
-        from safetensors.torch import save_file
-
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f"{cached.name}.{os.getpid()}-{threading.get_ident()}.partial")
-        save_file({"train": outputs.train_logits.contiguous(), "test": outputs.test_logits.contiguous()}, str(partial))
-        os.replace(partial, cached)  # a reader (another process) never sees half a file
+        save_outputs(outputs, cached)
     except OSError as exc:
         log.warning("could not write the original's logits to %s: %s", cached, exc)
     return _remember(key, outputs)
+
+
+def save_outputs(outputs: SplitOutputs, path: Path) -> None:
+    """Write logits where :func:`original_outputs` reads them (the cache, or the shipped folder), under a
+    temporary name first, so a reader (another process) never sees half a file."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    save_file({"train": outputs.train_logits.contiguous(), "test": outputs.test_logits.contiguous()}, str(partial))
+    os.replace(partial, path)
 
 
 def _read(path: Path, model: nn.Module, split: ForgetSplit, device: torch.device | str) -> SplitOutputs | None:
@@ -99,12 +105,10 @@ def _agrees(model: nn.Module, data: Subset, logits: torch.Tensor, device: torch.
         return True
     batch = eval_batch_size(data)
     last = (len(data) - 1) // batch * batch
-    for start in sorted({0, last}):
-        rows = torch.arange(start, min(start + batch, len(data)))
-        probe = Subset(data.x[rows], data.y[rows], data.indices[rows])
-        if not torch.equal(logits_of(model, probe, device, batch), logits[rows]):
-            return False
-    return True
+    # one call, the same batches as the full pass: rows [0, batch) and the tail from ``last``
+    rows = torch.cat([torch.arange(0, min(batch, last)), torch.arange(last, len(data))])
+    probe = Subset(data.x[rows], data.y[rows], data.indices[rows])
+    return torch.equal(logits_of(model, probe, device, batch), logits[rows])
 
 
 def clear_memory() -> None:
