@@ -90,21 +90,21 @@ def compute(prepared, alphas, lams, bound, budget) -> None:
     bar = c1.progress(0.0, text=f"sweeping {len(alphas)} × {len(lams)} settings")
     stop = c2.empty()
     stop.button("Stop", key="ls_stop", icon=":material/stop_circle:", width="stretch",
-                help="Stops the sweep; finished rows are kept.")
+                help="Stops the sweep; finished columns are kept.")
 
-    preview = st.empty()  # the forget heatmap fills in one λ row at a time while the sweep runs
+    preview = st.empty()  # the forget heatmap fills in one α column at a time while the sweep runs
 
-    def keep(partial) -> None:  # finished rows survive a Stop (which interrupts the script)
+    def keep(partial) -> None:  # finished columns survive a Stop (which interrupts the script)
         st.session_state[landscape.K_LANDSCAPE] = {"key": key, "result": partial, "hits": None}
         if not partial.complete:
             with preview.container():
                 show_chart(landscape.preview_figure(partial), key=f"landscape-preview-{len(partial.points)}")
-                st.caption("The rows finished so far; the other heatmaps, the Pareto rings and the frontier follow "
+                st.caption("The α columns finished so far; the other heatmaps, the Pareto rings and the frontier follow "
                            "when the sweep ends.")
 
     result, hits = landscape.run_landscape(
         prepared, alphas, lams, max_eval_per_subset=bound, time_budget_s=budget,
-        progress=lambda f, m: _show_progress(bar, f, m), on_row=keep,
+        progress=lambda f, m: _show_progress(bar, f, m), on_column=keep,
     )
     st.session_state[landscape.K_LANDSCAPE] = {"key": key, "result": result, "hits": hits}
     bar.empty()

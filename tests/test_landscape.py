@@ -69,25 +69,43 @@ def test_landscape_equals_the_library_sweep_and_reuses_identical_models(prepared
         assert result.grid(metric) == reference.grid(metric)
 
 
-def test_time_budget_keeps_finished_rows(prepared):
-    rows = []
+def test_time_budget_keeps_finished_columns(prepared):
+    columns = []
     result, _ = landscape.run_landscape(prepared, [10.0, 30.0], [0.5, 1.0, 2.0], time_budget_s=0.0,
-                                        on_row=rows.append)
+                                        on_column=columns.append)
     assert not result.complete and len(result.points) <= 1
-    full, _ = landscape.run_landscape(prepared, [10.0, 30.0], [0.5, 1.0], on_row=rows.append)
-    assert full.complete and [len(r.points) for r in rows[-2:]] == [2, 4]
+    full, _ = landscape.run_landscape(prepared, [10.0, 30.0, 50.0], [0.5, 1.0], on_column=columns.append)
+    assert full.complete and [len(c.points) for c in columns[-3:]] == [2, 4, 6]
+    assert [(p.alpha, p.lam) for p in columns[-2].points] == [(10.0, 0.5), (30.0, 0.5), (10.0, 1.0), (30.0, 1.0)]
 
 
-def test_a_running_sweep_previews_its_finished_rows(prepared):
-    """While the sweep runs, the page shows the forget heatmap of the rows done so far; the rows still
-    to come are blank, and the values are the finished sweep's."""
-    rows = []
+def test_the_sweep_runs_by_alpha_column_and_returns_the_grid_order_with_the_numbers_of_single_settings(prepared):
+    """Computed one α column at a time (the settings of a column share the first changed layer, so the prefix
+    shortcut runs the layers before it once per column), the points come back in the grid's order (λ rows,
+    α within a row), each with the numbers of that setting evaluated on its own."""
+    alphas, lams = [3.0, 30.0], [0.5, 2.0]
+    computed = []  # the progress messages, in the order the settings are computed
+    result = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,
+                   alphas, lams, progress=lambda fraction, message: computed.append(message))
+    assert computed == ["alpha 3, lambda 0.5", "alpha 3, lambda 2", "alpha 30, lambda 0.5", "alpha 30, lambda 2"]
+    assert [(p.alpha, p.lam) for p in result.points] == [(3.0, 0.5), (30.0, 0.5), (3.0, 2.0), (30.0, 2.0)]
+    for point in result.points:
+        alone = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,
+                      [point.alpha], [point.lam]).points[0]
+        assert (alone.forget_test_acc, alone.retain_test_acc, alone.mia, alone.selected) == \
+            (point.forget_test_acc, point.retain_test_acc, point.mia, point.selected)
+
+
+def test_a_running_sweep_previews_its_finished_columns(prepared):
+    """While the sweep runs, the page shows the forget heatmap of the α columns done so far; the columns
+    still to come are blank, and the values are the finished sweep's."""
+    columns = []
     alphas, lams = [10.0, 30.0], [0.5, 1.0, 2.0]
-    full, _ = landscape.run_landscape(prepared, alphas, lams, on_row=rows.append)
-    first = landscape.preview_figure(rows[0]).to_plotly_json()
+    full, _ = landscape.run_landscape(prepared, alphas, lams, on_column=columns.append)
+    first = landscape.preview_figure(columns[0]).to_plotly_json()
     cells = first["data"][0]["customdata"]  # [α, λ, the metric's value] per cell
-    assert [[cell[2] for cell in row] for row in cells] == [[p.forget_test_acc for p in full.points[:2]],
-                                                             [None, None], [None, None]]  # λ 1 and 2: not yet
+    assert [[cell[2] for cell in row] for row in cells] == [[p.forget_test_acc, None]
+                                                             for p in full.points if p.alpha == 10.0]  # α 30: not yet
     assert len(first["data"]) == 1 and "so far" in first["layout"]["title"]["text"]  # no Pareto rings yet
 
 

@@ -27,6 +27,7 @@ from ssd_core.sweep import (  # noqa: F401  (the page reads them from here)
     SweepResult,
     closest_to_retrain,
     default_eval_bound,
+    grid_order,
     log_grid,
     mark_pareto,
     point_of,
@@ -233,12 +234,12 @@ def run_landscape(
     max_eval_per_subset: int | None = None,
     time_budget_s: float | None = None,
     progress: OptionalProgress = None,
-    on_row: Callable[[SweepResult], None] | None = None,
+    on_column: Callable[[SweepResult], None] | None = None,
 ) -> tuple[SweepResult, int]:
-    """The grid sweep with the prepared (cached) importances, one lambda row at a time (so a
-    stopped sweep keeps its finished rows: ``on_row`` gets the partial result after each row).
-    Returns the result (Pareto points marked over the whole grid) and how many settings reused an
-    identical model's evaluation."""
+    """The grid sweep with the prepared (cached) importances, one alpha column at a time (so a
+    stopped sweep keeps its finished columns: ``on_column`` gets the partial result after each column;
+    columns are faster than rows, see :func:`ssd_core.sweep.grid_order`). Returns the result (Pareto
+    points marked over the whole grid) and how many settings reused an identical model's evaluation."""
     split, device = prepared.split, prepared.device
     cards_sample = max_eval_per_subset is not None and max_eval_per_subset == prepared.live_sample
     evaluator = MemoEvaluator(Evaluator(split, device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed,
@@ -246,23 +247,23 @@ def run_landscape(
     start = time.perf_counter()
     points: list[SweepPoint] = []
     complete = True
-    for j, lam in enumerate(lams):
+    for i, alpha in enumerate(alphas):
         remaining = None if time_budget_s is None else time_budget_s - (time.perf_counter() - start)
         if remaining is not None and remaining <= 0:
             complete = False
             break
-        row = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, split, list(alphas), [lam],
-                    device=device, time_budget_s=remaining, evaluator=evaluator,
-                    progress=scaled(progress, j / len(lams), (j + 1) / len(lams)))
-        points.extend(row.points)
-        if not row.complete:
+        column = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, split, [alpha],
+                       list(lams), device=device, time_budget_s=remaining, evaluator=evaluator,
+                       progress=scaled(progress, i / len(alphas), (i + 1) / len(alphas)))
+        points = grid_order(points + column.points, lams)
+        if not column.complete:
             complete = False
-        if on_row is not None or not complete:
+        if on_column is not None or not complete:
             mark_pareto(points)
             partial = SweepResult(list(alphas), list(lams), list(points), time.perf_counter() - start,
-                                  complete and j == len(lams) - 1, evaluator.sizes())
-            if on_row is not None:
-                on_row(partial)
+                                  complete and i == len(alphas) - 1, evaluator.sizes())
+            if on_column is not None:
+                on_column(partial)
         if not complete:
             break
     mark_pareto(points)
@@ -304,7 +305,7 @@ def heatmap_figures(result: SweepResult, current: tuple[float, float] | None, th
 
 
 def preview_figure(result: SweepResult, theme: str = "default") -> Any:
-    """The forget-accuracy heatmap of a sweep still running: its finished λ rows, the rest blank
+    """The forget-accuracy heatmap of a sweep still running: its finished α columns, the rest blank
     (Pareto rings wait for the whole grid, which can change them)."""
     label, better, note = METRICS["forget"]
     return figures.landscape_heatmap_figure(result.alphas, result.lams, metric_grid(result, "forget"),
