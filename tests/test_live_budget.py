@@ -14,6 +14,7 @@ from apptest_helpers import assert_clean, both_cores, metric_values, new_app
 from ssd_core.cli import main
 from ssd_core.data import ForgetRequest, load_dataset, make_split
 from ssd_core.metrics import LIVE_FULL_IMAGES, accuracy_interval, live_sample_size
+from ui.state import RunSetup
 
 SHAPES = {"dataset": "shapes", "model": "resnet18_narrow", "forget": "class:3", "method": "ssd", "alpha": "40",
           "lambda": "1.5"}
@@ -41,8 +42,16 @@ def test_which_data_a_move_samples(monkeypatch):
     assert live_sample_size(shapes) == 500
 
 
-def test_shapes_cards_read_the_cli_sample_and_all_images_come_on_request():
+def test_shapes_cards_read_the_cli_sample_and_all_images_come_on_request(monkeypatch):
+    import streamlit as st
+
+    from ui import resources
+
     sampled, full = cli("--eval-sample", "200"), cli()
+    st.cache_resource.clear()  # prepared afresh, with a spy on ZRF's random model
+    random_passes = []
+    real = resources.random_reference_logits
+    monkeypatch.setattr(resources, "random_reference_logits", lambda *a, **k: random_passes.append(a) or real(*a, **k))
     assert sampled["evaluated"] == {"forget_train": 200, "retain_train": 200, "forget_test": 138, "retain_test": 200}
     assert full["evaluated"]["retain_train"] == sampled["forget"]["n_retain_train"]
     at = new_app({**SHAPES, "page": "unlearn"}).run()
@@ -60,8 +69,13 @@ def test_shapes_cards_read_the_cli_sample_and_all_images_come_on_request():
                             "±0.0 pp")
     note = next(c.value for c in at.caption if c.value.startswith("The cards read a fixed, class-stratified sample"))
     assert "at most 200 images each (738 of 5,000" in note and "All images at this setting" not in note
+    assert random_passes == []  # the sampled cards show no ZRF: the first screen skips its random model's pass
     at.button(key="live_full").click().run()
     assert_clean(at)
+    assert len(random_passes) == 1  # all images: ZRF's random model, once, and its ZRF is the CLI's
+    prepared = resources.peek_prepared(RunSetup(dataset="shapes", model="resnet18_narrow",
+                                                request=ForgetRequest("class", 3)))
+    assert prepared is not None and resources.peek_full_live(prepared, 40.0, 1.5).zrf == full["after"]["zrf"]
     note = next(c.value for c in at.caption if c.value.startswith("The cards read a fixed, class-stratified sample"))
     after = full["after"]
     assert (f"All images at this setting: forget test {pct(after['forget_test_acc'])}, forget train "

@@ -1,28 +1,26 @@
-"""Shared, read-only resources: datasets, original models, importances and everything about a
-run setup that does not depend on alpha or lambda.
+"""Shared, read-only resources: datasets, original models, importances and everything about a run setup that does not
+depend on alpha or lambda.
 
 They live in one process-wide :class:`unlearning_lab.store.ResultStore` held by ``st.cache_resource``, so every
-session shares them and nothing is computed twice. The store (rather than caching the loaders
-themselves with ``st.cache_resource``) lets the long steps report progress to the page that
-asked for them. Nothing here is ever mutated after it is built: sessions dampen into their own
-scratch copy (see :mod:`ui.live`).
+session shares them and nothing is computed twice. The store (rather than caching the loaders themselves with
+``st.cache_resource``) lets the long steps report progress to the page that asked for them. Nothing here is ever
+mutated after it is built: sessions dampen into their own scratch copy (see :mod:`ui.live`).
 
-Many users: the store is also how identical concurrent requests share one computation (one
-builder per key, the others wait for its result; no second mechanism such as
-``unlearning_lab.jobs.single_flight`` is layered on top). The heavy part of every build (training or
-loading the original, importances, evaluation) runs inside a slot of the process-wide
-``unlearning_lab.jobs.default_gate()`` (``UNLEARNING_LAB_MAX_HEAVY_JOBS``, default 2), so a crowd
-queues ("Queued: N ahead of you") instead of thrashing the CPU; slider moves are cheap and never
-queue.
+Many users: the store is also how identical concurrent requests share one computation (one builder per key, the
+others wait for its result; no second mechanism such as ``unlearning_lab.jobs.single_flight`` is layered on top).
+The heavy part of every build (training or loading the original, importances, evaluation) runs inside a slot of the
+process-wide ``unlearning_lab.jobs.default_gate()`` (``UNLEARNING_LAB_MAX_HEAVY_JOBS``, default 2), so a crowd
+queues ("Queued: N ahead of you") instead of thrashing the CPU; slider moves are cheap and never queue.
 
-Uploads (a user's checkpoint or dataset zip) never enter the shared store: a setup that uses one
-is prepared in its own session (:func:`ui.store.store_for`), its key carries the upload's content hash
-and the session id, and its importances are cached per session, keyed by the weights fingerprint.
+Uploads (a user's checkpoint or dataset zip) never enter the shared store: a setup that uses one is prepared in its
+own session (:func:`ui.store.store_for`), its key carries the upload's content hash and the session id, and its
+importances are cached per session, keyed by the weights fingerprint.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -130,19 +128,23 @@ def needs_training(setup: RunSetup) -> bool:
     return checkpoint_source(dataset, setup.model, setup.seed) is None
 
 
+def dataset_of(setup: RunSetup) -> ImageDataset:
+    """The setup's dataset: the registry's (loaded once per process) or its session's upload."""
+    if setup.data_upload is None:
+        return cached_dataset(setup.dataset, setup.data_dir)
+    from . import uploads
+
+    upload = uploads.get_dataset(st.session_state, setup.data_upload)
+    if upload is None:
+        raise InputError("The uploaded dataset is no longer in this session; upload the zip again.")
+    return upload.dataset
+
+
 def training_estimate(setup: RunSetup) -> tuple[float, int, int]:
     """(estimated seconds, epochs, training images) for training ``setup``'s original model here."""
     from ssd_core.train import estimate_training_seconds
 
-    if setup.data_upload is not None:
-        from . import uploads
-
-        upload = uploads.get_dataset(st.session_state, setup.data_upload)
-        if upload is None:
-            raise InputError("The uploaded dataset is no longer in this session; upload the zip again.")
-        dataset = upload.dataset
-    else:
-        dataset = cached_dataset(setup.dataset, setup.data_dir)
+    dataset = dataset_of(setup)
     config = TrainConfig.default(dataset.name, setup.model, setup.seed)
     device = resolve_device(setup.device)
     key = (dataset.fingerprint(), setup.model, setup.seed, str(device))
@@ -207,7 +209,7 @@ class Prepared:
     # The original's logits and numbers on every image, computed on first use: on large data the Unlearn page's
     # cards read the live sample (``before_live``), so its first screen does not wait for 70,000 images.
     before_source: Callable[[], SplitOutputs]
-    random_logits: torch.Tensor
+    random_source: Callable[[], torch.Tensor]  # ZRF's random reference on the forget set, see random_logits
     ratio_summaries: list[figures.LayerRatioSummary]
     importance_sample: figures.ImportanceSample
     # What a slider move reads: every image, or on large data a fixed stratified sample per card
@@ -216,6 +218,12 @@ class Prepared:
     before_live: Evaluation | None  # the original on the live sample, what the cards compare with (None: every image)
     seconds: dict[str, float] = field(default_factory=dict)
     _before_memo: list[tuple[SplitOutputs, Evaluation]] = field(default_factory=list, repr=False)
+
+    @functools.cached_property
+    def random_logits(self) -> torch.Tensor:
+        """A random same-architecture model's logits on forget-train, computed on first use: only full-set
+        numbers read them (ZRF), so a sampled first screen skips them (1.1 s on a Fashion-MNIST class)."""
+        return self.random_source()
 
     def before_evaluation(self) -> tuple[SplitOutputs, Evaluation]:
         """The original's logits and numbers on every image (computed on first use, then kept)."""
@@ -317,10 +325,11 @@ def _build(
 
         start = time.perf_counter()
         report(progress, 0.93, "evaluating the original model")
-        random_logits = random_reference_logits(setup.model, split, device, seed=setup.seed)
         per_card = live_sample_size(split)
+        random_source = functools.partial(random_reference_logits, setup.model, split, device, seed=setup.seed)
+        random_logits = random_source() if per_card is None else None  # sampled cards show no ZRF
         live_evaluator = Evaluator(split, device, max_per_subset=per_card, seed=setup.seed, stratified=True,
-                                   random_forget_logits=random_logits if per_card is None else None,
+                                   random_forget_logits=random_logits,
                                    shortcut_from=original.model)
         before_live = live_evaluator(original.model) if per_card is not None else None
         seconds["evaluation"] = time.perf_counter() - start
@@ -329,9 +338,10 @@ def _build(
     summaries = figures.layer_ratio_summaries(importances.full, importances.forget)
     sample = figures.sample_importances(importances.full, importances.forget, seed=setup.seed)
     prepared = Prepared(setup, dataset, split, original, method_spec, model_spec, importances,
-                        lambda: _original_outputs(setup, original, split, device), random_logits, summaries, sample,
+                        lambda: _original_outputs(setup, original, split, device), random_source, summaries, sample,
                         live_evaluator, before_live, seconds)
-    if per_card is None:  # small data: a move reads every image anyway, so the original's numbers on them now
+    if random_logits is not None:  # small data: a move reads every image anyway, so the original's numbers now
+        prepared.random_logits = random_logits
         start = time.perf_counter()
         prepared.before_evaluation()
         seconds["evaluation"] += time.perf_counter() - start
@@ -418,16 +428,8 @@ def _session_original(setup: RunSetup, dataset: ImageDataset, device: torch.devi
 
 
 def _prepare_session_local(setup: RunSetup, progress: OptionalProgress) -> Prepared:
-    from . import uploads
-
     _check_setup(setup)
-    if setup.data_upload is not None:
-        upload = uploads.get_dataset(st.session_state, setup.data_upload)
-        if upload is None:
-            raise InputError("The uploaded dataset is no longer in this session; upload the zip again.")
-        dataset = upload.dataset
-    else:
-        dataset = cached_dataset(setup.dataset, setup.data_dir)
+    dataset = dataset_of(setup)
     return _build(
         setup, dataset,
         lambda device, p: _session_original(setup, dataset, device, p),
@@ -583,12 +585,10 @@ def engine(prepared: Prepared) -> SSDEngine:
 def compute_live(prepared: Prepared, alpha: float, lam: float, scratch: nn.Module | None = None) -> LiveResult:
     """Dampen with cached importances and evaluate once (what a slider move costs).
 
-    The dampened model is always the caller's own (``scratch``, or a new copy). Its outputs and
-    metrics depend only on (prepared run, alpha, lambda), so they are kept (:func:`store_for`): for
-    shared runs process-wide, so a classroom moving the same sliders on the same run evaluates each
-    setting once and concurrent identical moves wait for one evaluation; for uploads in the session.
-    They are read-only.
-    """
+    The dampened model is always the caller's own (``scratch``, or a new copy). Its outputs and metrics depend only
+    on (prepared run, alpha, lambda), so they are kept, read-only (:func:`store_for`): for shared runs process-wide,
+    so a classroom moving the same sliders on the same run evaluates each setting once and concurrent identical
+    moves wait for one evaluation; for uploads in the session."""
     start = time.perf_counter()
     model, dampening_report = engine(prepared).at(alpha, lam, into=scratch)
     damp_seconds = time.perf_counter() - start
