@@ -117,7 +117,8 @@ def auto_alpha_figures(device: torch.device, moves: int = 15) -> dict:
         split = make_split(dataset, ForgetRequest("class", cls))
         imp = ssd_importances(model, split, device=device)
         ratios = finite_ratios(imp.full, imp.forget)  # the page computes them once per run
-        guard = CollapseGuard(model, split.retain_train, split.forget_train, device, whole_classes=True)
+        guard = CollapseGuard(model, split.retain_train, split.forget_train, device, whole_classes=True,
+                              cache=False)  # the search itself is timed
         scratch = to_channels_last(copy.deepcopy(model))
         chosen = adaptive_alpha(imp.full, imp.forget, len(split.forget_train), len(split.train), ratios=ratios)
         manual, auto = [], []

@@ -12,7 +12,9 @@ and for SHIPPED_FORGET_IMPORTANCE_FOR every class's I_f too, so a first class re
 and, for SHIPPED_RETRAINED_FOR, the model retrained without each class (the original's schedule and seed)
 under shipped/retrained/<key>, so Compare's retrain row and the audit's reference cost a file read;
 and, for SHIPPED_OUTPUTS_FOR, the original's logits on every image under shipped/outputs/<key> (see
-ssd_core.original_outputs), so a "before" on every image costs a file read and a check of two batches.
+ssd_core.original_outputs), so a "before" on every image costs a file read and a check of two batches;
+and, for SHIPPED_GUARD_FOR, the collapse guard's search from automatic alpha (lambda 1) for every class that
+needs one under shipped/guard/<key>.json (see ssd_core.guard_cache), so that first screen costs one probe.
 Seeded (seed 0): the same code and data give the same files. The JSON records test accuracy and the
 training seconds; the importance's seconds and images/s are printed.
 Fashion-MNIST is read where the loader finds it (Debian's dataset-fashion-mnist, or the lab's data folder).
@@ -62,6 +64,9 @@ SHIPPED_RETRAINED_FOR = {("fashion_mnist", "smallcnn"): tuple(range(10))}
 # The original's logits on every image: a CLI run's "before" and the page's first "All images" on Fashion-MNIST
 # cost about 10 s of passes without them (2.8 MB); shapes' are 240 kB.
 SHIPPED_OUTPUTS_FOR = [("fashion_mnist", "smallcnn"), ("shapes", "resnet18_narrow")]
+# The guard's search from automatic α at λ = 1 for every class: 5 s before the first screen of a Fashion-MNIST class
+# whose automatic α leaves it recognised (0, 2, 4, 6), a file read and one probe with it. A few hundred bytes a class.
+SHIPPED_GUARD_FOR = [("fashion_mnist", "smallcnn")]
 IMPORTANCE_ESTIMATORS = ("fisher", "lossfree")
 IMPORTANCE_BATCH = 64
 
@@ -126,6 +131,32 @@ def build_forget_importance(dataset_name: str, model_name: str) -> None:
               f"({len(split.forget_train) / found.forget_seconds:.0f} images/s)", flush=True)
 
 
+def build_guard(dataset_name: str, model_name: str) -> None:
+    """The guard's search for every class whose automatic α (λ = 1) needs one, as ``assd`` and the page run it.
+    Its key holds the code of guard.py and dampening.py: after editing them, delete shipped/guard/ and run this."""
+    from ssd_core.dampening import finite_ratios
+    from ssd_core.guard import CollapseGuard, adaptive_alpha
+    from ssd_core.guard_cache import SHIPPED_GUARD, fix_key, save_fix
+    from ssd_core.methods.ssd import ssd_importances
+
+    dataset = load_dataset(dataset_name)
+    model = load_or_train(dataset, model_name, device="cpu").model
+    for target in range(len(dataset.classes)):
+        split = make_split(dataset, ForgetRequest("class", target=target))
+        found = ssd_importances(model, split, "fisher", IMPORTANCE_BATCH, device="cpu")
+        guard = CollapseGuard(model, split.retain_train, split.forget_train, "cpu", whole_classes=True, cache=False)
+        alpha = adaptive_alpha(found.full, found.forget, len(split.forget_train), len(split.train),
+                               ratios=finite_ratios(found.full, found.forget)).alpha
+        check = guard.check_setting(model, found.full, found.forget, alpha, 1.0)
+        if not (check.fired or check.incomplete):
+            print(f"guard class {target}: automatic alpha {alpha:.3g} needs no search")
+            continue
+        path = SHIPPED_GUARD / f"{fix_key(guard, model, found.full, found.forget, alpha, 1.0)}.json"
+        fix = guard.fix(model, found.full, found.forget, alpha, 1.0)
+        save_fix(fix, path)
+        print(f"guard class {target}: {fix.setting()} after {fix.probes} probes, {fix.seconds:.1f}s", flush=True)
+
+
 def retrained_stems(dataset_name: str, model_name: str) -> dict[int, str]:
     """Class index -> file stem of the model retrained without that class (seed 0, default schedule), for the
     classes SHIPPED_RETRAINED_FOR lists."""
@@ -185,6 +216,8 @@ def main(only: list[str]) -> None:
             build_retrained(dataset_name, model_name)
         if (dataset_name, model_name) in SHIPPED_OUTPUTS_FOR:
             build_outputs(dataset_name, model_name)
+        if (dataset_name, model_name) in SHIPPED_GUARD_FOR:
+            build_guard(dataset_name, model_name)
 
 
 if __name__ == "__main__":

@@ -177,12 +177,15 @@ class CollapseGuard:
         whole_classes: the forget set is whole classes, so "forgotten" has a level (accuracy at most
             :data:`FORGOTTEN`, what a model never trained on them gives) and the guard also
             corrects an alpha that leaves them recognised. For samples it only guards the rest.
+        cache: read and keep :meth:`fix`'s searches in :mod:`ssd_core.guard_cache` (False for a user's upload on
+            a shared server, and where a search is timed).
     """
 
     def __init__(self, model: nn.Module, retain_train: Subset, forget_train: Subset, device: torch.device | str,
                  *, threshold: float = RETAIN_DROP, samples: int | None = None, seed: int = 0,
-                 whole_classes: bool = False) -> None:
+                 whole_classes: bool = False, cache: bool = True) -> None:
         self.device = torch.device(device)
+        self.cache = cache
         self.threshold = float(threshold)
         self.forget_limit = FORGOTTEN if whole_classes else None
         if samples is None:
@@ -270,13 +273,26 @@ class CollapseGuard:
             alpha: the setting's alpha; lam: lambda (kept).
             scratch: a same-architecture model to dampen into (saves a copy per probe).
 
+        A search made before for the same model, importances, samples and start is read back from
+        :mod:`ssd_core.guard_cache` (checked at its answer) unless the guard was built with ``cache=False``.
+
         Returns:
             The suggested alpha with its check, whether the forget set is forgotten there, and how
             many probes it took.
         """
+        scratch = scratch if scratch is not None else to_channels_last(copy.deepcopy(model))
+        if not self.cache:
+            return self._search_fix(model, full, forget, alpha, lam, scratch)
+        from .guard_cache import cached_fix
+
+        return cached_fix(self, model, full, forget, alpha, lam, scratch,
+                          lambda: self._search_fix(model, full, forget, alpha, lam, scratch))
+
+    def _search_fix(self, model: nn.Module, full: ImportanceDict, forget: ImportanceDict, alpha: float, lam: float,
+                    scratch: nn.Module) -> GuardFix:
+        """:meth:`fix`'s search (two bisections on the line, then the wider search for whole classes)."""
         start = time.perf_counter()
         probes = 0
-        scratch = scratch if scratch is not None else to_channels_last(copy.deepcopy(model))
 
         def probe(a: float, retain: bool = True, forget_part: bool = True, lam_: float = lam) -> GuardCheck:
             nonlocal probes

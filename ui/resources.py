@@ -470,7 +470,7 @@ def collapse_guard(prepared: Prepared) -> CollapseGuard:
     split = prepared.split
     return _derived(prepared, "guard", (), lambda: CollapseGuard(
         prepared.model, split.retain_train, split.forget_train, prepared.device,
-        whole_classes=prepared.setup.request.kind in ("class", "subclass")))
+        whole_classes=prepared.setup.request.kind in ("class", "subclass"), cache=not prepared.setup.is_session_local))
 
 
 def auto_alpha(prepared: Prepared, lam: float) -> AutoSetting:
