@@ -86,6 +86,9 @@ def _show_progress(bar, fraction: float, message: str) -> None:
 
 def compute(prepared, alphas, lams, bound, budget) -> None:
     key = (prepared.key, tuple(alphas), tuple(lams), bound)
+    if (kept := landscape.finished_landscape(prepared, key)) is not None:  # this grid was swept on this server
+        st.session_state[landscape.K_LANDSCAPE] = {"key": key, "result": kept[0], "hits": kept[1], "kept": True}
+        return
     c1, c2 = st.columns([5, 1], vertical_alignment="center")
     bar = c1.progress(0.0, text=f"sweeping {len(alphas)} × {len(lams)} settings")
     stop = c2.empty()
@@ -107,6 +110,7 @@ def compute(prepared, alphas, lams, bound, budget) -> None:
         progress=lambda f, m: _show_progress(bar, f, m), on_column=keep,
     )
     st.session_state[landscape.K_LANDSCAPE] = {"key": key, "result": result, "hits": hits}
+    landscape.keep_landscape(prepared, key, result, hits)
     bar.empty()
     stop.empty()
     preview.empty()
@@ -121,7 +125,9 @@ def show_landscape(prepared, stored) -> None:
                  f"at most {stored['key'][3]} images per subset ("
                  + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sizes.items()) + ")")
     reused = "" if not stored.get("hits") else f", {stored['hits']} reused an identical model's numbers"
-    st.caption(f"{len(result.points)} of {total} settings in {result.seconds:.1f} s{reused} · evaluated on {evaluated}.")
+    kept = " (kept from this grid's earlier sweep on this server)" if stored.get("kept") else ""
+    st.caption(f"{len(result.points)} of {total} settings in {result.seconds:.1f} s{kept}{reused} · evaluated on "
+               f"{evaluated}.")
     if not result.complete:
         st.warning(f"The sweep stopped after {len(result.points)} of {total} settings (time budget or Stop); "
                    "the missing cells are blank.", icon=":material/timer_off:")

@@ -243,3 +243,36 @@ def test_the_landscape_marks_the_alpha_the_unlearn_page_uses():
     assert not at.exception, [e.message for e in at.exception]
     names = [trace.get("name", "") for e in at.get("plotly_chart") for trace in json.loads(e.proto.spec)["data"]]
     assert f"current α = {auto}" in names, names
+
+
+def test_a_second_session_asking_for_the_same_grid_gets_the_first_sweep_at_once_and_is_told(monkeypatch):
+    """A classroom: the first session sweeps a grid; the next session asking for exactly that grid gets the same
+    heatmaps without a sweep, and the caption says they were kept from the earlier sweep on this server."""
+    from streamlit.testing.v1 import AppTest
+
+    sweeps = []
+    real = landscape.run_landscape
+    monkeypatch.setattr(landscape, "run_landscape", lambda *args, **kwargs: sweeps.append(1) or real(*args, **kwargs))
+
+    def session() -> tuple[list, str]:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+        at.query_params.update({"forget": "class:0"})
+        at.run()
+        at.switch_page("app_pages/sweep.py").run()
+        at.select_slider(key="ls_alpha_lo").set_value(5.0)
+        at.select_slider(key="ls_alpha_hi").set_value(50.0)
+        at.slider(key="ls_n_alpha").set_value(3)
+        at.select_slider(key="ls_lam_lo").set_value(0.5)
+        at.select_slider(key="ls_lam_hi").set_value(2.0)
+        at.slider(key="ls_n_lam").set_value(2)
+        at.button(key="FormSubmitter:landscape_form-Compute landscape").click().run()
+        assert not at.exception and not at.error, [e.message for e in at.exception]
+        heatmaps = [json.loads(e.proto.spec)["data"][0]["customdata"] for e in at.get("plotly_chart")
+                    if json.loads(e.proto.spec)["data"][0].get("type") == "heatmap"]
+        return heatmaps, next(c.value for c in at.caption if " settings in " in c.value)
+
+    first, caption = session()
+    assert sweeps == [1] and len(first) == 3 and "kept from" not in caption
+    second, caption = session()
+    assert sweeps == [1] and second == first
+    assert "6 of 6 settings" in caption and "(kept from this grid's earlier sweep on this server)" in caption

@@ -272,6 +272,18 @@ def run_landscape(
             evaluator.hits)
 
 
+def finished_landscape(prepared: Prepared, key: tuple) -> tuple[SweepResult, int] | None:
+    """A complete sweep of exactly this grid (``key``: run, alphas, lambdas, bound) that this server ran before, for
+    any session (an upload's only in its own): a classroom asking for the same grid computes it once."""
+    return resources.store_for(prepared.setup).peek("landscape", key)
+
+
+def keep_landscape(prepared: Prepared, key: tuple, result: SweepResult, hits: int) -> None:
+    """Keep a complete sweep for :func:`finished_landscape` (a stopped one is this session's only)."""
+    if result.complete:
+        resources.store_for(prepared.setup).get("landscape", key, lambda: (result, hits))
+
+
 def forget_value(point: SweepPoint) -> float | None:
     """Forget accuracy of a point: on test images, or on the forget set itself when there are none."""
     return point.forget_test_acc if point.forget_test_acc is not None else point.forget_train_acc
