@@ -140,7 +140,8 @@ def test_a_selection_becomes_a_setting():
     assert landscape.pick_from_selection(None, result) is None
 
 
-def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepared):
+def _landscape_page(alphas: tuple[float, float, int], lams: tuple[float, float, int]):
+    """A new session on the digits class-0 Landscape page that swept the grid (α from, to, values; λ the same)."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
@@ -148,15 +149,18 @@ def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepar
     at.run()
     at.switch_page("app_pages/sweep.py").run()
     assert not at.exception, [e.message for e in at.exception]
-    at.select_slider(key="ls_alpha_lo").set_value(3.0)
-    at.select_slider(key="ls_alpha_hi").set_value(100.0)
-    at.slider(key="ls_n_alpha").set_value(4)
-    at.select_slider(key="ls_lam_lo").set_value(0.5)
-    at.select_slider(key="ls_lam_hi").set_value(2.0)
-    at.slider(key="ls_n_lam").set_value(2)
+    for (low, high, n), name in ((alphas, "alpha"), (lams, "lam")):
+        at.select_slider(key=f"ls_{name}_lo").set_value(low)
+        at.select_slider(key=f"ls_{name}_hi").set_value(high)
+        at.slider(key=f"ls_n_{name}").set_value(n)
     at.button(key="FormSubmitter:landscape_form-Compute landscape").click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_landscape_page_draws_the_sweep_and_sends_settings_to_the_sliders(prepared):
+    at = _landscape_page((3.0, 100.0, 4), (0.5, 2.0, 2))
 
     alphas = landscape.alpha_grid(3.0, 100.0, 4)
     lams = [0.5, 2.0]
@@ -248,25 +252,12 @@ def test_the_landscape_marks_the_alpha_the_unlearn_page_uses():
 def test_a_second_session_asking_for_the_same_grid_gets_the_first_sweep_at_once_and_is_told(monkeypatch):
     """A classroom: the first session sweeps a grid; the next session asking for exactly that grid gets the same
     heatmaps without a sweep, and the caption says they were kept from the earlier sweep on this server."""
-    from streamlit.testing.v1 import AppTest
-
     sweeps = []
     real = landscape.run_landscape
     monkeypatch.setattr(landscape, "run_landscape", lambda *args, **kwargs: sweeps.append(1) or real(*args, **kwargs))
 
     def session() -> tuple[list, str]:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
-        at.query_params.update({"forget": "class:0"})
-        at.run()
-        at.switch_page("app_pages/sweep.py").run()
-        at.select_slider(key="ls_alpha_lo").set_value(5.0)
-        at.select_slider(key="ls_alpha_hi").set_value(50.0)
-        at.slider(key="ls_n_alpha").set_value(3)
-        at.select_slider(key="ls_lam_lo").set_value(0.5)
-        at.select_slider(key="ls_lam_hi").set_value(2.0)
-        at.slider(key="ls_n_lam").set_value(2)
-        at.button(key="FormSubmitter:landscape_form-Compute landscape").click().run()
-        assert not at.exception and not at.error, [e.message for e in at.exception]
+        at = _landscape_page((5.0, 50.0, 3), (0.5, 2.0, 2))
         heatmaps = [json.loads(e.proto.spec)["data"][0]["customdata"] for e in at.get("plotly_chart")
                     if json.loads(e.proto.spec)["data"][0].get("type") == "heatmap"]
         return heatmaps, next(c.value for c in at.caption if " settings in " in c.value)
