@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -89,7 +87,6 @@ def cached_fix(guard: CollapseGuard, model: nn.Module, full: ImportanceDict, for
 
 def save_fix(fix: GuardFix, path: Path) -> None:
     """Write ``fix`` where :func:`cached_fix` reads it, under a temporary name first (a reader never sees half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    partial.write_text(json.dumps(fix.to_dict(), indent=1) + "\n")
-    os.replace(partial, path)
+    from .train import write_atomically
+
+    write_atomically(path, lambda partial: partial.write_text(json.dumps(fix.to_dict(), indent=1) + "\n"))

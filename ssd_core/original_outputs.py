@@ -15,8 +15,6 @@ gives.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -72,10 +70,10 @@ def save_outputs(outputs: SplitOutputs, path: Path) -> None:
     temporary name first, so a reader (another process) never sees half a file."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    save_file({"train": outputs.train_logits.contiguous(), "test": outputs.test_logits.contiguous()}, str(partial))
-    os.replace(partial, path)
+    from .train import write_atomically
+
+    tensors = {"train": outputs.train_logits.contiguous(), "test": outputs.test_logits.contiguous()}
+    write_atomically(path, lambda partial: save_file(tensors, str(partial)))
 
 
 def _read(path: Path, model: nn.Module, split: ForgetSplit, device: torch.device | str) -> SplitOutputs | None:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,15 @@ def cache_dir() -> Path:
     root = settings().cache_dir
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Write a cache file through ``write(temporary path)`` and a rename, so a reader (another process) never sees
+    half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    write(partial)
+    os.replace(partial, path)
 
 
 @dataclass(frozen=True)
