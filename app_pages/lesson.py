@@ -21,7 +21,7 @@ st.markdown(
 from ui import layout, live, resources, sidebar
 from ui import state as lab_state
 from ui.errors import guard, show_error
-from ui.landscape import alpha_sweep, sweep_figure
+from ui.landscape import alpha_sweep, alpha_sweep_images, sweep_figure
 from ui.presets import render_picker
 from ui.state import ALPHA_VALUES, K_ALPHA, K_LAMBDA
 from ui.theme import show_chart
@@ -100,6 +100,8 @@ def figure(prepared, result) -> None:
     elif step.figure == "alpha-sweep":
         rows = alpha_sweep(prepared, result.lam)
         show_chart(sweep_figure(prepared, rows, result.alpha), key=key)
+        if prepared.live_sample is not None:  # say which images, where they are not all of them
+            st.caption(f"Every α of the slider, on {alpha_sweep_images(prepared)}.")
     elif step.figure == "relearn":
         curves = relearn_curves(prepared, result)
         if curves is not None:

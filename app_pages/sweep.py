@@ -7,7 +7,15 @@ import streamlit as st
 from ui import landscape, layout, live, sidebar
 from ui import state as lab_state
 from ui.errors import guard
-from ui.landscape import LAMBDA_LADDER, GridForm, alpha_sweep, recommend_alpha, sweep_figure, sweep_table
+from ui.landscape import (
+    LAMBDA_LADDER,
+    GridForm,
+    alpha_sweep,
+    alpha_sweep_images,
+    recommend_alpha,
+    sweep_figure,
+    sweep_table,
+)
 from ui.presets import render_picker
 from ui.state import ALPHA_VALUES, K_LAMBDA, paper_alpha
 from ui.theme import show_chart
@@ -246,7 +254,8 @@ def retrain_panel(prepared, stored, bound) -> None:
 def alpha_only(prepared) -> None:
     setup = prepared.setup
     st.subheader("Along α only (at the current λ)")
-    st.caption("A quick one-dimensional cut through the landscape on test images (no MIA): every α of the slider.")
+    st.caption(f"A quick one-dimensional cut through the landscape on {alpha_sweep_images(prepared)} (no MIA): every α "
+               "of the slider.")
     lam = st.slider("λ — dampening strength", min_value=lab_state.LAMBDA_MIN, max_value=lab_state.LAMBDA_MAX,
                     step=lab_state.LAMBDA_STEP, **lab_state.bind("lam", K_LAMBDA, float))
     bar = st.progress(0.0, text="sweeping α")

@@ -69,6 +69,21 @@ def test_landscape_equals_the_library_sweep_and_reuses_identical_models(prepared
         assert result.grid(metric) == reference.grid(metric)
 
 
+def test_the_alpha_sweep_on_digits_reads_every_test_image_and_equals_a_full_evaluation(prepared):
+    """On small data the sweep along α reads every test image: each row is that setting's full evaluation."""
+    from ssd_core.metrics import evaluate
+    from ui import resources
+
+    rows = landscape.alpha_sweep(prepared, 1.0)
+    assert [r["alpha"] for r in rows] == list(ALPHA_VALUES)
+    assert landscape.alpha_sweep_images(prepared) == "every test image"
+    for row in rows[::4]:
+        model, report = resources.engine(prepared).at(row["alpha"], 1.0)
+        full = evaluate(model, prepared.split, "cpu")
+        assert (row["forget_acc"], row["retain_acc"]) == (full.forget_test_acc, full.retain_test_acc), row["alpha"]
+        assert row["fraction_dampened"] == report.fraction_selected
+
+
 def test_time_budget_keeps_finished_columns(prepared):
     columns = []
     result, _ = landscape.run_landscape(prepared, [10.0, 30.0], [0.5, 1.0, 2.0], time_budget_s=0.0,

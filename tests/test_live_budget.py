@@ -178,6 +178,39 @@ def test_the_landscape_reads_the_cards_sample_by_default_so_a_cell_shows_the_car
         assert getattr(cell, key) == pytest.approx(sampled["after"][key], abs=1e-9), key
 
 
+def test_the_alpha_sweep_reads_the_cards_images_so_its_point_at_the_cards_alpha_is_the_cards_numbers():
+    """The sweep along α (Lesson steps 6-7, the Landscape's cut along α) on shapes reads the cards' sample of test
+    images, not all 1,000: its row at a slider α has the cards' numbers for that setting, each row equals the same
+    images evaluated without the shortcut, and its suggestion compares with the original on those images."""
+    from ssd_core.metrics import Evaluator
+    from ui import landscape, resources
+
+    with both_cores():
+        prepared = resources.prepare(RunSetup(dataset="shapes", model="resnet18_narrow",
+                                              request=ForgetRequest("class", 3)))
+        rows = {row["alpha"]: row for row in landscape.alpha_sweep(prepared, 1.5)}
+        cards = resources.compute_live(prepared, 50.0, 1.5).evaluation
+        plain = Evaluator(prepared.split, "cpu", subsets=("forget_test", "retain_test"), with_mia=False,
+                          max_per_subset=200, seed=0, stratified=True)
+        for alpha in (0.1, 3.0, 50.0, 100.0):  # the first layers changed, the middle, the cards', the fewest
+            model, _ = resources.engine(prepared).at(alpha, 1.5)
+            alone = plain(model)
+            assert (rows[alpha]["forget_acc"], rows[alpha]["retain_acc"]) == (alone.forget_test_acc,
+                                                                             alone.retain_test_acc), alpha
+    assert landscape.alpha_sweep_evaluator(prepared).sizes() == {"forget_test": 138, "retain_test": 200}
+    assert (rows[50.0]["forget_acc"], rows[50.0]["retain_acc"]) == (cards.forget_test_acc, cards.retain_test_acc)
+    assert landscape.alpha_sweep_images(prepared) == ("the cards' fixed sample: 138 test images of the forget set "
+                                                      "and 200 test images of the rest")
+    best = landscape.recommend_alpha(prepared, list(rows.values()))
+    kept = [r for r in rows.values() if r["retain_acc"] >= prepared.before.retain_test_acc - 0.02]
+    assert best == min(kept, key=lambda r: (r["forget_acc"], -r["alpha"]))
+    # the Lesson's step with the sweep says which images it reads
+    at = new_app({**SHAPES, "page": "lesson"}).run()
+    at.segmented_control(key="lesson_step").set_value("tradeoffs").run()
+    assert_clean(at)
+    assert any(c.value == f"Every α of the slider, on {landscape.alpha_sweep_images(prepared)}." for c in at.caption)
+
+
 def test_the_forgetting_signal_on_sampled_data_reads_only_its_own_images_and_the_cards_mia(monkeypatch):
     """On shapes the Forgetting-signal view evaluates only the images it plots (at most 2,000 per group), not every
     image (on Fashion-MNIST a move on this view took a 70,000-image pass, about 10 s); its values are those of a

@@ -53,18 +53,40 @@ def alpha_sweep(prepared: Prepared, lam: float, progress: Callable[[float, str],
         "alpha_sweep", (prepared.key, float(lam)), lambda: _alpha_rows(prepared, lam, progress))
 
 
+def _forget_subset(prepared: Prepared) -> str:
+    """The forget images the α sweep reads: the forget set's test images, or its training images when it has none."""
+    return "forget_test" if len(prepared.split.forget_test) > 0 else "forget_train"
+
+
+def alpha_sweep_evaluator(prepared: Prepared) -> MemoEvaluator:
+    """What the α sweep reads: the test images the cards read (every one on small data, the cards' own fixed,
+    stratified sample on large data, so the sweep's point at the cards' α is the cards' numbers), skipping the
+    layers before the first changed one, and evaluating each distinct model once (a high α selects nothing)."""
+    return MemoEvaluator(Evaluator(prepared.split, prepared.device, subsets=(_forget_subset(prepared), "retain_test"),
+                                   with_mia=False, max_per_subset=prepared.live_sample, seed=prepared.setup.seed,
+                                   stratified=True, shortcut_from=prepared.model))
+
+
+def alpha_sweep_images(prepared: Prepared) -> str:
+    """Which images the α sweep reads, in words (for the caption under its figure)."""
+    if prepared.live_sample is None:
+        return "every test image"
+    sizes = prepared.live_evaluator.sizes()  # the same sample as alpha_sweep_evaluator's
+    forget = _forget_subset(prepared)
+    where = "test images of the forget set" if forget == "forget_test" else "forget-set training images"
+    return f"the cards' fixed sample: {sizes[forget]:,} {where} and {sizes['retain_test']:,} test images of the rest"
+
+
 def _alpha_rows(prepared: Prepared, lam: float, progress: Callable[[float, str], None] | None) -> list[dict[str, Any]]:
-    split, device = prepared.split, prepared.device
-    use_test = len(split.forget_test) > 0
-    forget_name = "forget_test" if use_test else "forget_train"
-    evaluator = Evaluator(split, device, subsets=(forget_name, "retain_test"), with_mia=False)
+    use_test = _forget_subset(prepared) == "forget_test"
+    evaluator = alpha_sweep_evaluator(prepared)
     scratch = resources.scratch_model(prepared)
     rows = []
     for i, alpha in enumerate(ALPHA_VALUES):
         if progress is not None:
             progress(i / len(ALPHA_VALUES), f"α = {alpha:g}")
         model, report = resources.engine(prepared).at(alpha, lam, into=scratch)
-        evaluation = evaluator(model)
+        evaluation = evaluator(model, report.changed)
         rows.append({
             "alpha": alpha,
             "forget_acc": evaluation.forget_test_acc if use_test else evaluation.forget_train_acc,
@@ -81,7 +103,7 @@ def _alpha_rows(prepared: Prepared, lam: float, progress: Callable[[float, str],
 def recommend_alpha(prepared: Prepared, rows: list[dict[str, Any]], tolerance: float = 0.02) -> dict[str, Any] | None:
     """Among alphas keeping retain-test accuracy within ``tolerance`` of the original, the lowest
     forget accuracy; ties go to the highest alpha (fewest parameters touched)."""
-    reference = prepared.before_eval.retain_test_acc
+    reference = prepared.before.retain_test_acc  # the original on the images the rows read
     if reference is None:
         return None
     ok = [r for r in rows if r["retain_acc"] is not None and r["forget_acc"] is not None
