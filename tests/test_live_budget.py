@@ -5,6 +5,7 @@ class-stratified, seeded sample per card (what ``unlearn --eval-sample N`` reads
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 
@@ -161,7 +162,8 @@ def test_a_prefetched_neighbour_brings_its_collapse_check_so_a_move_there_runs_n
 
 def test_the_landscape_reads_the_cards_sample_by_default_so_a_cell_shows_the_cards_numbers():
     """On shapes the Landscape's default bound is the live sample, on the cards' class-stratified
-    images: the cell at (40, 1.5) has the CLI's --eval-sample numbers, the cards' (test above)."""
+    images: the cell at (40, 1.5) has the CLI's --eval-sample numbers, the cards' (test above), and the
+    suggested α is measured on the same images as the grid."""
     from ui import landscape, resources
     from ui.state import RunSetup
 
@@ -172,10 +174,15 @@ def test_the_landscape_reads_the_cards_sample_by_default_so_a_cell_shows_the_car
         bound = landscape.eval_bound_default(prepared)
         assert bound == prepared.live_sample == 200
         result, _ = landscape.run_landscape(prepared, [40.0], [1.5], max_eval_per_subset=bound)
+        # "Suggest α" reads the same images as the grid: its point equals the grid's cell at that α
+        suggested = landscape.suggest(prepared, 0.05, 1.5, bound).point
+        assert suggested is not None
+        again = landscape.run_landscape(prepared, [suggested.alpha], [1.5], max_eval_per_subset=bound)[0].points[0]
     assert result.eval_sizes == sampled["evaluated"]
     cell = result.points[0]
     for key in ("forget_test_acc", "forget_train_acc", "retain_test_acc", "retain_train_acc", "mia"):
         assert getattr(cell, key) == pytest.approx(sampled["after"][key], abs=1e-9), key
+    assert dataclasses.replace(again, pareto=False) == dataclasses.replace(suggested, pareto=False)
 
 
 def test_the_alpha_sweep_reads_the_cards_images_so_its_point_at_the_cards_alpha_is_the_cards_numbers():

@@ -262,10 +262,7 @@ def run_landscape(
     stopped sweep keeps its finished columns: ``on_column`` gets the partial result after each column;
     columns are faster than rows, see :func:`ssd_core.sweep.grid_order`). Returns the result (Pareto
     points marked over the whole grid) and how many settings reused an identical model's evaluation."""
-    split, device = prepared.split, prepared.device
-    cards_sample = max_eval_per_subset is not None and max_eval_per_subset == prepared.live_sample
-    evaluator = MemoEvaluator(Evaluator(split, device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed,
-                                        stratified=cards_sample, shortcut_from=prepared.model))  # the cards' images
+    evaluator = MemoEvaluator(grid_evaluator(prepared, max_eval_per_subset))
     start = time.perf_counter()
     points: list[SweepPoint] = []
     complete = True
@@ -274,8 +271,8 @@ def run_landscape(
         if remaining is not None and remaining <= 0:
             complete = False
             break
-        column = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, split, [alpha],
-                       list(lams), device=device, time_budget_s=remaining, evaluator=evaluator,
+        column = sweep(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split, [alpha],
+                       list(lams), device=prepared.device, time_budget_s=remaining, evaluator=evaluator,
                        progress=scaled(progress, i / len(alphas), (i + 1) / len(alphas)))
         points = grid_order(points + column.points, lams)
         if not column.complete:
@@ -429,6 +426,15 @@ class Suggestion:
     ladder_point: SweepPoint | None = None  # that setting, evaluated
 
 
+def grid_evaluator(prepared: Prepared, max_eval_per_subset: int | None) -> Evaluator:
+    """The images the Landscape reads at a bound, the same for its grid, its suggestion and the retrained model, so
+    they compare on one set: at the cards' bound the cards' class-stratified sample, at another bound a seeded
+    sample of that size, None every image. The layers before a setting's first change are not recomputed."""
+    cards_sample = max_eval_per_subset is not None and max_eval_per_subset == prepared.live_sample
+    return Evaluator(prepared.split, prepared.device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed,
+                     stratified=cards_sample, shortcut_from=prepared.model)
+
+
 def _evaluate_setting(prepared: Prepared, alpha: float, lam: float, evaluator: Evaluator) -> SweepPoint:
     return resources.engine(prepared).point(alpha, lam, evaluator)
 
@@ -437,8 +443,7 @@ def suggest(prepared: Prepared, target_forget_acc: float, lam: float, max_eval_p
     """The gentlest alpha (fewest parameters dampened) whose forget accuracy reaches the target, by
     bisection (``ssd_core.sweep.suggest_alpha``) over the slider's range; then the slider value at
     or just below it (lower alpha dampens more, so it reaches the target too), evaluated."""
-    evaluator = Evaluator(prepared.split, prepared.device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed,
-                          shortcut_from=prepared.model)
+    evaluator = grid_evaluator(prepared, max_eval_per_subset)
     point = suggest_alpha(prepared.model, prepared.importances.full, prepared.importances.forget, prepared.split,
                           target_forget_acc, lam=lam, low=ALPHA_VALUES[0], high=ALPHA_VALUES[-1],
                           device=prepared.device, evaluator=evaluator)
@@ -468,7 +473,7 @@ def retrain_reference(prepared: Prepared, max_eval_per_subset: int | None = None
         start = time.perf_counter()
         result = run_method("retrain", prepared.model, prepared.split, device=prepared.device, progress=progress,
                             seed=prepared.setup.seed)
-        evaluator = Evaluator(prepared.split, prepared.device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed)
+        evaluator = grid_evaluator(prepared, max_eval_per_subset)  # another model: evaluated whole, without the shortcut
         metrics = {k: v for k, v in evaluator(result.model).summary().items() if k not in ("test_acc", "zrf")}
         return {**metrics, "seconds": time.perf_counter() - start}
 
