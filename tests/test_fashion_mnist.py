@@ -121,3 +121,28 @@ def test_the_shipped_shadows_follow_the_large_data_plan_and_the_audit_says_so(fa
     assert shadows is not None and shadows.source == "shipped" and shadows.count == 8
     assert shadows.in_mask.shape == (8, 60_000) and bool((shadows.in_mask.sum(0) == 4).all())
     assert shadows.test_phi.shape == (8, 10_000) and bool(torch.isfinite(shadows.train_phi).all())
+
+
+def test_the_lessons_trade_off_task_can_be_done_on_fashion_mnist(fashion_mnist):
+    """Lesson step 6 asks for the smallest α keeping retain accuracy (test) at or above a bar. The original keeps
+    93% of the rest here, so a 95% bar could never be reached; the bar is 2 points below the original, and the
+    sweep the step draws (on the cards' images) shows where it is met: that α completes the task."""
+    from ui import landscape, resources
+    from ui.state import RunSetup
+    from unlearning_lab.lesson import RETAIN_TASK_MARGIN, RETAIN_TASK_MIN
+
+    prepared = resources.prepare(RunSetup(dataset="fashion_mnist", model="smallcnn", request=ForgetRequest("class", 0)))
+    bar = prepared.before.retain_test_acc - RETAIN_TASK_MARGIN
+    assert bar < RETAIN_TASK_MIN - RETAIN_TASK_MARGIN
+    rows = landscape.alpha_sweep(prepared, 1.0)
+    answer = next(i for i, r in enumerate(rows) if r["retain_acc"] >= bar)
+    assert answer > 0  # the smallest α on the slider does not keep the rest: the task is a real search
+    at = new_app({"dataset": "fashion_mnist", "forget": "class:0", "page": "lesson"}).run()
+    at.segmented_control(key="lesson_step").set_value("tradeoffs").run()
+    at.select_slider(key="alpha").set_value(rows[answer - 1]["alpha"]).run()
+    assert_clean(at)
+    assert not at.success and any(f"below {100 * bar:.1f}%: raise α" in i.value for i in at.info), [i.value for i in at.info]
+    at.select_slider(key="alpha").set_value(rows[answer]["alpha"]).run()
+    (done,) = [s.value for s in at.success]
+    assert done.startswith(f"Done: α = {rows[answer]['alpha']:g} is the smallest slider value keeping retain accuracy at or "
+                           f"above {100 * bar:.1f}%"), done

@@ -104,6 +104,14 @@ def test_checks_explain_the_other_ways_of_being_wrong():
     assert lesson.check_signals(LessonState(alpha=100.0, after=after(mia=0.01), higher_alpha=None))[0]
     assert not lesson.check_tradeoff(LessonState(after=after(retain=0.9)))[0]
     assert lesson.check_tradeoff(LessonState(alpha=0.1, after=after(retain=0.96), lower_alpha=None))[0]
+    # an original below 97% (Fashion-MNIST's 93%): the bar is 2 points below it, so some α reaches it
+    weaker = {**ORIGINAL, "retain_test_acc": 0.93}
+    assert lesson.retain_bar(LessonState(before=weaker)) == pytest.approx(0.91)
+    ok, message = lesson.check_tradeoff(LessonState(alpha=30.0, before=weaker, after=after(retain=0.904)))
+    assert not ok and "below 91.0%: raise α" in message
+    ok, message = lesson.check_tradeoff(LessonState(alpha=50.0, before=weaker, after=after(retain=0.93), lower_alpha=30.0,
+                                                    lower=after(retain=0.904)))
+    assert ok and "at or above 91.0%" in message, message
 
 
 def test_neighbours_and_mean_beta():

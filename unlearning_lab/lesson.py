@@ -99,6 +99,7 @@ BETA_RANGE = (0.10, 0.20)
 LAMBDA_TASK_MAX = 5.0  # the λ slider's end (ui.state.LAMBDA_MAX)
 MIA_TASK_MAX = 0.05
 RETAIN_TASK_MIN = 0.95
+RETAIN_TASK_MARGIN = 0.02  # where the original keeps less than RETAIN_TASK_MIN + this: this below it
 COLLAPSE_TASK_MAX_DROP = 0.03
 COLLAPSE_TASK_MAX_FORGET = 0.05
 
@@ -204,18 +205,26 @@ def check_signals(state: LessonState) -> Verdict:
                      if state.higher_alpha is not None else "there is no gentler α on the slider."))
 
 
+def retain_bar(state: LessonState) -> float:
+    """The trade-off task's bar: 95%, or 2 points below the original where the original keeps less than 97%
+    (Fashion-MNIST's smallcnn: 93%), since a bar no α reaches would be no task."""
+    before = state.before.get("retain_test_acc") if state.before else None
+    return RETAIN_TASK_MIN if before is None else min(RETAIN_TASK_MIN, before - RETAIN_TASK_MARGIN)
+
+
 def check_tradeoff(state: LessonState) -> Verdict:
     retain = state.after.get("retain_test_acc") if state.after else None
     if retain is None:
         return False, "There are no retain test images in this setup."
-    if retain < RETAIN_TASK_MIN:
-        return False, f"At α = {format_alpha(state.alpha)} retain accuracy is {_pct(retain)}, below 95%: raise α."
+    bar = retain_bar(state)
+    if retain < bar:
+        return False, f"At α = {format_alpha(state.alpha)} retain accuracy is {_pct(retain)}, below {_pct(bar)}: raise α."
     lower_retain = state.lower.get("retain_test_acc") if state.lower else None
-    if state.lower_alpha is not None and lower_retain is not None and lower_retain >= RETAIN_TASK_MIN:
+    if state.lower_alpha is not None and lower_retain is not None and lower_retain >= bar:
         return False, (f"Retain accuracy is {_pct(retain)}, and the smaller α = {format_alpha(state.lower_alpha)} still keeps "
                        f"{_pct(lower_retain)}: lower α.")
-    return True, (f"Done: α = {format_alpha(state.alpha)} is the smallest slider value keeping retain accuracy at or above 95% "
-                  f"({_pct(retain)}); forget accuracy there is {_pct(forget_acc(state.after))}. "
+    return True, (f"Done: α = {format_alpha(state.alpha)} is the smallest slider value keeping retain accuracy at or above "
+                  f"{_pct(bar)} ({_pct(retain)}); forget accuracy there is {_pct(forget_acc(state.after))}. "
                   + (f"At α = {format_alpha(state.lower_alpha)} retain accuracy falls to {_pct(lower_retain)}."
                      if state.lower_alpha is not None else ""))
 
@@ -360,7 +369,8 @@ STEPS: tuple[Step, ...] = (
         "another scale, so it wants a smaller α (about 5 instead of 10). Try it from the sidebar's method.",
         r"I^{\mathrm{LF}}_{i} = \frac{1}{B}\sum_{b=1}^{B}\left|\frac{\partial}{\partial \theta_i}\,"
         r"\frac{1}{|b|}\sum_{x\in b}\lVert f_\theta(x)\rVert_2^{2}\right|",
-        "Find the smallest α on the slider that keeps retain accuracy (test) at or above 95%.",
+        "Find the smallest α on the slider that keeps retain accuracy (test) at or above 95% (where the original keeps "
+        "less than 97%: at most 2 points below the original).",
         check_tradeoff, "alpha-sweep", controls=("alpha", "lambda"), needs=("lower",),
     ),
     Step(
