@@ -109,6 +109,7 @@ def test_checks_explain_the_other_ways_of_being_wrong():
     assert lesson.retain_bar(LessonState(before=weaker)) == pytest.approx(0.91)
     ok, message = lesson.check_tradeoff(LessonState(alpha=30.0, before=weaker, after=after(retain=0.904)))
     assert not ok and "below 91.0%: raise α" in message
+    assert lesson.check_tradeoff(LessonState(alpha=30.0, before=weaker, after=after(retain=0.91), lower_alpha=None))[0]
     ok, message = lesson.check_tradeoff(LessonState(alpha=50.0, before=weaker, after=after(retain=0.93), lower_alpha=30.0,
                                                     lower=after(retain=0.904)))
     assert ok and "at or above 91.0%" in message, message

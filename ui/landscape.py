@@ -69,10 +69,10 @@ def alpha_sweep_evaluator(prepared: Prepared) -> MemoEvaluator:
 
 def alpha_sweep_images(prepared: Prepared) -> str:
     """Which images the α sweep reads, in words (for the caption under its figure)."""
-    if prepared.live_sample is None:
-        return "every test image"
-    sizes = prepared.live_evaluator.sizes()  # the same sample as alpha_sweep_evaluator's
     forget = _forget_subset(prepared)
+    if prepared.live_sample is None:
+        return "every test image" if forget == "forget_test" else "every forget-set training image and every test image"
+    sizes = prepared.live_evaluator.sizes()  # the same sample as alpha_sweep_evaluator's
     where = "test images of the forget set" if forget == "forget_test" else "forget-set training images"
     return f"the cards' fixed sample: {sizes[forget]:,} {where} and {sizes['retain_test']:,} test images of the rest"
 
@@ -473,7 +473,7 @@ def retrain_reference(prepared: Prepared, max_eval_per_subset: int | None = None
         start = time.perf_counter()
         result = run_method("retrain", prepared.model, prepared.split, device=prepared.device, progress=progress,
                             seed=prepared.setup.seed)
-        evaluator = grid_evaluator(prepared, max_eval_per_subset)  # another model: evaluated whole, without the shortcut
+        evaluator = grid_evaluator(prepared, max_eval_per_subset)  # another model: every layer runs (no `changed`)
         metrics = {k: v for k, v in evaluator(result.model).summary().items() if k not in ("test_acc", "zrf")}
         return {**metrics, "seconds": time.perf_counter() - start}
 
