@@ -393,3 +393,15 @@ def test_the_servers_warm_up_prepares_exactly_what_a_new_sessions_first_screen_r
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any(m.label == "Dampened" for m in at.metric)
     assert resources.peek_prepared(RunSetup()) is prepared
+
+
+def test_presentation_mode_names_each_dataset_by_its_short_name():
+    """A projected sidebar has room for "Fashion-MNIST", not for "Fashion-MNIST — 28×28 clothes"; it never shows the
+    registry's key ("fashion_mnist")."""
+    normal = new_app().run().selectbox(key="setup_dataset").options
+    presenting = new_app()
+    presenting.query_params["present"] = "1"
+    present = presenting.run().selectbox(key="setup_dataset").options
+    assert "Digits — 8×8 handwritten digits" in normal and "Digits" in present and "Shapes" in present
+    assert [label.split(" — ")[0] for label in normal] == present
+    assert not any("_" in label for label in present), present

@@ -101,10 +101,12 @@ def dataset_label(name: str) -> str:
 
 def _dataset_labels(choices: list[str]) -> dict[str, str]:
     """Labels for the dataset picker (computed now: a format_func must not read session state later).
-    In presentation mode, where the sidebar's type is large, only the name: the picker is not cut off."""
+    In presentation mode, where the sidebar's type is large, only the name ("Fashion-MNIST", the label before its
+    dash): the picker is not cut off."""
     uploaded, local = uploads.uploaded_datasets(st.session_state), uploads.local_datasets(st.session_state)
     if presentation_on():
-        return {c: uploaded[c].filename if c in uploaded else local[c].name if c in local else c for c in choices}
+        return {c: uploaded[c].filename if c in uploaded else local[c].name if c in local else
+                dataset_label(c).split(" — ")[0] for c in choices}
     return {c: uploaded[c].label() if c in uploaded else local[c].label() if c in local else dataset_label(c)
             for c in choices}
 
