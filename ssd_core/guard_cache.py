@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 from .importance import ImportanceDict, model_fingerprint
+from .train import write_atomically
 
 if TYPE_CHECKING:
     from .guard import CollapseGuard, GuardFix
@@ -87,6 +88,4 @@ def cached_fix(guard: CollapseGuard, model: nn.Module, full: ImportanceDict, for
 
 def save_fix(fix: GuardFix, path: Path) -> None:
     """Write ``fix`` where :func:`cached_fix` reads it, under a temporary name first (a reader never sees half)."""
-    from .train import write_atomically
-
     write_atomically(path, lambda partial: partial.write_text(json.dumps(fix.to_dict(), indent=1) + "\n"))

@@ -24,6 +24,7 @@ from torch import nn
 from .data import ForgetSplit, Subset
 from .importance import model_fingerprint
 from .metrics import SplitOutputs, eval_batch_size, logits_of
+from .train import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,6 @@ def save_outputs(outputs: SplitOutputs, path: Path) -> None:
     """Write logits where :func:`original_outputs` reads them (the cache, or the shipped folder), under a
     temporary name first, so a reader (another process) never sees half a file."""
     from safetensors.torch import save_file
-
-    from .train import write_atomically
 
     tensors = {"train": outputs.train_logits.contiguous(), "test": outputs.test_logits.contiguous()}
     write_atomically(path, lambda partial: save_file(tensors, str(partial)))

@@ -62,9 +62,8 @@ def alpha_sweep_evaluator(prepared: Prepared) -> MemoEvaluator:
     """What the α sweep reads: the test images the cards read (every one on small data, the cards' own fixed,
     stratified sample on large data, so the sweep's point at the cards' α is the cards' numbers), skipping the
     layers before the first changed one, and evaluating each distinct model once (a high α selects nothing)."""
-    return MemoEvaluator(Evaluator(prepared.split, prepared.device, subsets=(_forget_subset(prepared), "retain_test"),
-                                   with_mia=False, max_per_subset=prepared.live_sample, seed=prepared.setup.seed,
-                                   stratified=True, shortcut_from=prepared.model))
+    return MemoEvaluator(grid_evaluator(prepared, prepared.live_sample, subsets=(_forget_subset(prepared), "retain_test"),
+                                        with_mia=False))
 
 
 def alpha_sweep_images(prepared: Prepared) -> str:
@@ -426,13 +425,14 @@ class Suggestion:
     ladder_point: SweepPoint | None = None  # that setting, evaluated
 
 
-def grid_evaluator(prepared: Prepared, max_eval_per_subset: int | None) -> Evaluator:
-    """The images the Landscape reads at a bound, the same for its grid, its suggestion and the retrained model, so
-    they compare on one set: at the cards' bound the cards' class-stratified sample, at another bound a seeded
-    sample of that size, None every image. The layers before a setting's first change are not recomputed."""
+def grid_evaluator(prepared: Prepared, max_eval_per_subset: int | None, **only: Any) -> Evaluator:
+    """The images the Landscape reads at a bound, the same for its grid, its suggestion, the retrained model and the
+    sweep along α, so they compare on one set: at the cards' bound the cards' class-stratified sample, at another
+    bound a seeded sample of that size, None every image. The layers before a setting's first change are not
+    recomputed. ``only``: Evaluator's ``subsets`` and ``with_mia``, to read fewer of them."""
     cards_sample = max_eval_per_subset is not None and max_eval_per_subset == prepared.live_sample
     return Evaluator(prepared.split, prepared.device, max_per_subset=max_eval_per_subset, seed=prepared.setup.seed,
-                     stratified=cards_sample, shortcut_from=prepared.model)
+                     stratified=cards_sample, shortcut_from=prepared.model, **only)
 
 
 def _evaluate_setting(prepared: Prepared, alpha: float, lam: float, evaluator: Evaluator) -> SweepPoint:
