@@ -2,7 +2,8 @@
 
 SSD changes few parameter tensors (at the adaptive α on shapes/resnet18_narrow, none before ``layer3``).
 Every operation before the first one that reads a changed tensor computes exactly what it computed for the
-original model, so :class:`PrefixCache` traces the model once (``torch.fx``), keeps, for its fixed images,
+original model, so :class:`PrefixCache` traces the model once (``torch.fx``; the folded twin where it has batch
+norms, :mod:`ssd_core.folding`, as every evaluation runs it), keeps, for its fixed images,
 the values that cross that point (from the first pass that reaches it), and runs only the rest of the
 graph: the same operations on the same inputs in the same batches, so the logits are bitwise those of a
 full forward pass (``tests/test_prefix.py``). Models ``torch.fx`` cannot trace fall back to the usual
@@ -11,7 +12,6 @@ forward pass; cut points whose kept values would exceed the memory cap are compu
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -22,42 +22,12 @@ from torch import fx, nn
 
 from .data import Subset
 from .data.dataset import to_float
-
-log = logging.getLogger(__name__)
+from .folding import parameter_sources
+from .tracing import trace
 
 MAX_KEPT_MB = 64  # the kept values of all cut points, for all images
 MAX_CUTS = 3  # cut points kept at once (a slider going back and forth crosses few)
 MIN_SKIP = 0.2  # the shortcut is used when at least this share of the graph comes before the first change
-
-
-class _OwnThreadTracer(fx.Tracer):
-    """``torch.fx`` patches ``nn.Module.__call__`` and ``__getattr__`` for the whole process while it traces, so a
-    forward pass in another thread at that moment (a second session, the prefetcher, the server's warm-up) would
-    run through the tracer and fail ("module is not installed as a submodule") or read proxies for parameters.
-    This tracer traces only its own thread; any other thread gets the plain call and the plain attribute."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._owner = threading.get_ident()
-
-    def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if threading.get_ident() != self._owner:
-            return forward(*args, **kwargs)
-        return super().call_module(m, forward, args, kwargs)
-
-    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
-        if threading.get_ident() != self._owner:
-            return attr_val
-        return super().getattr(attr, attr_val, parameter_proxy_cache)
-
-
-def _trace(model: nn.Module) -> fx.Graph | None:
-    try:
-        with torch.no_grad():  # the graph of an evaluation (models may take in-place steps then, models._inference)
-            return _OwnThreadTracer().trace(model)
-    except Exception:  # data-dependent control flow etc.: no shortcut, the full pass is used
-        log.debug("torch.fx cannot trace %s; evaluating every layer", type(model).__name__, exc_info=True)
-        return None
 
 
 def _copy(value: Any) -> Any:
@@ -77,7 +47,8 @@ class PrefixCache:
 
     Args:
         original: the original model (traced for the graph and the names of its parameters); it and the models
-            passed to :meth:`logits` run as :func:`ssd_core.metrics.logits_of` runs them (channels_last on the CPU).
+            passed to :meth:`logits` run as :func:`ssd_core.metrics.logits_of` runs them
+            (:func:`ssd_core.metrics.evaluation_model`).
         data: the fixed images.
         batch_size: images per forward pass (the same batches as :func:`ssd_core.metrics.logits_of`, so the
             numbers are the same).
@@ -85,14 +56,15 @@ class PrefixCache:
     """
 
     def __init__(self, original: nn.Module, data: Subset, batch_size: int, device: torch.device | str = "cpu") -> None:
-        from .metrics import _evaluation_model
+        from .metrics import evaluation_model
 
-        original = _evaluation_model(original, device).eval()  # as logits_of runs it (channels_last on the CPU)
-        self.original, self.data, self.batch_size, self.device = original, data, batch_size, device
-        self.graph = _trace(original)
+        self.data, self.batch_size, self.device = data, batch_size, device
+        with evaluation_model(original, device) as runner:  # as logits_of runs it (folded, channels_last)
+            self.graph = runner.graph if isinstance(runner, fx.GraphModule) else trace(runner)
+            sources = parameter_sources(runner)
+            modules = dict(runner.named_modules())
         self.nodes: list[fx.Node] = list(self.graph.nodes) if self.graph is not None else []
-        self.reads: dict[str, int] = {}  # parameter name -> the first node that uses it (its module or itself)
-        modules = dict(original.named_modules())
+        self.reads: dict[str, int] = {}  # the original's parameter name -> the first node that uses it
         for i, node in enumerate(self.nodes):
             names: Iterable[str] = ()
             if node.op == "call_module":
@@ -101,7 +73,8 @@ class PrefixCache:
             elif node.op == "get_attr":
                 names = (str(node.target),)
             for name in names:
-                self.reads.setdefault(name, i)
+                for source in sources.get(name, (name,)) if sources is not None else (name,):
+                    self.reads.setdefault(source, i)
         position = {n: i for i, n in enumerate(self.nodes)}
         self.dying: dict[int, list[fx.Node]] = {}  # node index -> the values no later node reads (freed there)
         for n in self.nodes:
@@ -165,9 +138,8 @@ class PrefixCache:
         cut = self.cut(list(changed))
         if cut is None or cut < MIN_SKIP * len(self.nodes) or len(self.data) == 0:
             return None  # nothing worth skipping: the usual forward pass is faster than interpreting the graph
-        from .metrics import _evaluation_model
+        from .metrics import evaluation_model
 
-        model = _evaluation_model(model, self.device)  # the same arithmetic as logits_of
         with self._lock:
             begin = max((c for c in self._kept if c <= cut), default=0)
             start_values = self._kept.get(begin)
@@ -177,16 +149,16 @@ class PrefixCache:
         model.eval()
         out, kept, size = [], [], 0
         inputs = self._batches() if start_values is None else [torch.empty(0)] * len(start_values)
-        with torch.inference_mode():
+        with torch.inference_mode(), evaluation_model(model, self.device) as runner:  # the same arithmetic as logits_of
             for b, x in enumerate(inputs):
                 # copies: an in-place operation after the cut (a ReLU(inplace=True)) must not change what is kept
                 env: dict[fx.Node, Any] = {n: _copy(v) for n, v in start_values[b].items()} if start_values is not None else {}
-                self._run(model, self.nodes[begin:cut], env, x)
+                self._run(runner, self.nodes[begin:cut], env, x)
                 if crossing:
                     values = {n: _copy(env[n]) for n in crossing}
                     size += sum(v.numel() * v.element_size() for v in values.values() if isinstance(v, torch.Tensor))
                     kept.append(values)
-                out.append(self._run(model, self.nodes[cut:], env, x).float().cpu())
+                out.append(self._run(runner, self.nodes[cut:], env, x).float().cpu())
         if crossing and size <= MAX_KEPT_MB * 2**20:
             with self._lock:
                 self._kept[cut] = kept

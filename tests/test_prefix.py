@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import ssd_core.prefix as prefix
+import ssd_core.tracing as tracing
 from ssd_core.data import ForgetRequest, Subset, load_dataset, make_split
 from ssd_core.engine import SSDEngine
 from ssd_core.methods.ssd import ssd_importances
@@ -75,7 +76,7 @@ def test_what_cannot_be_traced_or_kept_falls_back_to_the_full_pass(monkeypatch):
     assert PrefixCache(original, data, 64).logits(damped, ["not.a.parameter"]) is None
     monkeypatch.setattr(prefix, "MAX_KEPT_MB", 0)  # nothing may be kept: every pass starts from the images
     capped = PrefixCache(original, data, 64)
-    assert torch.equal(capped.logits(damped, changed), logits_of(damped, data, "cpu")) and not capped._kept
+    assert torch.equal(capped.logits(damped, changed), logits_of(damped, data, "cpu", 64)) and not capped._kept  # same batches
 
 
 def test_the_evaluator_with_the_shortcut_gives_the_same_numbers_as_without():
@@ -131,7 +132,7 @@ def test_an_in_place_operation_after_the_cut_does_not_change_what_is_kept():
     with torch.no_grad():
         changed.b.weight.mul_(0.5)
     for _ in range(3):  # the first pass keeps the cut point, the next ones start from it
-        assert torch.equal(cache.logits(changed, ["b.weight"]), logits_of(changed, images, "cpu"))
+        assert torch.equal(cache.logits(changed, ["b.weight"]), logits_of(changed, images, "cpu", 8))
     assert list(cache._kept) == [cache.cut(["b.weight"])]
 
 
@@ -190,7 +191,7 @@ def test_tracing_leaves_forward_passes_in_other_threads_alone():
     with torch.no_grad():
         expected = (other(x), model(x))
     seen.pop("during", None)
-    graph = prefix._trace(model)
+    graph = tracing.trace(model)
     assert graph is not None and any(node.op == "call_module" for node in graph.nodes)
     during = seen["during"]
     assert not isinstance(during, Exception), repr(during)
