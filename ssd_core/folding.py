@@ -32,7 +32,8 @@ from .tracing import trace
 
 def _foldable(graph: fx.Graph, modules: dict[str, nn.Module]) -> list[tuple[fx.Node, fx.Node]]:
     """(conv, batch norm) node pairs where the batch norm reads only the convolution's output, nothing else reads
-    that output, each module is called once, and the batch norm normalises with running statistics."""
+    that output, each module is called once, both are the plain torch modules, and the batch norm normalises with
+    running statistics."""
     calls: dict[str, int] = {}
     for node in graph.nodes:
         if node.op == "call_module":
@@ -42,11 +43,13 @@ def _foldable(graph: fx.Graph, modules: dict[str, nn.Module]) -> list[tuple[fx.N
         if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
             continue
         bn, conv = modules[str(node.target)], node.args[0]
-        if not (isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats and bn.running_mean is not None
+        # exactly these types: a subclass may change its forward (timm's StdConv2d standardises its weights,
+        # its BatchNormAct2d applies an activation), and then the fold would compute another function
+        if not (type(bn) is nn.BatchNorm2d and bn.track_running_stats and bn.running_mean is not None
                 and bn.running_var is not None):
             continue
         if not (isinstance(conv, fx.Node) and conv.op == "call_module" and len(conv.users) == 1
-                and isinstance(modules[str(conv.target)], nn.Conv2d)):
+                and type(modules[str(conv.target)]) is nn.Conv2d):
             continue
         if calls[str(node.target)] == 1 and calls[str(conv.target)] == 1:
             pairs.append((conv, node))

@@ -62,15 +62,26 @@ def test_a_model_dampened_in_place_is_evaluated_as_it_is_now():
     assert batch_norms  # and folded parameters with it
 
 
+class StandardisedConv(nn.Conv2d):
+    """A convolution that standardises its weights per output channel (timm's StdConv2d): scaling them changes nothing."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        w = (w - w.mean((1, 2, 3), keepdim=True)) / (w.std((1, 2, 3), keepdim=True) + 1e-5)
+        return self._conv_forward(x, w, self.bias)
+
+
 class Unfoldable(nn.Module):
-    """One pair that folds (conv -> bn) and three that must not: a batch norm whose convolution's output is also
-    read elsewhere, one that normalises with the batch's statistics, and one after a linear layer."""
+    """One pair that folds (conv -> bn) and four that must not: a batch norm whose convolution's output is also
+    read elsewhere, one that normalises with the batch's statistics, one after a convolution that computes
+    something else than its weights say, and one after a linear layer."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
         self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
         self.conv3, self.bn3 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4, track_running_stats=False)
+        self.conv5, self.bn5 = StandardisedConv(4, 4, 3, padding=1), nn.BatchNorm2d(4)
         self.fc, self.bn4 = nn.Linear(4 * 16, 3), nn.BatchNorm1d(3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,6 +89,7 @@ class Unfoldable(nn.Module):
         g = self.conv2(h)
         h = self.bn2(g) + g  # the convolution's output is read twice
         h = self.bn3(self.conv3(h))
+        h = self.bn5(self.conv5(h))
         return self.bn4(self.fc(h.flatten(1)))
 
 
@@ -85,17 +97,17 @@ def test_only_a_convolution_whose_output_only_its_batch_norm_reads_is_folded():
     torch.manual_seed(0)
     model = Unfoldable()
     with torch.no_grad():  # statistics and affine parameters that are not the identity
-        for bn in (model.bn1, model.bn2, model.bn4):
+        for bn in (model.bn1, model.bn2, model.bn4, model.bn5):
             bn.running_mean.uniform_(-1, 1)
             bn.running_var.uniform_(0.5, 2)
-        for bn in (model.bn1, model.bn2, model.bn3, model.bn4):
+        for bn in (model.bn1, model.bn2, model.bn3, model.bn4, model.bn5):
             bn.weight.uniform_(0.5, 2)
             bn.bias.uniform_(-1, 1)
     model.eval()
     twin = folding.twin_of(model)
     assert twin is not None
     kept = {name for name, m in twin.module.named_modules() if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)}
-    assert kept == {"bn2", "bn3", "bn4"}
+    assert kept == {"bn2", "bn3", "bn4", "bn5"}
     assert twin.sources["conv1.weight"] == ("conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias")
     x = torch.randint(0, 256, (12, 1, 4, 4), dtype=torch.uint8)
     images = Subset(x, torch.zeros(12, dtype=torch.long), torch.arange(12))
@@ -144,3 +156,20 @@ def test_the_shortcut_recomputes_from_the_convolution_a_changed_batch_norm_is_fo
     for _ in range(2):  # the first pass keeps the cut point, the next one starts from it
         assert torch.equal(cache.logits(changed, [f"{bn}.weight"]), logits_of(changed, images, "cpu", 64))
     assert not torch.equal(cache.logits(changed, [f"{bn}.weight"]), logits_of(model, images, "cpu", 64))
+
+
+def test_a_subclass_of_conv_or_batch_norm_is_never_folded():
+    """Only the plain torch modules fold: a subclass may compute something else (timm's StdConv2d, BatchNormAct2d),
+    should a tracer keep it as one call."""
+    from ssd_core.tracing import trace
+
+    plain = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)).eval()
+    graph = trace(plain)
+    assert graph is not None and len(folding._foldable(graph, dict(plain.named_modules()))) == 1
+    subclass = dict(plain.named_modules()) | {"0": StandardisedConv(1, 4, 3)}
+    assert folding._foldable(graph, subclass) == []
+
+    class BatchNormAct(nn.BatchNorm2d):
+        pass
+
+    assert folding._foldable(graph, dict(plain.named_modules()) | {"1": BatchNormAct(4).eval()}) == []
