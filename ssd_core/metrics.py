@@ -82,9 +82,9 @@ def evaluation_model(model: nn.Module, device: torch.device | str) -> Iterator[n
     model come from the same arithmetic. The caller's model, possibly shared by several sessions, is never
     changed. On the CPU:
 
-    - a model with batch norms after its convolutions runs as its folded twin (:mod:`ssd_core.folding`, a fifth
-      fewer passes over the activations), loaded from the model's current parameters and held by this thread
-      until the ``with`` block ends;
+    - a model with batch norms after its convolutions runs as its folded twin (:mod:`ssd_core.folding`: one pass
+      over the activations fewer per batch norm), loaded from the model's current parameters and held by this
+      thread until the ``with`` block ends;
     - otherwise conv weights run in channels_last layout (convolutions 1.5x faster, max-pooling 9x): the model
       itself where they already are (scratch models, :func:`to_channels_last`), else a private copy."""
     if torch.device(device).type != "cpu":
