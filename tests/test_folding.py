@@ -177,16 +177,14 @@ def test_a_subclass_of_conv_or_batch_norm_is_never_folded():
 
 def test_a_twin_lives_as_long_as_its_model():
     import gc
+    import weakref
 
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten()).eval()
     images = Subset(torch.zeros(4, 1, 5, 5, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), torch.arange(4))
     logits_of(model, images, "cpu")
     twin = folding.twin_of(model)
     assert twin is not None and folding.parameter_sources(twin.module) is not None
-    module = twin.module
-    held = len(folding._TWINS)
+    alive, twin_alive = weakref.ref(model), weakref.ref(twin)
     del model, twin
     gc.collect()
-    assert len(folding._TWINS) == held - 1 and folding.parameter_sources(module) is not None  # the module we hold
-    del module
-    gc.collect()
+    assert alive() is None and twin_alive() is None  # nothing the lab keeps holds the model or its twin
