@@ -22,7 +22,7 @@ import copy
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from torch import fx, nn
@@ -100,6 +100,7 @@ class FoldedTwin:
             self.sources[f"{conv_name}.weight"] = self.sources[f"{conv_name}.bias"] = origin
         _SOURCES[self.module] = self.sources
         self.lock = threading.RLock()
+        self._depth = 0  # loaded() blocks open in the thread holding the lock
 
     @torch.no_grad()
     def load(self, model: nn.Module) -> fx.GraphModule:
@@ -124,9 +125,17 @@ class FoldedTwin:
 
     @contextmanager
     def loaded(self, model: nn.Module) -> Iterator[fx.GraphModule]:
-        """:meth:`load` under :attr:`lock`, held until the caller is done with the copy."""
+        """:meth:`load` under :attr:`lock`, held until the caller is done with the copy. Nested in this thread (the
+        train and test passes of one evaluation, :func:`held`), the copy is loaded once: the model does not change
+        while one evaluation reads it."""
         with self.lock:
-            yield self.load(model)
+            if self._depth == 0:
+                self.load(model)
+            self._depth += 1
+            try:
+                yield self.module
+            finally:
+                self._depth -= 1
 
 
 _SOURCES: weakref.WeakKeyDictionary[nn.Module, dict[str, tuple[str, ...]]] = weakref.WeakKeyDictionary()
@@ -151,6 +160,12 @@ def twin_of(model: nn.Module) -> FoldedTwin | None:
                     twin = FoldedTwin(model, graph, pairs)
         _TWINS[model] = twin
         return twin
+
+
+def held(model: nn.Module) -> AbstractContextManager[object]:
+    """Load ``model``'s twin once for the CPU evaluations inside the block (nothing where it has none)."""
+    twin = twin_of(model)
+    return nullcontext() if twin is None else twin.loaded(model)
 
 
 def parameter_sources(module: nn.Module) -> dict[str, tuple[str, ...]] | None:

@@ -23,7 +23,7 @@ import copy
 import math
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -379,13 +379,16 @@ class Evaluator:
     def outputs(self, model: nn.Module, changed: Sequence[str] | None = None) -> SplitOutputs:
         """The model's logits on the evaluated train and test images (all of them when full). ``changed``: the
         parameters in which ``model`` differs from ``shortcut_from`` (the layers before them are not recomputed)."""
+        from .folding import held
+
         shortcuts = self._shortcuts() if changed is not None else None
         out = []
-        for i, data in enumerate((self.train, self.test)):
-            found = shortcuts[i].logits(model, changed) if shortcuts is not None and changed is not None else None
-            if found is None:
-                found = logits_of(model, data, self.device, self.batch_size) if len(data) else torch.empty(0, 0)
-            out.append(found)
+        with held(model) if torch.device(self.device).type == "cpu" else nullcontext():  # one load for both passes
+            for i, data in enumerate((self.train, self.test)):
+                found = shortcuts[i].logits(model, changed) if shortcuts is not None and changed is not None else None
+                if found is None:
+                    found = logits_of(model, data, self.device, self.batch_size) if len(data) else torch.empty(0, 0)
+                out.append(found)
         return SplitOutputs(out[0], out[1])
 
     def from_outputs(self, outputs: SplitOutputs) -> Evaluation:

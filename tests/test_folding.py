@@ -188,3 +188,26 @@ def test_a_twin_lives_as_long_as_its_model():
     del model, twin
     gc.collect()
     assert alive() is None and twin_alive() is None  # nothing the lab keeps holds the model or its twin
+
+
+def test_one_evaluation_loads_the_twin_once_and_the_next_move_loads_it_again(monkeypatch):
+    """The train and test passes of one evaluation share one load; a move after it (the model dampened again in
+    place) is loaded anew, so its numbers are its own."""
+    from ssd_core.metrics import Evaluator
+
+    dataset = load_dataset("shapes")
+    model = load_or_train(dataset, "resnet18_narrow").model
+    split = make_split(dataset, ForgetRequest("class", 2))
+    imp = ssd_importances(model, split)
+    engine, scratch = SSDEngine(model, imp.full, imp.forget), to_channels_last(copy.deepcopy(model))
+    evaluator = Evaluator(split, "cpu", max_per_subset=64, stratified=True)
+    loads = []
+    real = folding.FoldedTwin.load
+    monkeypatch.setattr(folding.FoldedTwin, "load", lambda self, m: loads.append(m) or real(self, m))
+    for alpha in (1.0, 38.8):
+        damped, _ = engine.at(alpha, 1.0, into=scratch)
+        before = len(loads)
+        outputs = evaluator.outputs(damped)
+        assert len(loads) == before + 1
+        fresh = copy.deepcopy(damped)
+        assert torch.equal(outputs.test_logits, evaluator.outputs(fresh).test_logits)
